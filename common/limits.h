@@ -1,0 +1,45 @@
+/*
+ * Caps on everything that grows from outside input, in one place, each with
+ * the reason for its value (SQLite's sqliteLimit.h).
+ */
+#ifndef DD_COMMON_LIMITS_H
+#define DD_COMMON_LIMITS_H
+
+/* VDO's block size; every estimate works in these units. */
+#define DD_BLOCK_SIZE 4096u
+
+/* One read request of the estimator: large enough that a syscall (~1.5 us
+ * here) is noise against hashing 1 MiB (~40 us), small enough that
+ * threads x in-flight chunks stays a few MiB. */
+#define DD_SCAN_CHUNK_BYTES (1u << 20)
+
+/* Chunks hashed but not yet merged, per worker thread: bounds the memory held
+ * for ordering results when one worker is briefly slow. */
+#define DD_SCAN_INFLIGHT_PER_THREAD 4u
+
+/* Worker threads for the estimator: more than this gains nothing against
+ * page-cache bandwidth and only costs memory. */
+#define DD_SCAN_MAX_THREADS 256u
+
+/* Directory depth followed by the walk: deeper trees are reported, not
+ * followed, so a pathological tree cannot exhaust file descriptors. */
+#define DD_SCAN_MAX_DEPTH 256u
+
+/* Files in one estimate: bounds the file list (about 100 bytes a file). */
+#define DD_SCAN_MAX_FILES (64u * 1024u * 1024u)
+
+/* Inputs recorded with their own error in --keep-going output. */
+#define DD_SCAN_MAX_REPORTED_ERRORS 1000u
+
+/* VDO packs at most this many compressed fragments into one 4 KiB block
+ * (VDO_MAX_COMPRESSION_SLOTS). */
+#define DD_VDO_MAX_COMPRESSION_SLOTS 14u
+
+/* Bytes of a compressed block that hold fragments: 4096 minus the header
+ * (two 32-bit version numbers and 14 16-bit sizes = 36 bytes). */
+#define DD_VDO_COMPRESSED_DATA_SIZE (4096u - 36u)
+
+/* Packer bins VDO keeps open (DEFAULT_PACKER_BINS). */
+#define DD_VDO_PACKER_BINS 16u
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * Checked number parsing for everything that comes from outside (flags,
+ * config, text formats). Each function accepts the whole string or nothing:
+ * no leading spaces or signs, no trailing junk, no overflow. Outputs are
+ * written only on success. Returns 0 or DD_E_PARSE / DD_E_RANGE.
+ */
+#ifndef DD_COMMON_PARSE_H
+#define DD_COMMON_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Decimal digits only, "0" .. "18446744073709551615". */
+int dd_parse_u64(const char *s, uint64_t *ret_value);
+
+/* Like dd_parse_u64, and the value must lie in [min, max]. */
+int dd_parse_u64_range(const char *s, uint64_t min, uint64_t max, uint64_t *ret_value);
+
+/* A finite decimal number ("0.25", "1e3"); no hex, inf or nan. */
+int dd_parse_double(const char *s, double *ret_value);
+
+/*
+ * A byte size: a non-negative number, optionally fractional, with an optional
+ * binary unit K, M, G, T or P (case-insensitive, optionally followed by "iB"
+ * or "B": "64M", "0.5GiB", "4096"). The result is rounded down to whole bytes
+ * and must fit in 63 bits.
+ */
+int dd_parse_size(const char *s, uint64_t *ret_bytes);
+
+/* Parse a number of bytes from a buffer that need not be NUL-terminated. */
+int dd_parse_u64_n(const char *s, size_t len, uint64_t *ret_value);
+
+#endif

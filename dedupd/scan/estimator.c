@@ -1,0 +1,277 @@
+/*
+ * The ordered merge: block records arrive in stream order and are counted the
+ * way VDO would see them if the inputs were written in that order.
+ *
+ * - A zero block is counted and nothing more (VDO stores none).
+ * - Every non-zero block is a "post" to the dedup index and gets the next post
+ *   number. A post whose fingerprint was last posted at most `window` posts ago
+ *   is a duplicate; otherwise VDO would write it. A duplicate refreshes its
+ *   record, as UDS moves a name it finds into the open chapter. window = 0
+ *   means the index forgets nothing.
+ * - Exact mode keeps every fingerprint (entries that fell out of the window
+ *   are pruned when the table fills, their compression figures folded into
+ *   running totals). Sampled mode keeps only fingerprints whose top k bits are
+ *   zero (content-based sampling, Xie et al., USENIX ATC 2013): all copies of a
+ *   block are in or out together, so per-fingerprint counts in the sample are
+ *   exact. When the table reaches its memory cap, k grows by one and half the
+ *   sample is dropped, which keeps memory bounded on any input.
+ *
+ * The sampled estimate is a ratio estimator: distinct = nonzero x (sampled
+ * writes / sampled occurrences), with nonzero counted exactly. Its variance
+ * comes from the Horvitz-Thompson linearisation over sampled fingerprints:
+ *   Var ~ (1 - p) / p^2 x sum_i (w_i - R c_i)^2,  p = 2^-k, R = W_s / C_s
+ * where c_i and w_i are a fingerprint's occurrences and writes.
+ */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "dedupd/scan/scan-internal.h"
+
+#define INITIAL_CAP (1u << 16)
+
+int dd_estimator_init(struct dd_estimator *est, const struct dd_estimator_config *cfg)
+{
+    size_t cap = INITIAL_CAP;
+    int r;
+
+    memset(est, 0, sizeof(*est));
+    est->sampled = cfg->sampled;
+    est->k = cfg->sampled ? DD_MIN(cfg->initial_k, 63u) : 0;
+    est->c = DD_MIN(cfg->compress_bits, 32u);
+    est->compress = cfg->compress;
+    est->window = cfg->window;
+    est->max_cap = SIZE_MAX;
+    if (cfg->sampled) {
+        /* The table must fit max_memory even while it doubles (old + new). */
+        uint64_t budget = cfg->max_memory ? cfg->max_memory : DD_SCAN_DEFAULT_MAX_MEMORY;
+        size_t max_cap = 16;
+        while ((uint64_t)max_cap * 2 * sizeof(struct dd_fpentry) * 3 / 2 <= budget)
+            max_cap *= 2;
+        est->max_cap = max_cap;
+        cap = DD_MIN(cap, max_cap);
+    }
+    r = dd_fpset_init(&est->set, cap);
+    if (r < 0)
+        return r;
+    est->peak_table_bytes = est->set.cap * sizeof(struct dd_fpentry);
+    dd_packer_init(&est->packer);
+    return 0;
+}
+
+void dd_estimator_release(struct dd_estimator *est)
+{
+    dd_fpset_release(&est->set);
+}
+
+/* ---- pruning helpers ---- */
+
+struct prune_ctx {
+    struct dd_estimator *est;
+    uint64_t now;
+    unsigned k;
+};
+
+static void fold_compression(struct dd_estimator *est, const struct dd_fpentry *e)
+{
+    if (e->csize == DD_CSIZE_NONE || e->writes == 0)
+        return;
+    est->comp_eval_writes += e->writes;
+    if (e->csize != DD_CSIZE_INCOMPRESSIBLE) {
+        est->comp_ok_writes += e->writes;
+        est->comp_bytes += (uint64_t)e->csize * e->writes;
+        for (uint32_t i = 0; i < e->writes; i++)
+            dd_packer_add(&est->packer, e->csize);
+    }
+}
+
+static bool drop_stale(const struct dd_fpentry *e, void *ctx)
+{
+    const struct prune_ctx *pc = ctx;
+    return pc->now - e->last_seq > pc->est->window;
+}
+
+static void on_drop_stale(const struct dd_fpentry *e, void *ctx)
+{
+    struct prune_ctx *pc = ctx;
+    fold_compression(pc->est, e);
+}
+
+static bool drop_outside_slice(const struct dd_fpentry *e, void *ctx)
+{
+    const struct prune_ctx *pc = ctx;
+    return !dd_fp_in_slice(e->hi, pc->k);
+}
+
+static void on_drop_outside_slice(const struct dd_fpentry *e, void *ctx)
+{
+    struct prune_ctx *pc = ctx;
+    pc->est->sample_count -= e->count;
+    pc->est->sample_writes -= e->writes;
+}
+
+static int grow(struct dd_estimator *est)
+{
+    int r = dd_fpset_resize(&est->set, est->set.cap * 2);
+    if (r < 0)
+        return r;
+    est->peak_table_bytes =
+        DD_MAX(est->peak_table_bytes, (uint64_t)est->set.cap * sizeof(struct dd_fpentry));
+    return 0;
+}
+
+/* Makes room for one more entry. Sampled mode may raise k instead of growing;
+ * the caller re-checks the slice afterwards. */
+static int make_room(struct dd_estimator *est, uint64_t now)
+{
+    while (dd_fpset_is_full(&est->set)) {
+        struct prune_ctx pc = {.est = est, .now = now, .k = est->k};
+
+        if (est->sampled) {
+            if (est->set.cap * 2 <= est->max_cap)
+                return grow(est);
+            if (est->k >= 63)
+                return DD_E_TOOBIG;
+            pc.k = ++est->k;
+            dd_fpset_prune(&est->set, drop_outside_slice, on_drop_outside_slice, &pc);
+            continue;
+        }
+        if (est->window) {
+            dd_fpset_prune(&est->set, drop_stale, on_drop_stale, &pc);
+            /* grow anyway when pruning freed little, to stay amortised O(1) */
+            if (est->set.used * 2 < est->set.cap)
+                continue;
+        }
+        return grow(est);
+    }
+    return 0;
+}
+
+int dd_estimator_add(struct dd_estimator *est, const struct dd_block_rec *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct dd_block_rec *rec = &recs[i];
+        struct dd_fpentry *e;
+        bool inserted;
+        uint64_t seq;
+
+        est->blocks_total++;
+        if (rec->zero) {
+            est->zero_blocks++;
+            continue;
+        }
+        seq = ++est->nonzero_blocks;
+        if (est->sampled && !dd_fp_in_slice(rec->hi, est->k))
+            continue;
+
+        e = dd_fpset_find(&est->set, rec->lo, rec->hi);
+        if (!e) {
+            int r = make_room(est, seq);
+            if (r < 0)
+                return r;
+            if (est->sampled && !dd_fp_in_slice(rec->hi, est->k))
+                continue;
+            e = dd_fpset_upsert(&est->set, rec->lo, rec->hi, &inserted);
+            e->count = 1;
+            e->writes = 1;
+            e->last_seq = seq;
+            e->csize = rec->csize;
+            est->writes_total++;
+            est->sample_count++;
+            est->sample_writes++;
+            continue;
+        }
+        e->count++;
+        est->sample_count++;
+        if (est->window && seq - e->last_seq > est->window) {
+            e->writes++;
+            est->writes_total++;
+            est->sample_writes++;
+        }
+        e->last_seq = seq;
+    }
+    return 0;
+}
+
+void dd_estimator_finish(struct dd_estimator *est, struct dd_scan_result *res)
+{
+    double distinct, var = 0.0, p = ldexp(1.0, -(int)est->k);
+    double T = (double)est->blocks_total, N = (double)est->nonzero_blocks;
+    double d_low, d_high;
+
+    res->sampled = est->sampled;
+    res->sampling_bits = est->k;
+    res->sampling_rate = p;
+    res->blocks_total = est->blocks_total;
+    res->zero_blocks = est->zero_blocks;
+    res->nonzero_blocks = est->nonzero_blocks;
+    res->window_blocks = est->window;
+    res->table_bytes = est->peak_table_bytes;
+
+    if (!est->sampled) {
+        distinct = (double)est->writes_total;
+        d_low = d_high = distinct;
+    } else if (est->sample_count == 0) {
+        /* nothing fell in the slice: the data give no estimate beyond [0, N] */
+        distinct = N;
+        d_low = N > 0 ? 1.0 : 0.0;
+        d_high = N;
+    } else {
+        double R = (double)est->sample_writes / (double)est->sample_count;
+        double ss = 0.0;
+        for (size_t i = 0; i < est->set.cap; i++) {
+            const struct dd_fpentry *e = &est->set.slots[i];
+            if (e->lo == 0 && e->hi == 0)
+                continue;
+            double ei = (double)e->writes - R * (double)e->count;
+            ss += ei * ei;
+        }
+        distinct = N * R;
+        var = (1.0 - p) / (p * p) * ss;
+        d_low = DD_MAX(distinct - 1.96 * sqrt(var), N > 0 ? 1.0 : 0.0);
+        d_high = DD_MIN(distinct + 1.96 * sqrt(var), N);
+        /* the sample itself is a lower bound on the writes */
+        d_low = DD_MAX(d_low, DD_MIN((double)est->sample_writes, N));
+    }
+    res->distinct_blocks = distinct;
+    res->dedup_ratio = distinct > 0 ? N / distinct : (double)NAN;
+    if (T > 0) {
+        res->dedup_savings_percent = 100.0 * (1.0 - distinct / T);
+        res->ci95_low = 100.0 * (1.0 - d_high / T);
+        res->ci95_high = 100.0 * (1.0 - d_low / T);
+    } else {
+        res->dedup_savings_percent = res->ci95_low = res->ci95_high = (double)NAN;
+    }
+
+    /* compression: entries still in the table plus those folded earlier */
+    res->compression_estimated = false;
+    res->compressible_fraction = res->compression_savings_percent = (double)NAN;
+    res->mean_fragment_bytes = res->packing_blocks_per_fragment = (double)NAN;
+    res->compress_sampling_rate = est->compress ? ldexp(1.0, -(int)(est->k + est->c)) : 0.0;
+    res->estimated_physical_blocks = distinct;
+    if (est->compress) {
+        for (size_t i = 0; i < est->set.cap; i++) {
+            const struct dd_fpentry *e = &est->set.slots[i];
+            if (!(e->lo == 0 && e->hi == 0))
+                fold_compression(est, e);
+        }
+        res->compress_samples = est->comp_eval_writes;
+        if (est->comp_eval_writes > 0) {
+            double frac = (double)est->comp_ok_writes / (double)est->comp_eval_writes;
+            double frags = (double)est->packer.fragments;
+            double packed = (double)dd_packer_flush(&est->packer);
+            double bpf = frags > 0 ? packed / frags : 1.0;
+            res->compression_estimated = true;
+            res->compressible_fraction = frac;
+            res->packing_blocks_per_fragment = frags > 0 ? bpf : (double)NAN;
+            res->mean_fragment_bytes =
+                est->comp_ok_writes ? (double)est->comp_bytes / (double)est->comp_ok_writes : (double)NAN;
+            res->estimated_physical_blocks = distinct * (1.0 - frac) + distinct * frac * bpf;
+            res->compression_savings_percent =
+                distinct > 0 ? 100.0 * (1.0 - res->estimated_physical_blocks / distinct) : 0.0;
+        }
+    }
+    res->data_reduction_percent =
+        T > 0 ? 100.0 * (1.0 - res->estimated_physical_blocks / T) : (double)NAN;
+}
