@@ -14,7 +14,7 @@
     X(TOOBIG, "input exceeds a configured limit")                                                  \
     X(BADTYPE, "not a regular file, directory or block device")                                    \
     X(CHANGED, "input changed size while being read")                                              \
-    X(INPUT, "part of an input could not be read")                                              \
+    X(INPUT, "part of an input could not be read")                                                 \
     X(LIBRARY, "a library call failed")                                                            \
     X(CANCELLED, "operation cancelled")                                                            \
     X(USAGE, "invalid usage")

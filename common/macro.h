@@ -16,8 +16,8 @@
 #define DD_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define DD_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-#define _dd_cleanup_(f) __attribute__((cleanup(f)))
-#define _dd_unused_     __attribute__((unused))
+#define _dd_cleanup_(f)   __attribute__((cleanup(f)))
+#define _dd_unused_       __attribute__((unused))
 #define _dd_printf_(a, b) __attribute__((format(printf, a, b)))
 #define _dd_nodiscard_    __attribute__((warn_unused_result))
 

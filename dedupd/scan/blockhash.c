@@ -95,10 +95,9 @@ static void hash_loop_baseline(struct dd_hasher *h, const uint8_t *buf, size_t l
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_AVX2_PATH 1
-__attribute__((target("avx2"))) static void hash_loop_avx2(struct dd_hasher *h,
-                                                           const uint8_t *buf, size_t len,
-                                                           bool compress, unsigned k, unsigned c,
-                                                           struct dd_block_rec *out)
+__attribute__((target("avx2"))) static void hash_loop_avx2(struct dd_hasher *h, const uint8_t *buf,
+                                                           size_t len, bool compress, unsigned k,
+                                                           unsigned c, struct dd_block_rec *out)
 {
     HASH_LOOP_BODY(_mm256_zeroupper())
 }

@@ -16,11 +16,16 @@
  *   exact. When the table reaches its memory cap, k grows by one and half the
  *   sample is dropped, which keeps memory bounded on any input.
  *
- * The sampled estimate is a ratio estimator: distinct = nonzero x (sampled
- * writes / sampled occurrences), with nonzero counted exactly. Its variance
- * comes from the Horvitz-Thompson linearisation over sampled fingerprints:
- *   Var ~ (1 - p) / p^2 x sum_i (w_i - R c_i)^2,  p = 2^-k, R = W_s / C_s
- * where c_i and w_i are a fingerprint's occurrences and writes.
+ * The sampled estimate is the Horvitz-Thompson estimator of the writes:
+ *   distinct = W_s / p,   Var = (1 - p) / p^2 x sum_i w_i^2,   p = 2^-k
+ * where w_i are the writes of each sampled fingerprint (1 without a window).
+ * It is unbiased whatever the copy counts are. A ratio estimator (non-zero
+ * blocks x W_s / C_s) has far lower variance on evenly duplicated data but is
+ * biased, with an interval that misses, when a few hot blocks hold a large
+ * share of the data and fall outside the sample, which is common in real
+ * data sets; tests/unit/test-estimator.c has such a stream. With the default
+ * budget the sample keeps >= ~180k fingerprints, so the standard error stays
+ * under ~0.25 points of savings on any input size.
  */
 #include <errno.h>
 #include <math.h>
@@ -218,21 +223,19 @@ void dd_estimator_finish(struct dd_estimator *est, struct dd_scan_result *res)
         d_low = N > 0 ? 1.0 : 0.0;
         d_high = N;
     } else {
-        double R = (double)est->sample_writes / (double)est->sample_count;
         double ss = 0.0;
         for (size_t i = 0; i < est->set.cap; i++) {
             const struct dd_fpentry *e = &est->set.slots[i];
             if (e->lo == 0 && e->hi == 0)
                 continue;
-            double ei = (double)e->writes - R * (double)e->count;
-            ss += ei * ei;
+            ss += (double)e->writes * (double)e->writes;
         }
-        distinct = N * R;
+        distinct = DD_MIN((double)est->sample_writes / p, N);
         var = (1.0 - p) / (p * p) * ss;
-        d_low = DD_MAX(distinct - 1.96 * sqrt(var), N > 0 ? 1.0 : 0.0);
-        d_high = DD_MIN(distinct + 1.96 * sqrt(var), N);
         /* the sample itself is a lower bound on the writes */
-        d_low = DD_MAX(d_low, DD_MIN((double)est->sample_writes, N));
+        d_low = DD_MAX(distinct - 1.96 * sqrt(var), DD_MIN((double)est->sample_writes, N));
+        d_low = DD_MAX(d_low, N > 0 ? 1.0 : 0.0);
+        d_high = DD_MIN(distinct + 1.96 * sqrt(var), N);
     }
     res->distinct_blocks = distinct;
     res->dedup_ratio = distinct > 0 ? N / distinct : (double)NAN;
@@ -265,8 +268,9 @@ void dd_estimator_finish(struct dd_estimator *est, struct dd_scan_result *res)
             res->compression_estimated = true;
             res->compressible_fraction = frac;
             res->packing_blocks_per_fragment = frags > 0 ? bpf : (double)NAN;
-            res->mean_fragment_bytes =
-                est->comp_ok_writes ? (double)est->comp_bytes / (double)est->comp_ok_writes : (double)NAN;
+            res->mean_fragment_bytes = est->comp_ok_writes
+                                           ? (double)est->comp_bytes / (double)est->comp_ok_writes
+                                           : (double)NAN;
             res->estimated_physical_blocks = distinct * (1.0 - frac) + distinct * frac * bpf;
             res->compression_savings_percent =
                 distinct > 0 ? 100.0 * (1.0 - res->estimated_physical_blocks / distinct) : 0.0;

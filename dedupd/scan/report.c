@@ -43,15 +43,15 @@ static json_t *input_json(const struct dd_scan_input *in)
     if (!errors)
         return NULL;
     for (size_t i = 0; i < in->n_errors; i++) {
-        json_array_append_new(errors, json_pack("{s:s, s:s}", "path", in->errors[i].path,
-                                                "message", in->errors[i].message));
+        json_array_append_new(errors, json_pack("{s:s, s:s}", "path", in->errors[i].path, "message",
+                                                in->errors[i].message));
     }
     o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:I}", "path", in->path, "type",
                   dd_input_type_name(in->type), "bytes", (json_int_t)in->bytes_read, "size",
                   (json_int_t)in->size, "files", (json_int_t)in->files, "skipped",
                   (json_int_t)in->skipped, "blkid", blkid_json(&in->blkid), "error",
-                  in->n_errors ? json_string(in->errors[0].message) : json_null(), "errors",
-                  errors, "errors_dropped", (json_int_t)in->errors_dropped);
+                  in->n_errors ? json_string(in->errors[0].message) : json_null(), "errors", errors,
+                  "errors_dropped", (json_int_t)in->errors_dropped);
     return o;
 }
 
@@ -151,8 +151,7 @@ void dd_scan_print_summary(const struct dd_scan *scan, FILE *out)
     if (isfinite(r->distinct_blocks))
         fprintf(out, "  %-28s %.0f\n", "blocks VDO would write", r->distinct_blocks);
     if (r->window_blocks)
-        fprintf(out, "  %-28s %llu blocks\n", "dedup window",
-                (unsigned long long)r->window_blocks);
+        fprintf(out, "  %-28s %llu blocks\n", "dedup window", (unsigned long long)r->window_blocks);
     if (isfinite(r->dedup_ratio))
         fprintf(out, "  %-28s %.3f\n", "dedup ratio", r->dedup_ratio);
     print_pct(out, "dedup + zero savings", r->dedup_savings_percent);

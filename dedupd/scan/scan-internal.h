@@ -83,11 +83,11 @@ uint64_t dd_packer_flush(struct dd_packer *p);
 
 struct dd_estimator {
     bool sampled;
-    unsigned k;             /* sampling bits: keep fps whose top k bits of hi are 0 */
-    unsigned c;             /* compression bits: LZ4 fps whose low c bits of hi are 0 */
-    bool compress;          /* estimate compression at all */
-    uint64_t window;        /* 0 = unbounded */
-    size_t max_cap;         /* sampled: table capacity limit (power of two) */
+    unsigned k;      /* sampling bits: keep fps whose top k bits of hi are 0 */
+    unsigned c;      /* compression bits: LZ4 fps whose low c bits of hi are 0 */
+    bool compress;   /* estimate compression at all */
+    uint64_t window; /* 0 = unbounded */
+    size_t max_cap;  /* sampled: table capacity limit (power of two) */
     struct dd_fpset set;
     uint64_t peak_table_bytes;
 
@@ -150,14 +150,14 @@ const char *dd_hasher_isa(void);
 
 struct scan_file {
     char *path;
-    uint64_t size;   /* expected size in bytes */
-    size_t input;    /* index into dd_scan.inputs */
-    bool follow;     /* a top-level path named by the user: symlinks followed */
+    uint64_t size; /* expected size in bytes */
+    size_t input;  /* index into dd_scan.inputs */
+    bool follow;   /* a top-level path named by the user: symlinks followed */
     bool is_blockdev;
-    int fd;          /* -1 until its first chunk is claimed */
-    bool failed;     /* an error was seen; later chunks are not claimed */
-    bool reported;   /* its first error is recorded on the input */
-    bool claimed_all; /* every chunk has been claimed */
+    int fd;            /* -1 until its first chunk is claimed */
+    bool failed;       /* an error was seen; later chunks are not claimed */
+    bool reported;     /* its first error is recorded on the input */
+    bool claimed_all;  /* every chunk has been claimed */
     uint64_t inflight; /* chunks claimed but not yet merged; fd closes at 0 */
 };
 
@@ -166,7 +166,7 @@ struct scan_slot {
     size_t file;
     uint64_t offset;
     uint64_t nblocks;
-    int err;          /* 0, -errno or DD_E_* */
+    int err; /* 0, -errno or DD_E_* */
     char message[160];
     struct dd_block_rec recs[DD_SCAN_CHUNK_BYTES / DD_BLOCK_SIZE];
 };

@@ -40,8 +40,8 @@ void dd_scan_options_init(struct dd_scan_options *opts)
 
 int dd_scan_window_from_index(double gb, bool sparse, uint64_t *ret_blocks)
 {
-    bool ok = gb == 0.25 || gb == 0.5 || gb == 0.75 ||
-              (gb >= 1.0 && gb <= 1024.0 && floor(gb) == gb);
+    bool ok =
+        gb == 0.25 || gb == 0.5 || gb == 0.75 || (gb >= 1.0 && gb <= 1024.0 && floor(gb) == gb);
     if (!ok)
         return DD_E_RANGE;
     *ret_blocks = (uint64_t)(gb * (double)DD_SCAN_WINDOW_BLOCKS_PER_GB) *
@@ -222,8 +222,8 @@ static void read_chunk(struct dd_scan *scan, const struct scan_file *f, struct s
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            slot_error(s, -errno, "read at offset %llu: %s",
-                       (unsigned long long)(s->offset + got), strerror(errno));
+            slot_error(s, -errno, "read at offset %llu: %s", (unsigned long long)(s->offset + got),
+                       strerror(errno));
             return;
         }
         if (n == 0) {
@@ -325,8 +325,7 @@ static void *worker_main(void *arg)
         uint64_t len = 0;
         unsigned k, c;
 
-        while (!atomic_load(&scan->cancel) &&
-               scan->claim_seq >= scan->commit_seq + scan->ring_size)
+        while (!atomic_load(&scan->cancel) && scan->claim_seq >= scan->commit_seq + scan->ring_size)
             pthread_cond_wait(&scan->cond, &scan->lock);
         if (atomic_load(&scan->cancel))
             break;
@@ -397,9 +396,9 @@ int dd_scan_run(struct dd_scan *scan)
         return DD_E_USAGE;
     scan->ran = true;
 
-    cfg.sampled = scan->opts.mode == DD_SCAN_MODE_SAMPLED ||
-                  (scan->opts.mode == DD_SCAN_MODE_AUTO &&
-                   scan->total_bytes > DD_SCAN_AUTO_SAMPLED_BYTES);
+    cfg.sampled =
+        scan->opts.mode == DD_SCAN_MODE_SAMPLED ||
+        (scan->opts.mode == DD_SCAN_MODE_AUTO && scan->total_bytes > DD_SCAN_AUTO_SAMPLED_BYTES);
     cfg.initial_k = scan->opts.sampling_bits > 0 ? (unsigned)scan->opts.sampling_bits : 0;
     cfg.compress = !scan->opts.no_compress;
     cfg.compress_bits = compress_bits(scan);

@@ -92,10 +92,10 @@ struct dd_scan_error {
 struct dd_scan_input {
     char *path;
     enum dd_input_type type;
-    uint64_t size;          /* bytes expected (sum of file sizes for a directory) */
-    uint64_t bytes_read;    /* bytes actually read */
-    uint64_t files;         /* regular files (1 for a file input) */
-    uint64_t skipped;       /* directory entries skipped: symlinks, special files */
+    uint64_t size;       /* bytes expected (sum of file sizes for a directory) */
+    uint64_t bytes_read; /* bytes actually read */
+    uint64_t files;      /* regular files (1 for a file input) */
+    uint64_t skipped;    /* directory entries skipped: symlinks, special files */
     struct dd_blkid_info blkid;
     struct dd_scan_error *errors; /* failures for this input, in order */
     size_t n_errors;

@@ -1,0 +1,192 @@
+/*
+ * Test helpers. Failures here abort the test through cmocka's fail_msg, so the
+ * tests themselves read as a list of assertions.
+ */
+#define _GNU_SOURCE
+#include "helpers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+char *tt_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *tmpl;
+
+    if (!base || !*base)
+        base = "/var/tmp";
+    if (asprintf(&tmpl, "%s/dedupd-test-XXXXXX", base) < 0)
+        fail_msg("asprintf");
+    if (!mkdtemp(tmpl))
+        fail_msg("mkdtemp %s: %s", tmpl, strerror(errno));
+    return tmpl;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+void tt_rmtree(const char *path)
+{
+    if (path)
+        nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tt_path(const char *dir, const char *name)
+{
+    char *p;
+    if (asprintf(&p, "%s/%s", dir, name) < 0)
+        fail_msg("asprintf");
+    return p;
+}
+
+static void write_mode(const char *path, const void *data, size_t len, int flags)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644);
+    const char *p = data;
+
+    if (fd < 0)
+        fail_msg("open %s: %s", path, strerror(errno));
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n <= 0)
+            fail_msg("write %s: %s", path, strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+    close(fd);
+}
+
+void tt_write_file(const char *path, const void *data, size_t len)
+{
+    write_mode(path, data, len, O_TRUNC);
+}
+
+void tt_append_file(const char *path, const void *data, size_t len)
+{
+    write_mode(path, data, len, O_APPEND);
+}
+
+uint64_t tt_rand64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void tt_fill_random(void *buf, size_t len, uint64_t *state)
+{
+    uint8_t *p = buf;
+    while (len >= 8) {
+        uint64_t v = tt_rand64(state);
+        memcpy(p, &v, 8);
+        p += 8;
+        len -= 8;
+    }
+    while (len-- > 0)
+        *p++ = (uint8_t)tt_rand64(state);
+}
+
+static char *slurp_fd(int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+
+    if (!buf)
+        fail_msg("malloc");
+    lseek(fd, 0, SEEK_SET);
+    for (;;) {
+        ssize_t n;
+        if (len + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            if (!buf)
+                fail_msg("realloc");
+        }
+        n = read(fd, buf + len, cap - len - 1);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+int tt_run(const char *const argv[], char **ret_stdout, char **ret_stderr)
+{
+    /* posix_spawn wants char *const[]: hand it private copies */
+    size_t argc = 0;
+    while (argv[argc])
+        argc++;
+    char **args = calloc(argc + 1, sizeof(*args));
+    if (!args)
+        fail_msg("calloc");
+    for (size_t i = 0; i < argc; i++)
+        args[i] = strdup(argv[i]);
+    char out_tmpl[] = "/tmp/dd-test-out-XXXXXX", err_tmpl[] = "/tmp/dd-test-err-XXXXXX";
+    int out = mkstemp(out_tmpl), err = mkstemp(err_tmpl), status = 0;
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+
+    if (out < 0 || err < 0)
+        fail_msg("mkstemp: %s", strerror(errno));
+    unlink(out_tmpl);
+    unlink(err_tmpl);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out, 1);
+    posix_spawn_file_actions_adddup2(&fa, err, 2);
+    if (posix_spawn(&pid, args[0], &fa, NULL, args, environ) != 0)
+        fail_msg("spawn %s: %s", args[0], strerror(errno));
+    posix_spawn_file_actions_destroy(&fa);
+    for (size_t i = 0; i < argc; i++)
+        free(args[i]);
+    free(args);
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            fail_msg("waitpid: %s", strerror(errno));
+    }
+    if (ret_stdout)
+        *ret_stdout = slurp_fd(out);
+    if (ret_stderr)
+        *ret_stderr = slurp_fd(err);
+    close(out);
+    close(err);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int tt_have_program(const char *name)
+{
+    const char *path = getenv("PATH");
+    char *copy, *save = NULL;
+    int found = 0;
+
+    if (!path)
+        return 0;
+    copy = strdup(path);
+    for (char *dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+        char *p = tt_path(dir, name);
+        found = access(p, X_OK) == 0;
+        free(p);
+    }
+    free(copy);
+    return found;
+}

@@ -1,0 +1,40 @@
+/*
+ * Helpers shared by the test binaries: temporary directories that clean up
+ * after themselves, file writers, a deterministic PRNG for unique block
+ * content, and a runner that captures a child's output. cmocka is included
+ * here in the order it needs.
+ */
+#ifndef DD_TEST_HELPERS_H
+#define DD_TEST_HELPERS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+/* A fresh directory under $TMPDIR (or /var/tmp); the caller frees the string. */
+char *tt_tmpdir(void);
+/* rm -rf, without following symlinks. */
+void tt_rmtree(const char *path);
+/* dir + "/" + name; the caller frees. */
+char *tt_path(const char *dir, const char *name);
+void tt_write_file(const char *path, const void *data, size_t len);
+void tt_append_file(const char *path, const void *data, size_t len);
+
+/* splitmix64: deterministic pseudo-random bytes (no two 4 KiB blocks alike). */
+uint64_t tt_rand64(uint64_t *state);
+void tt_fill_random(void *buf, size_t len, uint64_t *state);
+
+/*
+ * Runs argv (argv[0] a path) with stdin from /dev/null; stdout and stderr
+ * are captured into NUL-terminated strings the caller frees (either pointer
+ * may be NULL). Returns the exit status, or -1 if the child did not exit.
+ */
+int tt_run(const char *const argv[], char **ret_stdout, char **ret_stderr);
+
+/* True when the named program is on PATH. */
+int tt_have_program(const char *name);
+
+#endif

@@ -1,0 +1,547 @@
+/*
+ * The estimator end to end on real files with known structure: every count
+ * below follows from how the files were built, not from running the code.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "dedupd/scan/scan.h"
+#include "helpers.h"
+
+#define B DD_BLOCK_SIZE
+
+struct fx {
+    char *dir;
+};
+
+static int setup(void **state)
+{
+    struct fx *fx = calloc(1, sizeof(*fx));
+    fx->dir = tt_tmpdir();
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *fx = *state;
+    tt_rmtree(fx->dir);
+    free(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static uint8_t *random_bytes(size_t len, uint64_t seed)
+{
+    uint8_t *p = malloc(len ? len : 1);
+    assert_non_null(p);
+    tt_fill_random(p, len, &seed);
+    return p;
+}
+
+static char *make_file(struct fx *fx, const char *name, const void *data, size_t len)
+{
+    char *p = tt_path(fx->dir, name);
+    tt_write_file(p, data, len);
+    return p;
+}
+
+/* Runs a scan over paths with options; returns it for inspection. */
+static struct dd_scan *scan_paths(const struct dd_scan_options *opts, const char *const *paths,
+                                  size_t n, int expect_run)
+{
+    struct dd_scan *scan = NULL;
+    assert_int_equal(dd_scan_new(opts, &scan), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(dd_scan_add_path(scan, paths[i]), 0);
+    assert_int_equal(dd_scan_run(scan), expect_run);
+    return scan;
+}
+
+static struct dd_scan_options exact_opts(void)
+{
+    struct dd_scan_options o;
+    dd_scan_options_init(&o);
+    o.mode = DD_SCAN_MODE_EXACT;
+    return o;
+}
+
+static void test_zeros_and_unique(void **state)
+{
+    struct fx *fx = *state;
+    size_t zlen = 256 * B + 100; /* tail of 100 zero bytes pads to a zero block */
+    uint8_t *zeros = calloc(1, zlen);
+    uint8_t *rnd = random_bytes(1024 * B, 1);
+    char *zp = make_file(fx, "zeros", zeros, zlen);
+    char *rp = make_file(fx, "random", rnd, 1024 * B);
+    struct dd_scan_options o = exact_opts();
+    const char *paths[] = {zp, rp};
+    struct dd_scan *scan = scan_paths(&o, paths, 2, 0);
+    const struct dd_scan_result *r = dd_scan_get_result(scan);
+
+    assert_int_equal(r->logical_bytes, zlen + 1024 * B);
+    assert_int_equal(r->blocks_total, 257 + 1024);
+    assert_int_equal(r->zero_blocks, 257);
+    assert_int_equal(r->nonzero_blocks, 1024);
+    assert_true(r->distinct_blocks == 1024.0);
+    assert_true(fabs(r->dedup_ratio - 1.0) < 1e-12);
+    assert_true(fabs(r->dedup_savings_percent - 100.0 * 257.0 / 1281.0) < 1e-9);
+    dd_scan_free(scan);
+    free(zeros);
+    free(rnd);
+    free(zp);
+    free(rp);
+}
+
+static void test_repeated_n_times(void **state)
+{
+    struct fx *fx = *state;
+    const size_t n = 7, pat = 16 * B;
+    uint8_t *pattern = random_bytes(pat, 2);
+    uint8_t *buf = malloc(n * pat);
+    for (size_t i = 0; i < n; i++)
+        memcpy(buf + i * pat, pattern, pat);
+    char *p = make_file(fx, "repeated", buf, n * pat);
+    struct dd_scan_options o = exact_opts();
+    const char *paths[] = {p};
+    struct dd_scan *scan = scan_paths(&o, paths, 1, 0);
+    const struct dd_scan_result *r = dd_scan_get_result(scan);
+
+    assert_int_equal(r->nonzero_blocks, 16 * n);
+    assert_true(r->distinct_blocks == 16.0);
+    assert_true(fabs(r->dedup_ratio - (double)n) < 1e-12);
+    dd_scan_free(scan);
+    free(pattern);
+    free(buf);
+    free(p);
+}
+
+static void test_shifted_copy_does_not_dedup(void **state)
+{
+    struct fx *fx = *state;
+    uint8_t *a = random_bytes(64 * B, 3);
+    uint8_t *shifted = malloc(64 * B + 1);
+    shifted[0] = 0x5a;
+    memcpy(shifted + 1, a, 64 * B);
+    char *pa = make_file(fx, "a", a, 64 * B);
+    char *pb = make_file(fx, "a-shifted", shifted, 64 * B + 1);
+    char *pc = make_file(fx, "a-copy", a, 64 * B); /* an aligned copy in another file does */
+    struct dd_scan_options o = exact_opts();
+    const char *paths[] = {pa, pb, pc};
+    struct dd_scan *scan = scan_paths(&o, paths, 3, 0);
+    const struct dd_scan_result *r = dd_scan_get_result(scan);
+
+    assert_int_equal(r->blocks_total, 64 + 65 + 64);
+    assert_true(r->distinct_blocks == 64.0 + 65.0);
+    dd_scan_free(scan);
+    free(a);
+    free(shifted);
+    free(pa);
+    free(pb);
+    free(pc);
+}
+
+static void test_tail_block_is_zero_padded(void **state)
+{
+    struct fx *fx = *state;
+    /* X = 100 random bytes then zeros (one full block on disk);
+     * short = the same 100 bytes alone: padded, it IS block X */
+    uint8_t *x = calloc(1, B);
+    uint8_t *head = random_bytes(100, 4);
+    memcpy(x, head, 100);
+    char *px = make_file(fx, "full", x, B);
+    char *ps = make_file(fx, "short", head, 100);
+    /* 3 blocks + a 1000-byte tail, and a copy of it */
+    uint8_t *t = random_bytes(3 * B + 1000, 5);
+    char *pt = make_file(fx, "tail", t, 3 * B + 1000);
+    char *pt2 = make_file(fx, "tail-copy", t, 3 * B + 1000);
+    struct dd_scan_options o = exact_opts();
+    const char *paths[] = {px, ps, pt, pt2};
+    struct dd_scan *scan = scan_paths(&o, paths, 4, 0);
+    const struct dd_scan_result *r = dd_scan_get_result(scan);
+
+    assert_int_equal(r->logical_bytes, B + 100 + 2 * (3 * B + 1000));
+    assert_int_equal(r->blocks_total, 1 + 1 + 4 + 4);
+    assert_true(r->distinct_blocks == 1.0 + 4.0);
+    dd_scan_free(scan);
+    free(x);
+    free(head);
+    free(t);
+    free(px);
+    free(ps);
+    free(pt);
+    free(pt2);
+}
+
+static void test_window_drops_old_duplicates(void **state)
+{
+    struct fx *fx = *state;
+    /* A (16 blocks), 100 unique blocks, A again */
+    uint8_t *a = random_bytes(16 * B, 6), *u = random_bytes(100 * B, 7);
+    uint8_t *buf = malloc(132 * B);
+    memcpy(buf, a, 16 * B);
+    memcpy(buf + 16 * B, u, 100 * B);
+    memcpy(buf + 116 * B, a, 16 * B);
+    char *p = make_file(fx, "window", buf, 132 * B);
+    const char *paths[] = {p};
+    double got[3];
+    const uint64_t windows[3] = {0, 200, 50};
+
+    for (int i = 0; i < 3; i++) {
+        struct dd_scan_options o = exact_opts();
+        o.window_blocks = windows[i];
+        o.threads = (unsigned)(1 + i); /* and the result must not depend on threads */
+        struct dd_scan *scan = scan_paths(&o, paths, 1, 0);
+        got[i] = dd_scan_get_result(scan)->distinct_blocks;
+        assert_int_equal(dd_scan_get_result(scan)->window_blocks, windows[i]);
+        dd_scan_free(scan);
+    }
+    assert_true(got[0] == 116.0); /* unbounded: the second A dedups */
+    assert_true(got[1] == 116.0); /* A's first copy 116 posts back: inside 200 */
+    assert_true(got[2] == 132.0); /* outside 50: written again */
+    free(a);
+    free(u);
+    free(buf);
+    free(p);
+}
+
+static void test_compression_text_vs_random(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const words[] = {"model",  "dataset", "tensor", "batch",  "epoch",
+                                        "weight", "layer",   "the",    "of",     "storage",
+                                        "volume", "block",   "index",  "dedupe", "latency"};
+    size_t len = 512 * B, pos = 0;
+    char *text = malloc(len);
+    uint64_t seed = 8;
+    while (pos < len) {
+        const char *w = words[tt_rand64(&seed) % DD_ARRAY_SIZE(words)];
+        char num[24];
+        int nl = snprintf(num, sizeof(num), " %u\n", (unsigned)(tt_rand64(&seed) % 100));
+        for (size_t i = 0; w[i] && pos < len; i++)
+            text[pos++] = w[i];
+        for (int i = 0; i < nl && pos < len; i++)
+            text[pos++] = num[i];
+    }
+    uint8_t *rnd = random_bytes(512 * B, 9);
+    char *pt = make_file(fx, "text", text, len);
+    char *pr = make_file(fx, "random", rnd, 512 * B);
+    struct dd_scan_options o = exact_opts();
+    o.compress_sample = 1;
+
+    const char *tpaths[] = {pt};
+    struct dd_scan *scan = scan_paths(&o, tpaths, 1, 0);
+    const struct dd_scan_result *r = dd_scan_get_result(scan);
+    assert_true(r->compression_estimated);
+    assert_int_equal(r->compress_samples, 512);
+    assert_true(r->compressible_fraction > 0.9);
+    assert_true(r->compression_savings_percent > 10.0);
+    assert_true(r->estimated_physical_blocks < r->distinct_blocks);
+    dd_scan_free(scan);
+
+    const char *rpaths[] = {pr};
+    scan = scan_paths(&o, rpaths, 1, 0);
+    r = dd_scan_get_result(scan);
+    assert_true(r->compression_estimated);
+    assert_true(r->compressible_fraction == 0.0);
+    assert_true(r->compression_savings_percent == 0.0);
+    assert_true(r->estimated_physical_blocks == r->distinct_blocks);
+    dd_scan_free(scan);
+
+    o.no_compress = true;
+    scan = scan_paths(&o, tpaths, 1, 0);
+    assert_false(dd_scan_get_result(scan)->compression_estimated);
+    dd_scan_free(scan);
+    free(text);
+    free(rnd);
+    free(pt);
+    free(pr);
+}
+
+static void test_directory_walk(void **state)
+{
+    struct fx *fx = *state;
+    char *d = tt_path(fx->dir, "tree"), *sub = tt_path(d, "sub"), *fifo = tt_path(d, "fifo");
+    char *link = tt_path(d, "link"), *outside = tt_path(fx->dir, "outside");
+    uint8_t *a = random_bytes(8 * B, 10), *o2 = random_bytes(32 * B, 11);
+    assert_int_equal(mkdir(d, 0755), 0);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    char *f1 = tt_path(d, "f1"), *f2 = tt_path(sub, "f2");
+    tt_write_file(f1, a, 8 * B);
+    tt_write_file(f2, a, 8 * B); /* duplicate of f1, in a subdirectory */
+    tt_write_file(outside, o2, 32 * B);
+    assert_int_equal(symlink(outside, link), 0); /* must not be followed */
+    assert_int_equal(mkfifo(fifo, 0600), 0);     /* must be skipped, not opened */
+
+    struct dd_scan_options o = exact_opts();
+    const char *paths[] = {d};
+    struct dd_scan *scan = scan_paths(&o, paths, 1, 0);
+    const struct dd_scan_result *r = dd_scan_get_result(scan);
+    const struct dd_scan_input *in = dd_scan_get_input(scan, 0);
+    assert_int_equal(in->type, DD_INPUT_DIRECTORY);
+    assert_int_equal(in->files, 2);
+    assert_int_equal(in->skipped, 2);
+    assert_int_equal(in->bytes_read, 16 * B);
+    assert_int_equal(r->blocks_total, 16);
+    assert_true(r->distinct_blocks == 8.0);
+    dd_scan_free(scan);
+    free(a);
+    free(o2);
+    free(d);
+    free(sub);
+    free(fifo);
+    free(link);
+    free(outside);
+    free(f1);
+    free(f2);
+}
+
+static void test_bad_paths(void **state)
+{
+    struct fx *fx = *state;
+    char *missing = tt_path(fx->dir, "no-such-file"), *fifo = tt_path(fx->dir, "a-fifo");
+    uint8_t *a = random_bytes(4 * B, 12);
+    char *good = make_file(fx, "good", a, 4 * B);
+    struct dd_scan *scan = NULL;
+    struct dd_scan_options o = exact_opts();
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+
+    o.keep_going = true;
+    assert_int_equal(dd_scan_new(&o, &scan), 0);
+    assert_int_equal(dd_scan_add_path(scan, missing), -ENOENT);
+    assert_int_equal(dd_scan_add_path(scan, fifo), DD_E_BADTYPE);
+    assert_int_equal(dd_scan_add_path(scan, good), 0);
+    assert_int_equal(dd_scan_run(scan), 0);
+    const struct dd_scan_input *in0 = dd_scan_get_input(scan, 0);
+    const struct dd_scan_input *in1 = dd_scan_get_input(scan, 1);
+    assert_int_equal(in0->n_errors, 1);
+    assert_string_equal(in0->errors[0].path, missing);
+    assert_string_equal(in0->errors[0].message, strerror(ENOENT));
+    assert_int_equal(in1->type, DD_INPUT_UNKNOWN);
+    assert_non_null(strstr(in1->errors[0].message, "not a regular file"));
+    assert_int_equal(dd_scan_get_result(scan)->inputs_failed, 2);
+    assert_int_equal(dd_scan_get_result(scan)->blocks_total, 4); /* the good one counted */
+
+    json_t *doc = dd_scan_to_json(scan);
+    assert_non_null(doc);
+    json_t *inputs = json_object_get(doc, "inputs");
+    assert_int_equal(json_array_size(inputs), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(inputs, 0), "error")),
+                        strerror(ENOENT));
+    assert_true(json_is_null(json_object_get(json_array_get(inputs, 2), "error")));
+    json_decref(doc);
+    dd_scan_free(scan);
+    free(missing);
+    free(fifo);
+    free(good);
+    free(a);
+}
+
+static void test_file_changed_between_listing_and_reading(void **state)
+{
+    struct fx *fx = *state;
+    uint8_t *a = random_bytes(8 * B, 13);
+    char *p = make_file(fx, "changing", a, 8 * B);
+    char *q = make_file(fx, "other", a, 8 * B);
+    struct dd_scan *scan = NULL;
+    struct dd_scan_options o = exact_opts();
+
+    /* shrinks after listing: the run fails and names the file */
+    assert_int_equal(dd_scan_new(&o, &scan), 0);
+    assert_int_equal(dd_scan_add_path(scan, p), 0);
+    assert_int_equal(truncate(p, 3 * B), 0);
+    assert_int_equal(dd_scan_run(scan), DD_E_CHANGED);
+    const struct dd_scan_input *in = dd_scan_get_input(scan, 0);
+    assert_int_equal(in->n_errors, 1);
+    assert_string_equal(in->errors[0].path, p);
+    assert_non_null(strstr(in->errors[0].message, "changed"));
+    dd_scan_free(scan);
+
+    /* grows after listing, with --keep-going: reported, the other input counted */
+    tt_write_file(p, a, 8 * B);
+    o.keep_going = true;
+    assert_int_equal(dd_scan_new(&o, &scan), 0);
+    assert_int_equal(dd_scan_add_path(scan, p), 0);
+    assert_int_equal(dd_scan_add_path(scan, q), 0);
+    tt_append_file(p, a, B);
+    assert_int_equal(dd_scan_run(scan), 0);
+    assert_int_equal(dd_scan_get_input(scan, 0)->n_errors, 1);
+    assert_int_equal(dd_scan_get_input(scan, 1)->n_errors, 0);
+    assert_int_equal(dd_scan_get_input(scan, 1)->bytes_read, 8 * B);
+    assert_int_equal(dd_scan_get_result(scan)->inputs_failed, 1);
+    dd_scan_free(scan);
+    free(a);
+    free(p);
+    free(q);
+}
+
+/* A sysfs attribute claims 4096 bytes and returns fewer: a file that ends
+ * before its size, i.e. the short-read path, deterministically. */
+static void test_short_read_is_reported(void **state)
+{
+    static const char *const candidates[] = {"/sys/kernel/mm/transparent_hugepage/enabled",
+                                             "/sys/kernel/uevent_seqnum", "/sys/kernel/profiling",
+                                             "/sys/power/state"};
+    const char *found = NULL;
+    struct stat st;
+    (void)state;
+    for (size_t i = 0; i < DD_ARRAY_SIZE(candidates) && !found; i++) {
+        if (stat(candidates[i], &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 4096 &&
+            access(candidates[i], R_OK) == 0)
+            found = candidates[i];
+    }
+    if (!found) {
+        print_message("no 4096-byte sysfs attribute readable here; short-read case not run\n");
+        skip();
+    }
+    struct dd_scan *scan = NULL;
+    struct dd_scan_options o = exact_opts();
+    assert_int_equal(dd_scan_new(&o, &scan), 0);
+    assert_int_equal(dd_scan_add_path(scan, found), 0);
+    assert_int_equal(dd_scan_run(scan), DD_E_CHANGED);
+    assert_non_null(strstr(dd_scan_get_input(scan, 0)->errors[0].message, "shrank"));
+    dd_scan_free(scan);
+}
+
+static void test_permission_denied(void **state)
+{
+    struct fx *fx = *state;
+    uint8_t *a = random_bytes(B, 14);
+    char *p = make_file(fx, "secret", a, B);
+    pid_t pid;
+    int status;
+
+    assert_int_equal(chmod(p, 0000), 0);
+    assert_int_equal(chmod(fx->dir, 0755), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* as root, drop to nobody so the permission check applies */
+        struct dd_scan *scan = NULL;
+        struct dd_scan_options o = exact_opts();
+        if (geteuid() == 0) {
+            struct passwd *pw = getpwnam("nobody");
+            uid_t uid = pw ? pw->pw_uid : 65534;
+            gid_t gid = pw ? pw->pw_gid : 65534;
+            if (setgid(gid) != 0 || setuid(uid) != 0)
+                _exit(10);
+        }
+        if (dd_scan_new(&o, &scan) < 0 || dd_scan_add_path(scan, p) < 0)
+            _exit(11);
+        int r = dd_scan_run(scan);
+        const struct dd_scan_input *in = dd_scan_get_input(scan, 0);
+        int ok = r == -EACCES && in->n_errors == 1 &&
+                 strcmp(in->errors[0].message, strerror(EACCES)) == 0 &&
+                 strcmp(in->errors[0].path, p) == 0;
+        dd_scan_free(scan);
+        _exit(ok ? 0 : 12);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    free(a);
+    free(p);
+}
+
+static void test_blkid_signatures(void **state)
+{
+    struct fx *fx = *state;
+    uint8_t *img = calloc(1, 1 << 20);
+    memcpy(img, "dmvdo001", 8); /* the VDO geometry block's magic */
+    char *p = make_file(fx, "vdo.img", img, 1 << 20);
+    struct dd_scan_options o = exact_opts();
+    const char *paths[] = {p};
+    struct dd_scan *scan = scan_paths(&o, paths, 1, 0);
+    const struct dd_scan_input *in = dd_scan_get_input(scan, 0);
+    assert_true(in->blkid.probed);
+    assert_string_equal(in->blkid.type, "vdo");
+    assert_string_equal(in->blkid.signature, "VDO");
+    dd_scan_free(scan);
+    free(p);
+    free(img);
+
+    if (!tt_have_program("mke2fs")) {
+        print_message("mke2fs not installed: ext4 probe not run\n");
+        return;
+    }
+    char *e = tt_path(fx->dir, "ext4.img");
+    tt_write_file(e, "", 0);
+    assert_int_equal(truncate(e, 8 << 20), 0);
+    const char *argv[] = {"/sbin/mke2fs", "-q", "-F", "-t", "ext4", "-L", "dd-label", e, NULL};
+    if (access(argv[0], X_OK) != 0)
+        argv[0] = "/usr/sbin/mke2fs";
+    assert_int_equal(tt_run(argv, NULL, NULL), 0);
+    const char *epaths[] = {e};
+    scan = scan_paths(&o, epaths, 1, 0);
+    in = dd_scan_get_input(scan, 0);
+    assert_string_equal(in->blkid.type, "ext4");
+    assert_string_equal(in->blkid.label, "dd-label");
+    assert_non_null(in->blkid.uuid);
+    assert_null(in->blkid.signature);
+    dd_scan_free(scan);
+    free(e);
+}
+
+static void test_threads_do_not_change_results(void **state)
+{
+    struct fx *fx = *state;
+    /* several chunks, many duplicates across chunk boundaries, a window */
+    size_t len = 5 * DD_SCAN_CHUNK_BYTES + 3 * B + 17;
+    uint8_t *buf = malloc(len), *pat = random_bytes(37 * B, 15);
+    uint64_t seed = 16;
+    for (size_t off = 0; off < len; off += B) {
+        size_t n = DD_MIN((size_t)B, len - off);
+        if (tt_rand64(&seed) % 3 == 0)
+            tt_fill_random(buf + off, n, &seed);
+        else
+            memcpy(buf + off, pat + (tt_rand64(&seed) % 37) * B, n);
+    }
+    char *p = make_file(fx, "mixed", buf, len);
+    const char *paths[] = {p};
+    double first = -1;
+    for (unsigned t = 1; t <= 8; t *= 2) {
+        struct dd_scan_options o = exact_opts();
+        o.threads = t;
+        o.window_blocks = 300;
+        struct dd_scan *scan = scan_paths(&o, paths, 1, 0);
+        double d = dd_scan_get_result(scan)->distinct_blocks;
+        if (first < 0)
+            first = d;
+        assert_true(d == first);
+        dd_scan_free(scan);
+    }
+    free(buf);
+    free(pat);
+    free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_zeros_and_unique, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repeated_n_times, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shifted_copy_does_not_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tail_block_is_zero_padded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_window_drops_old_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compression_text_vs_random, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_directory_walk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_changed_between_listing_and_reading, setup,
+                                        teardown),
+        cmocka_unit_test(test_short_read_is_reported),
+        cmocka_unit_test_setup_teardown(test_permission_denied, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blkid_signatures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_do_not_change_results, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
