@@ -11,7 +11,7 @@
 /* One read request of the estimator: large enough that a syscall (~1.5 us
  * here) is noise against hashing 1 MiB (~40 us), small enough that
  * threads x in-flight chunks stays a few MiB. */
-#define DD_SCAN_CHUNK_BYTES (1u << 20)
+#define DD_SCAN_CHUNK_BYTES (1u << 18)
 
 /* Chunks hashed but not yet merged, per worker thread: bounds the memory held
  * for ordering results when one worker is briefly slow. */

@@ -60,18 +60,30 @@ static uint16_t lz4_trial(struct dd_hasher *h, const uint8_t *block)
     return (uint16_t)n;
 }
 
+/* Most data blocks have a non-zero word within their first 64 bytes, so look
+ * there first and scan the whole block only when that is all zero: the full
+ * scan cost as much as the hash itself. */
+static inline bool is_zero_block(const uint64_t *w)
+{
+    uint64_t head = 0, acc = 0;
+    for (size_t i = 0; i < 8; i++)
+        head |= w[i];
+    if (head != 0)
+        return false;
+    for (size_t i = 8; i < DD_BLOCK_SIZE / 8; i++)
+        acc |= w[i];
+    return acc == 0;
+}
+
 /* The loop body, instantiated per ISA below. */
 #define HASH_LOOP_BODY(ZEROUPPER)                                                                  \
     size_t nblocks = len / DD_BLOCK_SIZE;                                                          \
     for (size_t b = 0; b < nblocks; b++) {                                                         \
         const uint8_t *blk = buf + b * DD_BLOCK_SIZE;                                              \
         const uint64_t *w = (const uint64_t *)(const void *)blk;                                   \
-        uint64_t acc = 0;                                                                          \
         struct dd_block_rec *r = &out[b];                                                          \
-        for (size_t i = 0; i < DD_BLOCK_SIZE / 8; i++)                                             \
-            acc |= w[i];                                                                           \
         r->csize = DD_CSIZE_NONE;                                                                  \
-        if (acc == 0) {                                                                            \
+        if (is_zero_block(w)) {                                                                    \
             r->lo = r->hi = 0;                                                                     \
             r->zero = 1;                                                                           \
             continue;                                                                              \

@@ -35,6 +35,8 @@
 #include "dedupd/scan/scan-internal.h"
 
 #define INITIAL_CAP (1u << 16)
+/* Up-front sizing stops here (8 Mi entries, 256 MiB); bigger inputs grow. */
+#define PRESIZE_MAX_CAP (1u << 23)
 
 int dd_estimator_init(struct dd_estimator *est, const struct dd_estimator_config *cfg)
 {
@@ -56,6 +58,15 @@ int dd_estimator_init(struct dd_estimator *est, const struct dd_estimator_config
             max_cap *= 2;
         est->max_cap = max_cap;
         cap = DD_MIN(cap, max_cap);
+    }
+    /* Size for the worst case (every block distinct) when the input size is
+     * known, so a scan never stops to rehash: growth was 15 % of exact mode's
+     * time on a 1 GiB input. */
+    if (cfg->expected_blocks) {
+        uint64_t want =
+            (cfg->expected_blocks >> est->k) * DD_FPSET_MAX_LOAD_DEN / DD_FPSET_MAX_LOAD_NUM + 1;
+        while (cap < want && cap < PRESIZE_MAX_CAP && cap * 2 <= est->max_cap)
+            cap *= 2;
     }
     r = dd_fpset_init(&est->set, cap);
     if (r < 0)
@@ -153,13 +164,21 @@ static int make_room(struct dd_estimator *est, uint64_t now)
     return 0;
 }
 
+/* How many records ahead the merge prefetches table slots. */
+#define PREFETCH_AHEAD 8
+
 int dd_estimator_add(struct dd_estimator *est, const struct dd_block_rec *recs, size_t n)
 {
+    for (size_t i = 0; i < DD_MIN(n, (size_t)PREFETCH_AHEAD); i++)
+        dd_fpset_prefetch(&est->set, recs[i].lo);
     for (size_t i = 0; i < n; i++) {
         const struct dd_block_rec *rec = &recs[i];
         struct dd_fpentry *e;
         bool inserted;
         uint64_t seq;
+
+        if (i + PREFETCH_AHEAD < n)
+            dd_fpset_prefetch(&est->set, recs[i + PREFETCH_AHEAD].lo);
 
         est->blocks_total++;
         if (rec->zero) {

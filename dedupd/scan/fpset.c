@@ -11,9 +11,32 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/common.h"
 #include "dedupd/scan/scan-internal.h"
+
+/*
+ * Tables of 2 MiB and more are 2 MiB-aligned and asked to use transparent huge
+ * pages: probes are random, and with 4 KiB pages nearly every probe of a large
+ * table also misses the TLB (a two-level walk under virtualisation).
+ */
+#define HUGE_PAGE (2u << 20)
+
+static struct dd_fpentry *alloc_slots(size_t cap)
+{
+    size_t bytes = cap * sizeof(struct dd_fpentry);
+    struct dd_fpentry *slots;
+
+    if (bytes < HUGE_PAGE)
+        return dd_calloc(cap, sizeof(struct dd_fpentry));
+    slots = dd_aligned_alloc(HUGE_PAGE, bytes);
+    if (!slots)
+        return NULL;
+    (void)madvise(slots, bytes, MADV_HUGEPAGE);
+    memset(slots, 0, bytes);
+    return slots;
+}
 
 static inline void fix_key(uint64_t *lo, uint64_t *hi)
 {
@@ -32,7 +55,7 @@ int dd_fpset_init(struct dd_fpset *set, size_t cap)
 
     while (c < cap)
         c <<= 1;
-    set->slots = dd_calloc(c, sizeof(*set->slots));
+    set->slots = alloc_slots(c);
     if (!set->slots)
         return -ENOMEM;
     set->cap = c;
@@ -71,7 +94,7 @@ int dd_fpset_resize(struct dd_fpset *set, size_t new_cap)
     if (new_cap < 16 || (new_cap & (new_cap - 1)) != 0 ||
         set->used * DD_FPSET_MAX_LOAD_DEN > new_cap * DD_FPSET_MAX_LOAD_NUM)
         return DD_E_RANGE;
-    slots = dd_calloc(new_cap, sizeof(*slots));
+    slots = alloc_slots(new_cap);
     if (!slots)
         return -ENOMEM;
     for (size_t i = 0; i < set->cap; i++) {

@@ -404,6 +404,7 @@ int dd_scan_run(struct dd_scan *scan)
     cfg.compress_bits = compress_bits(scan);
     cfg.window = scan->opts.window_blocks;
     cfg.max_memory = scan->opts.max_memory;
+    cfg.expected_blocks = scan->total_bytes / DD_BLOCK_SIZE + scan->n_files;
     r = dd_estimator_init(&scan->est, &cfg);
     if (r < 0) {
         scan->ran = false;
