@@ -64,6 +64,26 @@ void *dd_reallocarray(void *p, size_t n, size_t size)
     return dd_realloc(p, n * size);
 }
 
+int dd_array_reserve(void **array, size_t *cap, size_t need, size_t size)
+{
+    size_t c = *cap ? *cap : 16;
+    void *p;
+
+    if (need <= *cap)
+        return 0;
+    while (c < need) {
+        if (c > SIZE_MAX / 2)
+            return -ENOMEM;
+        c *= 2;
+    }
+    p = dd_reallocarray(*array, c, size);
+    if (!p)
+        return -ENOMEM;
+    *array = p;
+    *cap = c;
+    return 0;
+}
+
 char *dd_strdup(const char *s)
 {
     size_t len = strlen(s) + 1;

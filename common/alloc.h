@@ -18,6 +18,15 @@ char *dd_strdup(const char *s);
 void *dd_aligned_alloc(size_t alignment, size_t size);
 void dd_free(void *p);
 
+/*
+ * Makes room for at least `need` elements of `size` bytes in *array, whose
+ * capacity is *cap (doubling, from 16). On failure nothing changes and
+ * -ENOMEM is returned.
+ */
+int dd_array_reserve(void **array, size_t *cap, size_t need, size_t size);
+#define DD_ARRAY_RESERVE(arr, cap, need)                                                           \
+    dd_array_reserve((void **)&(arr), &(cap), (need), sizeof(*(arr)))
+
 /* Tests: make the n-th allocation from now (1-based) fail; 0 disables. */
 void dd_alloc_fail_at(unsigned long n);
 /* Tests: number of allocations made through the shim so far. */

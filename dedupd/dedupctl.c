@@ -107,6 +107,19 @@ enum {
     OPT_NO_PROGRESS,
 };
 
+/* Prints every recorded failure, naming the path; returns how many. */
+static size_t print_input_errors(const struct dd_scan *scan, size_t first)
+{
+    size_t n = 0;
+    for (size_t i = first; i < dd_scan_n_inputs(scan); i++) {
+        const struct dd_scan_input *in = dd_scan_get_input(scan, i);
+        for (size_t e = 0; e < in->n_errors; e++, n++)
+            fprintf(stderr, "dedupctl: estimate: %s: %s\n", in->errors[e].path,
+                    in->errors[e].message);
+    }
+    return n;
+}
+
 static int bad_value(const char *opt, const char *value, const char *what)
 {
     fprintf(stderr, "dedupctl: estimate: invalid %s '%s': %s\n", opt, value, what);
@@ -236,13 +249,9 @@ static int cmd_estimate(int argc, char **argv)
             fprintf(stderr, "dedupctl: estimate: %s\n", dd_strerror(r));
             goto out;
         }
-        if (r < 0) {
-            const struct dd_scan_input *in = dd_scan_get_input(scan, dd_scan_n_inputs(scan) - 1);
-            for (size_t e = 0; in && e < in->n_errors; e++)
-                fprintf(stderr, "dedupctl: estimate: %s: %s\n", in->errors[e].path,
-                        in->errors[e].message);
-            if (!opts.keep_going)
-                goto out;
+        if (r < 0 && !opts.keep_going) {
+            print_input_errors(scan, dd_scan_n_inputs(scan) - 1);
+            goto out;
         }
     }
 
@@ -259,16 +268,7 @@ static int cmd_estimate(int argc, char **argv)
         pthread_join(prog.thread, NULL);
     }
     if (r < 0 && !opts.keep_going) {
-        bool named = false;
-        for (size_t i = 0; i < dd_scan_n_inputs(scan); i++) {
-            const struct dd_scan_input *in = dd_scan_get_input(scan, i);
-            for (size_t e = 0; e < in->n_errors; e++) {
-                fprintf(stderr, "dedupctl: estimate: %s: %s\n", in->errors[e].path,
-                        in->errors[e].message);
-                named = true;
-            }
-        }
-        if (!named)
+        if (print_input_errors(scan, 0) == 0)
             fprintf(stderr, "dedupctl: estimate: %s\n", dd_strerror(r));
         goto out;
     }
@@ -294,14 +294,8 @@ static int cmd_estimate(int argc, char **argv)
         goto out;
     }
     ret = dd_scan_get_result(scan)->inputs_failed ? EXIT_PARTIAL : EXIT_SUCCESS;
-    if (ret == EXIT_PARTIAL) {
-        for (size_t i = 0; i < dd_scan_n_inputs(scan); i++) {
-            const struct dd_scan_input *in = dd_scan_get_input(scan, i);
-            for (size_t e = 0; e < in->n_errors; e++)
-                fprintf(stderr, "dedupctl: estimate: %s: %s\n", in->errors[e].path,
-                        in->errors[e].message);
-        }
-    }
+    if (ret == EXIT_PARTIAL)
+        print_input_errors(scan, 0);
 out:
     dd_scan_free(scan);
     return ret;

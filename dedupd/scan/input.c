@@ -40,17 +40,14 @@ const char *dd_input_type_name(enum dd_input_type type)
 
 int dd_scan_input_add_error(struct dd_scan_input *in, const char *path, const char *message)
 {
-    struct dd_scan_error *errs;
     char *p, *m;
 
     if (in->n_errors >= DD_SCAN_MAX_REPORTED_ERRORS) {
         in->errors_dropped++;
         return 0;
     }
-    errs = dd_reallocarray(in->errors, in->n_errors + 1, sizeof(*errs));
-    if (!errs)
+    if (DD_ARRAY_RESERVE(in->errors, in->errors_cap, in->n_errors + 1) < 0)
         return -ENOMEM;
-    in->errors = errs;
     p = dd_strdup(path);
     m = dd_strdup(message);
     if (!p || !m) {
@@ -93,14 +90,8 @@ static int add_file(struct dd_scan *scan, const char *path, uint64_t size, bool 
 
     if (scan->n_files >= DD_SCAN_MAX_FILES)
         return DD_E_TOOBIG;
-    if (scan->n_files == scan->cap_files) {
-        size_t cap = scan->cap_files ? scan->cap_files * 2 : 64;
-        f = dd_reallocarray(scan->files, cap, sizeof(*f));
-        if (!f)
-            return -ENOMEM;
-        scan->files = f;
-        scan->cap_files = cap;
-    }
+    if (DD_ARRAY_RESERVE(scan->files, scan->cap_files, scan->n_files + 1) < 0)
+        return -ENOMEM;
     f = &scan->files[scan->n_files];
     memset(f, 0, sizeof(*f));
     f->path = dd_strdup(path);
@@ -220,15 +211,9 @@ static int read_names(int dirfd, char ***ret_names, size_t *ret_n)
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 32;
-            char **nn = dd_reallocarray(names, nc, sizeof(*nn));
-            if (!nn) {
-                r = -ENOMEM;
-                break;
-            }
-            names = nn;
-            cap = nc;
+        if (DD_ARRAY_RESERVE(names, cap, n + 1) < 0) {
+            r = -ENOMEM;
+            break;
         }
         names[n] = dd_strdup(de->d_name);
         if (!names[n]) {
@@ -330,14 +315,8 @@ int dd_scan_input_add(struct dd_scan *scan, const char *path)
     struct stat st;
     int r;
 
-    if (scan->n_inputs == scan->cap_inputs) {
-        size_t cap = scan->cap_inputs ? scan->cap_inputs * 2 : 8;
-        in = dd_reallocarray(scan->inputs, cap, sizeof(*in));
-        if (!in)
-            return -ENOMEM;
-        scan->inputs = in;
-        scan->cap_inputs = cap;
-    }
+    if (DD_ARRAY_RESERVE(scan->inputs, scan->cap_inputs, scan->n_inputs + 1) < 0)
+        return -ENOMEM;
     in = &scan->inputs[scan->n_inputs];
     memset(in, 0, sizeof(*in));
     in->path = dd_strdup(path);

@@ -98,7 +98,7 @@ struct dd_scan_input {
     uint64_t skipped;    /* directory entries skipped: symlinks, special files */
     struct dd_blkid_info blkid;
     struct dd_scan_error *errors; /* failures for this input, in order */
-    size_t n_errors;
+    size_t n_errors, errors_cap;
     uint64_t errors_dropped; /* past DD_SCAN_MAX_REPORTED_ERRORS */
 };
 
