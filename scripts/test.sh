@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Quick start command (2): install dependencies, then build and run the whole
 # test suite twice: a Debug build with ASan+UBSan (no recovery) and a Release
-# build, both with warnings as errors. Also checks formatting and banned
-# functions. CI (.ci/run) runs exactly this.
+# build, both with warnings as errors; then the threaded tests under TSan.
+# Also checks formatting and banned functions. CI (.ci/run) runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -13,16 +13,20 @@ scripts/install-deps.sh
 echo "== format and banned-function checks"
 scripts/check-style.sh
 
+# run_suite NAME "CTEST ARGS" CMAKE ARGS...
 run_suite() {
-  local name=$1; shift
+  local name=$1 filter=$2; shift 2
   local dir=$root/build-$name
   echo "== $name build ($*)"
   cmake -S "$root" -B "$dir" -DDD_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j"$jobs"
   echo "== $name tests"
-  (cd "$dir" && ctest --output-on-failure --timeout 1800 -j1)
+  # shellcheck disable=SC2086
+  (cd "$dir" && ctest --output-on-failure --timeout 1800 -j1 $filter)
 }
 
-run_suite asan -DCMAKE_BUILD_TYPE=Debug -DDD_ASAN=ON
-run_suite release -DCMAKE_BUILD_TYPE=Release
+run_suite asan "" -DCMAKE_BUILD_TYPE=Debug -DDD_ASAN=ON
+run_suite release "" -DCMAKE_BUILD_TYPE=Release
+# the threaded code (reader workers, ordered merge) under ThreadSanitizer
+run_suite tsan "-R test-scan-files|test-dedupctl" -DCMAKE_BUILD_TYPE=Debug -DDD_TSAN=ON
 echo "== all suites passed"

@@ -116,6 +116,18 @@ static void test_summary_text(void **state)
     free(out);
 }
 
+static void test_progress_line(void **state)
+{
+    struct fx *fx = *state;
+    char *err = NULL;
+    const char *argv[] = {dedupctl(), "estimate", "--progress", fx->file, NULL};
+    assert_int_equal(tt_run(argv, NULL, &err), 0);
+    /* bytes done of the known total, then the line is cleared */
+    assert_non_null(strstr(err, "MiB"));
+    assert_non_null(strstr(err, "\033[K"));
+    free(err);
+}
+
 static void test_missing_path(void **state)
 {
     struct fx *fx = *state;
@@ -205,6 +217,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_json_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_summary_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_progress_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_going, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),

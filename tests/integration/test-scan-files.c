@@ -174,6 +174,15 @@ static void test_tail_block_is_zero_padded(void **state)
     assert_int_equal(r->blocks_total, 1 + 1 + 4 + 4);
     assert_true(r->distinct_blocks == 1.0 + 4.0);
     dd_scan_free(scan);
+
+    /* O_DIRECT reads (or the page-cache fallback where refused) count the same */
+    o.direct = true;
+    scan = scan_paths(&o, paths, 4, 0);
+    r = dd_scan_get_result(scan);
+    assert_int_equal(r->logical_bytes, B + 100 + 2 * (3 * B + 1000));
+    assert_int_equal(r->blocks_total, 10);
+    assert_true(r->distinct_blocks == 5.0);
+    dd_scan_free(scan);
     free(x);
     free(head);
     free(t);
