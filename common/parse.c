@@ -23,9 +23,12 @@ int dd_parse_u64_n(const char *s, size_t len, uint64_t *ret_value)
 
     if (len == 0)
         return DD_E_PARSE;
+    /* malformed wins over out of range: "99999999999999999999x" is junk */
     for (size_t i = 0; i < len; i++) {
         if (!is_digit(s[i]))
             return DD_E_PARSE;
+    }
+    for (size_t i = 0; i < len; i++) {
         uint64_t d = (uint64_t)(s[i] - '0');
         if (v > (UINT64_MAX - d) / 10)
             return DD_E_RANGE;

@@ -2,7 +2,10 @@
  * Checked number parsing for everything that comes from outside (flags,
  * config, text formats). Each function accepts the whole string or nothing:
  * no leading spaces or signs, no trailing junk, no overflow. Outputs are
- * written only on success. Returns 0 or DD_E_PARSE / DD_E_RANGE.
+ * written only on success. Returns 0 or DD_E_PARSE / DD_E_RANGE; when a string
+ * is both malformed and too large, the integer parsers say DD_E_PARSE.
+ * Decimal numbers (dd_parse_double, dd_parse_size) longer than 63 characters
+ * are refused with DD_E_RANGE: no value we accept needs more.
  */
 #ifndef DD_COMMON_PARSE_H
 #define DD_COMMON_PARSE_H

@@ -17,18 +17,20 @@
 #include "dedupd/scan/scan-internal.h"
 
 /*
- * Tables of 2 MiB and more are 2 MiB-aligned and asked to use transparent huge
- * pages: probes are random, and with 4 KiB pages nearly every probe of a large
- * table also misses the TLB (a two-level walk under virtualisation).
+ * Large tables are 2 MiB-aligned and asked to use transparent huge pages:
+ * probes are random, and with 4 KiB pages nearly every probe of a large table
+ * also misses the TLB (a two-level walk under virtualisation). Small ones use
+ * calloc, whose fresh pages need no memset.
  */
-#define HUGE_PAGE (2u << 20)
+#define HUGE_PAGE      (2u << 20)
+#define HUGE_THRESHOLD (8u << 20)
 
 static struct dd_fpentry *alloc_slots(size_t cap)
 {
     size_t bytes = cap * sizeof(struct dd_fpentry);
     struct dd_fpentry *slots;
 
-    if (bytes < HUGE_PAGE)
+    if (bytes < HUGE_THRESHOLD)
         return dd_calloc(cap, sizeof(struct dd_fpentry));
     slots = dd_aligned_alloc(HUGE_PAGE, bytes);
     if (!slots)

@@ -25,6 +25,7 @@ static void test_u64(void **state)
         {"0x10", DD_E_PARSE, 0},
         {"1e3", DD_E_PARSE, 0},
         {"12a", DD_E_PARSE, 0},
+        {"99999999999999999999x", DD_E_PARSE, 0}, /* malformed wins over range */
     };
     (void)state;
     for (size_t i = 0; i < DD_ARRAY_SIZE(cases); i++) {
