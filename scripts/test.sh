@@ -29,4 +29,17 @@ run_suite asan "" -DCMAKE_BUILD_TYPE=Debug -DDD_ASAN=ON
 run_suite release "" -DCMAKE_BUILD_TYPE=Release
 # the threaded code (reader workers, ordered merge) under ThreadSanitizer
 run_suite tsan "-R test-scan-files|test-dedupctl" -DCMAKE_BUILD_TYPE=Debug -DDD_TSAN=ON
+# libFuzzer targets, built with clang, each run briefly from its corpus so a
+# regression in a target or its build shows here (long runs: tests/fuzz/).
+if command -v clang >/dev/null; then
+  echo "== fuzz smoke (clang, libFuzzer)"
+  CC=clang cmake -S "$root" -B "$root/build-fuzz" -DDD_WERROR=ON -DDD_FUZZ=ON >/dev/null
+  cmake --build "$root/build-fuzz" -j"$jobs" --target fuzz-parse fuzz-estimator
+  for t in parse estimator; do
+    work=$(mktemp -d)
+    "$root/build-fuzz/tests/fuzz/fuzz-$t" -max_total_time=20 -max_len=65536 \
+      "$work" "$root/tests/fuzz/corpus/$t" 2>&1 | tail -n 2
+    rm -rf "$work"
+  done
+fi
 echo "== all suites passed"
