@@ -37,14 +37,6 @@
 #include "dedupd/scan/scan-internal.h"
 #include "fuzz.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 #define BS        ((size_t)DD_BLOCK_SIZE)
 #define MAX_CHUNK 64u
 /* 256 MiB of stream, made and hashed chunk by chunk: room for the exact

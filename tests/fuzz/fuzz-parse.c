@@ -24,14 +24,6 @@
 #define SENTINEL_U64 UINT64_C(0xdeadbeefcafef00d)
 #define SENTINEL_DBL (-12345.678)
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
