@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,4 +154,19 @@ int dd_parse_size(const char *s, uint64_t *ret_bytes)
         return DD_E_RANGE;
     *ret_bytes = (uint64_t)v;
     return 0;
+}
+
+int dd_parse_error_set(struct dd_parse_error *err, unsigned line, unsigned column, const char *fmt,
+                       ...)
+{
+    va_list ap;
+
+    if (!err)
+        return DD_E_PARSE;
+    err->line = line;
+    err->column = column;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return DD_E_PARSE;
 }

@@ -13,6 +13,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Where and why a text parser stopped. Parsers of outside formats (VDO stats
+ * replies, status/table lines, /proc files, JSON bodies) fill one of these so
+ * the message can name the line and column (both 1-based; 0 when unknown).
+ */
+struct dd_parse_error {
+    unsigned line, column;
+    char message[160];
+};
+
+/* Records a parse error (printf-style); returns DD_E_PARSE for convenience. */
+int dd_parse_error_set(struct dd_parse_error *err, unsigned line, unsigned column, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+
 /* Decimal digits only, "0" .. "18446744073709551615". */
 int dd_parse_u64(const char *s, uint64_t *ret_value);
 
