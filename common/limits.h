@@ -42,4 +42,20 @@
 /* Packer bins VDO keeps open (DEFAULT_PACKER_BINS). */
 #define DD_VDO_PACKER_BINS 16u
 
+/* A VDO stats reply is ~5 KiB (vdostats reads it into 8 KiB); anything past
+ * this is not a stats reply. */
+#define DD_VDO_MAX_REPLY_BYTES (64u * 1024u)
+
+/* Groups nest three deep in version 36 (journal.entries.started). */
+#define DD_VDO_MAX_DEPTH 8u
+
+/* Version 36 has 156 leaves; room for newer versions, not for garbage. */
+#define DD_VDO_MAX_KEYS 1024u
+
+/* Longest key or value token; real ones are under 40 characters. */
+#define DD_VDO_MAX_TOKEN 128u
+
+/* A status or table line; real ones are under 300 characters. */
+#define DD_VDO_MAX_LINE 4096u
+
 #endif

@@ -190,3 +190,43 @@ int tt_have_program(const char *name)
     free(copy);
     return found;
 }
+
+char *tt_fixture(const char *rel, size_t *ret_len)
+{
+    const char *src = getenv("DD_SOURCE_DIR");
+    char *path, *buf, *body;
+    size_t cap = 1 << 16, len = 0;
+    FILE *f;
+
+    if (!src)
+        fail_msg("DD_SOURCE_DIR is not set (run through ctest)");
+    if (asprintf(&path, "%s/tests/fixtures/%s", src, rel) < 0)
+        fail_msg("asprintf");
+    f = fopen(path, "rb");
+    if (!f)
+        fail_msg("fixture %s: %s", path, strerror(errno));
+    buf = malloc(cap);
+    for (;;) {
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+        if (len + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    fclose(f);
+    free(path);
+    buf[len] = '\0';
+    body = buf;
+    while (*body == '#') {
+        char *nl = strchr(body, '\n');
+        body = nl ? nl + 1 : buf + len;
+    }
+    len -= (size_t)(body - buf);
+    memmove(buf, body, len + 1);
+    if (ret_len)
+        *ret_len = len;
+    return buf;
+}

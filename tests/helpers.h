@@ -34,6 +34,14 @@ void tt_fill_random(void *buf, size_t len, uint64_t *state);
  */
 int tt_run(const char *const argv[], char **ret_stdout, char **ret_stderr);
 
+/*
+ * Reads tests/fixtures/<rel> (under $DD_SOURCE_DIR, set by ctest) and returns
+ * its body: the leading '#' comment lines that every reference capture
+ * starts with are dropped, the rest is returned byte for byte. The caller
+ * frees; *ret_len (may be NULL) gets the body's length.
+ */
+char *tt_fixture(const char *rel, size_t *ret_len);
+
 /* True when the named program is on PATH. */
 int tt_have_program(const char *name);
 
