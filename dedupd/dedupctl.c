@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "dedupd/dedupctl.h"
 #include "dedupd/scan/scan.h"
 
 #define EXIT_USAGE   2
@@ -56,6 +57,7 @@ static void usage(FILE *out)
           "\n"
           "Commands:\n"
           "  estimate PATH...   estimate dedup + compression of data before it lands on VDO\n"
+          "  vdostats [DEV...]  VDO statistics, as vdostats prints them (or --json)\n"
           "\n"
           "Run 'dedupctl COMMAND --help' for a command's options.\n",
           out);
@@ -314,6 +316,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "estimate") == 0)
         return cmd_estimate(argc - 1, argv + 1);
+    if (strcmp(argv[1], "vdostats") == 0)
+        return dd_ctl_vdostats(argc - 1, argv + 1);
     fprintf(stderr, "dedupctl: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return EXIT_USAGE;

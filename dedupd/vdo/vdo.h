@@ -57,6 +57,11 @@ void dd_vdo_stats_release(struct dd_vdo_stats *s);
 const char *dd_vdo_stats_get(const struct dd_vdo_stats *s, const char *key);
 /* 0, -ENOENT (absent) or DD_E_PARSE (not a decimal integer). */
 int dd_vdo_stats_u64(const struct dd_vdo_stats *s, const char *key, uint64_t *ret_value);
+/* Appends one leaf (copies both strings); for sources that build a reply
+ * from parts, such as kvdo's sysfs files. */
+int dd_vdo_stats_add(struct dd_vdo_stats *s, const char *key, const char *value);
+/* Every leaf of a version-36 reply, in reply order (NULL-terminated). */
+extern const char *const dd_vdo_v36_keys[];
 /* Keys the derived figures and the cost model rely on (NULL-terminated). */
 extern const char *const dd_vdo_required_keys[];
 /* Writes the missing required keys, comma separated, into buf; returns how

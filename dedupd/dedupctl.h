@@ -1,0 +1,10 @@
+/*
+ * dedupctl's verbs, one file each; dedupctl.c dispatches. Each takes the
+ * verb's own argc/argv (argv[0] is the verb) and returns the exit status.
+ */
+#ifndef DD_DEDUPCTL_H
+#define DD_DEDUPCTL_H
+
+int dd_ctl_vdostats(int argc, char **argv);
+
+#endif
