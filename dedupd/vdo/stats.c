@@ -269,6 +269,10 @@ static int add_leaf(struct dd_vdo_stats *s, const char *path, const char *value)
 
     if (s->n >= DD_VDO_MAX_KEYS)
         return DD_E_TOOBIG;
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->kv[i].key, path) == 0)
+            return -EEXIST; /* a reply never repeats a path */
+    }
     if (DD_ARRAY_RESERVE(s->kv, s->cap, s->n + 1) < 0)
         return -ENOMEM;
     kv = &s->kv[s->n];
@@ -326,6 +330,8 @@ static int parse_members(struct cursor *c, struct dd_vdo_stats *s, char *path, s
             r = read_token(c, value, sizeof(value), "value");
             if (r == 0)
                 r = add_leaf(s, path, value);
+            if (r == -EEXIST)
+                return dd_parse_error_set(c->err, c->line, c->col, "duplicate key '%s'", path);
             if (r == DD_E_TOOBIG) {
                 dd_parse_error_set(c->err, c->line, c->col, "more than %u keys", DD_VDO_MAX_KEYS);
                 return DD_E_TOOBIG;

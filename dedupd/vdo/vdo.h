@@ -140,7 +140,9 @@ struct dd_vdo_derived {
 };
 
 /* Fills *ret from one stats reply (config may be NULL: index fill is then
- * unknown). Returns 0, or -ENOENT naming nothing: use dd_vdo_stats_missing. */
+ * unknown). Returns 0; -ENOENT when a basic key is missing (name them with
+ * dd_vdo_stats_missing); DD_E_RANGE when the values cannot be a VDO volume's
+ * (a block size that is not a power of two in 512..1 MiB, sizes past 64 bits). */
 int dd_vdo_derive(const struct dd_vdo_stats *stats, const struct dd_vdo_stats *config,
                   struct dd_vdo_derived *ret);
 

@@ -139,6 +139,7 @@ static void test_bad_replies(void **state)
         {"{ }", DD_E_PARSE, 1, 4, "reply holds no values"},
         {"{ a : 1,\n b : \x01, }", DD_E_PARSE, 2, 6, "unexpected byte 0x01: value"},
         {"{ a : \"x\", }", DD_E_PARSE, 1, 7, "unexpected '\"': value"},
+        {"{ a : 1, g : { b : 2, }, a : 3, }", DD_E_PARSE, 1, 31, "duplicate key 'a'"},
     };
     (void)state;
     for (size_t i = 0; i < DD_ARRAY_SIZE(cases); i++) {
@@ -407,6 +408,13 @@ static void test_derived_and_rates(void **state)
     struct dd_parse_error err;
     assert_int_equal(dd_vdo_stats_parse("{ version : 36, }", 17, &tiny, &err), 0);
     assert_int_equal(dd_vdo_derive(&tiny, NULL, &d), -ENOENT);
+    dd_vdo_stats_release(&tiny);
+    /* values no VDO volume can have: refused, not printed as garbage (fuzz find) */
+    static const char absurd[] =
+        "{ dataBlocksUsed : 1, overheadBlocksUsed : 1, logicalBlocksUsed : 1, "
+        "physicalBlocks : 134217728, blockSize : 40966761285649007, mode : normal, }";
+    assert_int_equal(dd_vdo_stats_parse(absurd, strlen(absurd), &tiny, &err), 0);
+    assert_int_equal(dd_vdo_derive(&tiny, NULL, &d), DD_E_RANGE);
     dd_vdo_stats_release(&tiny);
     dd_vdo_stats_release(&s1);
     dd_vdo_stats_release(&s2);
