@@ -1,0 +1,192 @@
+/*
+ * dedupctl vdostats as scripts run it: the real binary over a replay
+ * directory made from the real dm-vdo 6.12 captures must print what the real
+ * vdostats printed (default, -h and --si byte for byte; --verbose except the
+ * read counters vdostats' own reads moved), select devices the way vdostats
+ * does, and fail with vdostats' messages.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "common/common.h"
+#include "helpers.h"
+
+static const char *dedupctl(void)
+{
+    const char *p = getenv("DEDUPCTL");
+    if (!p)
+        fail_msg("DEDUPCTL is not set (run through ctest)");
+    return p;
+}
+
+/* DIR/vdo0 and DIR/vg0-vpool0-vpool from one capture set. */
+static char *make_replay(const char *set)
+{
+    char *root = tt_tmpdir();
+    static const char *const vols[][2] = {{"vdo0", "vdo0"}, {"vg0-vpool0-vpool", "lvm"}};
+    for (size_t v = 0; v < 2; v++) {
+        char dir[4200], rel[200];
+        size_t len;
+        snprintf(dir, sizeof(dir), "%s/%s", root, vols[v][0]);
+        mkdir(dir, 0755);
+        snprintf(rel, sizeof(rel), "vdo-real-6.12/%s-dmsetup-message-%s-stats.txt", set,
+                 vols[v][1]);
+        char *text = tt_fixture(rel, &len);
+        char *p = tt_path(dir, "stats");
+        tt_write_file(p, text, len);
+        free(p);
+        free(text);
+    }
+    return root;
+}
+
+static char *run_ok(const char *spec, const char *opt, const char *dev)
+{
+    char *out = NULL, *err = NULL;
+    const char *argv[8];
+    int a = 0;
+    argv[a++] = dedupctl();
+    argv[a++] = "vdostats";
+    argv[a++] = "--source";
+    argv[a++] = spec;
+    if (opt)
+        argv[a++] = opt;
+    if (dev)
+        argv[a++] = dev;
+    argv[a] = NULL;
+    int rc = tt_run(argv, &out, &err);
+    if (rc != 0)
+        fail_msg("dedupctl vdostats %s: exit %d: %s", opt ? opt : "", rc, err);
+    free(err);
+    return out;
+}
+
+static void test_forms_match_real_vdostats(void **state)
+{
+    static const char *const sets[] = {"set1", "set2"};
+    static const struct {
+        const char *opt, *suffix;
+    } forms[] = {{NULL, ""}, {"--human-readable", "-human-readable"}, {"--si", "-si"}};
+    (void)state;
+    for (size_t s = 0; s < DD_ARRAY_SIZE(sets); s++) {
+        char *root = make_replay(sets[s]), spec[4200];
+        snprintf(spec, sizeof(spec), "replay:%s", root);
+        for (size_t f = 0; f < DD_ARRAY_SIZE(forms); f++) {
+            char rel[200];
+            snprintf(rel, sizeof(rel), "vdo-real-6.12/%s-vdostats%s.txt", sets[s], forms[f].suffix);
+            char *want = tt_fixture(rel, NULL);
+            char *got = run_ok(spec, forms[f].opt, NULL);
+            if (strcmp(want, got) != 0)
+                fail_msg("%s:\n--- real\n%s--- dedupctl\n%s", rel, want, got);
+            free(want);
+            free(got);
+        }
+        /* --verbose for one device, named as the real capture named it */
+        char rel[200];
+        snprintf(rel, sizeof(rel), "vdo-real-6.12/%s-vdostats-verbose-vdo0.txt", sets[s]);
+        char *want = tt_fixture(rel, NULL);
+        char *got = run_ok(spec, "--verbose", "vdo0");
+        size_t differ = 0, lines = 0;
+        char *sw = NULL, *sg = NULL;
+        for (char *lw = strtok_r(want, "\n", &sw), *lg = strtok_r(got, "\n", &sg); lw || lg;
+             lw = strtok_r(NULL, "\n", &sw), lg = strtok_r(NULL, "\n", &sg), lines++) {
+            assert_non_null(lw);
+            assert_non_null(lg);
+            if (strcmp(lw, lg) == 0)
+                continue;
+            differ++;
+            /* only counters moved by vdostats' own reads may differ */
+            assert_true(strstr(lw, " read ") || strstr(lw, " read count") ||
+                        strstr(lw, "found in cache"));
+        }
+        assert_int_equal(lines, 166);
+        assert_true(differ <= 6);
+        free(want);
+        free(got);
+        tt_rmtree(root);
+        free(root);
+    }
+}
+
+static void test_device_selection_and_errors(void **state)
+{
+    char *root = make_replay("set1"), spec[4200];
+    char *out = NULL, *err = NULL;
+    (void)state;
+    snprintf(spec, sizeof(spec), "replay:%s", root);
+
+    /* one device: the name column shrinks to max(6, its length), as vdostats does */
+    out = run_ok(spec, NULL, "vdo0");
+    assert_string_equal(out, "Device 1k-blocks      Used Available Use% Space saving%\n"
+                             "vdo0    12582912   3493440   9089472  28%           50%\n");
+    free(out);
+    /* a /dev/mapper path selects by its basename */
+    out = run_ok(spec, NULL, "/dev/mapper/vg0-vpool0-vpool");
+    assert_non_null(strstr(out, "\nvg0-vpool0-vpool  10485760"));
+    free(out);
+
+    const char *bad[] = {dedupctl(), "vdostats", "--source", spec, "nosuch", NULL};
+    assert_int_equal(tt_run(bad, &out, &err), 1);
+    assert_string_equal(err, "dedupctl: vdostats: 'nosuch': Not a valid running VDO device\n");
+    free(out);
+    free(err);
+
+    char *empty = tt_tmpdir(), espec[4200];
+    snprintf(espec, sizeof(espec), "replay:%s", empty);
+    const char *none[] = {dedupctl(), "vdostats", "--source", espec, NULL};
+    assert_int_equal(tt_run(none, &out, &err), 1);
+    assert_string_equal(err, "dedupctl: vdostats: Could not find any VDO devices\n");
+    free(out);
+    free(err);
+    tt_rmtree(empty);
+    free(empty);
+
+    const char *badsrc[] = {dedupctl(), "vdostats", "--source", "nfs", NULL};
+    assert_int_equal(tt_run(badsrc, &out, &err), 2);
+    assert_non_null(strstr(err, "unknown source 'nfs'"));
+    free(out);
+    free(err);
+    tt_rmtree(root);
+    free(root);
+}
+
+static void test_json(void **state)
+{
+    char *root = make_replay("set2"), spec[4200];
+    json_error_t jerr;
+    (void)state;
+    snprintf(spec, sizeof(spec), "replay:%s", root);
+    char *out = run_ok(spec, "--json", NULL);
+    json_t *doc = json_loads(out, 0, &jerr);
+    if (!doc)
+        fail_msg("bad JSON: %s\n%s", jerr.text, out);
+    assert_int_equal(json_array_size(doc), 2);
+    json_t *v = json_array_get(doc, 1);
+    assert_string_equal(json_string_value(json_object_get(v, "name")), "vg0-vpool0-vpool");
+    json_t *stats = json_object_get(v, "stats");
+    assert_int_equal(json_object_size(stats), 156); /* every key */
+    assert_int_equal(json_integer_value(json_object_get(stats, "biosIn.write")), 131072);
+    json_t *d = json_object_get(v, "derived");
+    assert_int_equal(json_integer_value(json_object_get(d, "saving_percent")), 24);
+    assert_true(json_is_true(json_object_get(d, "normal")));
+    assert_true(json_is_null(json_object_get(v, "missing_keys")));
+    json_decref(doc);
+    free(out);
+    tt_rmtree(root);
+    free(root);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forms_match_real_vdostats),
+        cmocka_unit_test(test_device_selection_and_errors),
+        cmocka_unit_test(test_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
