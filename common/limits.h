@@ -58,4 +58,21 @@
 /* A status or table line; real ones are under 300 characters. */
 #define DD_VDO_MAX_LINE 4096u
 
+/* Longest comm kept, NUL included. The kernel prints at most 63 bytes (a
+ * 64-byte buffer in proc_task_name; 6.12 shows kthread names past 15 bytes in
+ * full); twice that, so a kernel that widens it does not turn long kthread
+ * names into unparsable lines. Real dm-vdo names are at most 14 bytes. */
+#define DD_PROC_COMM_MAX 128u
+
+/* Longest /proc/<pid>/stat text: 52 fields of at most 21 bytes plus the comm
+ * are under 1.3 KiB today; a page leaves room for fields to come. */
+#define DD_PROC_STAT_LINE_MAX 4096u
+
+/* VDO threads kept by one scan. A volume has 13 to 18 with the defaults and
+ * at most a few hundred tuned (vdo.rst: logical at most 60, physical 16;
+ * ack, bio, cpu and hash counts are single digits in practice), so this is
+ * hundreds of volumes; past it the tree is not a real /proc and the scan
+ * fails. About 280 bytes a thread. */
+#define DD_VDO_MAX_THREADS 16384u
+
 #endif

@@ -34,10 +34,12 @@ run_suite tsan "-R test-scan-files|test-dedupctl" -DCMAKE_BUILD_TYPE=Debug -DDD_
 if command -v clang >/dev/null; then
   echo "== fuzz smoke (clang, libFuzzer)"
   CC=clang cmake -S "$root" -B "$root/build-fuzz" -DDD_WERROR=ON -DDD_FUZZ=ON >/dev/null
-  cmake --build "$root/build-fuzz" -j"$jobs" --target fuzz-parse fuzz-estimator
-  for t in parse estimator; do
+  targets="parse estimator vdo-stats vdo-line proc-stat"
+  # shellcheck disable=SC2046
+  cmake --build "$root/build-fuzz" -j"$jobs" --target $(printf 'fuzz-%s ' $targets)
+  for t in $targets; do
     work=$(mktemp -d)
-    "$root/build-fuzz/tests/fuzz/fuzz-$t" -max_total_time=20 -max_len=65536 \
+    "$root/build-fuzz/tests/fuzz/fuzz-$t" -max_total_time=15 -max_len=65536 \
       "$work" "$root/tests/fuzz/corpus/$t" 2>&1 | tail -n 2
     rm -rf "$work"
   done
