@@ -6,6 +6,13 @@
  *
  * Devices are matched as vdostats matches them: by dm name, by "dm-N", or by
  * a path that resolves to /dev/dm-N (or ends in /mapper/<name>).
+ * --json --interval S takes a second sample S seconds later (a replay moves
+ * to its next snapshot and uses replay.json's interval) and adds, per volume,
+ * the per-second rates and the CPU time of the volume's VDO threads over the
+ * interval, per queue type and per GiB written. The volume's threads are
+ * found through its `instance` key in each sample, since instance numbers
+ * change when a volume is reloaded.
+ *
  * Exit status: 0 ok; 1 no VDO device, an unknown device, or a source error;
  * 2 bad usage.
  */
@@ -17,12 +24,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "common/common.h"
 #include "dedupd/dedupctl.h"
 #include "dedupd/vdo/source.h"
+#include "dedupd/vdo/threads.h"
 
 static void usage(FILE *out)
 {
@@ -35,7 +44,10 @@ static void usage(FILE *out)
           "  --json                     every key, derived figures, status, table, config\n"
           "  --source dm|sysfs|replay:DIR   where to read (default: dm)\n"
           "  --sys-root DIR             /sys prefix for --source sysfs\n"
-          "  --proc-root DIR            /proc prefix (accepted for symmetry; unused here)\n"
+          "  --interval S               with --json: a second sample S seconds later;\n"
+          "                             adds rates and VDO thread CPU per volume\n"
+          "  --proc-root DIR            /proc prefix for the thread CPU (default /proc,\n"
+          "                             or the replay's proc/ tree)\n"
           "  -h, --help                 this text\n",
           out);
 }
@@ -130,6 +142,65 @@ static json_t *volume_json(const struct dd_vdo_volume *v)
     return o;
 }
 
+static json_t *interval_json(const struct dd_vdo_volume *a, const struct dd_vdo_volume *b,
+                             double dt, const struct dd_vdo_cpu *cpu)
+{
+    json_t *o = json_object(), *kinds;
+    struct dd_vdo_rates r;
+    uint64_t instance = 0, w1 = 0, w2 = 0;
+    const struct dd_vdo_instance_cpu *ic = NULL;
+
+    json_object_set_new(o, "seconds", json_real(dt));
+    if (!a || !a->have_stats || !b->have_stats) {
+        json_object_set_new(o, "valid", json_false());
+        return o;
+    }
+    dd_vdo_rates(&a->stats, &b->stats, dt, &r);
+    json_object_set_new(o, "valid", json_boolean(r.valid));
+    if (r.valid) {
+        json_object_set_new(o, "bios_in_read_per_s", json_real(r.bios_in_read));
+        json_object_set_new(o, "bios_in_write_per_s", json_real(r.bios_in_write));
+        json_object_set_new(o, "bios_in_discard_per_s", json_real(r.bios_in_discard));
+        json_object_set_new(o, "bios_in_flush_per_s", json_real(r.bios_in_flush));
+        json_object_set_new(o, "bios_out_read_per_s", json_real(r.bios_out_read));
+        json_object_set_new(o, "bios_out_write_per_s", json_real(r.bios_out_write));
+        json_object_set_new(o, "write_mb_per_s", json_real(r.write_mb_per_s));
+        json_object_set_new(o, "dedup_hit_rate", num_or_null(r.dedup_hit_rate));
+        json_object_set_new(o, "journal_blocks_per_s", json_real(r.journal_blocks_per_s));
+        json_object_set_new(o, "block_map_pages_per_s", json_real(r.block_map_pages_per_s));
+    }
+    if (cpu && dd_vdo_stats_u64(&b->stats, "instance", &instance) == 0 && instance <= UINT32_MAX)
+        ic = dd_vdo_cpu_for_instance(cpu, (uint32_t)instance);
+    json_object_set_new(o, "instance", json_integer((json_int_t)instance));
+    if (!ic) {
+        json_object_set_new(o, "vdo_cpu_seconds", json_null());
+        json_object_set_new(o, "vdo_cpu_seconds_per_gib_written", json_null());
+        return o;
+    }
+    json_object_set_new(o, "vdo_cpu_seconds", json_real(ic->seconds));
+    json_object_set_new(o, "vdo_threads", json_integer((json_int_t)ic->threads));
+    kinds = json_object();
+    for (size_t k = 0; k < ic->n_kinds; k++)
+        json_object_set_new(kinds, ic->kinds[k].kind, json_real(ic->kinds[k].seconds));
+    json_object_set_new(o, "vdo_cpu_seconds_by_queue", kinds);
+    (void)dd_vdo_stats_u64(&a->stats, "biosIn.write", &w1);
+    (void)dd_vdo_stats_u64(&b->stats, "biosIn.write", &w2);
+    /* per GiB written: only over an interval whose counters are comparable */
+    if (r.valid && w2 > w1)
+        json_object_set_new(o, "vdo_cpu_seconds_per_gib_written",
+                            json_real(ic->seconds / ((double)(w2 - w1) * 4096.0 / 1073741824.0)));
+    else
+        json_object_set_new(o, "vdo_cpu_seconds_per_gib_written", json_null());
+    return o;
+}
+
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* vdostats' matching: dm name, dm-N, or a path resolving to /dev/dm-N. */
 static const char *match_device(const char *arg, char **names, const struct dd_vdo_volume *vols,
                                 size_t n)
@@ -158,7 +229,15 @@ static const char *match_device(const char *arg, char **names, const struct dd_v
 
 int dd_ctl_vdostats(int argc, char **argv)
 {
-    enum { OPT_HUMAN = 256, OPT_SI, OPT_JSON, OPT_SOURCE, OPT_SYS_ROOT, OPT_PROC_ROOT };
+    enum {
+        OPT_HUMAN = 256,
+        OPT_SI,
+        OPT_JSON,
+        OPT_SOURCE,
+        OPT_SYS_ROOT,
+        OPT_PROC_ROOT,
+        OPT_INTERVAL
+    };
     static const struct option longopts[] = {
         {"verbose", no_argument, NULL, 'v'},
         {"all", no_argument, NULL, 'a'},
@@ -168,11 +247,13 @@ int dd_ctl_vdostats(int argc, char **argv)
         {"source", required_argument, NULL, OPT_SOURCE},
         {"sys-root", required_argument, NULL, OPT_SYS_ROOT},
         {"proc-root", required_argument, NULL, OPT_PROC_ROOT},
+        {"interval", required_argument, NULL, OPT_INTERVAL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     enum dd_vdostats_style style = DD_VDOSTATS_DF;
-    const char *spec = "dm", *sys_root = NULL;
+    const char *spec = "dm", *sys_root = NULL, *proc_root = NULL;
+    double interval = 0;
     bool json = false, verbose = false, human = false, si = false;
     struct dd_vdo_source *src = NULL;
     struct dd_vdo_volume *vols = NULL;
@@ -203,6 +284,16 @@ int dd_ctl_vdostats(int argc, char **argv)
             sys_root = optarg;
             break;
         case OPT_PROC_ROOT:
+            proc_root = optarg;
+            break;
+        case OPT_INTERVAL:
+            if (dd_parse_double(optarg, &interval) < 0 || interval <= 0 || interval > 3600) {
+                fprintf(stderr,
+                        "dedupctl: vdostats: invalid --interval '%s': expected seconds "
+                        "in (0, 3600]\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'h':
             usage(stdout);
@@ -211,6 +302,10 @@ int dd_ctl_vdostats(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (interval > 0 && !json) {
+        fputs("dedupctl: vdostats: --interval needs --json\n", stderr);
+        return 2;
     }
     style = verbose ? DD_VDOSTATS_VERBOSE
             : si    ? DD_VDOSTATS_SI
@@ -269,7 +364,53 @@ int dd_ctl_vdostats(int argc, char **argv)
     }
 
     ret = EXIT_SUCCESS;
-    if (json) {
+    if (json && interval > 0) {
+        /* a second sample: volumes and threads, the interval apart */
+        struct dd_vdo_threads t1 = {0}, t2 = {0};
+        struct dd_vdo_cpu cpu = {0};
+        const char *pr = proc_root ? proc_root : dd_vdo_source_proc_root(src);
+        bool have_cpu;
+        double t0, dt;
+        json_t *arr = json_array();
+
+        have_cpu = dd_vdo_threads_scan(pr ? pr : "/proc", &t1) == 0;
+        t0 = monotonic_seconds();
+        if (dd_vdo_source_interval(src) > 0) {
+            dt = dd_vdo_source_interval(src);
+        } else {
+            struct timespec nap = {.tv_sec = (time_t)interval,
+                                   .tv_nsec = (long)((interval - (double)(time_t)interval) * 1e9)};
+            nanosleep(&nap, NULL);
+            dt = monotonic_seconds() - t0;
+        }
+        dd_vdo_source_next(src);
+        pr = proc_root ? proc_root : dd_vdo_source_proc_root(src);
+        have_cpu = have_cpu && dd_vdo_threads_scan(pr ? pr : "/proc", &t2) == 0 &&
+                   dd_vdo_cpu_delta(&t1, &t2, dd_clock_ticks(), &cpu) == 0;
+        for (size_t k = 0; k < npick; k++) {
+            struct dd_vdo_volume b;
+            const struct dd_vdo_volume *a = &vols[pick[k]];
+            json_t *vj;
+            if (dd_vdo_source_read(src, a->name, &b) == -ENOENT) {
+                vj = volume_json(a);
+                json_object_set_new(
+                    vj, "interval",
+                    json_pack("{s:b, s:s}", "valid", 0, "error", "volume disappeared"));
+            } else {
+                vj = volume_json(&b);
+                json_object_set_new(vj, "interval",
+                                    interval_json(a, &b, dt, have_cpu ? &cpu : NULL));
+            }
+            dd_vdo_volume_release(&b);
+            json_array_append_new(arr, vj);
+        }
+        dd_vdo_threads_release(&t1);
+        dd_vdo_threads_release(&t2);
+        dd_vdo_cpu_release(&cpu);
+        json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+        fputc('\n', stdout);
+        json_decref(arr);
+    } else if (json) {
         json_t *arr = json_array();
         for (size_t k = 0; k < npick; k++)
             json_array_append_new(arr, volume_json(&vols[pick[k]]));

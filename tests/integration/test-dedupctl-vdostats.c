@@ -6,6 +6,7 @@
  * does, and fail with vdostats' messages.
  */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,7 @@ static char *make_replay(const char *set)
 static char *run_ok(const char *spec, const char *opt, const char *dev)
 {
     char *out = NULL, *err = NULL;
-    const char *argv[8];
+    const char *argv[9];
     int a = 0;
     argv[a++] = dedupctl();
     argv[a++] = "vdostats";
@@ -181,12 +182,120 @@ static void test_json(void **state)
     free(root);
 }
 
+/* Sums utime+stime per instance from a capture of /proc/<pid>/stat lines
+ * (independently of the code under test: by "(vdoN:" and a field count), and
+ * writes each line to root/<pid>/stat. */
+static void proc_tree(const char *rel, const char *root, double ticks[2])
+{
+    char *text = tt_fixture(rel, NULL), *save = NULL;
+    ticks[0] = ticks[1] = 0;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char dir[4200], *sp = strchr(l, ' ');
+        *sp = '\0';
+        snprintf(dir, sizeof(dir), "%s/%s", root, l);
+        mkdir(dir, 0755);
+        *sp = ' ';
+        char *p = tt_path(dir, "stat");
+        tt_write_file(p, l, strlen(l));
+        free(p);
+        int inst = strstr(l, "(vdo0:") ? 0 : 1;
+        char *after = strrchr(l, ')') + 2; /* field 3 onwards */
+        unsigned long long f[20] = {0};
+        int n = 0;
+        for (char *tok = after; n < 13 && tok; n++) {
+            f[n] = strtoull(tok, NULL, 10);
+            tok = strchr(tok, ' ');
+            if (tok)
+                tok++;
+        }
+        ticks[inst] += (double)(f[11] + f[12]); /* fields 14 and 15 */
+    }
+    free(text);
+}
+
+static void test_interval_rates_and_thread_cpu(void **state)
+{
+    char *root = tt_tmpdir();
+    static const char *const vols[][2] = {{"vdo0", "vdo0"}, {"vg0-vpool0-vpool", "lvm"}};
+    double t1[2], t2[2];
+    json_error_t jerr;
+    (void)state;
+    for (size_t v = 0; v < 2; v++) {
+        for (int s = 1; s <= 2; s++) {
+            char dir[4200], rel[200];
+            size_t len;
+            snprintf(dir, sizeof(dir), "%s/%s", root, vols[v][0]);
+            mkdir(dir, 0755);
+            snprintf(dir, sizeof(dir), "%s/%s/%04d", root, vols[v][0], s);
+            mkdir(dir, 0755);
+            snprintf(rel, sizeof(rel), "vdo-real-6.12/set%d-dmsetup-message-%s-stats.txt", s,
+                     vols[v][1]);
+            char *text = tt_fixture(rel, &len), *p = tt_path(dir, "stats");
+            tt_write_file(p, text, len);
+            free(p);
+            free(text);
+        }
+    }
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/proc", root);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof(dir), "%s/proc/0001", root);
+    mkdir(dir, 0755);
+    proc_tree("vdo-real-6.12/set1-proc-pid-stat-vdo.txt", dir, t1);
+    snprintf(dir, sizeof(dir), "%s/proc/0002", root);
+    mkdir(dir, 0755);
+    proc_tree("vdo-real-6.12/set2-proc-pid-stat-vdo.txt", dir, t2);
+    char *p = tt_path(root, "replay.json");
+    tt_write_file(p, "{\"interval_seconds\": 40}", 24);
+    free(p);
+
+    char spec[4200];
+    snprintf(spec, sizeof(spec), "replay:%s", root);
+    char *out = run_ok(spec, "--json", "--interval=1");
+    json_t *doc = json_loads(out, 0, &jerr);
+    if (!doc)
+        fail_msg("bad JSON: %s\n%s", jerr.text, out);
+    for (size_t v = 0; v < 2; v++) {
+        json_t *iv = json_object_get(json_array_get(doc, v), "interval");
+        assert_true(json_is_true(json_object_get(iv, "valid")));
+        assert_true(json_real_value(json_object_get(iv, "seconds")) == 40.0);
+        assert_int_equal(json_integer_value(json_object_get(iv, "instance")), v);
+        double cpu = json_real_value(json_object_get(iv, "vdo_cpu_seconds"));
+        double want = (t2[v] - t1[v]) / 100.0; /* CLK_TCK 100, as captured */
+        if (fabs(cpu - want) > 1e-8 * want)
+            fail_msg("%s: cpu %.3f s, want %.3f s", vols[v][0], cpu, want);
+        json_t *byq = json_object_get(iv, "vdo_cpu_seconds_by_queue");
+        assert_true(json_object_size(byq) >= 8);
+        double sum = 0;
+        const char *k;
+        json_t *val;
+        json_object_foreach(byq, k, val) sum += json_real_value(val);
+        assert_true(fabs(sum - cpu) < 1e-8 * (cpu + 1));
+    }
+    /* vdo0: set1 -> set2 wrote 278528 - 163840 blocks in 40 s */
+    json_t *iv0 = json_object_get(json_array_get(doc, 0), "interval");
+    double gib = (278528.0 - 163840.0) * 4096.0 / 1073741824.0;
+    assert_true(fabs(json_real_value(json_object_get(iv0, "bios_in_write_per_s")) -
+                     (278528.0 - 163840.0) / 40.0) < 1e-9);
+    /* JSON carries 10 significant digits */
+    double per_gib = (t2[0] - t1[0]) / 100.0 / gib;
+    assert_true(fabs(json_real_value(json_object_get(iv0, "vdo_cpu_seconds_per_gib_written")) -
+                     per_gib) < 1e-8 * per_gib);
+    print_message("vdo0: %.2f VDO CPU s over the interval, %.2f s per GiB written\n",
+                  (t2[0] - t1[0]) / 100.0, (t2[0] - t1[0]) / 100.0 / gib);
+    json_decref(doc);
+    free(out);
+    tt_rmtree(root);
+    free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forms_match_real_vdostats),
         cmocka_unit_test(test_device_selection_and_errors),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_interval_rates_and_thread_cpu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
