@@ -58,6 +58,7 @@ static void usage(FILE *out)
           "Commands:\n"
           "  estimate PATH...   estimate dedup + compression of data before it lands on VDO\n"
           "  vdostats [DEV...]  VDO statistics, as vdostats prints them (or --json)\n"
+          "  vdo-sim            write a simulated VDO replay directory from a workload\n"
           "\n"
           "Run 'dedupctl COMMAND --help' for a command's options.\n",
           out);
@@ -318,6 +319,8 @@ int main(int argc, char **argv)
         return cmd_estimate(argc - 1, argv + 1);
     if (strcmp(argv[1], "vdostats") == 0)
         return dd_ctl_vdostats(argc - 1, argv + 1);
+    if (strcmp(argv[1], "vdo-sim") == 0)
+        return dd_ctl_vdo_sim(argc - 1, argv + 1);
     fprintf(stderr, "dedupctl: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return EXIT_USAGE;

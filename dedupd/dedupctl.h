@@ -6,5 +6,6 @@
 #define DD_DEDUPCTL_H
 
 int dd_ctl_vdostats(int argc, char **argv);
+int dd_ctl_vdo_sim(int argc, char **argv);
 
 #endif
