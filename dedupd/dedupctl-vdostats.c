@@ -157,6 +157,8 @@ static json_t *interval_json(const struct dd_vdo_volume *a, const struct dd_vdo_
     }
     dd_vdo_rates(&a->stats, &b->stats, dt, &r);
     json_object_set_new(o, "valid", json_boolean(r.valid));
+    if (r.not_normal)
+        json_object_set_new(o, "error", json_string("not in normal mode: no rates"));
     if (r.valid) {
         json_object_set_new(o, "bios_in_read_per_s", json_real(r.bios_in_read));
         json_object_set_new(o, "bios_in_write_per_s", json_real(r.bios_in_write));

@@ -147,9 +147,11 @@ int dd_vdo_derive(const struct dd_vdo_stats *stats, const struct dd_vdo_stats *c
                   struct dd_vdo_derived *ret);
 
 /* Per-interval rates from two samples dt seconds apart. A counter that went
- * backwards (the volume was reloaded) gives no rate: valid is false. */
+ * backwards or a changed instance (the volume was reloaded) gives no rate, and
+ * neither does a sample outside normal mode (not_normal): valid is false. */
 struct dd_vdo_rates {
     bool valid;
+    bool not_normal;
     double seconds;
     double bios_in_read, bios_in_write, bios_in_discard, bios_in_flush; /* per second */
     double bios_out_read, bios_out_write;                               /* per second */

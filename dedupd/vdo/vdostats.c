@@ -262,6 +262,12 @@ int dd_vdo_derive(const struct dd_vdo_stats *stats, const struct dd_vdo_stats *c
     return 0;
 }
 
+static bool normal_mode(const struct dd_vdo_stats *s)
+{
+    const char *mode = dd_vdo_stats_get(s, "mode");
+    return mode && strcmp(mode, "normal") == 0 && get0(s, "inRecoveryMode") == 0;
+}
+
 /* cur - prev, or false when the counter went backwards */
 static bool delta(const struct dd_vdo_stats *prev, const struct dd_vdo_stats *cur, const char *key,
                   double *ret)
@@ -283,6 +289,12 @@ int dd_vdo_rates(const struct dd_vdo_stats *prev, const struct dd_vdo_stats *cur
     memset(&r, 0, sizeof(r));
     r.dedup_hit_rate = (double)NAN;
     r.seconds = dt;
+    /* lvm2's guard: nothing derived from a volume that is not in normal mode */
+    if (!normal_mode(prev) || !normal_mode(cur)) {
+        r.not_normal = true;
+        *ret = r;
+        return 0;
+    }
     /* another instance number means the volume was reloaded: counters restarted */
     if (!(dt > 0) || dd_vdo_stats_u64(prev, "instance", &i1) < 0 ||
         dd_vdo_stats_u64(cur, "instance", &i2) < 0 || i1 != i2 ||

@@ -398,6 +398,13 @@ static void test_derived_and_rates(void **state)
     assert_false(r.valid);
     assert_int_equal(dd_vdo_rates(&s1, &s2, 0.0, &r), 0);
     assert_false(r.valid);
+    /* a sample in recovery: nothing derived */
+    struct dd_vdo_stats rec;
+    parse_fixture("vdo/synth-dm-vdo-stats-message-v36-recovering.txt", &rec);
+    assert_int_equal(dd_vdo_rates(&rec, &rec, 10.0, &r), 0);
+    assert_false(r.valid);
+    assert_true(r.not_normal);
+    dd_vdo_stats_release(&rec);
     /* same counters: no writes, hit rate undefined */
     assert_int_equal(dd_vdo_rates(&s1, &s1, 10.0, &r), 0);
     assert_true(r.valid);
