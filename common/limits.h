@@ -58,6 +58,20 @@
 /* A status or table line; real ones are under 300 characters. */
 #define DD_VDO_MAX_LINE 4096u
 
+/* HTTP request bodies: the largest we accept is an extender request listing
+ * thousands of nodes (~100 KB, PERF-NOTES); 1 MiB leaves room and bounds
+ * memory per connection. Larger bodies get 413. */
+#define DD_HTTP_MAX_BODY (1u << 20)
+
+/* Routes a server can hold: the API has a few dozen. */
+#define DD_HTTP_MAX_ROUTES 64u
+
+/* Path parameters in one route pattern ("/v1/volumes/{name}/history"). */
+#define DD_HTTP_MAX_PARAMS 4u
+
+/* Longest request path considered; longer ones are 414. */
+#define DD_HTTP_MAX_PATH 2048u
+
 /* Longest comm kept, NUL included. The kernel prints at most 63 bytes (a
  * 64-byte buffer in proc_task_name; 6.12 shows kthread names past 15 bytes in
  * full); twice that, so a kernel that widens it does not turn long kthread

@@ -333,7 +333,7 @@ int dd_ctl_vdostats(int argc, char **argv)
         goto out;
     for (size_t i = 0; i < n; i++) {
         r = dd_vdo_source_read(src, names[i], &vols[i]);
-        if (r == -ENOENT)
+        if (r == -ENOENT && !vols[i].stats_error[0])
             snprintf(vols[i].stats_error, sizeof(vols[i].stats_error),
                      "stats: the volume disappeared while being read");
     }
@@ -393,7 +393,8 @@ int dd_ctl_vdostats(int argc, char **argv)
             struct dd_vdo_volume b;
             const struct dd_vdo_volume *a = &vols[pick[k]];
             json_t *vj;
-            if (dd_vdo_source_read(src, a->name, &b) == -ENOENT) {
+            /* by the listed name: v->name is a bounded copy */
+            if (dd_vdo_source_read(src, names[pick[k]], &b) == -ENOENT) {
                 vj = volume_json(a);
                 json_object_set_new(
                     vj, "interval",
@@ -432,15 +433,39 @@ int dd_ctl_vdostats(int argc, char **argv)
                 ret = EXIT_FAILURE;
                 continue;
             }
-            if (dd_vdostats_print(stdout, style, width,
+            r = dd_vdostats_print(stdout, style, width,
                                   style == DD_VDOSTATS_VERBOSE || !base ? label : base + 1,
-                                  &v->stats) < 0) {
+                                  &v->stats);
+            if (r < 0) {
                 char missing[512];
-                dd_vdo_stats_missing(&v->stats, missing, sizeof(missing));
-                fprintf(stderr, "dedupctl: vdostats: '%s': stats lack %s\n", v->name, missing);
+                if (r == DD_E_RANGE)
+                    fprintf(stderr,
+                            "dedupctl: vdostats: '%s': values no VDO volume can have (block "
+                            "size or block counts out of range)\n",
+                            v->name);
+                else if (dd_vdo_stats_missing(&v->stats, missing, sizeof(missing)) > 0)
+                    fprintf(stderr, "dedupctl: vdostats: '%s': stats lack %s\n", v->name, missing);
+                else
+                    fprintf(stderr,
+                            "dedupctl: vdostats: '%s': a size or block count is not a "
+                            "number\n",
+                            v->name);
                 ret = EXIT_FAILURE;
             }
         }
+    }
+    if (ret == EXIT_SUCCESS && json) {
+        size_t good = 0;
+        for (size_t k = 0; k < npick; k++)
+            good += vols[pick[k]].have_stats;
+        if (good == 0) {
+            fputs("dedupctl: vdostats: no volume's statistics could be read\n", stderr);
+            ret = EXIT_FAILURE;
+        }
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "dedupctl: vdostats: writing output: %s\n", strerror(errno));
+        ret = EXIT_FAILURE;
     }
 out:
     dd_free(pick);

@@ -29,7 +29,7 @@ static void capture_dm_log(int level, const char *file, int line, int dm_errno_o
     (void)file;
     (void)line;
     (void)dm_errno_or_class;
-    if ((level & 7) > 3) /* keep errors and warnings, drop notices and debug */
+    if ((level & 7) > 4) /* keep errors (3) and warnings (4), drop notices and debug */
         return;
     va_start(ap, f);
     vsnprintf(dm_last_message, sizeof(dm_last_message), f, ap);
@@ -53,6 +53,8 @@ static struct dm_task *run_task(int type, const char *name, const char *message,
         return NULL;
     }
     dm_last_message[0] = '\0';
+    if (type == DM_DEVICE_STATUS)
+        (void)dm_task_no_flush(dmt); /* reading must never make a target commit */
     if (!dm_task_set_name(dmt, name) ||
         (message && (!dm_task_set_sector(dmt, 0) || !dm_task_set_message(dmt, message))) ||
         !dm_task_run(dmt)) {
@@ -107,7 +109,9 @@ static int dm_list(void *impl, char ***ret_names, size_t *ret_n, char *errbuf, s
             struct dm_task *st;
 
             nm = (struct dm_names *)(void *)((char *)nm + next);
-            st = run_task(DM_DEVICE_STATUS, nm->name, NULL, &e);
+            /* the table names the target type; a status task would make
+             * thin-pool and cache targets commit their metadata */
+            st = run_task(DM_DEVICE_TABLE, nm->name, NULL, &e);
             /* a device removed since the listing is simply not listed */
             if (st && vdo_target(st, &length, &params)) {
                 if (DD_ARRAY_RESERVE(names, cap, n + 1) < 0 || !(names[n] = dd_strdup(nm->name))) {
@@ -142,6 +146,7 @@ static int dm_read(void *impl, const char *name, struct dd_vdo_volume *v)
     char status_line[DD_VDO_MAX_LINE], table_line[DD_VDO_MAX_LINE];
     const char *params = NULL, *stats = NULL, *config = NULL;
     uint64_t length = 0;
+    bool have_table = false;
     int e;
 
     (void)impl;
@@ -163,25 +168,30 @@ static int dm_read(void *impl, const char *name, struct dd_vdo_volume *v)
     dm_task_destroy(st);
 
     tb = run_task(DM_DEVICE_TABLE, name, NULL, &e);
-    if (tb && vdo_target(tb, &length, &params))
-        dd_vdo_pathf(table_line, sizeof(table_line), "0 %llu vdo %s", (unsigned long long)length,
-                     params);
-    else
+    table_line[0] = '\0';
+    if (!tb)
         snprintf(v->table_error, sizeof(v->table_error), "table: %.200s", dm_why());
-
+    else if (!vdo_target(tb, &length, &params))
+        snprintf(v->table_error, sizeof(v->table_error), "table: no longer a vdo target");
+    else if (dd_vdo_pathf(table_line, sizeof(table_line), "0 %llu vdo %s",
+                          (unsigned long long)length, params) < 0)
+        snprintf(v->table_error, sizeof(v->table_error), "table: longer than %u bytes",
+                 DD_VDO_MAX_LINE);
+    else
+        have_table = true;
     ms = run_task(DM_DEVICE_TARGET_MSG, name, "stats", &e);
     if (ms)
         stats = dm_task_get_message_response(ms);
     if (!stats)
         snprintf(v->stats_error, sizeof(v->stats_error), "stats message: %.60s (%.150s)",
-                 strerror(e), dm_why());
+                 ms ? "no reply" : strerror(e), dm_why());
     /* the config message exists on newer kernels only */
     cf = run_task(DM_DEVICE_TARGET_MSG, name, "config", &e);
     if (cf)
         config = dm_task_get_message_response(cf);
 
-    dd_vdo_volume_fill(v, stats, stats ? strlen(stats) : 0, status_line, tb ? table_line : NULL,
-                       config, config ? strlen(config) : 0);
+    dd_vdo_volume_fill(v, stats, stats ? strlen(stats) : 0, status_line,
+                       have_table ? table_line : NULL, config, config ? strlen(config) : 0);
     if (tb)
         dm_task_destroy(tb);
     if (ms)
@@ -193,8 +203,9 @@ static int dm_read(void *impl, const char *name, struct dd_vdo_volume *v)
 
 static void dm_free_impl(void *impl)
 {
+    /* the log hook stays installed: it is process-wide and other sources or
+     * libdevmapper users in this process rely on it staying quiet */
     (void)impl;
-    dm_log_with_errno_init(NULL);
 }
 
 static const struct dd_vdo_source_ops dm_ops = {

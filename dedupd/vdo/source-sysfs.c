@@ -53,24 +53,19 @@ static void snake_of(const char *key, char *out, size_t len)
     out[o] = '\0';
 }
 
+/* The stats key a kvdo file name stands for, or NULL. No static state:
+ * sources may be read from several threads. */
 static const char *key_for_file(const char *file)
 {
-    static char snake[200][64]; /* >= the 156 version-36 keys */
-    static bool ready;
-    size_t i;
+    char snake[128];
 
-    for (i = 0; i < DD_ARRAY_SIZE(aliases); i++) {
+    for (size_t i = 0; i < DD_ARRAY_SIZE(aliases); i++) {
         if (strcmp(aliases[i].file, file) == 0)
             return aliases[i].key;
     }
-    /* computed once; the table is read-only afterwards */
-    if (!ready) {
-        for (i = 0; dd_vdo_v36_keys[i] && i < DD_ARRAY_SIZE(snake); i++)
-            snake_of(dd_vdo_v36_keys[i], snake[i], sizeof(snake[i]));
-        ready = true;
-    }
-    for (i = 0; dd_vdo_v36_keys[i] && i < DD_ARRAY_SIZE(snake); i++) {
-        if (strcmp(snake[i], file) == 0)
+    for (size_t i = 0; dd_vdo_v36_keys[i]; i++) {
+        snake_of(dd_vdo_v36_keys[i], snake, sizeof(snake));
+        if (strcmp(snake, file) == 0)
             return dd_vdo_v36_keys[i];
     }
     return NULL;
@@ -200,6 +195,7 @@ static int find_stats_dir(struct sysfs *s, const char *name, char *out, size_t l
 
 struct file_value {
     char *file, *value;
+    const char *key; /* the stats key, or NULL for a file we do not know */
 };
 
 static int sysfs_read(void *impl, const char *name, struct dd_vdo_volume *v)
@@ -212,7 +208,7 @@ static int sysfs_read(void *impl, const char *name, struct dd_vdo_volume *v)
     DIR *d;
     int r = 0;
 
-    if (strchr(name, '/'))
+    if (strchr(name, '/') || strcmp(name, "..") == 0 || strcmp(name, ".") == 0)
         return -EINVAL;
     if (find_stats_dir(s, name, dir, sizeof(dir), devpath, sizeof(devpath)) < 0)
         return -ENOENT;
@@ -235,15 +231,15 @@ static int sysfs_read(void *impl, const char *name, struct dd_vdo_volume *v)
             r = -ENOMEM;
             break;
         }
+        fv[n].key = key_for_file(de->d_name); /* mapped once per file */
         fv[n++].value = value;
     }
     closedir(d);
     /* rebuild in version-36 order, then the files we do not know */
     for (size_t k = 0; r == 0 && dd_vdo_v36_keys[k]; k++) {
         for (size_t i = 0; i < n; i++) {
-            const char *key = fv[i].file ? key_for_file(fv[i].file) : NULL;
-            if (key && strcmp(key, dd_vdo_v36_keys[k]) == 0) {
-                r = dd_vdo_stats_add(&v->stats, key, fv[i].value);
+            if (fv[i].file && fv[i].key && strcmp(fv[i].key, dd_vdo_v36_keys[k]) == 0) {
+                r = dd_vdo_stats_add(&v->stats, fv[i].key, fv[i].value);
                 dd_free(fv[i].file);
                 fv[i].file = NULL;
                 break;

@@ -73,13 +73,19 @@ void dd_vdo_volume_fill(struct dd_vdo_volume *v, const char *stats, size_t stats
 
 int dd_vdo_read_text(const char *path, char **ret_text, size_t *ret_len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO planted where a file should be must not hang us */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     size_t cap = 4096, len = 0;
+    struct stat st;
     char *buf, *body;
     int r = 0;
 
     if (fd < 0)
         return -errno;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EINVAL;
+    }
     buf = dd_malloc(cap);
     if (!buf) {
         close(fd);
@@ -89,7 +95,7 @@ int dd_vdo_read_text(const char *path, char **ret_text, size_t *ret_len)
         ssize_t n;
         if (len + 1 >= cap) {
             char *nb;
-            if (cap > DD_VDO_MAX_REPLY_BYTES) {
+            if (cap >= DD_VDO_MAX_REPLY_BYTES + 1) {
                 r = DD_E_TOOBIG;
                 break;
             }
@@ -111,6 +117,10 @@ int dd_vdo_read_text(const char *path, char **ret_text, size_t *ret_len)
         if (n == 0)
             break;
         len += (size_t)n;
+        if (len > DD_VDO_MAX_REPLY_BYTES) {
+            r = DD_E_TOOBIG;
+            break;
+        }
     }
     close(fd);
     if (r < 0) {
@@ -247,7 +257,7 @@ static int replay_read(void *impl, const char *name, struct dd_vdo_volume *v)
     if (r < 0) {
         snprintf(v->stats_error, sizeof(v->stats_error), "stats: no %.100s/stats nor %.100s/0001/",
                  base, base);
-        return r;
+        return -ENODATA; /* the volume is there; its data is not */
     }
     for (size_t i = 0; i < 4; i++) {
         dd_vdo_pathf(path, sizeof(path), "%s/%s", dir, parts[i]);
@@ -259,7 +269,8 @@ static int replay_read(void *impl, const char *name, struct dd_vdo_volume *v)
                         : i == 1 ? v->status_error
                         : i == 2 ? v->table_error
                                  : v->config_error;
-            snprintf(msg, 256, "%s: %.160s: %.60s", parts[i], path, dd_strerror(r));
+            snprintf(msg, 256, "%s: %.160s: %.60s", parts[i], path,
+                     r == -EINVAL ? "not a regular file" : dd_strerror(r));
             if (i == 0)
                 break;
         }
@@ -290,25 +301,48 @@ static const struct dd_vdo_source_ops replay_ops = {
     .free = replay_free,
 };
 
-static void read_replay_json(struct dd_vdo_source *src)
+/* DIR/replay.json {"interval_seconds": S}: optional, but when present it
+ * must be right, or the rates computed from it would be wrong. */
+static int read_replay_json(struct dd_vdo_source *src, char *errbuf, size_t errlen)
 {
-    char path[4200];
+    char path[4200], *text = NULL;
+    size_t len = 0;
     json_error_t jerr;
     json_t *doc, *iv;
+    int r;
 
-    dd_vdo_pathf(path, sizeof(path), "%s/replay.json", src->dir);
-    doc = json_load_file(path, 0, &jerr);
-    if (!doc)
-        return;
+    if (dd_vdo_pathf(path, sizeof(path), "%s/replay.json", src->dir) < 0)
+        return -ENAMETOOLONG;
+    r = dd_vdo_read_text(path, &text, &len);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0) {
+        snprintf(errbuf, errlen, "%.200s: %s", path,
+                 r == -EINVAL ? "not a regular file" : dd_strerror(r));
+        return r;
+    }
+    doc = json_loadb(text, len, 0, &jerr);
+    dd_free(text);
+    if (!doc) {
+        snprintf(errbuf, errlen, "%.200s: line %d, column %d: %.100s", path, jerr.line, jerr.column,
+                 jerr.text);
+        return DD_E_PARSE;
+    }
     iv = json_object_get(doc, "interval_seconds");
-    if (json_is_number(iv) && json_number_value(iv) > 0)
-        src->interval = json_number_value(iv);
+    if (!json_is_number(iv) || !(json_number_value(iv) > 0) || json_number_value(iv) > 86400) {
+        snprintf(errbuf, errlen, "%.200s: interval_seconds must be a number in (0, 86400]", path);
+        json_decref(doc);
+        return DD_E_PARSE;
+    }
+    src->interval = json_number_value(iv);
     json_decref(doc);
+    return 0;
 }
 
 int dd_vdo_replay_open(struct dd_vdo_source *src, const char *dir, char *errbuf, size_t errlen)
 {
     struct replay *rp;
+    int r;
 
     if (strlen(dir) >= sizeof(src->dir) - 64) {
         snprintf(errbuf, errlen, "replay directory path too long");
@@ -325,7 +359,12 @@ int dd_vdo_replay_open(struct dd_vdo_source *src, const char *dir, char *errbuf,
     dd_vdo_pathf(src->dir, sizeof(src->dir), "%s", dir);
     src->ops = &replay_ops;
     src->impl = rp;
-    read_replay_json(src);
+    r = read_replay_json(src, errbuf, errlen);
+    if (r < 0) {
+        dd_free(rp);
+        src->impl = NULL;
+        return r;
+    }
     return 0;
 }
 

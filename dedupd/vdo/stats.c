@@ -16,8 +16,8 @@
 #include "common/common.h"
 #include "dedupd/vdo/vdo.h"
 
+/* (no "version": kvdo's sysfs has none, and nothing is derived from it) */
 const char *const dd_vdo_required_keys[] = {
-    "version",
     "dataBlocksUsed",
     "overheadBlocksUsed",
     "logicalBlocksUsed",

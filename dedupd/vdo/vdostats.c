@@ -218,7 +218,7 @@ int dd_vdo_derive(const struct dd_vdo_stats *stats, const struct dd_vdo_stats *c
     /* VDO blocks are 4 KiB; accept any sane power of two, and refuse sizes
      * whose byte counts would not fit 64 bits rather than print garbage */
     if (d.block_size < 512 || d.block_size > (1u << 20) || (d.block_size & (d.block_size - 1)) ||
-        physical > UINT64_MAX / d.block_size || overhead > UINT64_MAX / d.block_size)
+        physical > UINT64_MAX / d.block_size || data > UINT64_MAX - overhead)
         return DD_E_RANGE;
     d.in_recovery = get0(stats, "inRecoveryMode") != 0;
     d.read_only = strcmp(mode, "read-only") == 0;

@@ -169,8 +169,40 @@ static void test_replay_bad_stats(void **state)
     dd_vdo_volume_release(&v);
     dd_vdo_source_free(src);
 
+    /* hostile files: a FIFO where a file should be is refused, not waited on */
+    snprintf(d, sizeof(d), "%s/fifo", root);
+    mkdir_p(d);
+    put(d, "stats", "{ version : 36, }");
+    char *fifo = tt_path(d, "status");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    free(fifo);
+    src = open_or_fail(spec, NULL);
+    assert_int_equal(dd_vdo_source_read(src, "fifo", &v), 0);
+    assert_false(v.have_status);
+    assert_non_null(strstr(v.status_error, "not a regular file"));
+    dd_vdo_volume_release(&v);
+    /* a volume directory without data keeps its own message */
+    assert_int_equal(dd_vdo_source_read(src, "empty", &v), -ENODATA);
+    assert_non_null(strstr(v.stats_error, "/stats nor "));
+    dd_vdo_volume_release(&v);
+    dd_vdo_source_free(src);
+
     char err[256];
     struct dd_vdo_source *none = NULL;
+    /* a replay.json that is wrong fails the open and is named */
+    put(root, "replay.json", "{\"interval_seconds\": \"ten\"}");
+    assert_int_equal(dd_vdo_source_open(spec, NULL, &none, err, sizeof(err)), DD_E_PARSE);
+    assert_non_null(strstr(err, "replay.json: interval_seconds must be a number"));
+    put(root, "replay.json", "{\"interval_seconds\": ");
+    assert_int_equal(dd_vdo_source_open(spec, NULL, &none, err, sizeof(err)), DD_E_PARSE);
+    assert_non_null(strstr(err, "replay.json: line 1"));
+    char *rj = tt_path(root, "replay.json");
+    unlink(rj);
+    assert_int_equal(mkfifo(rj, 0600), 0);
+    assert_true(dd_vdo_source_open(spec, NULL, &none, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "not a regular file"));
+    unlink(rj);
+    free(rj);
     snprintf(spec, sizeof(spec), "replay:%s/nonexistent", root);
     assert_true(dd_vdo_source_open(spec, NULL, &none, err, sizeof(err)) < 0);
     assert_non_null(strstr(err, "nonexistent"));

@@ -423,6 +423,12 @@ static void test_derived_and_rates(void **state)
     assert_int_equal(dd_vdo_stats_parse(absurd, strlen(absurd), &tiny, &err), 0);
     assert_int_equal(dd_vdo_derive(&tiny, NULL, &d), DD_E_RANGE);
     dd_vdo_stats_release(&tiny);
+    static const char wraps[] =
+        "{ dataBlocksUsed : 18446744073708760176, overheadBlocksUsed : 791440, "
+        "logicalBlocksUsed : 1, physicalBlocks : 3145728, blockSize : 4096, mode : normal, }";
+    assert_int_equal(dd_vdo_stats_parse(wraps, strlen(wraps), &tiny, &err), 0);
+    assert_int_equal(dd_vdo_derive(&tiny, NULL, &d), DD_E_RANGE);
+    dd_vdo_stats_release(&tiny);
     dd_vdo_stats_release(&s1);
     dd_vdo_stats_release(&s2);
     dd_vdo_stats_release(&c);

@@ -1,0 +1,553 @@
+/*
+ * HTTP server on libmicrohttpd. One request = one access-handler state: the
+ * body is accumulated up to the cap (past it the rest is drained and 413
+ * answered), then the router picks a route by path and method, checks the
+ * token for mutating routes, calls the handler and times it. libmicrohttpd
+ * copies our response buffer, so handlers' buffers are freed here.
+ *
+ * Threads: libmicrohttpd's internal thread pool (epoll). Route tables are
+ * read-only after start; metrics are atomic counters.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "dedupd/http/http.h"
+
+/* Latency buckets, seconds (Prometheus "le" bounds). */
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                 0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+#define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+struct route_stats {
+    atomic_uint_fast64_t by_class[6]; /* index status / 100 */
+    atomic_uint_fast64_t bucket[N_BUCKETS + 1];
+    atomic_uint_fast64_t sum_us;
+};
+
+struct dd_http_server {
+    struct MHD_Daemon *mhd;
+    struct dd_http_route routes[DD_HTTP_MAX_ROUTES];
+    struct route_stats stats[DD_HTTP_MAX_ROUTES + 1]; /* last: unmatched */
+    size_t n_routes;
+    char *token;
+    size_t max_body;
+    uint16_t port;
+    char *tls_key, *tls_cert, *tls_ca;
+    atomic_uint_fast64_t too_big, unauthorized;
+};
+
+struct request_state {
+    double start;
+    char *body;
+    size_t len, cap;
+    bool too_big;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- replies ---- */
+
+int dd_http_reply_text(struct dd_http_response *resp, int status, const char *content_type,
+                       const char *text, size_t len)
+{
+    dd_free(resp->body);
+    resp->body = dd_malloc(len + 1);
+    if (!resp->body) {
+        resp->len = 0;
+        resp->status = 500;
+        return -ENOMEM;
+    }
+    memcpy(resp->body, text, len);
+    resp->body[len] = '\0';
+    resp->len = len;
+    resp->status = status;
+    resp->content_type = content_type;
+    return 0;
+}
+
+int dd_http_reply_json(struct dd_http_response *resp, int status, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    int r;
+
+    json_decref(doc);
+    if (!text) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        return dd_http_reply_text(resp, 500, "application/json", oom, sizeof(oom) - 1);
+    }
+    r = dd_http_reply_text(resp, status, "application/json", text, strlen(text));
+    free(text);
+    return r;
+}
+
+int dd_http_reply_error(struct dd_http_response *resp, int status, const char *code,
+                        const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return dd_http_reply_json(resp, status,
+                              json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
+}
+
+json_t *dd_http_body_json(const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    json_error_t err;
+    json_t *doc;
+
+    if (req->body_len == 0) {
+        dd_http_reply_error(resp, 400, "bad_request", "a JSON object body is required");
+        return NULL;
+    }
+    doc = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
+    if (!doc) {
+        dd_http_reply_error(resp, 400, "bad_json", "malformed JSON at line %d, column %d: %s",
+                            err.line, err.column, err.text);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        dd_http_reply_error(resp, 400, "bad_json", "the body must be a JSON object");
+        return NULL;
+    }
+    return doc;
+}
+
+const char *dd_http_query(const struct dd_http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* ---- routing ---- */
+
+/* Matches path against pattern; fills params (pointing into scratch). */
+static bool match(const char *pattern, const char *path, char *scratch, size_t scratch_len,
+                  const char **params, size_t *n_params)
+{
+    const char *p = pattern, *u = path;
+    size_t used = 0;
+
+    *n_params = 0;
+    while (*p && *u) {
+        if (*p == '{') {
+            const char *end = strchr(u, '/');
+            size_t len = end ? (size_t)(end - u) : strlen(u);
+            if (len == 0 || *n_params >= DD_HTTP_MAX_PARAMS || used + len + 1 > scratch_len)
+                return false;
+            memcpy(scratch + used, u, len);
+            scratch[used + len] = '\0';
+            params[(*n_params)++] = scratch + used;
+            used += len + 1;
+            u += len;
+            p = strchr(p, '}');
+            if (!p)
+                return false;
+            p++;
+            continue;
+        }
+        if (*p != *u)
+            return false;
+        p++;
+        u++;
+    }
+    return *p == '\0' && *u == '\0';
+}
+
+static void record(struct dd_http_server *srv, size_t route, int status, double seconds)
+{
+    struct route_stats *st = &srv->stats[route];
+    size_t b = 0;
+
+    atomic_fetch_add(&st->by_class[status / 100 < 6 ? status / 100 : 5], 1);
+    while (b < N_BUCKETS && seconds > buckets[b])
+        b++;
+    atomic_fetch_add(&st->bucket[b], 1);
+    atomic_fetch_add(&st->sum_us, (uint_fast64_t)(seconds * 1e6));
+}
+
+static bool token_ok(const struct dd_http_server *srv, struct MHD_Connection *c)
+{
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    size_t tl = strlen(srv->token), al;
+    unsigned char diff = 0;
+
+    if (!auth || strncmp(auth, "Bearer ", 7) != 0)
+        return false;
+    auth += 7;
+    al = strlen(auth);
+    /* constant time in the token's length */
+    for (size_t i = 0; i < tl; i++)
+        diff |= (unsigned char)(srv->token[i] ^ (i < al ? auth[i] : 0));
+    return diff == 0 && al == tl;
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *c, struct dd_http_response *resp,
+                                     const char *allow)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        resp->len, resp->body ? resp->body : (void *)(uintptr_t) "", MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            resp->content_type ? resp->content_type : "application/json");
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    ret = MHD_queue_response(c, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result dispatch(struct dd_http_server *srv, struct MHD_Connection *c,
+                                const char *url, const char *method, struct request_state *rs)
+{
+    struct dd_http_response resp = {.status = 500};
+    struct dd_http_request req = {.method = method, .path = url, .conn = c};
+    char scratch[DD_HTTP_MAX_PATH], allow[128] = "";
+    size_t route = srv->n_routes; /* "unmatched" */
+    bool path_matched = false;
+    enum MHD_Result ret;
+
+    if (strlen(url) >= DD_HTTP_MAX_PATH) {
+        dd_http_reply_error(&resp, 414, "uri_too_long", "path longer than %u bytes",
+                            DD_HTTP_MAX_PATH - 1);
+        goto send;
+    }
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        const char *params[DD_HTTP_MAX_PARAMS];
+        size_t np;
+        if (!match(srv->routes[i].pattern, url, scratch, sizeof(scratch), params, &np))
+            continue;
+        path_matched = true;
+        if (strcmp(srv->routes[i].method, method) != 0) {
+            size_t al = strlen(allow);
+            if (!strstr(allow, srv->routes[i].method))
+                snprintf(allow + al, sizeof(allow) - al, "%s%s", al ? ", " : "",
+                         srv->routes[i].method);
+            continue;
+        }
+        route = i;
+        memcpy(req.params, params, np * sizeof(*params));
+        req.n_params = np;
+        break;
+    }
+    if (route == srv->n_routes) {
+        if (path_matched)
+            dd_http_reply_error(&resp, 405, "method_not_allowed",
+                                "%s is not allowed on %s (allowed: %s)", method, url, allow);
+        else
+            dd_http_reply_error(&resp, 404, "not_found", "no route for %s %s", method, url);
+        goto send;
+    }
+    if (srv->routes[route].mutating && srv->token && !token_ok(srv, c)) {
+        atomic_fetch_add(&srv->unauthorized, 1);
+        dd_http_reply_error(&resp, 401, "unauthorized",
+                            "this endpoint needs 'Authorization: Bearer <token>'");
+        goto send;
+    }
+    if (rs->too_big) {
+        atomic_fetch_add(&srv->too_big, 1);
+        dd_http_reply_error(&resp, 413, "payload_too_large", "request body over %zu bytes",
+                            srv->max_body);
+        goto send;
+    }
+    req.body = rs->body ? rs->body : "";
+    req.body_len = rs->len;
+    if (srv->routes[route].handler(srv->routes[route].ctx, &req, &resp) < 0 && resp.status < 500)
+        dd_http_reply_error(&resp, 500, "internal", "the handler failed");
+    if (resp.status < 100 || resp.status > 599)
+        dd_http_reply_error(&resp, 500, "internal", "the handler set no status");
+send:
+    ret = send_response(c, &resp, resp.status == 405 ? allow : NULL);
+    record(srv, route, resp.status, now_s() - rs->start);
+    dd_free(resp.body);
+    return ret;
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    struct dd_http_server *srv = cls;
+    struct request_state *rs = *con_cls;
+
+    (void)version;
+    if (!rs) {
+        rs = dd_calloc(1, sizeof(*rs));
+        if (!rs)
+            return MHD_NO;
+        rs->start = now_s();
+        *con_cls = rs;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (rs->too_big || rs->len + n > srv->max_body) {
+            rs->too_big = true; /* drain the rest, answer 413 at the end */
+            return MHD_YES;
+        }
+        if (DD_ARRAY_RESERVE(rs->body, rs->cap, rs->len + n + 1) < 0)
+            return MHD_NO;
+        memcpy(rs->body + rs->len, upload, n);
+        rs->len += n;
+        rs->body[rs->len] = '\0';
+        return MHD_YES;
+    }
+    return dispatch(srv, c, url, method, rs);
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct request_state *rs = *con_cls;
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (rs) {
+        dd_free(rs->body);
+        dd_free(rs);
+        *con_cls = NULL;
+    }
+}
+
+/* ---- start/stop ---- */
+
+int dd_http_parse_listen(const char *listen, char *addr, size_t addrlen, uint16_t *ret_port,
+                         bool *ret_loopback)
+{
+    const char *colon, *a = listen;
+    size_t alen;
+    uint64_t port;
+    struct in_addr v4;
+    struct in6_addr v6;
+
+    if (!listen || !*listen)
+        return DD_E_PARSE;
+    if (*listen == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':')
+            return DD_E_PARSE;
+        a = listen + 1;
+        alen = (size_t)(close - a);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon)
+            return DD_E_PARSE;
+        alen = (size_t)(colon - listen);
+    }
+    if (alen == 0 || alen >= addrlen || dd_parse_u64_range(colon + 1, 0, 65535, &port) < 0)
+        return DD_E_PARSE;
+    memcpy(addr, a, alen);
+    addr[alen] = '\0';
+    if (inet_pton(AF_INET, addr, &v4) == 1)
+        *ret_loopback = (ntohl(v4.s_addr) >> 24) == 127;
+    else if (inet_pton(AF_INET6, addr, &v6) == 1)
+        *ret_loopback = IN6_IS_ADDR_LOOPBACK(&v6);
+    else
+        return DD_E_PARSE;
+    *ret_port = (uint16_t)port;
+    return 0;
+}
+
+static char *read_pem(const char *path, char *errbuf, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *buf;
+    ssize_t n;
+
+    if (fd < 0) {
+        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf = dd_malloc(65536);
+    n = buf ? read(fd, buf, 65535) : -1;
+    close(fd);
+    if (n <= 0) {
+        snprintf(errbuf, errlen, "%s: cannot read PEM data", path);
+        dd_free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *routes,
+                  size_t n_routes, struct dd_http_server **ret, char *errbuf, size_t errlen)
+{
+    struct dd_http_server *srv;
+    struct sockaddr_storage ss;
+    char addr[64];
+    uint16_t port;
+    bool loopback;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    const union MHD_DaemonInfo *info;
+
+    if (n_routes > DD_HTTP_MAX_ROUTES) {
+        snprintf(errbuf, errlen, "more than %u routes", DD_HTTP_MAX_ROUTES);
+        return DD_E_TOOBIG;
+    }
+    if (dd_http_parse_listen(cfg->listen, addr, sizeof(addr), &port, &loopback) < 0) {
+        snprintf(errbuf, errlen,
+                 "listen address '%s': expected ADDR:PORT or [ADDR]:PORT with a numeric address",
+                 cfg->listen ? cfg->listen : "");
+        return DD_E_PARSE;
+    }
+    if (!loopback && !(cfg->token && *cfg->token)) {
+        snprintf(errbuf, errlen,
+                 "refusing to listen on %s without a token: set --token-file, or listen on "
+                 "127.0.0.1",
+                 cfg->listen);
+        return DD_E_USAGE;
+    }
+    srv = dd_calloc(1, sizeof(*srv));
+    if (!srv)
+        return -ENOMEM;
+    memcpy(srv->routes, routes, n_routes * sizeof(*routes));
+    srv->n_routes = n_routes;
+    srv->max_body = cfg->max_body ? cfg->max_body : DD_HTTP_MAX_BODY;
+    if (cfg->token && *cfg->token && !(srv->token = dd_strdup(cfg->token)))
+        goto oom;
+
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(addr, ':')) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(port);
+        inet_pton(AF_INET6, addr, &s6->sin6_addr);
+        flags |= MHD_USE_IPv6;
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(port);
+        inet_pton(AF_INET, addr, &s4->sin_addr);
+    }
+    if (cfg->tls_cert || cfg->tls_key) {
+        if (!cfg->tls_cert || !cfg->tls_key) {
+            snprintf(errbuf, errlen, "TLS needs both a certificate and a key");
+            dd_http_stop(srv);
+            return DD_E_USAGE;
+        }
+        if (!(srv->tls_cert = read_pem(cfg->tls_cert, errbuf, errlen)) ||
+            !(srv->tls_key = read_pem(cfg->tls_key, errbuf, errlen)) ||
+            (cfg->tls_client_ca && !(srv->tls_ca = read_pem(cfg->tls_client_ca, errbuf, errlen)))) {
+            dd_http_stop(srv);
+            return -EINVAL;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    srv->mhd = MHD_start_daemon(
+        flags, port, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)(cfg->threads ? cfg->threads : 2), MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+        srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, srv->tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key,
+        srv->tls_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, srv->tls_ca, MHD_OPTION_END);
+    if (!srv->mhd) {
+        snprintf(errbuf, errlen, "cannot listen on %s: %s", cfg->listen,
+                 errno ? strerror(errno) : "libmicrohttpd refused the configuration");
+        dd_http_stop(srv);
+        return -EADDRINUSE;
+    }
+    info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : port;
+    *ret = srv;
+    return 0;
+oom:
+    dd_http_stop(srv);
+    return -ENOMEM;
+}
+
+uint16_t dd_http_port(const struct dd_http_server *srv)
+{
+    return srv->port;
+}
+
+void dd_http_stop(struct dd_http_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->mhd)
+        MHD_stop_daemon(srv->mhd); /* waits for in-flight requests */
+    dd_free(srv->token);
+    dd_free(srv->tls_cert);
+    dd_free(srv->tls_key);
+    dd_free(srv->tls_ca);
+    dd_free(srv);
+}
+
+void dd_http_metrics(struct dd_http_server *srv, FILE *out)
+{
+    static const char *const classes[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+    fputs("# HELP dedupd_http_requests_total HTTP requests by route and status class.\n"
+          "# TYPE dedupd_http_requests_total counter\n",
+          out);
+    for (size_t i = 0; i <= srv->n_routes; i++) {
+        const char *name =
+            i < srv->n_routes ? (srv->routes[i].name ? srv->routes[i].name : srv->routes[i].pattern)
+                              : "unmatched";
+        for (size_t k = 1; k < 6; k++) {
+            uint64_t v = atomic_load(&srv->stats[i].by_class[k]);
+            if (v)
+                fprintf(out, "dedupd_http_requests_total{route=\"%s\",code=\"%s\"} %llu\n", name,
+                        classes[k], (unsigned long long)v);
+        }
+    }
+    fputs("# HELP dedupd_http_request_duration_seconds HTTP request latency by route.\n"
+          "# TYPE dedupd_http_request_duration_seconds histogram\n",
+          out);
+    for (size_t i = 0; i <= srv->n_routes; i++) {
+        const char *name =
+            i < srv->n_routes ? (srv->routes[i].name ? srv->routes[i].name : srv->routes[i].pattern)
+                              : "unmatched";
+        uint64_t cum = 0;
+        for (size_t b = 0; b <= N_BUCKETS; b++) {
+            cum += atomic_load(&srv->stats[i].bucket[b]);
+            if (b < N_BUCKETS)
+                fprintf(
+                    out,
+                    "dedupd_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
+                    name, buckets[b], (unsigned long long)cum);
+            else
+                fprintf(out,
+                        "dedupd_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} "
+                        "%llu\n",
+                        name, (unsigned long long)cum);
+        }
+        fprintf(out, "dedupd_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", name,
+                (double)atomic_load(&srv->stats[i].sum_us) / 1e6);
+        fprintf(out, "dedupd_http_request_duration_seconds_count{route=\"%s\"} %llu\n", name,
+                (unsigned long long)cum);
+    }
+    fprintf(out,
+            "# HELP dedupd_http_rejected_total Requests rejected before a handler ran.\n"
+            "# TYPE dedupd_http_rejected_total counter\n"
+            "dedupd_http_rejected_total{reason=\"body_too_large\"} %llu\n"
+            "dedupd_http_rejected_total{reason=\"unauthorized\"} %llu\n",
+            (unsigned long long)atomic_load(&srv->too_big),
+            (unsigned long long)atomic_load(&srv->unauthorized));
+}
