@@ -1,0 +1,233 @@
+/*
+ * The daemon's time-series and observation store, on RocksDB (one directory,
+ * one process). Values are opaque bytes to the store; the daemon stores JSON
+ * text. Library code: it logs nothing above debug and returns errors, with a
+ * message for the ones a user has to act on (dd_store_open).
+ *
+ * Column families and key layouts (all integers big-endian, so byte order is
+ * time order):
+ *
+ *   samples       [u8 n][series id, n bytes][u64 timestamp ms]
+ *                 "node" at 1700000000000 ms is the 13 bytes
+ *                   04 6e 6f 64 65 | 00 00 01 8b cf e5 68 00
+ *                 The length byte keeps "vol/a" (05 ...) and "vol/ab" (06 ...)
+ *                 apart: no series' keys are a prefix range of another's, and
+ *                 all of one series' keys are contiguous and time-ordered.
+ *   observations  [u64 timestamp ms][id bytes]  (pod outcomes; id is free-form
+ *                 and unprefixed: the timestamp is fixed-width)
+ *   models        [u8 n][name, n bytes][u64 version]  (version >= 1)
+ *   meta          "schema" -> decimal text, DD_STORE_SCHEMA_VERSION
+ *
+ * Durability: the write-ahead log is always on. A committed batch survives
+ * kill -9 of the daemon (it is in the kernel when commit returns); with
+ * sync=true it also survives power loss. One batch is atomic: after a crash
+ * it is all there or not at all.
+ *
+ * Retention uses range deletes, not a compaction filter: dd_store_retain()
+ * finds each series with one seek per series (never a scan of the data) and
+ * writes one DeleteRange [series+0, series+cutoff) where the series has
+ * points older than the cutoff. The points vanish from reads at once and
+ * the space returns as compaction drops the covered files. A compaction
+ * filter would delete only when compaction happens to visit a file (reads
+ * would still see expired points), would run our code on RocksDB's
+ * background threads and would need a clock inside the filter. Each range
+ * tombstone costs reads a little until compaction folds it, so call retain
+ * once per interval or less often (every few minutes is plenty).
+ *
+ * Threads: queries, gets and stats may run on any thread, concurrently with
+ * each other and with the writer. Writes (batch commit, retain, put_model)
+ * come from one thread at a time. Callbacks run under the store's read lock
+ * and must not call the store's write functions.
+ *
+ * Disk full: a failed commit returns its error, counts the batch's samples
+ * as dropped and leaves reads working. RocksDB keeps refusing writes after a
+ * write error, so the next commit after a failure reopens the database
+ * (at most once per recover_interval_ms); if it cannot be reopened for
+ * writing it is reopened read-only, reads go on and later commits retry.
+ */
+#ifndef DD_STORE_STORE_H
+#define DD_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The on-disk layout above. A store with a higher version is refused. */
+#define DD_STORE_SCHEMA_VERSION 1u
+
+/* Longest series id or model name: the key holds the length in one byte.
+ * "vol/" plus a dm name (at most 127 bytes, DM_NAME_LEN) fits. */
+#define DD_STORE_SERIES_MAX 255u
+
+/* Longest observation id: a pod namespace/name/uid is under 400 bytes. */
+#define DD_STORE_OBS_ID_MAX 1024u
+
+/* Largest value: a JSON sample of all of a node's volumes is tens of KiB;
+ * a model in UBJ form is a few MiB. Values past this are refused, so a bug
+ * cannot write (or a query hand back) unbounded blobs. */
+#define DD_STORE_VALUE_MAX (1u << 20)
+#define DD_STORE_MODEL_MAX (64u << 20)
+
+/* Most points one query returns (a limit of 0 or above this is capped): two
+ * weeks at 1-minute steps is 20,160 points, two days of unstepped 10-second
+ * samples 17,280; with ~1 KiB values the array form stays under 50 MiB. */
+#define DD_STORE_QUERY_MAX_POINTS 50000u
+
+/* 14 days: enough history for the model to see two weekly cycles. */
+#define DD_STORE_DEFAULT_RETENTION_MS (14ull * 24 * 3600 * 1000)
+
+/* After a failed write, reopen attempts are at least this far apart: a full
+ * disk is not fixed in milliseconds, and a reopen replays the WAL. */
+#define DD_STORE_DEFAULT_RECOVER_INTERVAL_MS 10000u
+
+struct dd_store;
+struct dd_store_batch;
+
+struct dd_store_options {
+    uint64_t retention_ms;        /* 0: keep everything */
+    uint64_t recover_interval_ms; /* 0: reopen on every commit after a failure */
+};
+
+/* Fills *o with the defaults above (what a NULL options pointer means). */
+void dd_store_options_init(struct dd_store_options *o);
+
+/*
+ * Opens (creating it and missing parents, mode 0750) the store in directory
+ * path. On failure errbuf says what happened, names the path and says what
+ * to do. Returns 0 or:
+ *   -EACCES, -EROFS, -ENOTDIR ...  the directory cannot be created or written
+ *   -EBUSY      locked: another process (or handle) has the store open
+ *   -EUCLEAN    RocksDB reports corruption, or CURRENT is missing next to a
+ *               MANIFEST (opening would start an empty store over the data)
+ *   -ENOTSUP    written by a newer dedupd (schema above ours)
+ *   -EINVAL     a RocksDB database that is not a dedupd store, or bad args
+ *   -ENOMEM, -EIO, DD_E_LIBRARY otherwise
+ * *ret is set only on success; the caller frees it with dd_store_free().
+ */
+int dd_store_open(const char *path, const struct dd_store_options *opts, struct dd_store **ret,
+                  char *errbuf, size_t errlen);
+
+/* Closes the database (all committed batches are in the WAL already) and
+ * frees the store. Open batches must be committed or freed first. Accepts
+ * NULL; returns NULL. */
+struct dd_store *dd_store_free(struct dd_store *s);
+
+/* The directory the store was opened on (borrowed, lives as long as s). */
+const char *dd_store_path(const struct dd_store *s);
+
+/* --- Writing: one batch per sample interval ------------------------------ */
+
+/* Starts an empty batch on s. The batch borrows s: commit or free it before
+ * dd_store_free(s). */
+int dd_store_batch_begin(struct dd_store *s, struct dd_store_batch **ret);
+
+/* Adds one sample; value (len bytes, len <= DD_STORE_VALUE_MAX) is copied.
+ * series: 1..DD_STORE_SERIES_MAX bytes, NUL-terminated. A sample with the
+ * same series and timestamp replaces the old one. A refused sample (-EINVAL,
+ * -E2BIG) counts as dropped. */
+int dd_store_batch_put_sample(struct dd_store_batch *b, const char *series, uint64_t ts_ms,
+                              const void *value, size_t len);
+
+/* Adds one observation (id: 1..DD_STORE_OBS_ID_MAX bytes); value copied. */
+int dd_store_batch_put_observation(struct dd_store_batch *b, uint64_t ts_ms, const char *id,
+                                   const void *value, size_t len);
+
+/*
+ * Writes the batch atomically, WAL on; sync=true also fsyncs the WAL. Always
+ * consumes b. Returns 0, or a negative error (-ENOSPC, -EFBIG, -EIO, -EROFS
+ * while the store is read-only after a failed recovery...): its samples then
+ * count as dropped. An empty batch writes nothing and returns 0.
+ */
+int dd_store_batch_commit(struct dd_store_batch *b, bool sync);
+
+/* Abandons a batch without writing. Accepts NULL; returns NULL. */
+struct dd_store_batch *dd_store_batch_free(struct dd_store_batch *b);
+
+/*
+ * Deletes samples and observations older than now_ms - retention (nothing
+ * when retention is 0 or not yet reached). One seek per series, one range
+ * tombstone per series that has expired points. Returns the number of
+ * tombstones written (>= 0) or a negative error.
+ */
+int dd_store_retain(struct dd_store *s, uint64_t now_ms);
+
+/* --- Reading -------------------------------------------------------------- */
+
+struct dd_store_query {
+    const char *series;
+    uint64_t from_ms, to_ms; /* inclusive; from_ms <= to_ms */
+    /* 0: every sample. Otherwise the first sample of each bucket
+     * [from + k*step, from + (k+1)*step) is returned; the rest are skipped
+     * with a seek, not read. */
+    uint64_t step_ms;
+    size_t limit; /* 0 or above DD_STORE_QUERY_MAX_POINTS: that cap */
+};
+
+/* Called once per point in time order. value is borrowed for the call only.
+ * Return 0 to go on, > 0 to stop (the query succeeds), < 0 to fail with it. */
+typedef int (*dd_store_sample_cb)(void *userdata, uint64_t ts_ms, const void *value, size_t len);
+
+/*
+ * Runs q, calling cb per point. Returns the number of points delivered, or a
+ * negative error (-EINVAL for a bad query, -EUCLEAN for a malformed key).
+ * *ret_truncated (may be NULL) says whether the limit cut points off.
+ */
+int dd_store_query(struct dd_store *s, const struct dd_store_query *q, dd_store_sample_cb cb,
+                   void *userdata, bool *ret_truncated);
+
+struct dd_store_point {
+    uint64_t ts_ms;
+    void *value; /* owned by the array, dd_malloc'd, NUL-terminated past len */
+    size_t len;
+};
+
+/* Like dd_store_query, into an array the caller frees with
+ * dd_store_points_free(). *ret_points is NULL when no point matched. */
+int dd_store_query_array(struct dd_store *s, const struct dd_store_query *q,
+                         struct dd_store_point **ret_points, size_t *ret_n, bool *ret_truncated);
+void dd_store_points_free(struct dd_store_point *points, size_t n);
+
+/* One sample. *ret_value is dd_malloc'd (NUL-terminated past *ret_len), the
+ * caller frees it with dd_free. Returns 0, -ENOENT, or an error. */
+int dd_store_get_sample(struct dd_store *s, const char *series, uint64_t ts_ms, void **ret_value,
+                        size_t *ret_len);
+
+/* Called once per observation in time order; id and value are borrowed. */
+typedef int (*dd_store_obs_cb)(void *userdata, uint64_t ts_ms, const char *id, size_t id_len,
+                               const void *value, size_t len);
+
+/* Observations with from_ms <= ts <= to_ms, at most limit (capped as for
+ * samples). Returns the number delivered or a negative error. */
+int dd_store_query_observations(struct dd_store *s, uint64_t from_ms, uint64_t to_ms, size_t limit,
+                                dd_store_obs_cb cb, void *userdata, bool *ret_truncated);
+
+/* --- Models --------------------------------------------------------------- */
+
+/* Stores a model version (>= 1), synced: models are rare and costly to
+ * rebuild. data is copied. */
+int dd_store_put_model(struct dd_store *s, const char *name, uint64_t version, const void *data,
+                       size_t len);
+
+/* Reads version (0: the latest) of a model. *ret_data is dd_malloc'd; the
+ * caller frees it. *ret_version (may be NULL) gets the version read.
+ * Returns 0, -ENOENT or an error. */
+int dd_store_get_model(struct dd_store *s, const char *name, uint64_t version, void **ret_data,
+                       size_t *ret_len, uint64_t *ret_version);
+
+/* --- Stats ---------------------------------------------------------------- */
+
+struct dd_store_stats {
+    uint64_t disk_bytes; /* sst_bytes + wal_bytes: approximate size on disk */
+    uint64_t sst_bytes;  /* "rocksdb.total-sst-files-size" over all families */
+    uint64_t wal_bytes;  /* the live *.log files in the directory */
+    /* Since open: */
+    uint64_t samples_written; /* in committed batches */
+    uint64_t samples_dropped; /* in failed commits, or refused by put */
+    uint64_t commits_failed;
+    uint64_t reopens; /* recoveries after a failed write */
+    bool read_only;   /* the last recovery could only open for reading */
+};
+
+int dd_store_get_stats(struct dd_store *s, struct dd_store_stats *ret);
+
+#endif

@@ -1,0 +1,952 @@
+/*
+ * The RocksDB store on real directories: batched puts, gets and range
+ * queries with step and limit, series that are prefixes of each other,
+ * retention by range delete, reopening, models, the open errors (newer
+ * schema, not a store, locked, corrupt, unwritable parent), kill -9 during
+ * sampling, and failed commits: injected through the write hook, and real
+ * write errors from a file-size limit (RLIMIT_FSIZE stands in for a full
+ * disk, which needs a small file system and root to make).
+ *
+ * Child processes re-execute this binary (/proc/self/exe --child-...), so
+ * RocksDB never runs in a forked copy of a process that had its threads.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "dedupd/store/store-internal.h"
+#include "dedupd/store/store.h"
+#include "helpers.h"
+
+#define DAY_MS (24ull * 3600 * 1000)
+
+/* --- Helpers ---------------------------------------------------------------- */
+
+static struct dd_store *open_ok(const char *dir, const struct dd_store_options *o)
+{
+    struct dd_store *s = NULL;
+    char err[1024] = "";
+    int r = dd_store_open(dir, o, &s, err, sizeof(err));
+    if (r != 0)
+        fail_msg("open %s: %d %s", dir, r, err);
+    return s;
+}
+
+static void put_samples(struct dd_store *s, const char *series, const uint64_t *ts, size_t n)
+{
+    struct dd_store_batch *b;
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    for (size_t i = 0; i < n; i++) {
+        char v[96];
+        int len = snprintf(v, sizeof(v), "{\"series\":\"%.40s\",\"ts\":%llu}", series,
+                           (unsigned long long)ts[i]);
+        assert_int_equal(dd_store_batch_put_sample(b, series, ts[i], v, (size_t)len), 0);
+    }
+    assert_int_equal(dd_store_batch_commit(b, false), 0);
+}
+
+/* The timestamps a query returns, checking each value names its series. */
+struct seen {
+    const char *series;
+    uint64_t ts[64];
+    size_t n;
+};
+
+static int record(void *ud, uint64_t ts, const void *value, size_t len)
+{
+    struct seen *sn = ud;
+    char want[96];
+    int wl = snprintf(want, sizeof(want), "{\"series\":\"%.40s\",\"ts\":%llu}", sn->series,
+                      (unsigned long long)ts);
+    assert_int_equal(len, (size_t)wl);
+    assert_memory_equal(value, want, len);
+    assert_true(sn->n < DD_ARRAY_SIZE(sn->ts));
+    sn->ts[sn->n++] = ts;
+    return 0;
+}
+
+static size_t query(struct dd_store *s, const char *series, uint64_t from, uint64_t to,
+                    uint64_t step, size_t limit, struct seen *sn, bool *truncated)
+{
+    struct dd_store_query q = {
+        .series = series, .from_ms = from, .to_ms = to, .step_ms = step, .limit = limit};
+    int r;
+    memset(sn, 0, sizeof(*sn));
+    sn->series = series;
+    r = dd_store_query(s, &q, record, sn, truncated);
+    assert_true(r >= 0);
+    assert_int_equal((size_t)r, sn->n);
+    return sn->n;
+}
+
+static void assert_ts(const struct seen *sn, const uint64_t *want, size_t n)
+{
+    assert_int_equal(sn->n, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(sn->ts[i], want[i]);
+}
+
+/* Forks and execs this binary as `--child-MODE dir`, optionally as uid;
+ * its stdout comes back on *ret_fd. */
+static pid_t spawn_self(const char *mode, const char *dir, const struct passwd *as, int *ret_fd)
+{
+    int p[2];
+    pid_t pid;
+
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char a0[] = "test-store", m[64], d[4096];
+        char *const argv[] = {a0, m, d, NULL};
+        snprintf(m, sizeof(m), "%s", mode);
+        snprintf(d, sizeof(d), "%s", dir);
+        if (dup2(p[1], STDOUT_FILENO) < 0)
+            _exit(120);
+        if (as && (setgroups(0, NULL) != 0 || setgid(as->pw_gid) != 0 || setuid(as->pw_uid) != 0))
+            _exit(121);
+        execv("/proc/self/exe", argv);
+        _exit(122);
+    }
+    close(p[1]);
+    *ret_fd = p[0];
+    return pid;
+}
+
+/* Reads fd to EOF into a NUL-terminated string (at most cap-1 bytes kept). */
+static size_t read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        char tmp[4096];
+        ssize_t got = read(fd, tmp, sizeof(tmp));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        size_t k = DD_MIN((size_t)got, cap - 1 - n);
+        memcpy(buf + n, tmp, k);
+        n += k;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+static int wait_exit(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* --- Children ---------------------------------------------------------------- */
+
+/* Tries to open dir; prints "rc=N msg=..." and exits 0 when it opened. */
+static int child_open(const char *dir)
+{
+    struct dd_store *s = NULL;
+    char err[1024] = "";
+    int r = dd_store_open(dir, NULL, &s, err, sizeof(err));
+    printf("rc=%d msg=%s\n", r, err);
+    fflush(stdout);
+    dd_store_free(s);
+    return r == 0 ? 0 : 1;
+}
+
+/* Commits batch i (three series at ts 1000 + 10 i) every 2 ms and reports
+ * each committed i on stdout, until killed. */
+static int child_writer(const char *dir)
+{
+    static const char *const series[] = {"node", "vol/a", "vol/ab"};
+    struct dd_store *s = NULL;
+    char err[1024];
+
+    if (dd_store_open(dir, NULL, &s, err, sizeof(err)) != 0) {
+        fprintf(stderr, "child: %s\n", err);
+        return 2;
+    }
+    for (uint64_t i = 0; i < 1000000; i++) {
+        struct dd_store_batch *b;
+        char line[32];
+        int len;
+        if (dd_store_batch_begin(s, &b) != 0)
+            return 3;
+        for (size_t k = 0; k < DD_ARRAY_SIZE(series); k++) {
+            char v[64];
+            int vl = snprintf(v, sizeof(v), "{\"i\":%llu}", (unsigned long long)i);
+            if (dd_store_batch_put_sample(b, series[k], 1000 + 10 * i, v, (size_t)vl) != 0)
+                return 4;
+        }
+        if (dd_store_batch_commit(b, false) != 0)
+            return 5;
+        len = snprintf(line, sizeof(line), "%llu\n", (unsigned long long)i);
+        if (write(STDOUT_FILENO, line, (size_t)len) != len)
+            return 6;
+        usleep(2000);
+    }
+    return 0;
+}
+
+static int count_cb(void *ud, uint64_t ts, const void *v, size_t len)
+{
+    (void)ts, (void)v, (void)len;
+    (*(size_t *)ud)++;
+    return 0;
+}
+
+#define CHILD_CHECK(cond)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #cond);                      \
+            return 10;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* Real write errors: a file-size limit makes the WAL append fail with EFBIG
+ * (as a full disk fails it with ENOSPC). The failed batch is dropped and
+ * counted, reads go on, and the next commit reopens the database and
+ * succeeds. Afterwards every committed batch and no dropped one is there. */
+static int child_fsize(const char *dir)
+{
+    struct dd_store_options o;
+    struct dd_store *s = NULL;
+    struct dd_store_stats st;
+    struct rlimit old, lim;
+    char err[1024], value[1024];
+    bool committed[400] = {false};
+    int failed_at = -1, r;
+    size_t n;
+
+    dd_store_options_init(&o);
+    o.recover_interval_ms = 0;
+    memset(value, 'x', sizeof(value));
+    CHILD_CHECK(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
+    CHILD_CHECK(dd_store_open(dir, &o, &s, err, sizeof(err)) == 0);
+    CHILD_CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    for (int i = 0; i < 400; i++) {
+        struct dd_store_batch *b;
+        if (i == 5) {
+            CHILD_CHECK(dd_store_get_stats(s, &st) == 0);
+            lim = old;
+            lim.rlim_cur = st.wal_bytes + 64 * 1024; /* room for ~20 batches */
+            CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+        }
+        CHILD_CHECK(dd_store_batch_begin(s, &b) == 0);
+        CHILD_CHECK(dd_store_batch_put_sample(b, "node", (uint64_t)i, value, sizeof(value)) == 0);
+        CHILD_CHECK(dd_store_batch_put_sample(b, "vol/x", (uint64_t)i, value, sizeof(value)) == 0);
+        r = dd_store_batch_commit(b, false);
+        if (r == 0) {
+            committed[i] = true;
+            if (failed_at >= 0 && i > failed_at + 1)
+                break; /* recovered and wrote on */
+            continue;
+        }
+        CHILD_CHECK(failed_at < 0); /* one failure, then the reopen fixes it */
+        CHILD_CHECK(r == -EFBIG);
+        failed_at = i;
+        /* Reads keep working after the failure. */
+        n = 0;
+        struct dd_store_query q = {.series = "node", .from_ms = 0, .to_ms = UINT64_MAX};
+        CHILD_CHECK(dd_store_query(s, &q, count_cb, &n, NULL) == i && n == (size_t)i);
+        CHILD_CHECK(dd_store_get_stats(s, &st) == 0);
+        CHILD_CHECK(st.samples_dropped == 2 && st.commits_failed == 1);
+        printf("write failed at batch %d: %s\n", i, dd_strerror(r));
+    }
+    CHILD_CHECK(failed_at > 5);
+    CHILD_CHECK(dd_store_get_stats(s, &st) == 0);
+    CHILD_CHECK(st.reopens >= 1 && !st.read_only && st.samples_dropped == 2);
+    printf("reopens %llu, written %llu, dropped %llu\n", (unsigned long long)st.reopens,
+           (unsigned long long)st.samples_written, (unsigned long long)st.samples_dropped);
+    CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    s = dd_store_free(s);
+
+    CHILD_CHECK(dd_store_open(dir, &o, &s, err, sizeof(err)) == 0);
+    for (int i = 0; i < 400; i++) {
+        void *v = NULL;
+        size_t len = 0;
+        r = dd_store_get_sample(s, "vol/x", (uint64_t)i, &v, &len);
+        CHILD_CHECK(committed[i] ? r == 0 && len == sizeof(value) : r == -ENOENT);
+        dd_free(v);
+    }
+    dd_store_free(s);
+    fflush(stdout);
+    return 0;
+}
+
+/* --- Tests ---------------------------------------------------------------------- */
+
+static void test_rocks_status_table(void **state)
+{
+    static const struct {
+        const char *text;
+        int code;
+    } cases[] = {
+        {"Corruption: CURRENT file does not end with newline", -EUCLEAN},
+        {"IO error: While lock file: /d/LOCK: Resource temporarily unavailable", -EBUSY},
+        {"IO error: lock hold by current process, acquire time 1 acquiring thread 2: /d/LOCK: "
+         "No locks available",
+         -EBUSY},
+        {"IO error: No space left on device: While appending to file: /d/000004.log: No space "
+         "left on device",
+         -ENOSPC},
+        {"IO error: While appending to file: /d/000004.log: File too large", -EFBIG},
+        {"IO error: While open a file for appending: /d/LOCK: Permission denied", -EACCES},
+        {"IO error: While mkdir if missing: /d: Read-only file system", -EROFS},
+        {"IO error: No such file or directory: While opening a file for sequentially reading: "
+         "/d/CURRENT: No such file or directory",
+         -ENOENT},
+        {"Invalid argument: Column families not opened: x", -EINVAL},
+        {"Not implemented: x", -ENOTSUP},
+        {"IO error: something else", -EIO},
+        {"Busy: ", DD_E_LIBRARY},
+    };
+    char msg[256];
+    (void)state;
+
+    assert_int_equal(dd_rocks_status(NULL, msg, sizeof(msg)), 0);
+    assert_string_equal(msg, "");
+    for (size_t i = 0; i < DD_ARRAY_SIZE(cases); i++) {
+        char *copy = strdup(cases[i].text); /* freed by dd_rocks_status */
+        assert_non_null(copy);
+        assert_int_equal(dd_rocks_status(copy, msg, sizeof(msg)), cases[i].code);
+        assert_string_equal(msg, cases[i].text);
+    }
+}
+
+static void test_put_get_query(void **state)
+{
+    static const uint64_t ts[] = {1000, 1900, 2000, 3100, 3500, 4000, 6000, 7999, 9000, 10000};
+    char *dir = tt_tmpdir();
+    struct dd_store *s = open_ok(dir, NULL);
+    struct dd_store_stats st;
+    struct dd_store_point *pts = NULL;
+    struct seen sn;
+    bool trunc = true;
+    size_t n = 0;
+    void *v = NULL;
+    (void)state;
+
+    put_samples(s, "node", ts, DD_ARRAY_SIZE(ts));
+
+    assert_int_equal(dd_store_get_sample(s, "node", 3100, &v, &n), 0);
+    assert_string_equal(v, "{\"series\":\"node\",\"ts\":3100}");
+    assert_int_equal(n, strlen(v));
+    dd_free(v);
+    assert_int_equal(dd_store_get_sample(s, "node", 3101, &v, &n), -ENOENT);
+
+    assert_int_equal(query(s, "node", 0, UINT64_MAX, 0, 0, &sn, &trunc), 10);
+    assert_false(trunc);
+    assert_ts(&sn, ts, 10);
+    /* Both ends inclusive. */
+    query(s, "node", 2000, 7999, 0, 0, &sn, &trunc);
+    assert_ts(&sn, (const uint64_t[]){2000, 3100, 3500, 4000, 6000, 7999}, 6);
+    query(s, "node", 2001, 2999, 0, 0, &sn, NULL);
+    assert_int_equal(sn.n, 0);
+    /* Step 2500 from 1000: buckets [1000,3500) [3500,6000) [6000,8500) [8500,11000). */
+    query(s, "node", 1000, 10000, 2500, 0, &sn, &trunc);
+    assert_ts(&sn, (const uint64_t[]){1000, 3500, 6000, 9000}, 4);
+    /* A step larger than the range keeps the first point only. */
+    query(s, "node", 1500, 10000, 1000000, 0, &sn, NULL);
+    assert_ts(&sn, (const uint64_t[]){1900}, 1);
+    /* Limit: truncated only when points were cut off. */
+    query(s, "node", 0, UINT64_MAX, 0, 3, &sn, &trunc);
+    assert_ts(&sn, ts, 3);
+    assert_true(trunc);
+    query(s, "node", 0, UINT64_MAX, 0, 10, &sn, &trunc);
+    assert_false(trunc);
+    query(s, "node", 1000, 10000, 2500, 2, &sn, &trunc);
+    assert_ts(&sn, (const uint64_t[]){1000, 3500}, 2);
+    assert_true(trunc);
+
+    /* Array form. */
+    struct dd_store_query q = {.series = "node", .from_ms = 3000, .to_ms = 5000};
+    assert_int_equal(dd_store_query_array(s, &q, &pts, &n, &trunc), 3);
+    assert_int_equal(n, 3);
+    assert_int_equal(pts[0].ts_ms, 3100);
+    assert_string_equal(pts[2].value, "{\"series\":\"node\",\"ts\":4000}");
+    dd_store_points_free(pts, n);
+    q.series = "nothing";
+    pts = (void *)1;
+    assert_int_equal(dd_store_query_array(s, &q, &pts, &n, NULL), 0);
+    assert_null(pts);
+    assert_int_equal(n, 0);
+
+    /* Bad queries. */
+    q = (struct dd_store_query){.series = "node", .from_ms = 5, .to_ms = 4};
+    assert_int_equal(dd_store_query(s, &q, record, &sn, NULL), -EINVAL);
+    q = (struct dd_store_query){.series = "", .from_ms = 0, .to_ms = 4};
+    assert_int_equal(dd_store_query(s, &q, record, &sn, NULL), -EINVAL);
+
+    /* Overwrite: same series and timestamp replaces. */
+    struct dd_store_batch *b;
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    assert_int_equal(dd_store_batch_put_sample(b, "node", 1000, "new", 3), 0);
+    assert_int_equal(dd_store_batch_put_sample(b, "", 1000, "x", 1), -EINVAL);
+    assert_int_equal(dd_store_batch_put_sample(b, "node", 1, NULL, DD_STORE_VALUE_MAX + 1),
+                     -EINVAL);
+    assert_int_equal(dd_store_batch_commit(b, true), 0);
+    assert_int_equal(dd_store_get_sample(s, "node", 1000, &v, &n), 0);
+    assert_string_equal(v, "new");
+    dd_free(v);
+    /* An empty batch writes nothing; an abandoned one neither. */
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    assert_int_equal(dd_store_batch_commit(b, false), 0);
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    assert_int_equal(dd_store_batch_put_sample(b, "node", 77, "x", 1), 0);
+    assert_null(dd_store_batch_free(b));
+    assert_int_equal(dd_store_get_sample(s, "node", 77, &v, &n), -ENOENT);
+
+    assert_int_equal(dd_store_get_stats(s, &st), 0);
+    assert_int_equal(st.samples_written, 11);
+    assert_int_equal(st.samples_dropped, 2);
+    assert_int_equal(st.commits_failed, 0);
+    assert_true(st.wal_bytes > 0);
+    assert_int_equal(st.disk_bytes, st.sst_bytes + st.wal_bytes);
+    assert_false(st.read_only);
+
+    assert_null(dd_store_free(s));
+    assert_null(dd_store_free(NULL));
+    tt_rmtree(dir);
+    free(dir);
+}
+
+static void test_series_do_not_mix(void **state)
+{
+    /* Prefixes of each other, as text and as key bytes. */
+    char longest[DD_STORE_SERIES_MAX + 1], toolong[DD_STORE_SERIES_MAX + 2], ff[8];
+    const char *names[] = {"v", "vol/", "vol/a", "vol/ab", "vol/a/b", "vol/b", longest, ff};
+    char *dir = tt_tmpdir();
+    struct dd_store *s = open_ok(dir, NULL);
+    struct dd_store_batch *b;
+    struct seen sn;
+    (void)state;
+
+    memset(longest, 'l', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    memset(toolong, 'l', sizeof(toolong) - 1);
+    toolong[sizeof(toolong) - 1] = '\0';
+    memset(ff, 0xff, sizeof(ff) - 1);
+    ff[sizeof(ff) - 1] = '\0';
+
+    /* Series i gets points 0..i, all interleaved in time. */
+    for (size_t i = 0; i < DD_ARRAY_SIZE(names); i++) {
+        uint64_t ts[16];
+        for (size_t k = 0; k <= i; k++)
+            ts[k] = 100 * k + i;
+        put_samples(s, names[i], ts, i + 1);
+    }
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    assert_int_equal(dd_store_batch_put_sample(b, toolong, 1, "x", 1), -EINVAL);
+    assert_int_equal(dd_store_batch_commit(b, false), 0);
+
+    for (size_t i = 0; i < DD_ARRAY_SIZE(names); i++) {
+        query(s, names[i], 0, UINT64_MAX, 0, 0, &sn, NULL);
+        assert_int_equal(sn.n, i + 1);
+        for (size_t k = 0; k <= i; k++)
+            assert_int_equal(sn.ts[k], 100 * k + i);
+        query(s, names[i], 100, 199, 0, 0, &sn, NULL);
+        assert_int_equal(sn.n, i >= 1 ? 1 : 0);
+    }
+    query(s, "vol", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_int_equal(sn.n, 0);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+static int obs_count(void *ud, uint64_t ts, const char *id, size_t idl, const void *v, size_t len)
+{
+    (void)ts, (void)id, (void)idl, (void)v, (void)len;
+    (*(size_t *)ud)++;
+    return 0;
+}
+
+static void test_retention(void **state)
+{
+    const uint64_t base = 1700000000000ull, now = base + 20 * DAY_MS;
+    const char *names[] = {"node", "vol/x", "vol/xy"};
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store *s;
+    struct dd_store_batch *b;
+    struct seen sn;
+    size_t n = 0;
+    (void)state;
+
+    dd_store_options_init(&o);
+    assert_int_equal(o.retention_ms, 14 * DAY_MS);
+    s = open_ok(dir, &o);
+    /* One point a day for 21 days, per series; observations likewise. */
+    for (size_t i = 0; i < DD_ARRAY_SIZE(names); i++) {
+        uint64_t ts[21];
+        for (size_t d = 0; d < 21; d++)
+            ts[d] = base + d * DAY_MS;
+        put_samples(s, names[i], ts, 21);
+    }
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    for (uint64_t d = 0; d < 21; d++)
+        assert_int_equal(dd_store_batch_put_observation(b, base + d * DAY_MS, "ns/pod", "{}", 2),
+                         0);
+    assert_int_equal(dd_store_batch_commit(b, false), 0);
+
+    /* Nothing old yet: no tombstones. */
+    assert_int_equal(dd_store_retain(s, base + 10 * DAY_MS), 0);
+    /* Cutoff = base + 6 days: days 0..5 go, 6..20 stay (the cutoff point stays). */
+    assert_int_equal(dd_store_retain(s, now), (int)DD_ARRAY_SIZE(names) + 1);
+    for (size_t i = 0; i < DD_ARRAY_SIZE(names); i++) {
+        query(s, names[i], 0, UINT64_MAX, 0, 0, &sn, NULL);
+        assert_int_equal(sn.n, 15);
+        assert_int_equal(sn.ts[0], base + 6 * DAY_MS);
+        assert_int_equal(sn.ts[14], base + 20 * DAY_MS);
+    }
+    assert_int_equal(dd_store_query_observations(s, 0, UINT64_MAX, 0, obs_count, &n, NULL), 15);
+    assert_int_equal(n, 15);
+    /* Again at the same time: nothing left to delete, nothing written. */
+    assert_int_equal(dd_store_retain(s, now), 0);
+    /* New points after retention are kept. */
+    put_samples(s, "vol/x", (const uint64_t[]){now + 1}, 1);
+    query(s, "vol/x", now, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_ts(&sn, (const uint64_t[]){now, now + 1}, 2);
+    dd_store_free(s);
+
+    /* Survives reopening; retention 0 keeps everything. */
+    o.retention_ms = 0;
+    s = open_ok(dir, &o);
+    assert_int_equal(dd_store_retain(s, now + 100 * DAY_MS), 0);
+    query(s, "node", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_int_equal(sn.n, 15);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+static void test_reopen_and_models(void **state)
+{
+    char *dir = tt_tmpdir(), *sub = tt_path(dir, "a/b/store");
+    struct dd_store *s;
+    struct dd_store_stats st;
+    struct seen sn;
+    void *v = NULL;
+    size_t n = 0;
+    uint64_t ver = 0;
+    (void)state;
+
+    s = open_ok(sub, NULL); /* creates the parents */
+    assert_string_equal(dd_store_path(s), sub);
+    put_samples(s, "node", (const uint64_t[]){5, 6, 7}, 3);
+    assert_int_equal(dd_store_put_model(s, "placement", 1, "m1", 2), 0);
+    assert_int_equal(dd_store_put_model(s, "placement", 2, "m2-longer", 9), 0);
+    assert_int_equal(dd_store_put_model(s, "placement2", 9, "other", 5), 0);
+    assert_int_equal(dd_store_put_model(s, "placement", 0, "x", 1), -EINVAL);
+    dd_store_free(s);
+
+    s = open_ok(sub, NULL);
+    query(s, "node", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_ts(&sn, (const uint64_t[]){5, 6, 7}, 3);
+    assert_int_equal(dd_store_get_model(s, "placement", 0, &v, &n, &ver), 0);
+    assert_int_equal(ver, 2);
+    assert_string_equal(v, "m2-longer");
+    dd_free(v);
+    assert_int_equal(dd_store_get_model(s, "placement", 1, &v, &n, NULL), 0);
+    assert_string_equal(v, "m1");
+    dd_free(v);
+    assert_int_equal(dd_store_get_model(s, "placement", 3, &v, &n, NULL), -ENOENT);
+    assert_int_equal(dd_store_get_model(s, "placemen", 0, &v, &n, NULL), -ENOENT);
+    assert_int_equal(dd_store_get_stats(s, &st), 0);
+    assert_true(st.disk_bytes > 0);
+    print_message("store after reopen: %llu bytes (sst %llu, wal %llu)\n",
+                  (unsigned long long)st.disk_bytes, (unsigned long long)st.sst_bytes,
+                  (unsigned long long)st.wal_bytes);
+    dd_store_free(s);
+    free(sub);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+/* Writes meta/schema with RocksDB directly, as a newer dedupd would. */
+static void raw_set_schema(const char *dir, const char *version)
+{
+    const char *names[] = {"default", "samples", "observations", "models", "meta", "future"};
+    const rocksdb_options_t *cfo[6];
+    rocksdb_column_family_handle_t *h[6];
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    char *err = NULL;
+
+    rocksdb_options_set_create_missing_column_families(o, 1);
+    for (int i = 0; i < 6; i++)
+        cfo[i] = o;
+    rocksdb_t *db = rocksdb_open_column_families(o, dir, 6, names, cfo, h, &err);
+    if (err)
+        fail_msg("raw open: %s", err);
+    rocksdb_put_cf(db, wo, h[4], "schema", 6, version, strlen(version), &err);
+    assert_null(err);
+    for (int i = 0; i < 6; i++)
+        rocksdb_column_family_handle_destroy(h[i]);
+    rocksdb_close(db);
+    rocksdb_writeoptions_destroy(wo);
+    rocksdb_options_destroy(o);
+}
+
+static void test_schema_and_foreign_db(void **state)
+{
+    char *dir = tt_tmpdir(), *other = tt_path(dir, "plain-rocksdb");
+    struct dd_store *s = NULL;
+    char err[1024];
+    (void)state;
+
+    dd_store_free(open_ok(dir, NULL));
+    raw_set_schema(dir, "1"); /* the same version, plus a family we do not know */
+    s = open_ok(dir, NULL);
+    put_samples(s, "node", (const uint64_t[]){1}, 1);
+    dd_store_free(s);
+
+    raw_set_schema(dir, "2");
+    s = NULL;
+    assert_int_equal(dd_store_open(dir, NULL, &s, err, sizeof(err)), -ENOTSUP);
+    assert_null(s);
+    print_message("%s\n", err);
+    assert_non_null(strstr(err, dir));
+    assert_non_null(strstr(err, "newer dedupd (schema version 2; this dedupd reads up to 1)"));
+
+    raw_set_schema(dir, "garbage");
+    assert_int_equal(dd_store_open(dir, NULL, &s, err, sizeof(err)), -EUCLEAN);
+
+    /* A RocksDB database that is not ours is left alone. */
+    rocksdb_options_t *o = rocksdb_options_create();
+    char *rerr = NULL;
+    rocksdb_options_set_create_if_missing(o, 1);
+    rocksdb_t *db = rocksdb_open(o, other, &rerr);
+    assert_null(rerr);
+    rocksdb_close(db);
+    rocksdb_options_destroy(o);
+    assert_int_equal(dd_store_open(other, NULL, &s, err, sizeof(err)), -EINVAL);
+    print_message("%s\n", err);
+    assert_non_null(strstr(err, "not a dedupd store"));
+
+    free(other);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+static void test_locked(void **state)
+{
+    char *dir = tt_tmpdir();
+    struct dd_store *s = open_ok(dir, NULL), *s2 = NULL;
+    char err[1024], out[4096];
+    int fd;
+    pid_t pid;
+    (void)state;
+
+    /* The same process. */
+    assert_int_equal(dd_store_open(dir, NULL, &s2, err, sizeof(err)), -EBUSY);
+    assert_null(s2);
+    assert_non_null(strstr(err, "is locked by another process; is another dedupd running?"));
+    assert_non_null(strstr(err, dir));
+
+    /* Another process. */
+    pid = spawn_self("--child-open", dir, NULL, &fd);
+    read_all(fd, out, sizeof(out));
+    close(fd);
+    assert_int_equal(wait_exit(pid), 1);
+    print_message("%s", out);
+    assert_non_null(strstr(out, "rc=-16 ")); /* -EBUSY */
+    assert_non_null(strstr(out, "is locked by another process; is another dedupd running?"));
+
+    /* Released on close. */
+    dd_store_free(s);
+    dd_store_free(open_ok(dir, NULL));
+    tt_rmtree(dir);
+    free(dir);
+}
+
+static void expect_corrupt(const char *dir, const char *what)
+{
+    struct dd_store *s = NULL;
+    char err[1024];
+    int r = dd_store_open(dir, NULL, &s, err, sizeof(err));
+
+    print_message("%s: %s\n", what, err);
+    assert_int_equal(r, -EUCLEAN);
+    assert_null(s);
+    assert_non_null(strstr(err, dir));
+    assert_non_null(strstr(err, "corrupt"));
+    assert_non_null(strstr(err, "restore it from a backup, or move the directory away"));
+}
+
+static char *find_manifest(const char *dir)
+{
+    char cur[256] = "";
+    char *p = tt_path(dir, "CURRENT");
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(cur, sizeof(cur), f));
+    fclose(f);
+    free(p);
+    cur[strcspn(cur, "\n")] = '\0';
+    return tt_path(dir, cur);
+}
+
+static void test_corrupt(void **state)
+{
+    static const char garbage[] = "\x13\x37 this is not a manifest \x00\xff\xfe garbage";
+    char *dir = tt_tmpdir(), *cur = tt_path(dir, "CURRENT"), *man;
+    struct dd_store *s;
+    (void)state;
+
+    /* CURRENT overwritten. */
+    s = open_ok(dir, NULL);
+    put_samples(s, "node", (const uint64_t[]){1, 2}, 2);
+    dd_store_free(s);
+    man = find_manifest(dir);
+    tt_write_file(cur, garbage, sizeof(garbage) - 1);
+    expect_corrupt(dir, "CURRENT overwritten");
+    tt_rmtree(dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    free(man);
+
+    /* MANIFEST overwritten. */
+    s = open_ok(dir, NULL);
+    put_samples(s, "node", (const uint64_t[]){1, 2}, 2);
+    dd_store_free(s);
+    man = find_manifest(dir);
+    tt_write_file(man, garbage, sizeof(garbage) - 1);
+    expect_corrupt(dir, "MANIFEST overwritten");
+    tt_rmtree(dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    free(man);
+
+    /* CURRENT gone: RocksDB would start over; we refuse. */
+    s = open_ok(dir, NULL);
+    dd_store_free(s);
+    assert_int_equal(unlink(cur), 0);
+    expect_corrupt(dir, "CURRENT removed");
+
+    free(cur);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+static void test_unwritable_parent(void **state)
+{
+    char *dir = tt_tmpdir(), *parent = tt_path(dir, "ro"), *store = tt_path(parent, "store");
+    char out[4096];
+    (void)state;
+
+    assert_int_equal(mkdir(parent, 0755), 0);
+    if (geteuid() == 0) {
+        /* Root ignores modes: try as nobody, who may enter but not write. */
+        struct passwd *pw = getpwnam("nobody");
+        int fd;
+        pid_t pid;
+        if (!pw) {
+            print_message("no user nobody: skipped\n");
+            goto out;
+        }
+        assert_int_equal(chmod(dir, 0755), 0);
+        pid = spawn_self("--child-open", store, pw, &fd);
+        read_all(fd, out, sizeof(out));
+        close(fd);
+        assert_int_equal(wait_exit(pid), 1);
+    } else {
+        struct dd_store *s = NULL;
+        char err[1024];
+        assert_int_equal(chmod(parent, 0555), 0);
+        int r = dd_store_open(store, NULL, &s, err, sizeof(err));
+        snprintf(out, sizeof(out), "rc=%d msg=%s\n", r, err);
+        assert_int_equal(chmod(parent, 0755), 0);
+    }
+    print_message("%s", out);
+    assert_non_null(strstr(out, "rc=-13 ")); /* -EACCES */
+    assert_non_null(strstr(out, store));
+    assert_non_null(strstr(out, "Permission denied; create it writable by the user dedupd runs"));
+out:
+    free(store);
+    free(parent);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+static void test_kill9_durability(void **state)
+{
+    char *dir = tt_tmpdir();
+    char out[1 << 16];
+    size_t got = 0, last = 0, lines = 0;
+    struct dd_store *s;
+    struct dd_store_point *pts[3];
+    size_t n[3];
+    const char *series[] = {"node", "vol/a", "vol/ab"};
+    int fd;
+    pid_t pid;
+    (void)state;
+
+    pid = spawn_self("--child-writer", dir, NULL, &fd);
+    /* Wait for 50 committed batches, then kill mid-sampling. */
+    while (lines < 50) {
+        ssize_t k = read(fd, out + got, sizeof(out) - 1 - got);
+        assert_true(k > 0);
+        for (ssize_t i = 0; i < k; i++)
+            lines += out[got + (size_t)i] == '\n';
+        got += (size_t)k;
+    }
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(wait_exit(pid), 128 + SIGKILL);
+    got += read_all(fd, out + got, sizeof(out) - got);
+    close(fd);
+    /* The last complete line is the last batch the child saw committed. */
+    for (char *line = out; *line;) {
+        char *nl = strchr(line, '\n');
+        uint64_t v;
+        if (!nl)
+            break;
+        assert_int_equal(dd_parse_u64_n(line, (size_t)(nl - line), &v), 0);
+        last = (size_t)v;
+        line = nl + 1;
+    }
+
+    s = open_ok(dir, NULL);
+    for (int k = 0; k < 3; k++) {
+        struct dd_store_query q = {.series = series[k], .from_ms = 0, .to_ms = UINT64_MAX};
+        assert_true(dd_store_query_array(s, &q, &pts[k], &n[k], NULL) >= 0);
+    }
+    print_message("child reported batch %zu committed; %zu batches on disk after kill -9\n", last,
+                  n[0]);
+    /* Batches are atomic: every series has the same count. All reported ones
+     * are there, and at most the one in flight beyond them. */
+    assert_int_equal(n[0], n[1]);
+    assert_int_equal(n[0], n[2]);
+    assert_true(n[0] >= last + 1);
+    assert_true(n[0] <= last + 2);
+    for (int k = 0; k < 3; k++) {
+        for (size_t i = 0; i < n[k]; i++) {
+            char want[32];
+            snprintf(want, sizeof(want), "{\"i\":%zu}", i);
+            assert_int_equal(pts[k][i].ts_ms, 1000 + 10 * i);
+            assert_string_equal(pts[k][i].value, want);
+        }
+        dd_store_points_free(pts[k], n[k]);
+    }
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+static int hook_calls;
+
+static void failing_write(rocksdb_t *db, const rocksdb_writeoptions_t *wo, rocksdb_writebatch_t *wb,
+                          char **errptr)
+{
+    (void)db, (void)wo, (void)wb;
+    hook_calls++;
+    *errptr = strdup("IO error: No space left on device: While appending to file: "
+                     "/x/000004.log: No space left on device");
+}
+
+static void test_commit_failure_counts_dropped(void **state)
+{
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store *s;
+    struct dd_store_batch *b;
+    struct dd_store_stats st;
+    struct seen sn;
+    (void)state;
+
+    dd_store_options_init(&o);
+    o.recover_interval_ms = 0;
+    s = open_ok(dir, &o);
+    put_samples(s, "node", (const uint64_t[]){1, 2}, 2);
+
+    dd_store_test_write = failing_write;
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(dd_store_batch_begin(s, &b), 0);
+        assert_int_equal(dd_store_batch_put_sample(b, "node", 10, "a", 1), 0);
+        assert_int_equal(dd_store_batch_put_sample(b, "vol/a", 10, "b", 1), 0);
+        assert_int_equal(dd_store_batch_put_sample(b, "vol/b", 10, "c", 1), 0);
+        assert_int_equal(dd_store_batch_commit(b, false), -ENOSPC);
+        /* Reads go on. */
+        query(s, "node", 0, UINT64_MAX, 0, 0, &sn, NULL);
+        assert_ts(&sn, (const uint64_t[]){1, 2}, 2);
+    }
+    /* The second failure tried a reopen and the write again. */
+    assert_int_equal(hook_calls, 3);
+    assert_int_equal(dd_store_get_stats(s, &st), 0);
+    assert_int_equal(st.samples_written, 2);
+    assert_int_equal(st.samples_dropped, 6);
+    assert_int_equal(st.commits_failed, 2);
+    assert_int_equal(st.reopens, 1);
+    assert_false(st.read_only);
+    /* Other writers see the same error and do not count samples. */
+    assert_int_equal(dd_store_put_model(s, "m", 1, "x", 1), -ENOSPC);
+    dd_store_test_write = NULL;
+
+    /* Space is back: writes succeed. */
+    put_samples(s, "node", (const uint64_t[]){3}, 1);
+    query(s, "node", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_ts(&sn, (const uint64_t[]){1, 2, 3}, 3);
+    assert_int_equal(dd_store_get_stats(s, &st), 0);
+    assert_int_equal(st.samples_written, 3);
+    assert_int_equal(st.samples_dropped, 6);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+static void test_real_write_failure(void **state)
+{
+    char *dir = tt_tmpdir();
+    char out[4096];
+    int fd, rc;
+    pid_t pid;
+    (void)state;
+
+    pid = spawn_self("--child-fsize", dir, NULL, &fd);
+    read_all(fd, out, sizeof(out));
+    close(fd);
+    rc = wait_exit(pid);
+    print_message("%s", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "write failed at batch"));
+    tt_rmtree(dir);
+    free(dir);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rocks_status_table),
+        cmocka_unit_test(test_put_get_query),
+        cmocka_unit_test(test_series_do_not_mix),
+        cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_reopen_and_models),
+        cmocka_unit_test(test_schema_and_foreign_db),
+        cmocka_unit_test(test_locked),
+        cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_unwritable_parent),
+        cmocka_unit_test(test_kill9_durability),
+        cmocka_unit_test(test_commit_failure_counts_dropped),
+        cmocka_unit_test(test_real_write_failure),
+    };
+
+    if (argc == 3 && strcmp(argv[1], "--child-open") == 0)
+        return child_open(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--child-writer") == 0)
+        return child_writer(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--child-fsize") == 0)
+        return child_fsize(argv[2]);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
