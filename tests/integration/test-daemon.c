@@ -1,0 +1,651 @@
+/*
+ * The real dedupd on an ephemeral loopback port, fed by a replay made with
+ * `dedupctl vdo-sim` (simulated volumes and a fake /proc): REST round trips
+ * for every endpoint, restart keeps history, kill -9 loses at most one
+ * interval, a corrupt or unwritable store fails start with a clear message,
+ * 50 malformed requests each get the right 4xx while the daemon stays up,
+ * and /metrics passes a strict text-format check.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/common.h"
+#include "helpers.h"
+
+struct daemon {
+    pid_t pid;
+    unsigned port;
+    char log[4200];
+};
+
+static char *g_root, *g_replay;
+/* daemons still running, killed at teardown if a test failed half way */
+static pid_t g_pids[8];
+
+static void track(pid_t pid, bool add)
+{
+    for (size_t i = 0; i < 8; i++) {
+        if (add ? g_pids[i] == 0 : g_pids[i] == pid) {
+            g_pids[i] = add ? pid : 0;
+            return;
+        }
+    }
+}
+
+static const char *bin(const char *name)
+{
+    static char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", getenv("DD_BUILD_DIR"), name);
+    return path;
+}
+
+static void msleep(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Starts dedupd; returns false (with the log kept) if it exits first. */
+static bool start(struct daemon *d, const char *data_dir, bool as_nobody)
+{
+    char spec[4300], data[4300];
+    snprintf(d->log, sizeof(d->log), "%s/dedupd-%d.log", g_root, rand());
+    snprintf(spec, sizeof(spec), "replay:%s", g_replay);
+    snprintf(data, sizeof(data), "%s", data_dir);
+    d->port = 0;
+    d->pid = fork();
+    assert_true(d->pid >= 0);
+    if (d->pid == 0) {
+        int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        if (as_nobody && geteuid() == 0) {
+            struct passwd *pw = getpwnam("nobody");
+            if (setgid(pw ? pw->pw_gid : 65534) != 0 || setuid(pw ? pw->pw_uid : 65534) != 0)
+                _exit(99);
+        }
+        execl(bin("dedupd"), "dedupd", "--listen", "127.0.0.1:0", "--data-dir", data, "--source",
+              spec, "--interval", "0.05", "--estimate-root", g_root, (char *)NULL);
+        _exit(98);
+    }
+    track(d->pid, true);
+    for (int i = 0; i < 200; i++) {
+        char *text = NULL;
+        FILE *f = fopen(d->log, "r");
+        if (f) {
+            char buf[8192];
+            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+            buf[n] = '\0';
+            fclose(f);
+            text = strstr(buf, "(port ");
+            if (text) {
+                d->port = (unsigned)strtoul(text + 6, NULL, 10);
+                return true;
+            }
+        }
+        int st;
+        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            track(d->pid, false);
+            d->pid = 0;
+            return false;
+        }
+        msleep(25);
+    }
+    fail_msg("dedupd did not start (log %s)", d->log);
+    return false;
+}
+
+static int stop(struct daemon *d, int sig)
+{
+    int st = 0;
+    kill(d->pid, sig);
+    waitpid(d->pid, &st, 0);
+    track(d->pid, false);
+    d->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *read_log(const struct daemon *d)
+{
+    FILE *f = fopen(d->log, "r");
+    char *buf = calloc(1, 16384);
+    if (f) {
+        size_t n = fread(buf, 1, 16383, f);
+        buf[n] = '\0';
+        fclose(f);
+    }
+    return buf;
+}
+
+struct reply {
+    long status;
+    char *body;
+    size_t len;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    struct reply *r = ud;
+    r->body = realloc(r->body, r->len + size * n + 1);
+    memcpy(r->body + r->len, p, size * n);
+    r->len += size * n;
+    r->body[r->len] = '\0';
+    return size * n;
+}
+
+static struct reply http(const struct daemon *d, const char *method, const char *path,
+                         const char *body, size_t blen)
+{
+    struct reply r = {0};
+    char url[8192];
+    CURL *c = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", d->port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)blen);
+    }
+    if (curl_easy_perform(c) != CURLE_OK)
+        r.status = -1;
+    else
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_cleanup(c);
+    if (!r.body)
+        r.body = strdup("");
+    return r;
+}
+
+static json_t *get_json(const struct daemon *d, const char *path, long want)
+{
+    struct reply r = http(d, "GET", path, NULL, 0);
+    json_error_t e;
+    if (r.status != want)
+        fail_msg("GET %s: %ld, want %ld: %s", path, r.status, want, r.body);
+    json_t *doc = json_loads(r.body, 0, &e);
+    if (!doc)
+        fail_msg("GET %s: not JSON: %s", path, r.body);
+    free(r.body);
+    return doc;
+}
+
+static void wait_ready(const struct daemon *d)
+{
+    for (int i = 0; i < 200; i++) {
+        struct reply r = http(d, "GET", "/readyz", NULL, 0);
+        free(r.body);
+        if (r.status == 200)
+            return;
+        msleep(20);
+    }
+    fail_msg("dedupd never became ready");
+}
+
+static size_t history_points(const struct daemon *d, const char *vol)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/volumes/%s/history?from=0", vol);
+    json_t *doc = get_json(d, path, 200);
+    size_t n = json_array_size(json_object_get(doc, "points"));
+    json_decref(doc);
+    return n;
+}
+
+/* Prometheus text format 0.0.4, strictly: comments are HELP/TYPE with a
+ * valid name and type; a family's TYPE precedes its samples and a family's
+ * samples are contiguous; samples are name{label="value",...} value. */
+static bool valid_name(const char *s, size_t n)
+{
+    if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_' || s[0] == ':'))
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == ':'))
+            return false;
+    }
+    return true;
+}
+
+static void family_of(const char *name, json_t *types, char *out, size_t len)
+{
+    static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+    snprintf(out, len, "%s", name);
+    for (size_t i = 0; i < 3; i++) {
+        size_t nl = strlen(name), sl = strlen(suffixes[i]);
+        if (nl > sl && strcmp(name + nl - sl, suffixes[i]) == 0) {
+            char base[256];
+            snprintf(base, sizeof(base), "%.*s", (int)(nl - sl), name);
+            const char *t = json_string_value(json_object_get(types, base));
+            if (t && (strcmp(t, "histogram") == 0 || strcmp(t, "summary") == 0))
+                snprintf(out, len, "%s", base);
+        }
+    }
+}
+
+static size_t check_metrics(const char *text)
+{
+    json_t *types = json_object(), *done = json_object();
+    char current[256] = "";
+    size_t samples = 0, lineno = 0;
+    const char *line = text;
+
+    while (*line) {
+        const char *end = strchr(line, '\n');
+        char buf[2048], fam[256];
+        size_t len;
+        lineno++;
+        if (!end)
+            fail_msg("metrics line %zu: no newline", lineno);
+        len = (size_t)(end - line);
+        if (len >= sizeof(buf))
+            fail_msg("metrics line %zu: too long", lineno);
+        memcpy(buf, line, len);
+        buf[len] = '\0';
+        line = end + 1;
+        if (buf[0] == '#') {
+            char *name, *rest;
+            if (strncmp(buf, "# HELP ", 7) != 0 && strncmp(buf, "# TYPE ", 7) != 0)
+                continue; /* other comments are allowed */
+            name = buf + 7;
+            rest = strchr(name, ' ');
+            if (!rest || !valid_name(name, (size_t)(rest - name)))
+                fail_msg("metrics line %zu: bad name in '%s'", lineno, buf);
+            *rest++ = '\0';
+            if (buf[2] == 'T') {
+                if (strcmp(rest, "counter") && strcmp(rest, "gauge") && strcmp(rest, "histogram") &&
+                    strcmp(rest, "summary") && strcmp(rest, "untyped"))
+                    fail_msg("metrics line %zu: bad type '%s'", lineno, rest);
+                if (json_object_get(done, name))
+                    fail_msg("metrics line %zu: TYPE of %s after its samples", lineno, name);
+                json_object_set_new(types, name, json_string(rest));
+            }
+            continue;
+        }
+        /* a sample */
+        char *p = buf, *q;
+        while (*p && *p != '{' && *p != ' ')
+            p++;
+        if (!valid_name(buf, (size_t)(p - buf)))
+            fail_msg("metrics line %zu: bad metric name in '%s'", lineno, buf);
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)(p - buf), buf);
+        if (*p == '{') {
+            p++;
+            while (*p != '}') {
+                q = p;
+                while (*p && *p != '=')
+                    p++;
+                if (!valid_name(q, (size_t)(p - q)) || p[1] != '"')
+                    fail_msg("metrics line %zu: bad label in '%s'", lineno, buf);
+                p += 2;
+                while (*p && *p != '"') {
+                    if (*p == '\\')
+                        p++;
+                    if (*p)
+                        p++;
+                }
+                if (*p != '"')
+                    fail_msg("metrics line %zu: unterminated label value", lineno);
+                p++;
+                if (*p == ',')
+                    p++;
+                else if (*p != '}')
+                    fail_msg("metrics line %zu: expected ',' or '}'", lineno);
+            }
+            p++;
+        }
+        if (*p != ' ')
+            fail_msg("metrics line %zu: no value in '%s'", lineno, buf);
+        p++;
+        char *vend;
+        strtod(p, &vend);
+        if (vend == p || (*vend && *vend != ' '))
+            fail_msg("metrics line %zu: bad value in '%s'", lineno, buf);
+        family_of(name, types, fam, sizeof(fam));
+        if (strcmp(fam, current) != 0) {
+            if (json_object_get(done, fam))
+                fail_msg("metrics line %zu: samples of %s are not contiguous", lineno, fam);
+            snprintf(current, sizeof(current), "%s", fam);
+            json_object_set_new(done, fam, json_true());
+        }
+        samples++;
+    }
+    json_decref(types);
+    json_decref(done);
+    return samples;
+}
+
+static void test_endpoints(void **state)
+{
+    struct daemon d;
+    char *data = tt_path(g_root, "data-endpoints");
+    (void)state;
+    assert_true(start(&d, data, false));
+    wait_ready(&d);
+
+    json_t *doc = get_json(&d, "/healthz", 200);
+    json_decref(doc);
+    doc = get_json(&d, "/v1/node", 200);
+    assert_int_equal(json_integer_value(json_object_get(doc, "volumes")), 2);
+    json_decref(doc);
+    doc = get_json(&d, "/v1/volumes", 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "volumes")), 2);
+    json_decref(doc);
+    /* features appear from the second sample on */
+    for (int i = 0; i < 100; i++) {
+        doc = get_json(&d, "/v1/volumes/v1", 200);
+        json_t *cost = json_object_get(json_object_get(doc, "features"), "cost");
+        bool have = json_is_number(cost);
+        if (have) {
+            assert_true(json_number_value(cost) > 0);
+            assert_true(json_is_number(
+                json_object_get(json_object_get(doc, "features"), "dedup_hit_rate")));
+        }
+        json_decref(doc);
+        if (have)
+            break;
+        msleep(20);
+    }
+    doc = get_json(&d, "/v1/volumes/nosuch", 404);
+    json_decref(doc);
+    assert_true(history_points(&d, "v1") >= 2);
+    doc = get_json(&d, "/v1/volumes/v1/history?from=0&step=3600", 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "points")), 1);
+    json_decref(doc);
+
+    struct reply r = http(&d, "GET", "/metrics", NULL, 0);
+    assert_int_equal(r.status, 200);
+    size_t samples = check_metrics(r.body);
+    assert_true(samples > 20);
+    assert_non_null(strstr(r.body, "dedupd_volume_cost{volume=\"v1\"}"));
+    assert_non_null(strstr(r.body, "dedupd_http_request_duration_seconds_bucket"));
+    free(r.body);
+
+    /* an estimate job under the allowed root */
+    char *f = tt_path(g_root, "estimate-me");
+    char blocks[8192];
+    memset(blocks, 7, sizeof(blocks));
+    tt_write_file(f, blocks, sizeof(blocks));
+    char body[4400];
+    int blen = snprintf(body, sizeof(body), "{\"paths\": [\"%s\"], \"mode\": \"exact\"}", f);
+    r = http(&d, "POST", "/v1/estimate", body, (size_t)blen);
+    assert_int_equal(r.status, 202);
+    json_t *job = json_loads(r.body, 0, NULL);
+    free(r.body);
+    char path[64];
+    snprintf(path, sizeof(path), "/v1/estimate/%lld",
+             (long long)json_integer_value(json_object_get(job, "id")));
+    json_decref(job);
+    for (int i = 0; i < 200; i++) {
+        doc = get_json(&d, path, 200);
+        bool fin = strcmp(json_string_value(json_object_get(doc, "status")), "running") != 0;
+        if (fin) {
+            assert_string_equal(json_string_value(json_object_get(doc, "status")), "done");
+            json_t *res = json_object_get(doc, "result");
+            assert_int_equal(json_integer_value(json_object_get(res, "blocks_total")), 2);
+            assert_int_equal(json_integer_value(json_object_get(res, "distinct_blocks")), 1);
+        }
+        json_decref(doc);
+        if (fin)
+            break;
+        msleep(20);
+    }
+    free(f);
+    assert_int_equal(stop(&d, SIGTERM), 0);
+    free(data);
+}
+
+static void test_restart_and_kill9(void **state)
+{
+    struct daemon d;
+    char *data = tt_path(g_root, "data-restart");
+    (void)state;
+    assert_true(start(&d, data, false));
+    wait_ready(&d);
+    msleep(300);
+    size_t before = history_points(&d, "v2");
+    assert_true(before >= 2);
+    assert_int_equal(stop(&d, SIGTERM), 0);
+    assert_true(start(&d, data, false));
+    wait_ready(&d);
+    size_t after = history_points(&d, "v2");
+    assert_true(after >= before); /* a clean restart keeps all of it */
+
+    /* kill -9 mid-run: at most the interval in progress is lost */
+    msleep(200);
+    size_t seen = history_points(&d, "v2");
+    assert_int_equal(stop(&d, SIGKILL), 128 + SIGKILL);
+    assert_true(start(&d, data, false));
+    wait_ready(&d);
+    size_t recovered = history_points(&d, "v2");
+    print_message("history: %zu before restart, %zu after; %zu seen before kill -9, %zu after\n",
+                  before, after, seen, recovered);
+    assert_true(recovered >= seen);
+    assert_int_equal(stop(&d, SIGTERM), 0);
+    free(data);
+}
+
+static void test_bad_stores(void **state)
+{
+    struct daemon d;
+    char *data = tt_path(g_root, "data-corrupt");
+    (void)state;
+    assert_true(start(&d, data, false));
+    wait_ready(&d);
+    assert_int_equal(stop(&d, SIGTERM), 0);
+    char *cur = tt_path(data, "CURRENT");
+    tt_write_file(cur, "garbage\n", 8);
+    free(cur);
+    assert_false(start(&d, data, false));
+    char *log = read_log(&d);
+    assert_non_null(strstr(log, data));
+    assert_non_null(strstr(log, "corrupt"));
+    free(log);
+    free(data);
+
+    /* a data directory the daemon cannot create (unwritable parent) */
+    char *parent = tt_path(g_root, "locked-parent");
+    mkdir(parent, 0755);
+    char *inner = tt_path(parent, "data");
+    if (geteuid() != 0)
+        chmod(parent, 0555);
+    assert_false(start(&d, inner, true)); /* as nobody when root */
+    log = read_log(&d);
+    assert_non_null(strstr(log, inner));
+    assert_non_null(strstr(log, "Permission denied"));
+    free(log);
+    free(inner);
+    free(parent);
+}
+
+static void test_malformed_requests(void **state)
+{
+    static const struct {
+        const char *method, *path, *body;
+        long status;
+    } cases[] = {
+        {"GET", "/nope", NULL, 404},
+        {"GET", "/v1", NULL, 404},
+        {"GET", "/v1/volumes/", NULL, 404},
+        {"GET", "/v1/volumes/v1/history/extra", NULL, 404},
+        {"GET", "/v1/volumes/does-not-exist", NULL, 404},
+        {"DELETE", "/v1/volumes", NULL, 405},
+        {"POST", "/v1/volumes", "{}", 405},
+        {"PUT", "/healthz", NULL, 405},
+        {"POST", "/metrics", NULL, 405},
+        {"GET", "/v1/estimate", NULL, 405},
+        {"GET", "/v1/volumes/v1/history?from=abc", NULL, 400},
+        {"GET", "/v1/volumes/v1/history?to=-5", NULL, 400},
+        {"GET", "/v1/volumes/v1/history?from=100&to=50", NULL, 400},
+        {"GET", "/v1/volumes/v1/history?step=x", NULL, 400},
+        {"GET", "/v1/volumes/v1/history?from=1e300", NULL, 400},
+        {"GET", "/v1/volumes/v1/history?from=nan", NULL, 400},
+        {"GET", "/v1/estimate/abc", NULL, 400},
+        {"GET", "/v1/estimate/999999", NULL, 404},
+        {"POST", "/v1/estimate", "", 400},
+        {"POST", "/v1/estimate", "{", 400},
+        {"POST", "/v1/estimate", "not json", 400},
+        {"POST", "/v1/estimate", "[]", 400},
+        {"POST", "/v1/estimate", "42", 400},
+        {"POST", "/v1/estimate", "{\"paths\": 1}", 400},
+        {"POST", "/v1/estimate", "{\"paths\": []}", 400},
+        {"POST", "/v1/estimate", "{\"paths\": [1]}", 400},
+        {"POST", "/v1/estimate", "{\"paths\": \"/\"}", 400},
+        {"POST", "/v1/estimate", "{\"paths\": [null]}", 400},
+        {"POST", "/v1/estimate", "{\"paths\": [\"/etc/passwd\"]}", 403},
+        {"POST", "/v1/estimate", "{\"paths\": [\"/\"]}", 403},
+        {"POST", "/v1/estimate", "{\"paths\": [\"ROOT/../../etc\"]}", 403},
+        {"POST", "/v1/estimate", "{\"paths\": [\"ROOT/../..\"]}", 403},
+        {"POST", "/v1/estimate", "{\"paths\": [\"ROOT/missing\"]}", 403},
+        {"POST", "/v1/estimate", "{\"paths\": [\"ROOT\"], \"mode\": \"fast\"}", 400},
+        {"POST", "/v1/estimate", "{\"paths\": [\"ROOT\"], \"mode\": 3}", 400},
+        {"POST", "/v1/estimate", "{\"paths\": [\"ROOT\"], \"paths\": []}", 400},
+        {"POST", "/v1/estimate", "{\"paths\": [\"ROOT\"]} trailing", 400},
+        {"POST", "/v1/estimate", "{\"a\": \"\\ud800\"}", 400},
+        {"POST", "/v1/estimate", "\xff\xfe{}", 400},
+        {"POST", "/v1/estimate", "{\"paths\": [\"ROOT/a\\u0000b\"]}", 400},
+        {"GET", "/v1/volumes/%2e%2e/history", NULL, 404},
+        {"GET", "/v1/volumes/..%2f..%2fetc", NULL, 404},
+        {"GET", "/v1/node/extra", NULL, 404},
+        {"GET", "/readyz/x", NULL, 404},
+        {"PATCH", "/v1/node", NULL, 405},
+        {"OPTIONS", "/v1/volumes", NULL, 405},
+        {"GET", "//v1/volumes", NULL, 404},
+        {"GET", "/v1/volumes?x=1&x=2&&&", NULL, 200},
+        {"POST", "/v1/estimate", "BIG", 413},
+        {"GET", "LONG", NULL, 414},
+    };
+    struct daemon d;
+    char *data = tt_path(g_root, "data-malformed");
+    (void)state;
+    assert_true(start(&d, data, false));
+    wait_ready(&d);
+    size_t n = 0;
+    for (size_t i = 0; i < DD_ARRAY_SIZE(cases); i++) {
+        char body[8192], path[8192];
+        const char *b = cases[i].body;
+        size_t blen = b ? strlen(b) : 0;
+        char *big = NULL;
+        if (b && strcmp(b, "BIG") == 0) {
+            blen = (2u << 20);
+            big = malloc(blen);
+            memset(big, ' ', blen);
+            big[0] = '{';
+            big[blen - 1] = '}';
+            b = big;
+        } else if (b) {
+            /* ROOT stands for the allowed root */
+            const char *at = strstr(b, "ROOT");
+            if (at)
+                snprintf(body, sizeof(body), "%.*s%s%s", (int)(at - b), b, g_root, at + 4);
+            else
+                snprintf(body, sizeof(body), "%s", b);
+            b = body;
+            blen = strlen(body);
+            if (strstr(cases[i].body, "\\u0000"))
+                blen = strlen(body);
+        }
+        if (strcmp(cases[i].path, "LONG") == 0) {
+            memset(path, 'a', 4000);
+            path[0] = '/';
+            path[4000] = '\0';
+        } else {
+            snprintf(path, sizeof(path), "%s", cases[i].path);
+        }
+        struct reply r = http(&d, cases[i].method, path, b, blen);
+        if (r.status != cases[i].status)
+            fail_msg("case %zu %s %.60s: %ld, want %ld: %s", i, cases[i].method, cases[i].path,
+                     r.status, cases[i].status, r.body);
+        if (r.status >= 400) {
+            json_t *e = json_loads(r.body, 0, NULL);
+            assert_non_null(json_object_get(json_object_get(e, "error"), "message"));
+            json_decref(e);
+        }
+        free(r.body);
+        free(big);
+        n++;
+    }
+    assert_int_equal(n, 50);
+    json_t *doc = get_json(&d, "/healthz", 200); /* still up */
+    json_decref(doc);
+    assert_int_equal(stop(&d, SIGTERM), 0);
+    free(data);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    g_root = tt_tmpdir();
+    chmod(g_root, 0755);
+    char *wl = tt_path(g_root, "w.json");
+    g_replay = tt_path(g_root, "replay");
+    static const char workload[] =
+        "{\"volumes\": [{\"name\": \"v1\", \"write_mbps\": 120, \"duplicate_share\": 0.5, "
+        "\"index_entries\": 1000000, \"stored_gib\": 10, \"cpu_load\": 0.2}, "
+        "{\"name\": \"v2\", \"write_mbps\": 40, \"read_mbps\": 300, "
+        "\"duplicate_share\": 0.1}]}";
+    tt_write_file(wl, workload, strlen(workload));
+    const char *argv[] = {bin("dedupctl"),
+                          "vdo-sim",
+                          "--workload",
+                          wl,
+                          "--intervals",
+                          "400",
+                          "--interval-seconds",
+                          "10",
+                          "--seed",
+                          "5",
+                          "--out",
+                          g_replay,
+                          NULL};
+    char *err = NULL;
+    if (tt_run(argv, NULL, &err) != 0)
+        fail_msg("vdo-sim: %s", err);
+    free(err);
+    free(wl);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < 8; i++) {
+        if (g_pids[i] > 0) {
+            kill(g_pids[i], SIGKILL);
+            waitpid(g_pids[i], NULL, 0);
+        }
+    }
+    tt_rmtree(g_root);
+    free(g_root);
+    free(g_replay);
+    curl_global_cleanup();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_endpoints),
+        cmocka_unit_test(test_restart_and_kill9),
+        cmocka_unit_test(test_bad_stores),
+        cmocka_unit_test(test_malformed_requests),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
