@@ -170,3 +170,18 @@ int dd_parse_error_set(struct dd_parse_error *err, unsigned line, unsigned colum
     va_end(ap);
     return DD_E_PARSE;
 }
+
+void dd_quote(char *buf, size_t size, const char *s, size_t len, size_t max)
+{
+    size_t n = len < max ? len : max, o = 0;
+
+    if (size == 0)
+        return;
+    for (size_t i = 0; i < n && o + 1 < size; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    for (size_t i = 0; len > n && i < 3 && o + 1 < size; i++)
+        buf[o++] = '.';
+    buf[o] = '\0';
+}

@@ -27,6 +27,13 @@ struct dd_parse_error {
 int dd_parse_error_set(struct dd_parse_error *err, unsigned line, unsigned column, const char *fmt,
                        ...) __attribute__((format(printf, 4, 5)));
 
+/*
+ * Copies at most max bytes of s (len bytes) into buf for an error message:
+ * bytes that are not printable ASCII become '?', and "..." marks a cut. buf
+ * should hold max + 4 bytes. Outside input never reaches a message raw.
+ */
+void dd_quote(char *buf, size_t size, const char *s, size_t len, size_t max);
+
 /* Decimal digits only, "0" .. "18446744073709551615". */
 int dd_parse_u64(const char *s, uint64_t *ret_value);
 

@@ -105,19 +105,9 @@ static bool tok_is(const struct tok *t, const char *word)
 /* Bytes of a bad token quoted in a message. */
 #define QUOTE_MAX 24u
 
-/* Up to QUOTE_MAX bytes of s, '?' for bytes that are not printable ASCII,
- * "..." when cut. */
 static void quote(char *buf, size_t size, const char *s, size_t len)
 {
-    size_t n = DD_MIN(len, (size_t)QUOTE_MAX), o = 0;
-
-    for (size_t i = 0; i < n && o + 1 < size; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-    }
-    for (size_t i = 0; len > n && i < 3 && o + 1 < size; i++)
-        buf[o++] = '.';
-    buf[o] = '\0';
+    dd_quote(buf, size, s, len, QUOTE_MAX);
 }
 
 static int fail(struct dd_parse_error *err, int code, unsigned line, size_t col0, const char *fmt,

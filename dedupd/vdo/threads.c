@@ -75,19 +75,9 @@ static void field_label(char *buf, size_t size, unsigned field)
         snprintf(buf, size, "field %u", field);
 }
 
-/* Copies up to QUOTE_MAX bytes of s for a message, '?' for bytes that are not
- * printable ASCII, "..." when cut. */
 static void quote(char *buf, size_t size, const char *s, size_t len)
 {
-    size_t n = DD_MIN(len, (size_t)QUOTE_MAX), o = 0;
-
-    for (size_t i = 0; i < n && o + 1 < size; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-    }
-    for (size_t i = 0; len > n && i < 3 && o + 1 < size; i++)
-        buf[o++] = '.';
-    buf[o] = '\0';
+    dd_quote(buf, size, s, len, QUOTE_MAX);
 }
 
 /* Records the error at a 0-based byte offset and returns code. */
