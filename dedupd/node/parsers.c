@@ -319,7 +319,7 @@ int dd_node_stat_parse(const char *text, size_t len, struct dd_cpu_stat *ret,
             have_all = true;
         } else {
             struct tok num = {toks[0].s + 3, toks[0].len - 3, toks[0].col + 3};
-            uint32_t cpu;
+            uint32_t cpu = 0; /* set by the parse below; 0 keeps -O3 quiet */
 
             r = tok_u32(&num, l.no, "cpu number", UINT32_MAX, &cpu, err);
             if (r == DD_E_PARSE)
