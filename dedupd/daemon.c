@@ -29,6 +29,7 @@
 #include "common/common.h"
 #include "dedupd/daemon.h"
 #include "dedupd/http/http.h"
+#include "dedupd/node/node.h"
 #include "dedupd/scan/scan.h"
 #include "dedupd/store/store.h"
 #include "dedupd/vdo/source.h"
@@ -79,6 +80,19 @@ struct dd_daemon {
     struct dd_vdo_threads prev_threads;
     bool have_prev_threads;
     bool dm_absent_reported;
+    struct dd_cpu_stat prev_cpu;
+    bool have_prev_cpu;
+    struct dd_diskstats prev_disks;
+    bool have_prev_disks;
+    struct dd_nvml *nvml;
+};
+
+/* What one interval of node readings gives (NaN where unavailable). */
+struct node_now {
+    double cpu_util, cpu_util_ex_vdo, load1, cpu_psi, io_psi, mem_available_gib;
+    double run_queue;
+    struct dd_diskstats disks;
+    bool have_disks;
 };
 
 /* ---- configuration ---- */
@@ -258,8 +272,21 @@ static struct prev_volume *find_prev(struct dd_daemon *d, const char *name)
 
 /* The per-volume document: identity, derived figures and, from the second
  * sample on, the interval's rates, VDO CPU and the feature vector. */
+/* The volume's dm device in diskstats: by major:minor when the source knows
+ * it, else dm-<instance> (a replay of the simulator, which names it so). */
+static const struct dd_diskstat *volume_disk(const struct dd_diskstats *ds,
+                                             const struct dd_vdo_volume *v, uint64_t instance)
+{
+    char name[32];
+    if (v->dm_major || v->dm_minor)
+        return dd_diskstats_find_dev(ds, v->dm_major, v->dm_minor);
+    snprintf(name, sizeof(name), "dm-%llu", (unsigned long long)instance);
+    return dd_diskstats_find_name(ds, name);
+}
+
 static json_t *volume_doc(const struct dd_vdo_volume *v, const struct prev_volume *p, double dt,
-                          const struct dd_vdo_cpu *cpu)
+                          const struct dd_vdo_cpu *cpu, const struct node_now *node,
+                          const struct dd_diskstats *prev_disks)
 {
     json_t *o = json_object(), *f = json_object();
     struct dd_vdo_derived der;
@@ -325,6 +352,22 @@ static json_t *volume_doc(const struct dd_vdo_volume *v, const struct prev_volum
             /* target: cost = VDO thread CPU-seconds per GiB written */
             json_object_set_new(
                 f, "cost", json_real(ic->seconds / ((double)(w2 - w1) * 4096.0 / 1073741824.0)));
+    }
+    if (node) {
+        /* node load: part of every volume's feature vector (DESIGN.md) */
+        json_object_set_new(f, "node_cpu_util_ex_vdo", num_or_null(node->cpu_util_ex_vdo));
+        json_object_set_new(f, "cpu_psi", num_or_null(node->cpu_psi));
+        json_object_set_new(f, "io_psi", num_or_null(node->io_psi));
+        json_object_set_new(f, "run_queue", num_or_null(node->run_queue));
+        if (node->have_disks && prev_disks) {
+            const struct dd_diskstat *cur = volume_disk(&node->disks, v, instance);
+            const struct dd_diskstat *old = volume_disk(prev_disks, v, instance);
+            struct dd_disk_rates dr;
+            if (cur && old && dd_disk_rates(old, cur, dt, &dr) == 0 && !dr.reset &&
+                dr.has_write_latency)
+                /* target: latency = device write latency, ms */
+                json_object_set_new(f, "latency", json_real(dr.write_latency_ms));
+        }
     }
     json_object_set_new(o, "features", f);
     return o;
@@ -437,10 +480,55 @@ static void sample_once(struct dd_daemon *d, double dt)
         errors++;
     }
 
+    /* the node: CPU (without the VDO threads' share), load, pressure, memory, disks */
+    struct node_now nn = {.cpu_util = (double)NAN,
+                          .cpu_util_ex_vdo = (double)NAN,
+                          .load1 = (double)NAN,
+                          .cpu_psi = (double)NAN,
+                          .io_psi = (double)NAN,
+                          .mem_available_gib = (double)NAN,
+                          .run_queue = (double)NAN};
+    struct dd_parse_error perr;
+    struct dd_cpu_stat cs;
+    struct dd_loadavg la;
+    struct dd_meminfo mi;
+    struct dd_node_psi psi;
+    double vdo_total = 0;
+    for (size_t i = 0; have_cpu && i < cpu.n; i++)
+        vdo_total += cpu.instances[i].seconds;
+    if (dd_node_read_stat(pr, &cs, &perr) == 0) {
+        struct dd_cpu_util cu;
+        if (d->have_prev_cpu &&
+            dd_cpu_util(&d->prev_cpu.all, &cs.all, dd_clock_ticks(), vdo_total, &cu) == 0 &&
+            cu.valid) {
+            nn.cpu_util = cu.util;
+            nn.cpu_util_ex_vdo = cu.util_excl_vdo;
+        }
+        dd_cpu_stat_release(&d->prev_cpu);
+        d->prev_cpu = cs;
+        d->have_prev_cpu = true;
+    } else {
+        errors++;
+    }
+    if (dd_node_read_loadavg(pr, &la, &perr) == 0) {
+        nn.load1 = la.load1;
+        nn.run_queue = la.run_queue;
+    }
+    if (dd_node_read_meminfo(pr, &mi, &perr) == 0)
+        nn.mem_available_gib = (double)mi.mem_available_kb / 1048576.0;
+    if (dd_node_read_psi(pr, &psi, &perr) == 0) {
+        if (psi.cpu_available && psi.cpu.some.present)
+            nn.cpu_psi = psi.cpu.some.avg10;
+        if (psi.io_available && psi.io.some.present)
+            nn.io_psi = psi.io.some.avg10;
+    }
+    nn.have_disks = dd_node_read_diskstats(pr, &nn.disks, &perr) == 0;
+
     if (dd_store_batch_begin(d->store, &b) < 0)
         b = NULL;
     for (size_t i = 0; vols && i < n; i++) {
-        json_t *doc = volume_doc(&vols[i], find_prev(d, vols[i].name), dt, have_cpu ? &cpu : NULL);
+        json_t *doc = volume_doc(&vols[i], find_prev(d, vols[i].name), dt, have_cpu ? &cpu : NULL,
+                                 &nn, d->have_prev_disks ? &d->prev_disks : NULL);
         char series[160], *text = json_dumps(doc, JSON_COMPACT);
         snprintf(series, sizeof(series), "vol/%.150s", vols[i].name);
         if (b && text)
@@ -449,8 +537,31 @@ static void sample_once(struct dd_daemon *d, double dt)
         json_object_set(docs, vols[i].name, doc);
         json_array_append_new(arr, doc);
     }
-    json_t *node = json_pack("{s:I, s:i, s:I}", "time_ms", (json_int_t)now, "volumes", (int)n,
-                             "vdo_threads", (json_int_t)(have_cpu ? th.n : 0));
+    json_t *node = json_pack(
+        "{s:I, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:f}", "time_ms", (json_int_t)now,
+        "volumes", (int)n, "vdo_threads", (json_int_t)(have_cpu ? th.n : 0), "cpu_util",
+        num_or_null(nn.cpu_util), "node_cpu_util_ex_vdo", num_or_null(nn.cpu_util_ex_vdo), "load1",
+        num_or_null(nn.load1), "run_queue", num_or_null(nn.run_queue), "cpu_psi",
+        num_or_null(nn.cpu_psi), "io_psi", num_or_null(nn.io_psi), "mem_available_gib",
+        num_or_null(nn.mem_available_gib), "vdo_cpu_seconds", vdo_total);
+    if (d->nvml) {
+        const char *why = NULL;
+        struct dd_gpus gpus;
+        if (!dd_nvml_available(d->nvml, &why)) {
+            json_object_set_new(
+                node, "gpus",
+                json_pack("{s:b, s:s}", "available", 0, "reason", why ? why : "unavailable"));
+        } else if (dd_nvml_sample(d->nvml, &gpus) == 0) {
+            json_object_set_new(node, "gpus",
+                                json_pack("{s:b, s:i}", "available", 1, "count", (int)gpus.n));
+        }
+    }
+    if (nn.have_disks) {
+        dd_diskstats_release(&d->prev_disks);
+        d->prev_disks = nn.disks;
+        d->have_prev_disks = true;
+        nn.have_disks = false;
+    }
     nj = json_dumps(node, JSON_COMPACT);
     if (b && nj)
         (void)dd_store_batch_put_sample(b, "node", now, nj, strlen(nj));
@@ -916,6 +1027,9 @@ int dd_daemon_start(const struct dd_daemon_config *c, struct dd_daemon **ret, ch
         goto fail;
     if (c->token_file[0] && (r = read_token(c->token_file, &token, errbuf, errlen)) < 0)
         goto fail;
+    /* GPUs through NVML loaded at run time; none is simply "unavailable" */
+    if (dd_nvml_open(NULL, &d->nvml) < 0)
+        d->nvml = NULL;
 
     static const struct dd_http_route templ[] = {
         {"GET", "/healthz", h_healthz, NULL, false, NULL},
@@ -996,6 +1110,9 @@ void dd_daemon_stop(struct dd_daemon *d)
         dd_vdo_stats_release(&d->prev[i].stats);
     dd_free(d->prev);
     dd_vdo_threads_release(&d->prev_threads);
+    dd_cpu_stat_release(&d->prev_cpu);
+    dd_diskstats_release(&d->prev_disks);
+    dd_nvml_free(d->nvml);
     dd_vdo_source_free(d->src);
     dd_store_free(d->store); /* committed batches are in the WAL */
     dd_free(d->volumes_json);

@@ -344,6 +344,25 @@ static void test_endpoints(void **state)
     doc = get_json(&d, "/v1/node", 200);
     assert_int_equal(json_integer_value(json_object_get(doc, "volumes")), 2);
     json_decref(doc);
+    /* node load without the VDO threads recovers the simulated load (0.2, +-2 %),
+     * and GPUs are reported unavailable with a reason (no NVML here) */
+    for (int i = 0; i < 100; i++) {
+        doc = get_json(&d, "/v1/node", 200);
+        json_t *u = json_object_get(doc, "node_cpu_util_ex_vdo");
+        bool have = json_is_number(u);
+        if (have) {
+            double util = json_number_value(u);
+            if (util < 0.17 || util > 0.23)
+                fail_msg("node CPU without VDO %.3f, simulated 0.2", util);
+            json_t *g = json_object_get(doc, "gpus");
+            if (g && json_is_false(json_object_get(g, "available")))
+                assert_non_null(json_string_value(json_object_get(g, "reason")));
+        }
+        json_decref(doc);
+        if (have)
+            break;
+        msleep(20);
+    }
     doc = get_json(&d, "/v1/volumes", 200);
     assert_int_equal(json_array_size(json_object_get(doc, "volumes")), 2);
     json_decref(doc);
@@ -354,6 +373,9 @@ static void test_endpoints(void **state)
         bool have = json_is_number(cost);
         if (have) {
             assert_true(json_number_value(cost) > 0);
+            /* the latency target from the dm device's diskstats */
+            assert_true(json_number_value(
+                            json_object_get(json_object_get(doc, "features"), "latency")) > 0);
             assert_true(json_is_number(
                 json_object_get(json_object_get(doc, "features"), "dedup_hit_rate")));
         }
