@@ -59,6 +59,8 @@ static void usage(FILE *out)
           "  estimate PATH...   estimate dedup + compression of data before it lands on VDO\n"
           "  vdostats [DEV...]  VDO statistics, as vdostats prints them (or --json)\n"
           "  vdo-sim            write a simulated VDO replay directory from a workload\n"
+          "  status|volumes|history NAME --remote URL   ask a running dedupd\n"
+          "  estimate --remote URL PATH...              run an estimate on a dedupd\n"
           "\n"
           "Run 'dedupctl COMMAND --help' for a command's options.\n",
           out);
@@ -315,8 +317,16 @@ int main(int argc, char **argv)
         usage(stdout);
         return EXIT_SUCCESS;
     }
-    if (strcmp(argv[1], "estimate") == 0)
+    if (strcmp(argv[1], "estimate") == 0) {
+        for (int i = 2; i < argc; i++) {
+            if (strcmp(argv[i], "--remote") == 0 || strncmp(argv[i], "--remote=", 9) == 0)
+                return dd_ctl_remote("estimate", argc - 1, argv + 1);
+        }
         return cmd_estimate(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "volumes") == 0 ||
+        strcmp(argv[1], "history") == 0)
+        return dd_ctl_remote(argv[1], argc - 1, argv + 1);
     if (strcmp(argv[1], "vdostats") == 0)
         return dd_ctl_vdostats(argc - 1, argv + 1);
     if (strcmp(argv[1], "vdo-sim") == 0)

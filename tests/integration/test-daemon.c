@@ -399,6 +399,34 @@ static void test_endpoints(void **state)
     assert_non_null(strstr(r.body, "dedupd_http_request_duration_seconds_bucket"));
     free(r.body);
 
+    /* dedupctl's thin clients against the same daemon */
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u", d.port);
+    const char *vols_argv[] = {bin("dedupctl"), "volumes", "--remote", url, NULL};
+    char *out = NULL, *cerr = NULL;
+    assert_int_equal(tt_run(vols_argv, &out, &cerr), 0);
+    assert_non_null(strstr(out, "\nv1 "));
+    assert_non_null(strstr(out, "\nv2 "));
+    free(out);
+    free(cerr);
+    const char *hist_argv[] = {bin("dedupctl"), "history", "--remote", url, "--json", "v1", NULL};
+    assert_int_equal(tt_run(hist_argv, &out, &cerr), 0);
+    json_t *h = json_loads(out, 0, NULL);
+    assert_true(json_array_size(json_object_get(h, "points")) >= 2);
+    json_decref(h);
+    free(out);
+    free(cerr);
+    const char *miss_argv[] = {bin("dedupctl"), "history", "--remote", url, "nosuch", NULL};
+    assert_int_equal(tt_run(miss_argv, &out, &cerr), 1);
+    assert_non_null(strstr(cerr, "HTTP 404"));
+    free(out);
+    free(cerr);
+    const char *stat_argv[] = {bin("dedupctl"), "status", "--remote", url, NULL};
+    assert_int_equal(tt_run(stat_argv, &out, &cerr), 0);
+    assert_non_null(strstr(out, "ready"));
+    free(out);
+    free(cerr);
+
     /* an estimate job under the allowed root */
     char *f = tt_path(g_root, "estimate-me");
     char blocks[8192];

@@ -1,0 +1,312 @@
+/*
+ * dedupctl's thin clients of the dedupd REST API (libcurl + jansson):
+ *   dedupctl status   --remote URL            health, readiness and the node sample
+ *   dedupctl volumes  --remote URL            one line per VDO volume
+ *   dedupctl history  --remote URL NAME [--from S] [--to S] [--step S]
+ *   dedupctl estimate --remote URL PATH...    start a job on the daemon, wait, print
+ * --json prints the daemon's JSON as it came. A token for mutating calls is
+ * read from --token-file. Exit: 0 ok; 1 the daemon answered with an error or
+ * could not be reached (the message says which); 2 bad usage.
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "common/common.h"
+#include "dedupd/dedupctl.h"
+
+struct buf {
+    char *p;
+    size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+    struct buf *b = ud;
+    char *np;
+    if (b->len + size * n > (64u << 20))
+        return 0; /* a reply past 64 MiB is not one of ours */
+    np = realloc(b->p, b->len + size * n + 1);
+    if (!np)
+        return 0;
+    b->p = np;
+    memcpy(b->p + b->len, p, size * n);
+    b->len += size * n;
+    b->p[b->len] = '\0';
+    return size * n;
+}
+
+/* Performs a request; returns the HTTP status (or -1) and the parsed body. */
+static long call(const char *base, const char *method, const char *path, const char *body,
+                 const char *token, json_t **ret_doc, char *err, size_t errlen)
+{
+    char url[4096], auth[600];
+    struct buf b = {0};
+    struct curl_slist *hdr = NULL;
+    CURL *c = curl_easy_init();
+    long status = -1;
+    CURLcode cr;
+
+    *ret_doc = NULL;
+    if (!c) {
+        snprintf(err, errlen, "cannot initialise libcurl");
+        return -1;
+    }
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    }
+    if (token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %.500s", token);
+        hdr = curl_slist_append(hdr, auth);
+    }
+    if (hdr)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    cr = curl_easy_perform(c);
+    if (cr != CURLE_OK) {
+        snprintf(err, errlen, "%.300s: %.200s", url, curl_easy_strerror(cr));
+    } else {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (b.p)
+            *ret_doc = json_loads(b.p, 0, NULL);
+        if (status >= 400) {
+            json_t *e =
+                *ret_doc ? json_object_get(json_object_get(*ret_doc, "error"), "message") : NULL;
+            snprintf(err, errlen, "%.300s: HTTP %ld: %.500s", url, status,
+                     e ? json_string_value(e) : (b.p ? b.p : ""));
+        } else if (!*ret_doc && status != 204) {
+            snprintf(err, errlen, "%.300s: the reply is not JSON", url);
+            status = -1;
+        }
+    }
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(c);
+    free(b.p);
+    return status;
+}
+
+static char *read_token(const char *path)
+{
+    FILE *f = path ? fopen(path, "re") : NULL;
+    char buf[512];
+    size_t n;
+    if (!f)
+        return NULL;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return strdup(buf);
+}
+
+static void dump(json_t *doc)
+{
+    json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    fputc('\n', stdout);
+}
+
+static double num(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_number(v) ? json_number_value(v) : (double)NAN;
+}
+
+int dd_ctl_remote(const char *verb, int argc, char **argv)
+{
+    enum { O_REMOTE = 256, O_JSON, O_TOKEN, O_FROM, O_TO, O_STEP, O_MODE };
+    static const struct option longopts[] = {
+        {"remote", required_argument, NULL, O_REMOTE},
+        {"json", no_argument, NULL, O_JSON},
+        {"token-file", required_argument, NULL, O_TOKEN},
+        {"from", required_argument, NULL, O_FROM},
+        {"to", required_argument, NULL, O_TO},
+        {"step", required_argument, NULL, O_STEP},
+        {"mode", required_argument, NULL, O_MODE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *remote = NULL, *token_file = NULL, *from = NULL, *to = NULL, *step = NULL,
+               *mode = NULL;
+    bool json = false;
+    char err[1024] = "", path[2048];
+    json_t *doc = NULL;
+    char *token = NULL;
+    int c, ret = 1;
+    double dummy;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_REMOTE:
+            remote = optarg;
+            break;
+        case O_JSON:
+            json = true;
+            break;
+        case O_TOKEN:
+            token_file = optarg;
+            break;
+        case O_FROM:
+            from = optarg;
+            break;
+        case O_TO:
+            to = optarg;
+            break;
+        case O_STEP:
+            step = optarg;
+            break;
+        case O_MODE:
+            mode = optarg;
+            break;
+        case 'h':
+            printf("Usage: dedupctl %s --remote http://ADDR:PORT [--json] [--token-file F] ...\n",
+                   verb);
+            return 0;
+        default:
+            return 2;
+        }
+    }
+    if (!remote || strncmp(remote, "http", 4) != 0) {
+        fprintf(stderr, "dedupctl: %s: --remote http://ADDR:PORT is required\n", verb);
+        return 2;
+    }
+    for (const char *const *t = (const char *const[]){from, to, step, NULL}; *t; t++) {
+        if (*t && dd_parse_double(*t, &dummy) < 0) {
+            fprintf(stderr, "dedupctl: %s: '%s' is not a number of seconds\n", verb, *t);
+            return 2;
+        }
+    }
+    token = read_token(token_file);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    if (strcmp(verb, "status") == 0) {
+        json_t *node = NULL;
+        long h = call(remote, "GET", "/healthz", NULL, NULL, &doc, err, sizeof(err));
+        json_decref(doc);
+        if (h != 200)
+            goto fail;
+        long rd = call(remote, "GET", "/readyz", NULL, NULL, &doc, err, sizeof(err));
+        json_decref(doc);
+        if (call(remote, "GET", "/v1/node", NULL, NULL, &node, err, sizeof(err)) != 200 &&
+            rd == 200)
+            goto fail;
+        if (json) {
+            dump(node ? node : json_null());
+        } else {
+            printf("dedupd at %s: %s\n", remote, rd == 200 ? "ready" : "not ready yet");
+            if (node)
+                printf(
+                    "  volumes %lld, CPU %.1f %% (%.1f %% without VDO threads), run queue %.0f\n",
+                    (long long)json_integer_value(json_object_get(node, "volumes")),
+                    100 * num(node, "cpu_util"), 100 * num(node, "node_cpu_util_ex_vdo"),
+                    num(node, "run_queue"));
+        }
+        json_decref(node);
+        ret = 0;
+    } else if (strcmp(verb, "volumes") == 0) {
+        if (call(remote, "GET", "/v1/volumes", NULL, NULL, &doc, err, sizeof(err)) != 200)
+            goto fail;
+        if (json) {
+            dump(doc);
+        } else {
+            size_t i;
+            json_t *v;
+            printf("%-24s %6s %8s %10s %10s %10s\n", "VOLUME", "USE%", "SAVING%", "WRITE MB/s",
+                   "DEDUP HIT", "CPU s/GiB");
+            json_array_foreach(json_object_get(doc, "volumes"), i, v)
+            {
+                json_t *f = json_object_get(v, "features");
+                printf("%-24s %6.0f %8.0f %10.1f %10.2f %10.2f\n",
+                       json_string_value(json_object_get(v, "name")), num(v, "used_percent"),
+                       num(v, "saving_percent"), num(f, "write_mbps"), num(f, "dedup_hit_rate"),
+                       num(f, "cost"));
+            }
+        }
+        ret = 0;
+    } else if (strcmp(verb, "history") == 0) {
+        if (optind + 1 != argc) {
+            fprintf(stderr, "dedupctl: history: exactly one volume NAME\n");
+            ret = 2;
+            goto out;
+        }
+        char *name = curl_easy_escape(NULL, argv[optind], 0);
+        snprintf(path, sizeof(path), "/v1/volumes/%s/history?from=%s&to=%s&step=%s", name,
+                 from ? from : "0", to ? to : "99999999999", step ? step : "0");
+        curl_free(name);
+        if (call(remote, "GET", path, NULL, NULL, &doc, err, sizeof(err)) != 200)
+            goto fail;
+        if (json) {
+            dump(doc);
+        } else {
+            size_t i;
+            json_t *p;
+            json_array_foreach(json_object_get(doc, "points"), i, p)
+            {
+                json_t *f = json_object_get(json_object_get(p, "sample"), "features");
+                printf("%lld %.1f MB/s hit %.2f cost %.3f latency %.3f ms\n",
+                       (long long)json_integer_value(json_object_get(p, "time_ms")),
+                       num(f, "write_mbps"), num(f, "dedup_hit_rate"), num(f, "cost"),
+                       num(f, "latency"));
+            }
+        }
+        ret = 0;
+    } else if (strcmp(verb, "estimate") == 0) {
+        json_t *paths = json_array(), *req;
+        char *body;
+        for (int i = optind; i < argc; i++)
+            json_array_append_new(paths, json_string(argv[i]));
+        if (json_array_size(paths) == 0) {
+            fprintf(stderr, "dedupctl: estimate: no PATH given\n");
+            json_decref(paths);
+            ret = 2;
+            goto out;
+        }
+        req = json_pack("{s:o}", "paths", paths);
+        if (mode)
+            json_object_set_new(req, "mode", json_string(mode));
+        body = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        long st = call(remote, "POST", "/v1/estimate", body, token, &doc, err, sizeof(err));
+        free(body);
+        if (st != 202)
+            goto fail;
+        snprintf(path, sizeof(path), "/v1/estimate/%lld",
+                 (long long)json_integer_value(json_object_get(doc, "id")));
+        for (;;) {
+            struct timespec nap = {0, 100000000};
+            json_decref(doc);
+            if (call(remote, "GET", path, NULL, NULL, &doc, err, sizeof(err)) != 200)
+                goto fail;
+            if (strcmp(json_string_value(json_object_get(doc, "status")), "running") != 0)
+                break;
+            nanosleep(&nap, NULL);
+        }
+        dump(json ? doc : json_object_get(doc, "result"));
+        ret = strcmp(json_string_value(json_object_get(doc, "status")), "done") == 0 ? 0 : 1;
+    }
+    goto out;
+fail:
+    fprintf(stderr, "dedupctl: %s: %s\n", verb, err);
+    ret = 1;
+out:
+    json_decref(doc);
+    free(token);
+    curl_global_cleanup();
+    return ret;
+}
