@@ -199,10 +199,12 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
         json_t *node = NULL;
         long h = call(remote, "GET", "/healthz", NULL, NULL, &doc, err, sizeof(err));
         json_decref(doc);
+        doc = NULL;
         if (h != 200)
             goto fail;
         long rd = call(remote, "GET", "/readyz", NULL, NULL, &doc, err, sizeof(err));
         json_decref(doc);
+        doc = NULL;
         if (call(remote, "GET", "/v1/node", NULL, NULL, &node, err, sizeof(err)) != 200 &&
             rd == 200)
             goto fail;
