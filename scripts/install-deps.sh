@@ -7,10 +7,10 @@ PACKAGES=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libdevmapper-dev libblkid-dev libxxhash-dev libxgboost-dev libmicrohttpd-dev
   libjansson-dev librocksdb-dev liblz4-dev libcmocka-dev libcurl4-openssl-dev
-  fio e2fsprogs
+  fio e2fsprogs openssl
 )
 if [ "${1:-}" = "--bench" ]; then
-  PACKAGES+=(duperemove time sqlite3)
+  PACKAGES+=(duperemove time sqlite3 wrk prometheus-node-exporter)
 fi
 
 missing=()
