@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,6 +85,8 @@ struct dd_daemon {
     bool have_prev_cpu;
     struct dd_diskstats prev_disks;
     bool have_prev_disks;
+    struct dd_pods prev_pods;
+    bool have_prev_pods;
     struct dd_nvml *nvml;
 };
 
@@ -284,6 +287,43 @@ static const struct dd_diskstat *volume_disk(const struct dd_diskstats *ds,
     return dd_diskstats_find_name(ds, name);
 }
 
+/* The VDO volume's backing device in diskstats: the table names it as
+ * MAJ:MIN or a path; a path that is a block device here is looked up by its
+ * number (so /dev/mapper and /dev/disk/by-* links resolve), otherwise by
+ * its last component (a replay's /dev/sdb). */
+static const struct dd_diskstat *backing_disk(const struct dd_diskstats *ds,
+                                              const struct dd_vdo_volume *v)
+{
+    unsigned maj, min;
+    struct stat st;
+    const char *base;
+    char tail;
+
+    if (!v->have_table || !v->table.device[0])
+        return NULL;
+    if (sscanf(v->table.device, "%u:%u%c", &maj, &min, &tail) == 2)
+        return dd_diskstats_find_dev(ds, maj, min);
+    if (stat(v->table.device, &st) == 0 && S_ISBLK(st.st_mode))
+        return dd_diskstats_find_dev(ds, (uint32_t)major(st.st_rdev), (uint32_t)minor(st.st_rdev));
+    base = strrchr(v->table.device, '/');
+    return dd_diskstats_find_name(ds, base ? base + 1 : v->table.device);
+}
+
+/* iostat-like figures of one device over the interval; NULL when the device
+ * is not in both samples or its counters went backwards. */
+static json_t *disk_doc(const struct dd_diskstat *old, const struct dd_diskstat *cur, double dt)
+{
+    struct dd_disk_rates dr;
+    if (!old || !cur || dd_disk_rates(old, cur, dt, &dr) < 0 || dr.reset)
+        return NULL;
+    return json_pack(
+        "{s:s, s:f, s:f, s:f, s:f, s:o, s:o, s:f}", "device", cur->name, "read_iops", dr.read_iops,
+        "write_iops", dr.write_iops, "read_mbps", dr.read_mbps, "write_mbps", dr.write_mbps,
+        "read_latency_ms", dr.has_read_latency ? json_real(dr.read_latency_ms) : json_null(),
+        "write_latency_ms", dr.has_write_latency ? json_real(dr.write_latency_ms) : json_null(),
+        "util", dr.util);
+}
+
 static json_t *volume_doc(const struct dd_vdo_volume *v, const struct prev_volume *p, double dt,
                           const struct dd_vdo_cpu *cpu, const struct node_now *node,
                           const struct dd_diskstats *prev_disks)
@@ -362,11 +402,15 @@ static json_t *volume_doc(const struct dd_vdo_volume *v, const struct prev_volum
         if (node->have_disks && prev_disks) {
             const struct dd_diskstat *cur = volume_disk(&node->disks, v, instance);
             const struct dd_diskstat *old = volume_disk(prev_disks, v, instance);
-            struct dd_disk_rates dr;
-            if (cur && old && dd_disk_rates(old, cur, dt, &dr) == 0 && !dr.reset &&
-                dr.has_write_latency)
+            json_t *vd = disk_doc(old, cur, dt);
+            json_t *bd = disk_doc(backing_disk(prev_disks, v), backing_disk(&node->disks, v), dt);
+            json_t *lat = vd ? json_object_get(vd, "write_latency_ms") : NULL;
+            if (lat && json_is_number(lat))
                 /* target: latency = device write latency, ms */
-                json_object_set_new(f, "latency", json_real(dr.write_latency_ms));
+                json_object_set(f, "latency", lat);
+            json_object_set_new(o, "disks",
+                                json_pack("{s:o, s:o}", "vdo", vd ? vd : json_null(), "backing",
+                                          bd ? bd : json_null()));
         }
     }
     json_object_set_new(o, "features", f);
@@ -390,6 +434,20 @@ static void remember(struct dd_daemon *d, struct dd_vdo_volume *vols, size_t n)
         memset(&vols[i].stats, 0, sizeof(vols[i].stats));
         vols[i].have_stats = false;
         d->n_prev++;
+    }
+}
+
+/* A label value as the text format wants it: backslash, quote and newline
+ * escaped (dm names may hold any of them). */
+static void label_value(FILE *m, const char *v)
+{
+    for (; v && *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fputc('\\', m);
+        if (*v == '\n')
+            fputs("\\n", m);
+        else
+            fputc(*v, m);
     }
 }
 
@@ -418,9 +476,11 @@ static void metrics_volumes(FILE *m, json_t *arr)
         json_array_foreach(arr, i, vol)
         {
             json_t *x = json_object_get(json_object_get(vol, "features"), key);
-            if (json_is_number(x))
-                fprintf(m, "dedupd_volume_%s{volume=\"%s\"} %.10g\n", key,
-                        json_string_value(json_object_get(vol, "name")), json_number_value(x));
+            if (json_is_number(x)) {
+                fprintf(m, "dedupd_volume_%s{volume=\"", key);
+                label_value(m, json_string_value(json_object_get(vol, "name")));
+                fprintf(m, "\"} %.10g\n", json_number_value(x));
+            }
         }
     }
     for (size_t k = 0; k < DD_ARRAY_SIZE(extra); k++) {
@@ -429,12 +489,180 @@ static void metrics_volumes(FILE *m, json_t *arr)
         json_array_foreach(arr, i, vol)
         {
             json_t *x = json_object_get(vol, extra[k]);
-            if (json_is_number(x))
-                fprintf(m, "dedupd_volume_%s{volume=\"%s\"} %.10g\n", extra[k],
-                        json_string_value(json_object_get(vol, "name")), json_number_value(x));
+            if (json_is_number(x)) {
+                fprintf(m, "dedupd_volume_%s{volume=\"", extra[k]);
+                label_value(m, json_string_value(json_object_get(vol, "name")));
+                fprintf(m, "\"} %.10g\n", json_number_value(x));
+            }
         }
     }
     json_decref(keys);
+}
+
+/* Every GPU NVML reports, or why there are none. */
+static json_t *gpus_doc(struct dd_nvml *nvml)
+{
+    const char *why = NULL;
+    struct dd_gpus g = {0};
+    json_t *arr;
+
+    if (!nvml)
+        return json_pack("{s:b, s:s}", "available", 0, "reason", "NVML session not opened");
+    if (!dd_nvml_available(nvml, &why))
+        return json_pack("{s:b, s:s}", "available", 0, "reason", why ? why : "unavailable");
+    if (dd_nvml_sample(nvml, &g) < 0 || !g.available)
+        return json_pack("{s:b, s:s}", "available", 0, "reason",
+                         g.reason[0] ? g.reason : "NVML sample failed");
+    arr = json_array();
+    for (uint32_t i = 0; i < g.n; i++) {
+        const struct dd_gpu *x = &g.gpus[i];
+        json_array_append_new(
+            arr,
+            json_pack("{s:i, s:s, s:o, s:o, s:o, s:o}", "index", (int)x->index, "name", x->name,
+                      "util_gpu_percent", x->has_util ? json_integer(x->util_gpu_pct) : json_null(),
+                      "util_memory_percent",
+                      x->has_util ? json_integer(x->util_memory_pct) : json_null(),
+                      "memory_used_bytes",
+                      x->has_memory ? json_integer((json_int_t)x->memory_used) : json_null(),
+                      "memory_total_bytes",
+                      x->has_memory ? json_integer((json_int_t)x->memory_total) : json_null()));
+    }
+    return json_pack("{s:b, s:i, s:o}", "available", 1, "count", (int)g.n_total, "devices", arr);
+}
+
+static const char *qos_name(enum dd_pod_qos q)
+{
+    return q == DD_POD_GUARANTEED ? "guaranteed"
+                                  : (q == DD_POD_BURSTABLE ? "burstable" : "besteffort");
+}
+
+/* Kubernetes pods on this node from cgroup v2 (kubelet's hierarchy under
+ * sys_root): usage now and, from the second sample on, rates. No hierarchy
+ * is no pods. */
+static json_t *pods_doc(struct dd_daemon *d, double dt, uint64_t *errors)
+{
+    struct dd_pods now = {0};
+    json_t *arr = json_array();
+    int r = dd_node_pods_scan(d->cfg.sys_root, &now);
+
+    if (r < 0) {
+        (*errors)++;
+        return json_pack("{s:i, s:o, s:s}", "count", 0, "pods", arr, "error", strerror(-r));
+    }
+    for (size_t i = 0; i < now.n; i++) {
+        const struct dd_pod *p = &now.pods[i];
+        const struct dd_pod *old = d->have_prev_pods ? dd_pods_find(&d->prev_pods, p->uid) : NULL;
+        uint64_t rb = 0, wb = 0, orb = 0, owb = 0;
+        json_t *o;
+
+        for (size_t k = 0; k < p->io.n; k++) {
+            rb += p->io.devs[k].rbytes;
+            wb += p->io.devs[k].wbytes;
+        }
+        o = json_pack("{s:s, s:s, s:f, s:o, s:o}", "uid", p->uid, "qos", qos_name(p->qos),
+                      "cpu_usage_seconds", (double)p->cpu.usage_usec / 1e6, "memory_current_bytes",
+                      p->has_memory_current ? json_integer((json_int_t)p->memory_current)
+                                            : json_null(),
+                      "memory_peak_bytes",
+                      p->has_memory_peak ? json_integer((json_int_t)p->memory_peak) : json_null());
+        if (p->has_io) {
+            json_object_set_new(o, "io_read_bytes", json_integer((json_int_t)rb));
+            json_object_set_new(o, "io_write_bytes", json_integer((json_int_t)wb));
+        }
+        /* rates only across the same pod whose counters did not go back */
+        if (old && dt > 0 && p->cpu.usage_usec >= old->cpu.usage_usec)
+            json_object_set_new(
+                o, "cpu_cores",
+                json_real((double)(p->cpu.usage_usec - old->cpu.usage_usec) / 1e6 / dt));
+        if (old && dt > 0 && p->has_io && old->has_io) {
+            for (size_t k = 0; k < old->io.n; k++) {
+                orb += old->io.devs[k].rbytes;
+                owb += old->io.devs[k].wbytes;
+            }
+            if (rb >= orb && wb >= owb) {
+                json_object_set_new(o, "io_read_mbps", json_real((double)(rb - orb) / 1e6 / dt));
+                json_object_set_new(o, "io_write_mbps", json_real((double)(wb - owb) / 1e6 / dt));
+            }
+        }
+        json_array_append_new(arr, o);
+    }
+    dd_pods_release(&d->prev_pods);
+    d->prev_pods = now;
+    d->have_prev_pods = true;
+    return json_pack("{s:i, s:o}", "count", (int)json_array_size(arr), "pods", arr);
+}
+
+static void metric_family(FILE *m, const char *name, const char *type, const char *help)
+{
+    fprintf(m, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Node load, GPUs and pods from the node document. */
+static void metrics_node(FILE *m, json_t *node)
+{
+    static const struct {
+        const char *key, *name, *help;
+    } gauges[] = {
+        {"cpu_util", "dedupd_node_cpu_utilization", "Node CPU busy share over the interval (0-1)."},
+        {"node_cpu_util_ex_vdo", "dedupd_node_cpu_utilization_ex_vdo",
+         "Node CPU busy share without the VDO kernel threads (0-1)."},
+        {"load1", "dedupd_node_load1", "1-minute load average."},
+        {"run_queue", "dedupd_node_run_queue", "Runnable tasks (/proc/loadavg)."},
+        {"cpu_psi", "dedupd_node_cpu_pressure_some_avg10", "CPU pressure, some, avg10 (%)."},
+        {"io_psi", "dedupd_node_io_pressure_some_avg10", "IO pressure, some, avg10 (%)."},
+        {"mem_available_gib", "dedupd_node_memory_available_gib", "MemAvailable in GiB."},
+        {"vdo_cpu_seconds", "dedupd_node_vdo_cpu_seconds",
+         "CPU seconds of all VDO kernel threads in the last interval."},
+    };
+    json_t *gpus = json_object_get(node, "gpus"), *pods = json_object_get(node, "pods"), *x;
+    size_t i;
+
+    for (size_t k = 0; k < DD_ARRAY_SIZE(gauges); k++) {
+        json_t *v = json_object_get(node, gauges[k].key);
+        if (!json_is_number(v))
+            continue;
+        metric_family(m, gauges[k].name, "gauge", gauges[k].help);
+        fprintf(m, "%s %.10g\n", gauges[k].name, json_number_value(v));
+    }
+    metric_family(m, "dedupd_gpus_available", "gauge", "1 when NVML can sample GPUs.");
+    fprintf(m, "dedupd_gpus_available %d\n", json_is_true(json_object_get(gpus, "available")));
+    if (json_array_size(json_object_get(gpus, "devices"))) {
+        metric_family(m, "dedupd_gpu_utilization_percent", "gauge",
+                      "Share of the last NVML period a kernel ran.");
+        json_array_foreach(json_object_get(gpus, "devices"), i, x)
+        {
+            if (json_is_integer(json_object_get(x, "util_gpu_percent")))
+                fprintf(m, "dedupd_gpu_utilization_percent{gpu=\"%lld\"} %lld\n",
+                        json_integer_value(json_object_get(x, "index")),
+                        json_integer_value(json_object_get(x, "util_gpu_percent")));
+        }
+        metric_family(m, "dedupd_gpu_memory_used_bytes", "gauge", "GPU memory in use.");
+        json_array_foreach(json_object_get(gpus, "devices"), i, x)
+        {
+            if (json_is_integer(json_object_get(x, "memory_used_bytes")))
+                fprintf(m, "dedupd_gpu_memory_used_bytes{gpu=\"%lld\"} %lld\n",
+                        json_integer_value(json_object_get(x, "index")),
+                        json_integer_value(json_object_get(x, "memory_used_bytes")));
+        }
+    }
+    metric_family(m, "dedupd_pods", "gauge", "Kubernetes pods found in cgroup v2.");
+    fprintf(m, "dedupd_pods %zu\n", json_array_size(json_object_get(pods, "pods")));
+    metric_family(m, "dedupd_pod_cpu_cores", "gauge", "Pod CPU use over the interval, in cores.");
+    json_array_foreach(json_object_get(pods, "pods"), i, x)
+    {
+        if (json_is_number(json_object_get(x, "cpu_cores")))
+            fprintf(m, "dedupd_pod_cpu_cores{pod_uid=\"%s\"} %.10g\n",
+                    json_string_value(json_object_get(x, "uid")),
+                    json_number_value(json_object_get(x, "cpu_cores")));
+    }
+    metric_family(m, "dedupd_pod_memory_bytes", "gauge", "Pod memory.current.");
+    json_array_foreach(json_object_get(pods, "pods"), i, x)
+    {
+        if (json_is_integer(json_object_get(x, "memory_current_bytes")))
+            fprintf(m, "dedupd_pod_memory_bytes{pod_uid=\"%s\"} %lld\n",
+                    json_string_value(json_object_get(x, "uid")),
+                    json_integer_value(json_object_get(x, "memory_current_bytes")));
+    }
 }
 
 static void sample_once(struct dd_daemon *d, double dt)
@@ -544,18 +772,8 @@ static void sample_once(struct dd_daemon *d, double dt)
         num_or_null(nn.load1), "run_queue", num_or_null(nn.run_queue), "cpu_psi",
         num_or_null(nn.cpu_psi), "io_psi", num_or_null(nn.io_psi), "mem_available_gib",
         num_or_null(nn.mem_available_gib), "vdo_cpu_seconds", vdo_total);
-    if (d->nvml) {
-        const char *why = NULL;
-        struct dd_gpus gpus;
-        if (!dd_nvml_available(d->nvml, &why)) {
-            json_object_set_new(
-                node, "gpus",
-                json_pack("{s:b, s:s}", "available", 0, "reason", why ? why : "unavailable"));
-        } else if (dd_nvml_sample(d->nvml, &gpus) == 0) {
-            json_object_set_new(node, "gpus",
-                                json_pack("{s:b, s:i}", "available", 1, "count", (int)gpus.n));
-        }
-    }
+    json_object_set_new(node, "gpus", gpus_doc(d->nvml));
+    json_object_set_new(node, "pods", pods_doc(d, dt, &errors));
     if (nn.have_disks) {
         dd_diskstats_release(&d->prev_disks);
         d->prev_disks = nn.disks;
@@ -574,6 +792,7 @@ static void sample_once(struct dd_daemon *d, double dt)
     if (mf) {
         struct dd_store_stats ss;
         metrics_volumes(mf, arr);
+        metrics_node(mf, node);
         if (dd_store_get_stats(d->store, &ss) == 0) {
             fprintf(mf,
                     "# HELP dedupd_store_bytes Approximate size of the store on disk.\n"
@@ -979,6 +1198,15 @@ static int h_estimate_get(void *ctx, const struct dd_http_request *req,
 
 /* ---- start/stop ---- */
 
+static int h_not_in_role(void *ctx, const struct dd_http_request *req,
+                         struct dd_http_response *resp)
+{
+    struct dd_daemon *d = ctx;
+    return dd_http_reply_error(resp, 404, "not_served",
+                               "%s is served by dedupd with role node or all; this one has role %s",
+                               req->path, d->cfg.role);
+}
+
 static int read_token(const char *path, char **ret, char *errbuf, size_t errlen)
 {
     FILE *f = fopen(path, "re");
@@ -1008,6 +1236,7 @@ int dd_daemon_start(const struct dd_daemon_config *c, struct dd_daemon **ret, ch
     struct dd_store_options so;
     struct dd_http_config hc = {0};
     char *token = NULL;
+    bool node_side;
     int r;
 
     if (!d)
@@ -1022,14 +1251,17 @@ int dd_daemon_start(const struct dd_daemon_config *c, struct dd_daemon **ret, ch
     r = dd_store_open(c->data_dir, &so, &d->store, errbuf, errlen);
     if (r < 0)
         goto fail;
-    r = dd_vdo_source_open(c->source, c->sys_root, &d->src, errbuf, errlen);
-    if (r < 0)
+    /* role placement keeps no node side: no VDO source, no sampler */
+    node_side = strcmp(c->role, "placement") != 0;
+    if (node_side && (r = dd_vdo_source_open(c->source, c->sys_root, &d->src, errbuf, errlen)) < 0)
         goto fail;
     if (c->token_file[0] && (r = read_token(c->token_file, &token, errbuf, errlen)) < 0)
         goto fail;
     /* GPUs through NVML loaded at run time; none is simply "unavailable" */
-    if (dd_nvml_open(NULL, &d->nvml) < 0)
+    if (node_side && dd_nvml_open(NULL, &d->nvml) < 0)
         d->nvml = NULL;
+    if (!node_side)
+        d->ready = true;
 
     static const struct dd_http_route templ[] = {
         {"GET", "/healthz", h_healthz, NULL, false, NULL},
@@ -1046,6 +1278,9 @@ int dd_daemon_start(const struct dd_daemon_config *c, struct dd_daemon **ret, ch
     for (size_t i = 0; i < DD_ARRAY_SIZE(templ); i++) {
         routes[i] = templ[i];
         routes[i].ctx = d;
+        /* node data lives with node-role daemons: say so rather than 404 */
+        if (!node_side && strncmp(templ[i].pattern, "/v1/", 4) == 0)
+            routes[i].handler = h_not_in_role;
     }
     hc.listen = c->listen;
     hc.token = token;
@@ -1057,12 +1292,12 @@ int dd_daemon_start(const struct dd_daemon_config *c, struct dd_daemon **ret, ch
     token = NULL;
     if (r < 0)
         goto fail;
-    if (pthread_create(&d->sampler, NULL, sampler_main, d) != 0) {
+    if (node_side && pthread_create(&d->sampler, NULL, sampler_main, d) != 0) {
         snprintf(errbuf, errlen, "cannot start the sampler thread");
         r = -EAGAIN;
         goto fail;
     }
-    d->sampler_started = true;
+    d->sampler_started = node_side;
     *ret = d;
     return 0;
 fail:
@@ -1112,6 +1347,7 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_vdo_threads_release(&d->prev_threads);
     dd_cpu_stat_release(&d->prev_cpu);
     dd_diskstats_release(&d->prev_disks);
+    dd_pods_release(&d->prev_pods);
     dd_nvml_free(d->nvml);
     dd_vdo_source_free(d->src);
     dd_store_free(d->store); /* committed batches are in the WAL */

@@ -32,7 +32,9 @@ struct daemon {
     char log[4200];
 };
 
-static char *g_root, *g_replay;
+static char *g_root, *g_replay, *g_sys;
+/* --role for the next start() */
+static const char *g_role = "all";
 /* daemons still running, killed at teardown if a test failed half way */
 static pid_t g_pids[8];
 
@@ -77,8 +79,9 @@ static bool start(struct daemon *d, const char *data_dir, bool as_nobody)
             if (setgid(pw ? pw->pw_gid : 65534) != 0 || setuid(pw ? pw->pw_uid : 65534) != 0)
                 _exit(99);
         }
-        execl(bin("dedupd"), "dedupd", "--listen", "127.0.0.1:0", "--data-dir", data, "--source",
-              spec, "--interval", "0.05", "--estimate-root", g_root, (char *)NULL);
+        execl(bin("dedupd"), "dedupd", "--role", g_role, "--listen", "127.0.0.1:0", "--data-dir",
+              data, "--source", spec, "--sys-root", g_sys, "--interval", "0.05", "--estimate-root",
+              g_root, (char *)NULL);
         _exit(98);
     }
     track(d->pid, true);
@@ -638,6 +641,159 @@ static void test_malformed_requests(void **state)
     free(data);
 }
 
+/* mkdir -p for the fake cgroup tree */
+static void mkdirs(const char *path)
+{
+    char buf[4200];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    }
+    mkdir(buf, 0755);
+}
+
+static void write_pod_file(const char *dir, const char *name, const char *text)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    tt_write_file(path, text, strlen(text));
+}
+
+static char g_pod_burstable[4300];
+
+/* A kubelet cgroup v2 tree (systemd driver) with two pods. */
+static void make_sys_tree(void)
+{
+    char dir[4300];
+    snprintf(dir, sizeof(dir),
+             "%s/fs/cgroup/kubepods.slice/kubepods-pod0b1c2d3e_0000_4000_8000_000000000001.slice",
+             g_sys);
+    mkdirs(dir);
+    write_pod_file(dir, "cpu.stat", "usage_usec 5000000\nuser_usec 4000000\nsystem_usec 1000000\n");
+    write_pod_file(dir, "memory.current", "734003200\n");
+    write_pod_file(dir, "memory.peak", "1073741824\n");
+    write_pod_file(dir, "io.stat",
+                   "253:0 rbytes=1048576 wbytes=4194304 rios=256 wios=1024 "
+                   "dbytes=0 dios=0\n");
+    snprintf(g_pod_burstable, sizeof(g_pod_burstable),
+             "%s/fs/cgroup/kubepods.slice/kubepods-burstable.slice/"
+             "kubepods-burstable-pod9f8e7d6c_1111_4222_8333_444455556666.slice",
+             g_sys);
+    mkdirs(g_pod_burstable);
+    write_pod_file(g_pod_burstable, "cpu.stat",
+                   "usage_usec 1000000\nuser_usec 600000\nsystem_usec 400000\n");
+    write_pod_file(g_pod_burstable, "memory.current", "52428800\n");
+}
+
+static json_t *find_pod(json_t *node, const char *uid)
+{
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(json_object_get(node, "pods"), "pods"), i, p)
+    {
+        if (strcmp(json_string_value(json_object_get(p, "uid")), uid) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Pods from the cgroup tree, per-volume disk figures for the VDO device and
+ * its backing device, node load in /metrics. */
+static void test_node_pods_and_disks(void **state)
+{
+    struct daemon d;
+    char *data = tt_path(g_root, "data-pods");
+    (void)state;
+    assert_true(start(&d, data, false));
+    wait_ready(&d);
+
+    json_t *node = get_json(&d, "/v1/node", 200);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(node, "pods"), "count")),
+                     2);
+    json_t *g = find_pod(node, "0b1c2d3e-0000-4000-8000-000000000001");
+    assert_non_null(g);
+    assert_string_equal(json_string_value(json_object_get(g, "qos")), "guaranteed");
+    assert_int_equal(json_integer_value(json_object_get(g, "memory_current_bytes")), 734003200);
+    assert_int_equal(json_integer_value(json_object_get(g, "memory_peak_bytes")), 1073741824);
+    assert_int_equal(json_integer_value(json_object_get(g, "io_write_bytes")), 4194304);
+    json_t *b = find_pod(node, "9f8e7d6c-1111-4222-8333-444455556666");
+    assert_non_null(b);
+    assert_string_equal(json_string_value(json_object_get(b, "qos")), "burstable");
+    assert_true(json_is_null(json_object_get(b, "memory_peak_bytes"))); /* no file */
+    json_decref(node);
+
+    /* the burstable pod uses CPU: its rate appears once a sample sees it */
+    write_pod_file(g_pod_burstable, "cpu.stat",
+                   "usage_usec 61000000\nuser_usec 50600000\nsystem_usec 10400000\n");
+    bool seen = false;
+    for (int i = 0; i < 200 && !seen; i++) {
+        node = get_json(&d, "/v1/node", 200);
+        json_t *c =
+            json_object_get(find_pod(node, "9f8e7d6c-1111-4222-8333-444455556666"), "cpu_cores");
+        seen = json_is_number(c) && json_number_value(c) > 0;
+        json_decref(node);
+        if (!seen)
+            msleep(20);
+    }
+    assert_true(seen);
+
+    /* per-volume disks: the VDO device and the backing device it sits on */
+    json_t *v = get_json(&d, "/v1/volumes/v1", 200);
+    json_t *disks = json_object_get(v, "disks");
+    assert_non_null(disks);
+    json_t *vd = json_object_get(disks, "vdo"), *bd = json_object_get(disks, "backing");
+    assert_true(json_number_value(json_object_get(vd, "write_iops")) > 0);
+    assert_true(json_number_value(json_object_get(bd, "write_iops")) > 0);
+    assert_true(json_number_value(json_object_get(bd, "util")) >= 0);
+    assert_string_not_equal(json_string_value(json_object_get(vd, "device")),
+                            json_string_value(json_object_get(bd, "device")));
+    json_decref(v);
+
+    struct reply r = http(&d, "GET", "/metrics", NULL, 0);
+    assert_int_equal(r.status, 200);
+    check_metrics(r.body);
+    assert_non_null(strstr(r.body, "\ndedupd_node_cpu_utilization_ex_vdo "));
+    assert_non_null(strstr(r.body, "\ndedupd_node_run_queue "));
+    assert_non_null(strstr(r.body, "\ndedupd_pods 2\n"));
+    assert_non_null(strstr(r.body, "\ndedupd_gpus_available 0\n"));
+    assert_non_null(
+        strstr(r.body, "dedupd_pod_memory_bytes{pod_uid=\"0b1c2d3e-0000-4000-8000-000000000001\"} "
+                       "734003200\n"));
+    free(r.body);
+    assert_int_equal(stop(&d, SIGTERM), 0);
+    free(data);
+}
+
+/* role placement keeps no node side: no sampling, node routes say where to go */
+static void test_role_placement(void **state)
+{
+    struct daemon d;
+    char *data = tt_path(g_root, "data-placement");
+    (void)state;
+    g_role = "placement";
+    bool ok = start(&d, data, false);
+    g_role = "all";
+    assert_true(ok);
+    json_t *doc = get_json(&d, "/readyz", 200);
+    json_decref(doc);
+    doc = get_json(&d, "/v1/volumes", 404);
+    json_t *e = json_object_get(doc, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "not_served");
+    assert_non_null(strstr(json_string_value(json_object_get(e, "message")), "role placement"));
+    json_decref(doc);
+    struct reply r = http(&d, "GET", "/metrics", NULL, 0);
+    assert_int_equal(r.status, 200);
+    check_metrics(r.body);
+    assert_non_null(strstr(r.body, "\ndedupd_samples_total 0\n"));
+    free(r.body);
+    assert_int_equal(stop(&d, SIGTERM), 0);
+    free(data);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -646,6 +802,8 @@ static int group_setup(void **state)
     chmod(g_root, 0755);
     char *wl = tt_path(g_root, "w.json");
     g_replay = tt_path(g_root, "replay");
+    g_sys = tt_path(g_root, "sys");
+    make_sys_tree();
     static const char workload[] =
         "{\"volumes\": [{\"name\": \"v1\", \"write_mbps\": 120, \"duplicate_share\": 0.5, "
         "\"index_entries\": 1000000, \"stored_gib\": 10, \"cpu_load\": 0.2}, "
@@ -685,6 +843,7 @@ static int group_teardown(void **state)
     tt_rmtree(g_root);
     free(g_root);
     free(g_replay);
+    free(g_sys);
     curl_global_cleanup();
     return 0;
 }
@@ -692,10 +851,9 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_endpoints),
-        cmocka_unit_test(test_restart_and_kill9),
-        cmocka_unit_test(test_bad_stores),
-        cmocka_unit_test(test_malformed_requests),
+        cmocka_unit_test(test_endpoints),           cmocka_unit_test(test_restart_and_kill9),
+        cmocka_unit_test(test_bad_stores),          cmocka_unit_test(test_malformed_requests),
+        cmocka_unit_test(test_node_pods_and_disks), cmocka_unit_test(test_role_placement),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
