@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,14 @@ static int copy_arg(char *dst, size_t len, const char *flag)
     return 0;
 }
 
-int main(int argc, char **argv)
+/*
+ * The configuration as it stands: defaults, then the JSON config file, then
+ * the flags over it. Run at start and again on SIGHUP, so a flag keeps
+ * winning over the file it overrides. Returns 0 (help set for --help), 1 a
+ * bad config file (errbuf says why) or 2 bad usage (already printed).
+ */
+static int load_config(int argc, char **argv, struct dd_daemon_config *out, bool *help,
+                       char *errbuf, size_t errlen)
 {
     enum {
         O_ROLE = 256,
@@ -102,15 +110,10 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct dd_daemon_config cfg, flags;
-    struct dd_daemon *d = NULL;
-    char errbuf[1024] = "", *eff;
     const char *config_file = NULL;
-    sigset_t set;
-    int c, sig;
+    int c;
     uint64_t v;
 
-    dd_log_set_ident("dedupd");
-    dd_log_set_level(DD_LOG_INFO);
     /* first pass: the config file, so flags can override it */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
@@ -120,13 +123,12 @@ int main(int argc, char **argv)
     }
     dd_daemon_config_defaults(&cfg);
     if (config_file) {
-        if (dd_daemon_config_file(&cfg, config_file, errbuf, sizeof(errbuf)) < 0) {
-            fprintf(stderr, "dedupd: %s\n", errbuf);
+        if (dd_daemon_config_file(&cfg, config_file, errbuf, errlen) < 0)
             return 1;
-        }
         snprintf(cfg.config_file, sizeof(cfg.config_file), "%s", config_file);
     }
     flags = cfg;
+    optind = 0; /* GNU getopt: start over (SIGHUP parses again) */
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         int r = 0;
         switch (c) {
@@ -189,10 +191,9 @@ int main(int argc, char **argv)
             flags.n_estimate_roots++;
             break;
         case 'h':
-            usage(stdout);
+            *help = true;
             return 0;
         default:
-            usage(stderr);
             return 2;
         }
         if (r < 0)
@@ -202,7 +203,32 @@ int main(int argc, char **argv)
         fprintf(stderr, "dedupd: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    cfg = flags;
+    *out = flags;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct dd_daemon_config cfg;
+    struct dd_daemon *d = NULL;
+    char errbuf[1024] = "", *eff;
+    bool help = false;
+    sigset_t set;
+    int sig, r;
+
+    dd_log_set_ident("dedupd");
+    dd_log_set_level(DD_LOG_INFO);
+    r = load_config(argc, argv, &cfg, &help, errbuf, sizeof(errbuf));
+    if (r == 1)
+        fprintf(stderr, "dedupd: %s\n", errbuf);
+    if (r == 2)
+        usage(stderr);
+    if (r != 0)
+        return r;
+    if (help) {
+        usage(stdout);
+        return 0;
+    }
     if (dd_daemon_config_check(&cfg, errbuf, sizeof(errbuf)) < 0 ||
         set_log_level(cfg.log_level) < 0) {
         fprintf(stderr, "dedupd: %s\n",
@@ -231,14 +257,12 @@ int main(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            struct dd_daemon_config nc = cfg;
-            if (cfg.config_file[0] &&
-                dd_daemon_config_file(&nc, cfg.config_file, errbuf, sizeof(errbuf)) < 0) {
-                dd_log_warning("reload: %s; keeping the running configuration", errbuf);
-                continue;
-            }
-            if (dd_daemon_config_check(&nc, errbuf, sizeof(errbuf)) < 0) {
-                dd_log_warning("reload: %s; keeping the running configuration", errbuf);
+            struct dd_daemon_config nc;
+            opterr = 0; /* the flags were checked at start */
+            if (load_config(argc, argv, &nc, &help, errbuf, sizeof(errbuf)) != 0 ||
+                dd_daemon_config_check(&nc, errbuf, sizeof(errbuf)) < 0) {
+                dd_log_warning("reload: %s; keeping the running configuration",
+                               errbuf[0] ? errbuf : "bad configuration");
                 continue;
             }
             (void)set_log_level(nc.log_level);

@@ -35,6 +35,8 @@ struct daemon {
 static char *g_root, *g_replay, *g_sys;
 /* --role for the next start() */
 static const char *g_role = "all";
+/* --config for the next start(), when set */
+static const char *g_config;
 /* daemons still running, killed at teardown if a test failed half way */
 static pid_t g_pids[8];
 
@@ -79,9 +81,19 @@ static bool start(struct daemon *d, const char *data_dir, bool as_nobody)
             if (setgid(pw ? pw->pw_gid : 65534) != 0 || setuid(pw ? pw->pw_uid : 65534) != 0)
                 _exit(99);
         }
-        execl(bin("dedupd"), "dedupd", "--role", g_role, "--listen", "127.0.0.1:0", "--data-dir",
-              data, "--source", spec, "--sys-root", g_sys, "--interval", "0.05", "--estimate-root",
-              g_root, (char *)NULL);
+        const char *args[24] = {bin("dedupd"), "--role",          g_role, "--listen",
+                                "127.0.0.1:0", "--data-dir",      data,   "--source",
+                                spec,          "--sys-root",      g_sys,  "--interval",
+                                "0.05",        "--estimate-root", g_root};
+        size_t na = 15;
+        if (g_config) {
+            args[na++] = "--config";
+            args[na++] = g_config;
+        }
+        args[na] = NULL;
+        char *argv[24];
+        memcpy(argv, args, sizeof(argv)); /* execv's type, without a cast */
+        execv(argv[0], argv);
         _exit(98);
     }
     track(d->pid, true);
@@ -794,6 +806,56 @@ static void test_role_placement(void **state)
     free(data);
 }
 
+/* SIGHUP reloads the config file, and a flag still wins over it */
+static void test_sighup_reload(void **state)
+{
+    struct daemon d;
+    char *data = tt_path(g_root, "data-hup"), *conf = tt_path(g_root, "hup.json");
+    static const char first[] = "{\"interval\": 5, \"retention_days\": 3}\n";
+    static const char second[] = "{\"interval\": 9, \"retention_days\": 7}\n";
+    static const char broken[] = "{\"interval\": \n";
+    (void)state;
+    tt_write_file(conf, first, strlen(first));
+    g_config = conf;
+    bool ok = start(&d, data, false);
+    g_config = NULL;
+    assert_true(ok);
+    char *log = read_log(&d);
+    assert_non_null(strstr(log, "\"retention_days\":3"));
+    assert_non_null(strstr(log, "\"interval\":0.05")); /* the flag over the file's 5 */
+    free(log);
+
+    tt_write_file(conf, second, strlen(second));
+    kill(d.pid, SIGHUP);
+    bool seen = false;
+    for (int i = 0; i < 200 && !seen; i++) {
+        log = read_log(&d);
+        seen = strstr(log, "reloaded: interval 0.05 s, retention 7 days") != NULL;
+        free(log);
+        if (!seen)
+            msleep(20);
+    }
+    assert_true(seen);
+
+    /* a broken file keeps the running configuration, and the daemon up */
+    tt_write_file(conf, broken, strlen(broken));
+    kill(d.pid, SIGHUP);
+    seen = false;
+    for (int i = 0; i < 200 && !seen; i++) {
+        log = read_log(&d);
+        seen = strstr(log, "keeping the running configuration") != NULL;
+        free(log);
+        if (!seen)
+            msleep(20);
+    }
+    assert_true(seen);
+    json_t *doc = get_json(&d, "/healthz", 200);
+    json_decref(doc);
+    assert_int_equal(stop(&d, SIGTERM), 0);
+    free(conf);
+    free(data);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -854,6 +916,7 @@ int main(void)
         cmocka_unit_test(test_endpoints),           cmocka_unit_test(test_restart_and_kill9),
         cmocka_unit_test(test_bad_stores),          cmocka_unit_test(test_malformed_requests),
         cmocka_unit_test(test_node_pods_and_disks), cmocka_unit_test(test_role_placement),
+        cmocka_unit_test(test_sighup_reload),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
