@@ -8,10 +8,12 @@
  * be thread-safe; they fill a dd_http_response and return. Errors are JSON:
  *   {"error": {"code": "not_found", "message": "no route for GET /v1/x"}}
  * with 400 (bad input, malformed JSON with its line and column), 401
- * (missing or wrong token), 404, 405 (with Allow), 413 (body over the cap),
+ * (missing or wrong token), 403 (client certificate missing or not trusted,
+ * when a client CA is set), 404, 405 (with Allow), 413 (body over the cap),
  * 414 (path too long), 500.
  *
- * Listening beyond loopback requires a token (start refuses otherwise).
+ * Listening beyond loopback requires a token (start refuses otherwise). A
+ * client certificate does not replace the token: mutating routes need both.
  */
 #ifndef DD_HTTP_HTTP_H
 #define DD_HTTP_HTTP_H
@@ -77,7 +79,10 @@ struct dd_http_config {
     unsigned threads;     /* 0 = 2 */
     const char *tls_cert; /* PEM file paths; cert+key enable HTTPS */
     const char *tls_key;
-    const char *tls_client_ca; /* require client certificates signed by this CA */
+    /* PEM file: every request must come with a client certificate that chains
+     * to this CA (else 403 before routing, and the connection is closed).
+     * Needs tls_cert and tls_key. */
+    const char *tls_client_ca;
 };
 
 int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *routes,
