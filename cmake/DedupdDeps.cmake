@@ -21,12 +21,9 @@ dd_require(blkid       blkid          libblkid-dev)
 dd_require(xxhash      libxxhash      libxxhash-dev)
 dd_require(xgboost     xgboost        libxgboost-dev)
 dd_require(microhttpd  libmicrohttpd  libmicrohttpd-dev)
-# libmicrohttpd's TLS is gnutls, and dd_http (the one user of dd::microhttpd)
-# verifies client certificates on the gnutls session it hands out: the
-# microhttpd target brings gnutls along so that only dd_http links it.
+# libmicrohttpd's TLS is gnutls; dd_http verifies client certificates on
+# the gnutls session libmicrohttpd hands out
 dd_require(gnutls      gnutls         libgnutls28-dev)
-set_property(TARGET PkgConfig::DD_microhttpd APPEND PROPERTY
-  INTERFACE_LINK_LIBRARIES PkgConfig::DD_gnutls)
 dd_require(jansson     jansson        libjansson-dev)
 dd_require(rocksdb     rocksdb        librocksdb-dev)
 dd_require(lz4         liblz4         liblz4-dev)

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libdevmapper-dev libblkid-dev libxxhash-dev libxgboost-dev libmicrohttpd-dev
-  libjansson-dev librocksdb-dev liblz4-dev libcmocka-dev libcurl4-openssl-dev
+  libjansson-dev librocksdb-dev liblz4-dev libcmocka-dev libcurl4-openssl-dev libgnutls28-dev
   fio e2fsprogs openssl
 )
 if [ "${1:-}" = "--bench" ]; then

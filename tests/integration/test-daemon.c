@@ -656,8 +656,8 @@ static void test_malformed_requests(void **state)
 /* mkdir -p for the fake cgroup tree */
 static void mkdirs(const char *path)
 {
-    char buf[4200];
-    snprintf(buf, sizeof(buf), "%s", path);
+    char *buf = strdup(path);
+    assert_non_null(buf);
     for (char *p = buf + 1; *p; p++) {
         if (*p == '/') {
             *p = '\0';
@@ -666,6 +666,7 @@ static void mkdirs(const char *path)
         }
     }
     mkdir(buf, 0755);
+    free(buf);
 }
 
 static void write_pod_file(const char *dir, const char *name, const char *text)
