@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +68,7 @@ struct dd_store {
 
     /* Writer thread only. */
     bool write_failed;
+    bool low_space; /* below min_free_bytes at the last commit (logged once) */
     uint64_t last_recover_ms;
 
     _Atomic uint64_t samples_written, samples_dropped, commits_failed, reopens;
@@ -474,6 +476,7 @@ void dd_store_options_init(struct dd_store_options *o)
 {
     o->retention_ms = DD_STORE_DEFAULT_RETENTION_MS;
     o->recover_interval_ms = DD_STORE_DEFAULT_RECOVER_INTERVAL_MS;
+    o->min_free_bytes = DD_STORE_DEFAULT_MIN_FREE_BYTES;
 }
 
 static int setup_options(struct dd_store *s, bool create)
@@ -669,9 +672,37 @@ static int write_once(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync)
     return r;
 }
 
+/* Is the file system below the reserve? Says so once on the way down and
+ * once on the way back up. A statvfs that fails does not stop writes. */
+static bool below_reserve(struct dd_store *s)
+{
+    struct statvfs fs;
+    uint64_t avail;
+    bool low;
+
+    if (!s->opts.min_free_bytes || statvfs(s->path, &fs) != 0)
+        return false;
+    avail = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
+    low = avail < s->opts.min_free_bytes;
+    if (low && !s->low_space)
+        dd_log_warning("store %s: %llu KiB free, below the %llu MiB reserve: samples are "
+                       "dropped until space is freed",
+                       s->path, (unsigned long long)(avail >> 10),
+                       (unsigned long long)(s->opts.min_free_bytes >> 20));
+    else if (!low && s->low_space)
+        dd_log_info("store %s: space is back (%llu MiB free): writing again", s->path,
+                    (unsigned long long)(avail >> 20));
+    s->low_space = low;
+    return low;
+}
+
 static int store_write(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync)
 {
-    int r = write_once(s, wb, sync);
+    int r;
+
+    if (below_reserve(s))
+        return -ENOSPC;
+    r = write_once(s, wb, sync);
 
     if (r < 0 && (s->write_failed || s->read_only || !s->db) &&
         now_monotonic_ms() - s->last_recover_ms >= s->opts.recover_interval_ms) {

@@ -80,12 +80,23 @@
  * disk is not fixed in milliseconds, and a reopen replays the WAL. */
 #define DD_STORE_DEFAULT_RECOVER_INTERVAL_MS 10000u
 
+/*
+ * Space kept free on the store's file system: below it a commit is refused
+ * with -ENOSPC (counted as dropped samples) before RocksDB writes anything,
+ * and writing resumes by itself once space is back. RocksDB is not left to
+ * meet a full disk: Debian's librocksdb 7.8 is built with assertions on, and
+ * its info-log writer aborts the process on the second write after a failed
+ * one (measured: a 64 MiB tmpfs filled under a running dedupd).
+ */
+#define DD_STORE_DEFAULT_MIN_FREE_BYTES (64ull << 20)
+
 struct dd_store;
 struct dd_store_batch;
 
 struct dd_store_options {
     uint64_t retention_ms;        /* 0: keep everything */
     uint64_t recover_interval_ms; /* 0: reopen on every commit after a failure */
+    uint64_t min_free_bytes;      /* 0: no reserve */
 };
 
 /* Fills *o with the defaults above (what a NULL options pointer means). */
