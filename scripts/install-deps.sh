@@ -10,7 +10,7 @@ PACKAGES=(
   fio e2fsprogs openssl
 )
 if [ "${1:-}" = "--bench" ]; then
-  PACKAGES+=(duperemove time sqlite3 wrk prometheus-node-exporter)
+  PACKAGES+=(duperemove time sqlite3 wrk prometheus-node-exporter stress-ng gnuplot-nox libmurmurhash-dev)
 fi
 
 missing=()
