@@ -1,0 +1,216 @@
+/*
+ * The cost model: what VDO's dedup costs in CPU and write latency for a
+ * volume, from its feature vector (DESIGN.md names), as an analytic prior
+ * and as XGBoost models trained on observed history.
+ *
+ * Targets: cost = VDO thread CPU-seconds per GiB written; latency = the dm
+ * device's average write latency (ms). One model per target.
+ *
+ * The prior (a closed form; coefficients calibrated by bench/calibrate):
+ *
+ *   cost    = [a + b log2 E + w n + q c s] / max(0.05, 1 - L)
+ *   latency = [l0 + l1 log2 E + l2 n + l3 c s] / max(0.05, 1 - L)
+ *
+ * with E = index entries (at least 2), u = interval dedup hit rate (the
+ * duplicate share, 0..1), n = 1 - u the new-block share, c = compression on,
+ * s = packer savings x n (LZ4 work falls on new blocks only), L = node CPU
+ * utilisation without the VDO threads (0..0.95). Per block: a hash and the
+ * block's bookkeeping (a), an index lookup growing with the index (b), the
+ * write of a new block (w; a duplicate is verified and referenced instead,
+ * so w < 0 says duplicates cost more than writes), LZ4 for a compressible
+ * new block (q); all slowed by the CPU share the rest of the node leaves.
+ * Zero blocks are not in the features (VDO does not count them apart), so
+ * the prior has no zero-share term; with one, a hash term and a duplicate
+ * term could not be told apart from the write term.
+ *
+ * XGBoost (C API) learns each target from history: trained on the older
+ * (1 - holdout) share of rows in time order, evaluated on the newest share
+ * against the prior; targets are learned in log space (relative errors
+ * weigh alike across volumes) and explained with SHAP contributions in that
+ * space. Monotone constraints: more write rate, write IOPS, node CPU load,
+ * CPU or IO pressure or run queue never predicts a lower latency; more node
+ * CPU load, CPU pressure or run queue never predicts a lower cost.
+ *
+ * Pure: no I/O. A trained model is immutable, so predictions from many
+ * threads share it (each call copies its results out of XGBoost's
+ * per-thread buffers); the caller swaps models atomically.
+ */
+#ifndef DD_PLACEMENT_COSTMODEL_H
+#define DD_PLACEMENT_COSTMODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* ---- features ---- */
+
+enum dd_cm_feature {
+    DD_CM_WRITE_MBPS,
+    DD_CM_READ_MBPS,
+    DD_CM_WRITE_IOPS,
+    DD_CM_DEDUP_RATIO,
+    DD_CM_DEDUP_HIT_RATE,
+    DD_CM_INDEX_ENTRIES,
+    DD_CM_INDEX_FILL,
+    DD_CM_STORED_GIB,
+    DD_CM_PHYSICAL_USED_FRACTION,
+    DD_CM_COMPRESSION,
+    DD_CM_PACKER_SAVINGS,
+    DD_CM_NODE_CPU_UTIL_EX_VDO,
+    DD_CM_CPU_PSI,
+    DD_CM_IO_PSI,
+    DD_CM_RUN_QUEUE,
+    DD_CM_NFEATURES
+};
+
+/* "write_mbps", ... in enum order (the JSON names). */
+extern const char *const dd_cm_feature_names[DD_CM_NFEATURES];
+
+enum dd_cm_target { DD_CM_COST, DD_CM_LATENCY, DD_CM_NTARGETS };
+/* "cost", "latency" */
+extern const char *const dd_cm_target_names[DD_CM_NTARGETS];
+
+/*
+ * A feature row from a JSON "features" object. Lenient (history rows): a
+ * missing, null or non-number feature is NaN (XGBoost's missing value).
+ * Strict (API input): every feature must be present and a finite number,
+ * rates, counts and shares not negative, shares not above 1; errbuf names
+ * the feature ("features.write_mbps: ...") and -EINVAL is returned.
+ */
+int dd_cm_row_from_json(json_t *features, float row[DD_CM_NFEATURES], bool strict, char *errbuf,
+                        size_t errlen);
+
+/* ---- the prior ---- */
+
+#define DD_CM_PRIOR_COST_TERMS    4 /* a, b, w, q */
+#define DD_CM_PRIOR_LATENCY_TERMS 4 /* l0, l1, l2, l3 */
+#define DD_CM_PRIOR_MAX_TERMS     4
+
+struct dd_cm_prior {
+    double cost[DD_CM_PRIOR_COST_TERMS];
+    double latency[DD_CM_PRIOR_LATENCY_TERMS];
+};
+
+/* The calibrated defaults (bench/calibrate/results/prior-fit.json). */
+void dd_cm_prior_defaults(struct dd_cm_prior *p);
+/* Names of the terms of a target: "hash", "index_lookup", ... */
+const char *dd_cm_prior_term_name(enum dd_cm_target t, size_t i);
+size_t dd_cm_prior_nterms(enum dd_cm_target t);
+
+/* The prior's prediction; terms (may be NULL) get each term's share of it
+ * (they add up to the prediction). */
+double dd_cm_prior_predict(const struct dd_cm_prior *p, enum dd_cm_target t,
+                           const float row[DD_CM_NFEATURES], double terms[DD_CM_PRIOR_MAX_TERMS]);
+
+/* Fits target t's coefficients by least squares on relative error (weights
+ * 1/y^2) over rows whose target is finite and positive. Returns 0, -EINVAL
+ * (fewer rows than terms, or a singular system). */
+int dd_cm_prior_fit(struct dd_cm_prior *p, enum dd_cm_target t, const float *X, const double *y,
+                    size_t n);
+
+/* Prior coefficients to and from JSON {"cost": {"hash": a, ...}, ...}. */
+json_t *dd_cm_prior_to_json(const struct dd_cm_prior *p);
+int dd_cm_prior_from_json(struct dd_cm_prior *p, json_t *doc, char *errbuf, size_t errlen);
+
+/* ---- evaluation ---- */
+
+struct dd_cm_eval {
+    double mape_percent; /* mean |pred - y| / y over y > 0, in % */
+    double r2;           /* 1 - SSres / SStot; NaN when y is constant */
+    size_t n;
+};
+
+void dd_cm_evaluate(const double *pred, const double *y, size_t n, struct dd_cm_eval *ret);
+
+/* ---- training data ---- */
+
+struct dd_cm_data {
+    float *X;                  /* n rows of DD_CM_NFEATURES */
+    double *y[DD_CM_NTARGETS]; /* NaN where a row lacks the target */
+    uint64_t *time_ms;         /* rows in time order */
+    size_t n, cap;
+};
+
+/* Appends a row (copied). Rows must come in time order; a row with neither
+ * target finite is skipped. Returns 0 or -ENOMEM. */
+int dd_cm_data_add(struct dd_cm_data *d, const float row[DD_CM_NFEATURES],
+                   const double y[DD_CM_NTARGETS], uint64_t time_ms);
+/* Appends a stored volume document ({"features": {...}} with the targets
+ * "cost" and "latency" among the features). */
+int dd_cm_data_add_doc(struct dd_cm_data *d, json_t *doc, uint64_t time_ms);
+/* Sorts rows by time (stable), for data gathered series by series. */
+void dd_cm_data_sort(struct dd_cm_data *d);
+void dd_cm_data_release(struct dd_cm_data *d);
+
+/* ---- XGBoost models ---- */
+
+struct dd_cm_train_options {
+    unsigned rounds;         /* boosting rounds (default 200) */
+    unsigned max_depth;      /* default 6 */
+    double eta;              /* default 0.1 */
+    double holdout_fraction; /* newest share held out (default 0.2) */
+    unsigned nthread;        /* default 1 */
+    uint64_t seed;
+};
+
+void dd_cm_train_options_init(struct dd_cm_train_options *o);
+
+struct dd_cm_model;
+
+/*
+ * Trains one model per target on d (time order kept: the newest
+ * holdout_fraction of each target's rows is held out), evaluates it and
+ * the prior p on the hold-out. A target needs at least 20 rows. version and
+ * trained_at_ms are recorded as given. Returns 0, -EINVAL (too few rows;
+ * errbuf says which target), DD_E_LIBRARY (XGBoost's error in errbuf).
+ */
+int dd_cm_train(const struct dd_cm_data *d, const struct dd_cm_prior *p,
+                const struct dd_cm_train_options *o, uint64_t version, uint64_t trained_at_ms,
+                struct dd_cm_model **ret, char *errbuf, size_t errlen);
+/* Accepts NULL; returns NULL. */
+struct dd_cm_model *dd_cm_model_free(struct dd_cm_model *m);
+
+uint64_t dd_cm_model_version(const struct dd_cm_model *m);
+uint64_t dd_cm_model_trained_at(const struct dd_cm_model *m);
+/* Rows each target was trained and evaluated on. */
+void dd_cm_model_rows(const struct dd_cm_model *m, enum dd_cm_target t, size_t *train,
+                      size_t *holdout);
+/* Hold-out figures of the model and of the prior for target t. */
+void dd_cm_model_holdout(const struct dd_cm_model *m, enum dd_cm_target t, struct dd_cm_eval *xgb,
+                         struct dd_cm_eval *prior);
+/* True when the model's hold-out MAPE is below the prior's for every target. */
+bool dd_cm_model_beats_prior(const struct dd_cm_model *m);
+
+/*
+ * Predicts target t for n rows (row-major, DD_CM_NFEATURES each; NaN is
+ * missing) into out[n]. Thread-safe. Returns 0 or DD_E_LIBRARY (errbuf).
+ */
+int dd_cm_model_predict(const struct dd_cm_model *m, enum dd_cm_target t, const float *X, size_t n,
+                        double *out, char *errbuf, size_t errlen);
+/*
+ * SHAP contributions of one row to target t, in log space:
+ * contrib[DD_CM_NFEATURES] is the bias, and exp(sum of all) is the
+ * prediction. Thread-safe. Returns 0 or DD_E_LIBRARY.
+ */
+int dd_cm_model_contribs(const struct dd_cm_model *m, enum dd_cm_target t,
+                         const float row[DD_CM_NFEATURES], double contrib[DD_CM_NFEATURES + 1],
+                         char *errbuf, size_t errlen);
+
+/*
+ * Serialises the model (its metadata and both boosters in XGBoost's UBJ
+ * form) into a new buffer (dd_malloc'd). Loading a saved model and saving it
+ * again gives the same bytes.
+ */
+int dd_cm_model_save(const struct dd_cm_model *m, void **ret, size_t *ret_len);
+/* Returns 0, -EINVAL (not a model blob, truncated or corrupt: errbuf says
+ * what) or DD_E_LIBRARY. */
+int dd_cm_model_load(const void *buf, size_t len, struct dd_cm_model **ret, char *errbuf,
+                     size_t errlen);
+
+/* The model's summary for /v1/model: version, trained_at_ms, rows, and
+ * hold-out figures of the model and the prior per target. */
+json_t *dd_cm_model_summary(const struct dd_cm_model *m);
+
+#endif
