@@ -493,7 +493,13 @@ static int setup_options(struct dd_store *s, bool create)
     rocksdb_options_set_max_background_jobs(s->dbopts, 2);
     /* A WAL stays until every family with data in it is flushed; models and
      * meta are written rarely, so cap the WAL and let RocksDB flush them. */
-    rocksdb_options_set_max_total_wal_size(s->dbopts, 64u << 20);
+    rocksdb_options_set_max_total_wal_size(s->dbopts, 16u << 20);
+    /* Samples arrive at ~2 KiB per volume per interval: RocksDB's default
+     * 64 MiB memtable would grow the agent's RSS for hours before its first
+     * flush (measured: +110 KiB/min with 16 volumes at 10 s) and preallocate
+     * a 69 MB WAL. 4 MiB memtables flush within the hour and cap both. */
+    rocksdb_options_set_write_buffer_size(s->dbopts, 4u << 20);
+    rocksdb_options_set_max_write_buffer_number(s->dbopts, 2);
     /* RocksDB's own LOG: three files of 1 MiB, not an unbounded one. */
     rocksdb_options_set_max_log_file_size(s->dbopts, 1u << 20);
     rocksdb_options_set_keep_log_file_num(s->dbopts, 3);
