@@ -24,6 +24,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -797,6 +798,80 @@ int dd_store_batch_commit(struct dd_store_batch *b, bool sync)
         atomic_fetch_add(&s->samples_written, n);
     }
     dd_store_batch_free(b);
+    return r;
+}
+
+/* --- Series ---------------------------------------------------------------- */
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int list_series_locked(struct dd_store *s, const char *prefix, char ***ret, size_t *ret_n)
+{
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_SAMPLES]);
+    unsigned char next[KEY_MAX];
+    size_t plen_prefix = strlen(prefix), n = 0, cap = 0;
+    char **names = NULL, *err = NULL;
+    int r = 0;
+
+    /* one seek per series: read a key, then jump past its series */
+    rocksdb_iter_seek_to_first(it);
+    while (rocksdb_iter_valid(it)) {
+        size_t klen, plen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        if (klen < 1 + 1 + 8 || klen != 1u + k[0] + 8u) {
+            r = -EUCLEAN;
+            break;
+        }
+        if (k[0] >= plen_prefix && memcmp(k + 1, prefix, plen_prefix) == 0) {
+            char *name = dd_malloc((size_t)k[0] + 1);
+            if (!name || DD_ARRAY_RESERVE(names, cap, n + 1) < 0) {
+                dd_free(name);
+                r = -ENOMEM;
+                break;
+            }
+            memcpy(name, k + 1, k[0]);
+            name[k[0]] = '\0';
+            names[n++] = name;
+        }
+        plen = 1u + k[0];
+        memcpy(next, k, plen);
+        plen = prefix_successor(next, plen);
+        if (plen == 0)
+            break;
+        rocksdb_iter_seek(it, (const char *)next, plen);
+    }
+    if (r == 0) {
+        rocksdb_iter_get_error(it, &err);
+        r = dd_rocks_status(err, NULL, 0);
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (r < 0) {
+        for (size_t i = 0; i < n; i++)
+            dd_free(names[i]);
+        dd_free(names);
+        return r;
+    }
+    /* keys order series by length first; callers want names in order */
+    if (n > 1)
+        qsort(names, n, sizeof(*names), cmp_names);
+    *ret = names;
+    *ret_n = n;
+    return 0;
+}
+
+int dd_store_list_series(struct dd_store *s, const char *prefix, char ***ret_names, size_t *ret_n)
+{
+    int r;
+    if (!s || !prefix || !ret_names || !ret_n)
+        return -EINVAL;
+    pthread_rwlock_rdlock(&s->lock);
+    r = s->db ? list_series_locked(s, prefix, ret_names, ret_n) : -EIO;
+    pthread_rwlock_unlock(&s->lock);
     return r;
 }
 

@@ -212,6 +212,11 @@ typedef int (*dd_store_obs_cb)(void *userdata, uint64_t ts_ms, const char *id, s
 int dd_store_query_observations(struct dd_store *s, uint64_t from_ms, uint64_t to_ms, size_t limit,
                                 dd_store_obs_cb cb, void *userdata, bool *ret_truncated);
 
+/* Names of the sample series that start with prefix ("" for all), sorted
+ * bytewise: one seek per series. The caller frees each name and the array
+ * with dd_free. Returns 0, -EUCLEAN (a malformed key) or an error. */
+int dd_store_list_series(struct dd_store *s, const char *prefix, char ***ret_names, size_t *ret_n);
+
 /* --- Models --------------------------------------------------------------- */
 
 /* Stores a model version (>= 1), synced: models are rare and costly to

@@ -463,6 +463,23 @@ static void test_series_do_not_mix(void **state)
     }
     query(s, "vol", 0, UINT64_MAX, 0, 0, &sn, NULL);
     assert_int_equal(sn.n, 0);
+
+    /* listing: every series once, bytewise order, by prefix */
+    char **list = NULL;
+    size_t nlist = 0;
+    assert_int_equal(dd_store_list_series(s, "vol/", &list, &nlist), 0);
+    const char *want[] = {"vol/", "vol/a", "vol/a/b", "vol/ab", "vol/b"};
+    assert_int_equal(nlist, DD_ARRAY_SIZE(want));
+    for (size_t i = 0; i < nlist; i++) {
+        assert_string_equal(list[i], want[i]);
+        dd_free(list[i]);
+    }
+    dd_free(list);
+    assert_int_equal(dd_store_list_series(s, "", &list, &nlist), 0);
+    assert_int_equal(nlist, DD_ARRAY_SIZE(names));
+    for (size_t i = 0; i < nlist; i++)
+        dd_free(list[i]);
+    dd_free(list);
     dd_store_free(s);
     tt_rmtree(dir);
     free(dir);
