@@ -30,6 +30,7 @@
 #include "common/common.h"
 #include "dedupd/daemon.h"
 #include "dedupd/http/http.h"
+#include "dedupd/model.h"
 #include "dedupd/node/node.h"
 #include "dedupd/scan/scan.h"
 #include "dedupd/store/store.h"
@@ -59,6 +60,7 @@ struct dd_daemon {
     struct dd_store *store;
     struct dd_vdo_source *src;
     struct dd_http_server *http;
+    struct dd_model_service *model; /* roles all and placement */
     pthread_t sampler;
     bool sampler_started;
 
@@ -112,6 +114,10 @@ void dd_daemon_config_defaults(struct dd_daemon_config *c)
     c->interval = 10.0;
     c->retention_days = 14;
     snprintf(c->log_level, sizeof(c->log_level), "info");
+    struct dd_model_config mc;
+    dd_model_config_defaults(&mc);
+    c->min_train_samples = mc.min_train_samples;
+    c->retrain_every = mc.retrain_every;
 }
 
 static int set_str(char *dst, size_t len, json_t *v, const char *key, char *errbuf, size_t errlen)
@@ -146,6 +152,7 @@ int dd_daemon_config_file(struct dd_daemon_config *c, const char *path, char *er
         {"tls_key", offsetof(struct dd_daemon_config, tls_key), 1024},
         {"tls_client_ca", offsetof(struct dd_daemon_config, tls_client_ca), 1024},
         {"log_level", offsetof(struct dd_daemon_config, log_level), 16},
+        {"prior_file", offsetof(struct dd_daemon_config, prior_file), 1024},
     };
     json_error_t jerr;
     json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), *v;
@@ -185,6 +192,16 @@ int dd_daemon_config_file(struct dd_daemon_config *c, const char *path, char *er
                 r = DD_E_RANGE, snprintf(why, sizeof(why), "'retention_days' must be 0..3650");
             else
                 c->retention_days = (unsigned)json_integer_value(v);
+        } else if (strcmp(key, "min_train_samples") == 0 || strcmp(key, "retrain_every") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                json_integer_value(v) > 100000000) {
+                r = DD_E_RANGE;
+                snprintf(why, sizeof(why), "'%s' must be an integer 1..100000000", key);
+            } else if (key[0] == 'm') {
+                c->min_train_samples = (unsigned)json_integer_value(v);
+            } else {
+                c->retrain_every = (unsigned)json_integer_value(v);
+            }
         } else if (strcmp(key, "estimate_roots") == 0) {
             size_t i;
             json_t *e;
@@ -240,11 +257,13 @@ char *dd_daemon_config_json(const struct dd_daemon_config *c)
     char *s;
     for (size_t i = 0; i < c->n_estimate_roots; i++)
         json_array_append_new(roots, json_string(c->estimate_roots[i]));
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b, s:o, s:i, s:s}", "role", c->role,
-                  "listen", c->listen, "data_dir", c->data_dir, "source", c->source, "proc_root",
-                  c->proc_root, "sys_root", c->sys_root, "interval", c->interval, "token",
-                  c->token_file[0] != '\0', "tls", c->tls_cert[0] != '\0', "estimate_roots", roots,
-                  "retention_days", (int)c->retention_days, "log_level", c->log_level);
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b, s:o, s:i, s:s, s:i, s:i, s:s}",
+                  "role", c->role, "listen", c->listen, "data_dir", c->data_dir, "source",
+                  c->source, "proc_root", c->proc_root, "sys_root", c->sys_root, "interval",
+                  c->interval, "token", c->token_file[0] != '\0', "tls", c->tls_cert[0] != '\0',
+                  "estimate_roots", roots, "retention_days", (int)c->retention_days, "log_level",
+                  c->log_level, "min_train_samples", (int)c->min_train_samples, "retrain_every",
+                  (int)c->retrain_every, "prior_file", c->prior_file);
     s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
@@ -785,6 +804,8 @@ static void sample_once(struct dd_daemon *d, double dt)
         (void)dd_store_batch_put_sample(b, "node", now, nj, strlen(nj));
     if (b && dd_store_batch_commit(b, false) < 0)
         dropped++;
+    else if (b && d->model)
+        dd_model_note_samples(d->model, n);
     if (d->samples % 60 == 0)
         (void)dd_store_retain(d->store, now);
 
@@ -1029,6 +1050,8 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
     if (d->metrics_text)
         fputs(d->metrics_text, f);
     pthread_mutex_unlock(&d->lock);
+    if (d->model)
+        dd_model_metrics(d->model, f);
     dd_http_metrics(d->http, f);
     fclose(f);
     int r = dd_http_reply_text(resp, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
@@ -1207,6 +1230,139 @@ static int h_not_in_role(void *ctx, const struct dd_http_request *req,
                                req->path, d->cfg.role);
 }
 
+/* ---- the cost model ---- */
+
+static int h_model(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    struct dd_daemon *d = ctx;
+    (void)req;
+    return dd_http_reply_json(resp, 200, dd_model_status(d->model));
+}
+
+static int h_model_retrain(void *ctx, const struct dd_http_request *req,
+                           struct dd_http_response *resp)
+{
+    struct dd_daemon *d = ctx;
+    json_t *summary = NULL;
+    char err[512] = "";
+    int r;
+    (void)req;
+    r = dd_model_retrain(d->model, &summary, err, sizeof(err));
+    if (r == -EINVAL)
+        return dd_http_reply_error(resp, 409, "not_enough_data", "%s", err);
+    if (r < 0)
+        return dd_http_reply_error(resp, 500, "training_failed", "%s", err);
+    return dd_http_reply_json(resp, 200, summary);
+}
+
+/* A what-if on a volume's latest features: the pod adds write_mbps at
+ * duplicate_share, and cpu_load more of the node's CPU is taken. */
+static int apply_what_if(float row[DD_CM_NFEATURES], json_t *wi, char *err, size_t len)
+{
+    static const char *const keys[] = {"write_mbps", "duplicate_share", "cpu_load"};
+    double v[3] = {0, (double)NAN, 0};
+    const char *key;
+    json_t *x;
+
+    if (!json_is_object(wi)) {
+        snprintf(err, len, "what_if: expected an object");
+        return -EINVAL;
+    }
+    json_object_foreach(wi, key, x)
+    {
+        size_t k = 0;
+        while (k < 3 && strcmp(key, keys[k]) != 0)
+            k++;
+        if (k == 3) {
+            snprintf(err, len, "what_if.%s: unknown (write_mbps, duplicate_share, cpu_load)", key);
+            return -EINVAL;
+        }
+        if (!json_is_number(x) || !isfinite(json_number_value(x)) || json_number_value(x) < 0 ||
+            (k > 0 && json_number_value(x) > 1) || json_number_value(x) > 1e6) {
+            snprintf(err, len, "what_if.%s: expected a number %s", key,
+                     k == 0 ? "0..1000000 (MB/s)" : "0..1 (a share)");
+            return -EINVAL;
+        }
+        v[k] = json_number_value(x);
+    }
+    double w0 = isfinite(row[DD_CM_WRITE_MBPS]) ? (double)row[DD_CM_WRITE_MBPS] : 0;
+    double u0 = isfinite(row[DD_CM_DEDUP_HIT_RATE]) ? (double)row[DD_CM_DEDUP_HIT_RATE] : 0;
+    double l0 =
+        isfinite(row[DD_CM_NODE_CPU_UTIL_EX_VDO]) ? (double)row[DD_CM_NODE_CPU_UTIL_EX_VDO] : 0;
+    if (v[0] > 0) {
+        double u = isfinite(v[1]) ? (u0 * w0 + v[1] * v[0]) / (w0 + v[0]) : u0;
+        row[DD_CM_WRITE_MBPS] = (float)(w0 + v[0]);
+        double iops0 = isfinite(row[DD_CM_WRITE_IOPS]) ? (double)row[DD_CM_WRITE_IOPS] : 0;
+        row[DD_CM_WRITE_IOPS] = (float)(iops0 + v[0] * 1e6 / 4096.0);
+        row[DD_CM_DEDUP_HIT_RATE] = (float)u;
+        row[DD_CM_DEDUP_RATIO] = (float)(u < 0.999 ? 1.0 / (1.0 - u) : 1000.0);
+    }
+    row[DD_CM_NODE_CPU_UTIL_EX_VDO] = (float)(l0 + v[2] > 1 ? 1 : l0 + v[2]);
+    return 0;
+}
+
+static int h_predict(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    struct dd_daemon *d = ctx;
+    json_t *doc = dd_http_body_json(req, resp), *vol, *feat, *wi, *out = NULL;
+    float row[DD_CM_NFEATURES];
+    char err[512] = "";
+    const char *key;
+    json_t *x;
+    int r;
+
+    if (!doc)
+        return 0;
+    json_object_foreach(doc, key, x)
+    {
+        if (strcmp(key, "volume") != 0 && strcmp(key, "features") != 0 &&
+            strcmp(key, "what_if") != 0) {
+            r = dd_http_reply_error(resp, 400, "bad_request",
+                                    "%s: unknown field (volume, what_if, features)", key);
+            json_decref(doc);
+            return r;
+        }
+    }
+    vol = json_object_get(doc, "volume");
+    feat = json_object_get(doc, "features");
+    wi = json_object_get(doc, "what_if");
+    if ((vol != NULL) == (feat != NULL) || (feat && wi)) {
+        json_decref(doc);
+        return dd_http_reply_error(resp, 400, "bad_request",
+                                   "give either 'volume' (and optionally 'what_if') or 'features'");
+    }
+    if (feat) {
+        r = dd_cm_row_from_json(feat, row, true, err, sizeof(err));
+    } else if (!json_is_string(vol)) {
+        r = -EINVAL;
+        snprintf(err, sizeof(err), "volume: expected a volume name (string)");
+    } else {
+        pthread_mutex_lock(&d->lock);
+        json_t *v = d->volume_docs ? json_object_get(d->volume_docs, json_string_value(vol)) : NULL;
+        json_t *f = v ? json_object_get(v, "features") : NULL;
+        r = f && json_is_number(json_object_get(f, "write_mbps"))
+                ? dd_cm_row_from_json(f, row, false, err, sizeof(err))
+                : -EINVAL;
+        pthread_mutex_unlock(&d->lock);
+        if (r < 0)
+            snprintf(err, sizeof(err),
+                     v ? "volume: '%.128s' has no interval features yet (two samples needed)"
+                       : "volume: no volume named '%.128s' on this node",
+                     json_string_value(vol));
+        if (r == 0 && wi)
+            r = apply_what_if(row, wi, err, sizeof(err));
+    }
+    if (r < 0) {
+        json_decref(doc);
+        return dd_http_reply_error(resp, 400, "bad_request", "%s", err);
+    }
+    json_decref(doc);
+    r = dd_model_predict(d->model, row, &out, err, sizeof(err));
+    if (r < 0)
+        return dd_http_reply_error(resp, 500, "predict_failed", "%s", err);
+    return dd_http_reply_json(resp, 200, out);
+}
+
 static int read_token(const char *path, char **ret, char *errbuf, size_t errlen)
 {
     FILE *f = fopen(path, "re");
@@ -1262,6 +1418,16 @@ int dd_daemon_start(const struct dd_daemon_config *c, struct dd_daemon **ret, ch
         d->nvml = NULL;
     if (!node_side)
         d->ready = true;
+    /* the cost model: in roles all and placement */
+    if (strcmp(c->role, "node") != 0) {
+        struct dd_model_config mc;
+        dd_model_config_defaults(&mc);
+        mc.min_train_samples = c->min_train_samples;
+        mc.retrain_every = c->retrain_every;
+        snprintf(mc.prior_file, sizeof(mc.prior_file), "%s", c->prior_file);
+        if ((r = dd_model_service_new(d->store, &mc, &d->model, errbuf, errlen)) < 0)
+            goto fail;
+    }
 
     static const struct dd_http_route templ[] = {
         {"GET", "/healthz", h_healthz, NULL, false, NULL},
@@ -1273,13 +1439,19 @@ int dd_daemon_start(const struct dd_daemon_config *c, struct dd_daemon **ret, ch
         {"GET", "/v1/volumes/{name}/history", h_history, NULL, false, NULL},
         {"POST", "/v1/estimate", h_estimate_start, NULL, true, NULL},
         {"GET", "/v1/estimate/{id}", h_estimate_get, NULL, false, NULL},
+        {"GET", "/v1/model", h_model, NULL, false, NULL},
+        {"POST", "/v1/model/retrain", h_model_retrain, NULL, true, NULL},
+        {"POST", "/v1/predict", h_predict, NULL, false, NULL},
     };
     struct dd_http_route routes[DD_ARRAY_SIZE(templ)];
     for (size_t i = 0; i < DD_ARRAY_SIZE(templ); i++) {
         routes[i] = templ[i];
         routes[i].ctx = d;
-        /* node data lives with node-role daemons: say so rather than 404 */
-        if (!node_side && strncmp(templ[i].pattern, "/v1/", 4) == 0)
+        /* node data lives with node-role daemons, the model with placement:
+         * say so rather than 404 */
+        bool model_route = strncmp(templ[i].pattern, "/v1/model", 9) == 0 ||
+                           strcmp(templ[i].pattern, "/v1/predict") == 0;
+        if (model_route ? !d->model : (!node_side && strncmp(templ[i].pattern, "/v1/", 4) == 0))
             routes[i].handler = h_not_in_role;
     }
     hc.listen = c->listen;
@@ -1315,6 +1487,13 @@ void dd_daemon_reload(struct dd_daemon *d, const struct dd_daemon_config *c)
     d->cfg.n_estimate_roots = c->n_estimate_roots;
     pthread_cond_broadcast(&d->wake);
     pthread_mutex_unlock(&d->lock);
+    if (d->model) {
+        struct dd_model_config mc;
+        dd_model_config_defaults(&mc);
+        mc.min_train_samples = c->min_train_samples;
+        mc.retrain_every = c->retrain_every;
+        dd_model_reconfigure(d->model, &mc);
+    }
 }
 
 uint16_t dd_daemon_port(const struct dd_daemon *d)
@@ -1348,6 +1527,7 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_cpu_stat_release(&d->prev_cpu);
     dd_diskstats_release(&d->prev_disks);
     dd_pods_release(&d->prev_pods);
+    dd_model_service_free(d->model); /* a training in progress finishes */
     dd_nvml_free(d->nvml);
     dd_vdo_source_free(d->src);
     dd_store_free(d->store); /* committed batches are in the WAL */

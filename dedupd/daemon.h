@@ -28,6 +28,10 @@ struct dd_daemon_config {
     size_t n_estimate_roots;
     unsigned retention_days;
     char log_level[16];
+    /* the cost model (roles all and placement) */
+    unsigned min_train_samples; /* rows before XGBoost trains */
+    unsigned retrain_every;     /* new volume samples between retrains */
+    char prior_file[1024];      /* JSON prior coefficients; "" = calibrated defaults */
 };
 
 void dd_daemon_config_defaults(struct dd_daemon_config *c);
@@ -47,7 +51,7 @@ struct dd_daemon;
 int dd_daemon_start(const struct dd_daemon_config *c, struct dd_daemon **ret, char *errbuf,
                     size_t errlen);
 /* SIGHUP: takes what can change at run time (interval, log level, retention,
- * estimate roots) from c. */
+ * estimate roots, model retraining thresholds) from c. */
 void dd_daemon_reload(struct dd_daemon *d, const struct dd_daemon_config *c);
 /* SIGTERM: stops accepting, finishes in-flight requests and the current
  * sample, flushes the store, frees. */

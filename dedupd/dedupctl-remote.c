@@ -4,6 +4,9 @@
  *   dedupctl volumes  --remote URL            one line per VDO volume
  *   dedupctl history  --remote URL NAME [--from S] [--to S] [--step S]
  *   dedupctl estimate --remote URL PATH...    start a job on the daemon, wait, print
+ *   dedupctl model    --remote URL [retrain]  the cost model's status, or train it now
+ *   dedupctl predict  --remote URL --volume NAME [--write-mbps W] [--duplicate-share D]
+ *                     [--cpu-load L]  |  --features FILE   cost and latency, with the source
  * --json prints the daemon's JSON as it came. A token for mutating calls is
  * read from --token-file. Exit: 0 ok; 1 the daemon answered with an error or
  * could not be reached (the message says which); 2 bad usage.
@@ -129,7 +132,20 @@ static double num(json_t *o, const char *k)
 
 int dd_ctl_remote(const char *verb, int argc, char **argv)
 {
-    enum { O_REMOTE = 256, O_JSON, O_TOKEN, O_FROM, O_TO, O_STEP, O_MODE };
+    enum {
+        O_REMOTE = 256,
+        O_JSON,
+        O_TOKEN,
+        O_FROM,
+        O_TO,
+        O_STEP,
+        O_MODE,
+        O_VOLUME,
+        O_WMBPS,
+        O_DUP,
+        O_LOAD,
+        O_FEATURES
+    };
     static const struct option longopts[] = {
         {"remote", required_argument, NULL, O_REMOTE},
         {"json", no_argument, NULL, O_JSON},
@@ -138,11 +154,17 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
         {"to", required_argument, NULL, O_TO},
         {"step", required_argument, NULL, O_STEP},
         {"mode", required_argument, NULL, O_MODE},
+        {"volume", required_argument, NULL, O_VOLUME},
+        {"write-mbps", required_argument, NULL, O_WMBPS},
+        {"duplicate-share", required_argument, NULL, O_DUP},
+        {"cpu-load", required_argument, NULL, O_LOAD},
+        {"features", required_argument, NULL, O_FEATURES},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *remote = NULL, *token_file = NULL, *from = NULL, *to = NULL, *step = NULL,
-               *mode = NULL;
+               *mode = NULL, *volume = NULL, *features = NULL;
+    const char *what_if[3] = {NULL, NULL, NULL}; /* write_mbps, duplicate_share, cpu_load */
     bool json = false;
     char err[1024] = "", path[2048];
     json_t *doc = NULL;
@@ -174,6 +196,17 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
         case O_MODE:
             mode = optarg;
             break;
+        case O_VOLUME:
+            volume = optarg;
+            break;
+        case O_WMBPS:
+        case O_DUP:
+        case O_LOAD:
+            what_if[c - O_WMBPS] = optarg;
+            break;
+        case O_FEATURES:
+            features = optarg;
+            break;
         case 'h':
             printf("Usage: dedupctl %s --remote http://ADDR:PORT [--json] [--token-file F] ...\n",
                    verb);
@@ -189,6 +222,12 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
     for (const char *const *t = (const char *const[]){from, to, step, NULL}; *t; t++) {
         if (*t && dd_parse_double(*t, &dummy) < 0) {
             fprintf(stderr, "dedupctl: %s: '%s' is not a number of seconds\n", verb, *t);
+            return 2;
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        if (what_if[i] && dd_parse_double(what_if[i], &dummy) < 0) {
+            fprintf(stderr, "dedupctl: %s: '%s' is not a number\n", verb, what_if[i]);
             return 2;
         }
     }
@@ -301,6 +340,91 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
         }
         dump(json ? doc : json_object_get(doc, "result"));
         ret = strcmp(json_string_value(json_object_get(doc, "status")), "done") == 0 ? 0 : 1;
+    } else if (strcmp(verb, "model") == 0) {
+        bool retrain = optind < argc && strcmp(argv[optind], "retrain") == 0;
+        if (optind < argc && !retrain) {
+            fprintf(stderr, "dedupctl: model: unknown argument '%s' (retrain?)\n", argv[optind]);
+            ret = 2;
+            goto out;
+        }
+        if (call(remote, retrain ? "POST" : "GET", retrain ? "/v1/model/retrain" : "/v1/model",
+                 retrain ? "{}" : NULL, token, &doc, err, sizeof(err)) != 200)
+            goto fail;
+        if (json || retrain) {
+            dump(doc);
+        } else {
+            json_t *a = json_object_get(doc, "active"), *h = json_object_get(a, "holdout"), *v;
+            size_t i;
+            printf("active: %s, version %lld\n", json_string_value(json_object_get(a, "kind")),
+                   (long long)json_integer_value(json_object_get(a, "version")));
+            printf("%-8s %-8s %12s %12s %12s %12s %10s\n", "VERSION", "SERVES", "COST MAPE%",
+                   "PRIOR MAPE%", "LAT MAPE%", "PRIOR MAPE%", "ROWS");
+            json_array_foreach(json_object_get(doc, "versions"), i, v)
+            {
+                json_t *vh = json_object_get(v, "holdout");
+                json_t *hc = json_object_get(vh, "cost"), *hl = json_object_get(vh, "latency");
+                printf("%-8lld %-8s %12.2f %12.2f %12.2f %12.2f %10lld\n",
+                       (long long)json_integer_value(json_object_get(v, "version")),
+                       json_is_true(json_object_get(v, "beats_prior")) ? "xgboost" : "prior",
+                       num(json_object_get(hc, "xgboost"), "mape_percent"),
+                       num(json_object_get(hc, "prior"), "mape_percent"),
+                       num(json_object_get(hl, "xgboost"), "mape_percent"),
+                       num(json_object_get(hl, "prior"), "mape_percent"),
+                       (long long)(json_integer_value(json_object_get(hc, "train_rows")) +
+                                   json_integer_value(json_object_get(hc, "holdout_rows"))));
+            }
+            (void)h;
+        }
+        ret = 0;
+    } else if (strcmp(verb, "predict") == 0) {
+        json_t *req;
+        char *body;
+        if ((volume != NULL) == (features != NULL)) {
+            fprintf(stderr, "dedupctl: predict: give --volume NAME or --features FILE\n");
+            ret = 2;
+            goto out;
+        }
+        if (features) {
+            json_error_t je;
+            json_t *f = strcmp(features, "-") == 0 ? json_loadf(stdin, 0, &je)
+                                                   : json_load_file(features, 0, &je);
+            if (!f) {
+                fprintf(stderr, "dedupctl: predict: %s: line %d column %d: %s\n", features, je.line,
+                        je.column, je.text);
+                ret = 2;
+                goto out;
+            }
+            req = json_pack("{s:o}", "features", f);
+        } else {
+            static const char *const keys[] = {"write_mbps", "duplicate_share", "cpu_load"};
+            json_t *wi = json_object();
+            for (int i = 0; i < 3; i++) {
+                if (what_if[i]) {
+                    double x = 0;
+                    (void)dd_parse_double(what_if[i], &x);
+                    json_object_set_new(wi, keys[i], json_real(x));
+                }
+            }
+            req = json_pack("{s:s}", "volume", volume);
+            if (json_object_size(wi))
+                json_object_set_new(req, "what_if", wi);
+            else
+                json_decref(wi);
+        }
+        body = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        long st = call(remote, "POST", "/v1/predict", body, token, &doc, err, sizeof(err));
+        free(body);
+        if (st != 200)
+            goto fail;
+        if (json)
+            dump(doc);
+        else
+            printf("cost %.3f CPU-s/GiB, write latency %.3f ms (%s, model version %lld)\n",
+                   num(doc, "cost"), num(doc, "latency_ms"),
+                   json_string_value(json_object_get(doc, "source")),
+                   (long long)json_integer_value(json_object_get(doc, "model_version")));
+        ret = 0;
     }
     goto out;
 fail:

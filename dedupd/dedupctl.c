@@ -61,6 +61,9 @@ static void usage(FILE *out)
           "  vdo-sim            write a simulated VDO replay directory from a workload\n"
           "  status|volumes|history NAME --remote URL   ask a running dedupd\n"
           "  estimate --remote URL PATH...              run an estimate on a dedupd\n"
+          "  model [retrain] --remote URL               the cost model: status, train now\n"
+          "  predict --remote URL --volume NAME [--write-mbps W] [--duplicate-share D]\n"
+          "          [--cpu-load L] | --features FILE   predicted VDO CPU cost and latency\n"
           "\n"
           "Run 'dedupctl COMMAND --help' for a command's options.\n",
           out);
@@ -325,7 +328,8 @@ int main(int argc, char **argv)
         return cmd_estimate(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "volumes") == 0 ||
-        strcmp(argv[1], "history") == 0)
+        strcmp(argv[1], "history") == 0 || strcmp(argv[1], "model") == 0 ||
+        strcmp(argv[1], "predict") == 0)
         return dd_ctl_remote(argv[1], argc - 1, argv + 1);
     if (strcmp(argv[1], "vdostats") == 0)
         return dd_ctl_vdostats(argc - 1, argv + 1);

@@ -38,7 +38,10 @@ static void usage(FILE *out)
           "  --tls-cert FILE --tls-key FILE [--tls-client-ca FILE]  HTTPS\n"
           "  --estimate-root DIR         allow /v1/estimate under DIR (repeatable)\n"
           "  --retention-days N          history kept (default 14)\n"
-          "  --log-level error|warning|info|debug\n",
+          "  --log-level error|warning|info|debug\n"
+          "  --min-train-samples N       samples before the XGBoost cost model trains (500)\n"
+          "  --retrain-every N           new volume samples between retrains (360)\n"
+          "  --prior-file FILE           cost-model prior coefficients (JSON)\n",
           out);
 }
 
@@ -89,6 +92,9 @@ static int load_config(int argc, char **argv, struct dd_daemon_config *out, bool
         O_ROOT,
         O_RETENTION,
         O_LOG,
+        O_MIN_TRAIN,
+        O_RETRAIN,
+        O_PRIOR,
     };
     static const struct option longopts[] = {
         {"role", required_argument, NULL, O_ROLE},
@@ -106,6 +112,9 @@ static int load_config(int argc, char **argv, struct dd_daemon_config *out, bool
         {"estimate-root", required_argument, NULL, O_ROOT},
         {"retention-days", required_argument, NULL, O_RETENTION},
         {"log-level", required_argument, NULL, O_LOG},
+        {"min-train-samples", required_argument, NULL, O_MIN_TRAIN},
+        {"retrain-every", required_argument, NULL, O_RETRAIN},
+        {"prior-file", required_argument, NULL, O_PRIOR},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -179,6 +188,21 @@ static int load_config(int argc, char **argv, struct dd_daemon_config *out, bool
                 return 2;
             }
             flags.retention_days = (unsigned)v;
+            break;
+        case O_MIN_TRAIN:
+        case O_RETRAIN:
+            if (dd_parse_u64_range(optarg, 1, 100000000, &v) < 0) {
+                fprintf(stderr, "dedupd: %s '%s': expected 1..100000000 samples\n",
+                        c == O_MIN_TRAIN ? "--min-train-samples" : "--retrain-every", optarg);
+                return 2;
+            }
+            if (c == O_MIN_TRAIN)
+                flags.min_train_samples = (unsigned)v;
+            else
+                flags.retrain_every = (unsigned)v;
+            break;
+        case O_PRIOR:
+            r = copy_arg(flags.prior_file, sizeof(flags.prior_file), "--prior-file");
             break;
         case O_ROOT:
             if (flags.n_estimate_roots >= DD_DAEMON_MAX_ESTIMATE_ROOTS) {

@@ -1,0 +1,79 @@
+/*
+ * The daemon's cost-model service: the prior, the active XGBoost model,
+ * background training from the store's history, model versions in the
+ * store, and predictions for REST. The model itself (placement/costmodel)
+ * is pure; this file does the store I/O, the thread and the swapping.
+ *
+ * Serving rule: a trained model answers only while it beats the prior on its
+ * hold-out for both targets; otherwise the prior answers. Every answer says
+ * which ("source") and which version.
+ *
+ * Threads: predictions run on HTTP threads under a read lock on the active
+ * model; the trainer builds a new model without the lock and swaps it in
+ * under the write lock, so a prediction sees the old model or the new one,
+ * never a mix.
+ */
+#ifndef DD_MODEL_H
+#define DD_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "placement/costmodel.h"
+
+struct dd_store;
+
+struct dd_model_config {
+    unsigned min_train_samples; /* rows with a target before XGBoost trains (default 500) */
+    unsigned retrain_every;     /* new volume samples between retrains (default 360) */
+    double retrain_interval_s;  /* retrain at least this often when there is news (6 h) */
+    unsigned rounds;            /* boosting rounds (default 200) */
+    char prior_file[1024];      /* JSON prior coefficients; "" = the calibrated defaults */
+};
+
+void dd_model_config_defaults(struct dd_model_config *c);
+
+struct dd_model_service;
+
+/*
+ * Loads the prior (prior_file, when set: errbuf names a bad file) and the
+ * latest model stored (a corrupt one is logged and the prior serves), then
+ * starts the trainer thread. store is borrowed and must outlive the
+ * service.
+ */
+int dd_model_service_new(struct dd_store *store, const struct dd_model_config *c,
+                         struct dd_model_service **ret, char *errbuf, size_t errlen);
+/* Stops the trainer (a training in progress finishes first). NULL-safe. */
+struct dd_model_service *dd_model_service_free(struct dd_model_service *s);
+
+/* The sampler stored n new volume samples. */
+void dd_model_note_samples(struct dd_model_service *s, size_t n);
+/* SIGHUP: new thresholds (the prior file is read at start only). */
+void dd_model_reconfigure(struct dd_model_service *s, const struct dd_model_config *c);
+
+/* GET /v1/model: {"active": {...}, "versions": [...], "training": {...}}. */
+json_t *dd_model_status(struct dd_model_service *s);
+/*
+ * Trains now on the store's history and waits for it. Returns 0 with the
+ * new version's summary in *ret, -EINVAL when there are too few rows
+ * (errbuf says how many), or another error.
+ */
+int dd_model_retrain(struct dd_model_service *s, json_t **ret, char *errbuf, size_t errlen);
+
+/*
+ * One prediction: {"cost": ..., "latency_ms": ..., "source": "prior" |
+ * "xgboost", "model_version": N, "explanation": {...}}. row must hold
+ * finite features (checked by the caller). Returns 0 or an error.
+ */
+int dd_model_predict(struct dd_model_service *s, const float row[DD_CM_NFEATURES], json_t **ret,
+                     char *errbuf, size_t errlen);
+
+/* Prometheus families: active kind and version, hold-out figures, training
+ * runs, their duration and failures. */
+void dd_model_metrics(struct dd_model_service *s, FILE *m);
+
+#endif
