@@ -151,17 +151,28 @@ static int dm_read(void *impl, const char *name, struct dd_vdo_volume *v)
 
     (void)impl;
     st = run_task(DM_DEVICE_STATUS, name, NULL, &e);
-    if (!st) /* vanished between listing and reading */
-        return e == ENXIO || e == ENODEV || e == ENOENT ? -ENOENT : -e;
+    if (!st) {
+        /* vanished between listing and reading (ENXIO on dm-vdo 6.12), or
+         * the status call failed: either way the volume's sample says why */
+        bool gone = e == ENXIO || e == ENODEV || e == ENOENT;
+        snprintf(v->stats_error, sizeof(v->stats_error), "%s (%.150s)",
+                 gone ? "stats: the volume disappeared while being read" : "status: failed",
+                 dm_why());
+        return gone ? -ENOENT : -e;
+    }
     if (dm_task_get_info(st, &info) && info.exists) {
         v->dm_major = info.major;
         v->dm_minor = info.minor;
     } else {
         dm_task_destroy(st);
+        snprintf(v->stats_error, sizeof(v->stats_error),
+                 "stats: the volume disappeared while being read");
         return -ENOENT;
     }
     if (!vdo_target(st, &length, &params)) {
         dm_task_destroy(st);
+        snprintf(v->stats_error, sizeof(v->stats_error),
+                 "stats: the volume's table is no longer a vdo target");
         return -ENOENT; /* replaced by a non-vdo table */
     }
     dd_vdo_pathf(status_line, sizeof(status_line), "%s", params);
