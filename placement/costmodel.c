@@ -392,9 +392,12 @@ static int xgb_check(int rc, const char *what, char *errbuf, size_t errlen)
 
 void dd_cm_train_options_init(struct dd_cm_train_options *o)
 {
-    o->rounds = 200;
-    o->max_depth = 6;
-    o->eta = 0.1;
+    /* 60 trees of depth 5 learn the simulator's cost function as well as
+     * 200 of depth 6 (bench/model-bench: hold-out MAPE 3.6 % vs 3.3 %) and
+     * predict 5,000 volumes ~7x faster */
+    o->rounds = 60;
+    o->max_depth = 5;
+    o->eta = 0.25;
     o->holdout_fraction = 0.2;
     o->nthread = 1; /* a node agent leaves the CPUs to the workloads */
     o->seed = 0;

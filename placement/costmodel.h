@@ -147,9 +147,9 @@ void dd_cm_data_release(struct dd_cm_data *d);
 /* ---- XGBoost models ---- */
 
 struct dd_cm_train_options {
-    unsigned rounds;         /* boosting rounds (default 200) */
-    unsigned max_depth;      /* default 6 */
-    double eta;              /* default 0.1 */
+    unsigned rounds;         /* boosting rounds (default 60) */
+    unsigned max_depth;      /* default 5 */
+    double eta;              /* default 0.25 */
     double holdout_fraction; /* newest share held out (default 0.2) */
     unsigned nthread;        /* default 1 */
     uint64_t seed;
