@@ -616,6 +616,23 @@ static void metric_family(FILE *m, const char *name, const char *type, const cha
     fprintf(m, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One per-GPU family from the node document's gpus.devices[key]. */
+static void gpu_family(FILE *m, json_t *gpus, const char *key, const char *name, const char *help)
+{
+    json_t *devs = json_object_get(gpus, "devices"), *x;
+    size_t i;
+    if (!json_array_size(devs))
+        return;
+    metric_family(m, name, "gauge", help);
+    json_array_foreach(devs, i, x)
+    {
+        if (json_is_integer(json_object_get(x, key)))
+            fprintf(m, "%s{gpu=\"%lld\"} %lld\n", name,
+                    json_integer_value(json_object_get(x, "index")),
+                    json_integer_value(json_object_get(x, key)));
+    }
+}
+
 /* Node load, GPUs and pods from the node document. */
 static void metrics_node(FILE *m, json_t *node)
 {
@@ -645,25 +662,9 @@ static void metrics_node(FILE *m, json_t *node)
     }
     metric_family(m, "dedupd_gpus_available", "gauge", "1 when NVML can sample GPUs.");
     fprintf(m, "dedupd_gpus_available %d\n", json_is_true(json_object_get(gpus, "available")));
-    if (json_array_size(json_object_get(gpus, "devices"))) {
-        metric_family(m, "dedupd_gpu_utilization_percent", "gauge",
-                      "Share of the last NVML period a kernel ran.");
-        json_array_foreach(json_object_get(gpus, "devices"), i, x)
-        {
-            if (json_is_integer(json_object_get(x, "util_gpu_percent")))
-                fprintf(m, "dedupd_gpu_utilization_percent{gpu=\"%lld\"} %lld\n",
-                        json_integer_value(json_object_get(x, "index")),
-                        json_integer_value(json_object_get(x, "util_gpu_percent")));
-        }
-        metric_family(m, "dedupd_gpu_memory_used_bytes", "gauge", "GPU memory in use.");
-        json_array_foreach(json_object_get(gpus, "devices"), i, x)
-        {
-            if (json_is_integer(json_object_get(x, "memory_used_bytes")))
-                fprintf(m, "dedupd_gpu_memory_used_bytes{gpu=\"%lld\"} %lld\n",
-                        json_integer_value(json_object_get(x, "index")),
-                        json_integer_value(json_object_get(x, "memory_used_bytes")));
-        }
-    }
+    gpu_family(m, gpus, "util_gpu_percent", "dedupd_gpu_utilization_percent",
+               "Share of the last NVML period a kernel ran.");
+    gpu_family(m, gpus, "memory_used_bytes", "dedupd_gpu_memory_used_bytes", "GPU memory in use.");
     metric_family(m, "dedupd_pods", "gauge", "Kubernetes pods found in cgroup v2.");
     fprintf(m, "dedupd_pods %zu\n", json_array_size(json_object_get(pods, "pods")));
     metric_family(m, "dedupd_pod_cpu_cores", "gauge", "Pod CPU use over the interval, in cores.");

@@ -127,6 +127,8 @@ static int read_history(struct dd_store *store, struct dd_cm_data *d)
 
 /* ---- training ---- */
 
+static bool active_state(struct dd_model_service *s, uint64_t *ret_version);
+
 static void swap_in(struct dd_model_service *s, struct dd_cm_model *m)
 {
     struct dd_cm_model *old;
@@ -265,10 +267,8 @@ static void *trainer_main(void *arg)
             json_decref(s->last_summary);
             s->last_summary = json_incref(summary);
             json_array_append_new(s->versions, summary);
-            pthread_rwlock_rdlock(&s->active_lock);
-            bool serving = s->serve_xgb;
-            pthread_rwlock_unlock(&s->active_lock);
-            log_run(summary, secs, rows, serving);
+            uint64_t v;
+            log_run(summary, secs, rows, active_state(s, &v));
         } else if (r != -EINVAL) {
             s->failures++;
             dd_log_warning("model training failed: %s", err);
@@ -453,6 +453,17 @@ int dd_model_retrain(struct dd_model_service *s, json_t **ret, char *errbuf, siz
 
 /* ---- status ---- */
 
+/* Which model answers now, and its version (0: none trained). */
+static bool active_state(struct dd_model_service *s, uint64_t *ret_version)
+{
+    bool xgb;
+    pthread_rwlock_rdlock(&s->active_lock);
+    xgb = s->model && s->serve_xgb;
+    *ret_version = s->model ? dd_cm_model_version(s->model) : 0;
+    pthread_rwlock_unlock(&s->active_lock);
+    return xgb;
+}
+
 static json_t *holdout_of(json_t *summary, const char *kind)
 {
     json_t *o = json_object(), *h = json_object_get(summary, "holdout");
@@ -472,11 +483,7 @@ json_t *dd_model_status(struct dd_model_service *s)
     bool xgb;
     uint64_t version;
 
-    pthread_rwlock_rdlock(&s->active_lock);
-    xgb = s->model && s->serve_xgb;
-    version = s->model ? dd_cm_model_version(s->model) : 0;
-    pthread_rwlock_unlock(&s->active_lock);
-
+    xgb = active_state(s, &version);
     pthread_mutex_lock(&s->lock);
     json_t *summary = NULL, *v;
     size_t i;
@@ -571,12 +578,8 @@ int dd_model_predict(struct dd_model_service *s, const float row[DD_CM_NFEATURES
 
 void dd_model_metrics(struct dd_model_service *s, FILE *m)
 {
-    bool xgb;
     uint64_t version;
-    pthread_rwlock_rdlock(&s->active_lock);
-    xgb = s->model && s->serve_xgb;
-    version = s->model ? dd_cm_model_version(s->model) : 0;
-    pthread_rwlock_unlock(&s->active_lock);
+    bool xgb = active_state(s, &version);
 
     pthread_mutex_lock(&s->lock);
     fprintf(m,

@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 extern char **environ;
 
 char *tt_tmpdir(void)
@@ -229,4 +231,46 @@ char *tt_fixture(const char *rel, size_t *ret_len)
     if (ret_len)
         *ret_len = len;
     return buf;
+}
+
+static size_t collect(char *p, size_t size, size_t n, void *ud)
+{
+    struct tt_reply *r = ud;
+    char *nb = realloc(r->body, r->len + size * n + 1);
+    if (!nb)
+        return 0;
+    r->body = nb;
+    memcpy(r->body + r->len, p, size * n);
+    r->len += size * n;
+    r->body[r->len] = '\0';
+    return size * n;
+}
+
+struct tt_reply tt_http(const char *url, const char *method, const char *body, size_t blen,
+                        long timeout_s)
+{
+    struct tt_reply r = {0};
+    CURL *c = curl_easy_init();
+    if (c) {
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+        curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+        if (body) {
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)(blen ? blen : strlen(body)));
+        }
+        if (curl_easy_perform(c) != CURLE_OK)
+            r.status = -1;
+        else
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_easy_cleanup(c);
+    } else {
+        r.status = -1;
+    }
+    if (!r.body)
+        r.body = strdup("");
+    return r;
 }

@@ -45,4 +45,20 @@ char *tt_fixture(const char *rel, size_t *ret_len);
 /* True when the named program is on PATH. */
 int tt_have_program(const char *name);
 
+/* An HTTP answer: status -1 when no answer came; body NUL-terminated, never
+ * NULL, freed by the caller. */
+struct tt_reply {
+    long status;
+    char *body;
+    size_t len;
+};
+
+/*
+ * One plain-HTTP request with libcurl (path as given: no normalising, so
+ * "/../" reaches the server). body NULL sends none; blen 0 means
+ * strlen(body). timeout_s bounds the whole call.
+ */
+struct tt_reply tt_http(const char *url, const char *method, const char *body, size_t blen,
+                        long timeout_s);
+
 #endif

@@ -147,52 +147,17 @@ static char *read_log(const struct daemon *d)
     return buf;
 }
 
-struct reply {
-    long status;
-    char *body;
-    size_t len;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
+static struct tt_reply http(const struct daemon *d, const char *method, const char *path,
+                            const char *body, size_t blen)
 {
-    struct reply *r = ud;
-    r->body = realloc(r->body, r->len + size * n + 1);
-    memcpy(r->body + r->len, p, size * n);
-    r->len += size * n;
-    r->body[r->len] = '\0';
-    return size * n;
-}
-
-static struct reply http(const struct daemon *d, const char *method, const char *path,
-                         const char *body, size_t blen)
-{
-    struct reply r = {0};
     char url[8192];
-    CURL *c = curl_easy_init();
     snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", d->port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)blen);
-    }
-    if (curl_easy_perform(c) != CURLE_OK)
-        r.status = -1;
-    else
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_easy_cleanup(c);
-    if (!r.body)
-        r.body = strdup("");
-    return r;
+    return tt_http(url, method, body, blen, 20);
 }
 
 static json_t *get_json(const struct daemon *d, const char *path, long want)
 {
-    struct reply r = http(d, "GET", path, NULL, 0);
+    struct tt_reply r = http(d, "GET", path, NULL, 0);
     json_error_t e;
     if (r.status != want)
         fail_msg("GET %s: %ld, want %ld: %s", path, r.status, want, r.body);
@@ -206,7 +171,7 @@ static json_t *get_json(const struct daemon *d, const char *path, long want)
 static void wait_ready(const struct daemon *d)
 {
     for (int i = 0; i < 200; i++) {
-        struct reply r = http(d, "GET", "/readyz", NULL, 0);
+        struct tt_reply r = http(d, "GET", "/readyz", NULL, 0);
         free(r.body);
         if (r.status == 200)
             return;
@@ -408,7 +373,7 @@ static void test_endpoints(void **state)
     assert_int_equal(json_array_size(json_object_get(doc, "points")), 1);
     json_decref(doc);
 
-    struct reply r = http(&d, "GET", "/metrics", NULL, 0);
+    struct tt_reply r = http(&d, "GET", "/metrics", NULL, 0);
     assert_int_equal(r.status, 200);
     size_t samples = check_metrics(r.body);
     assert_true(samples > 20);
@@ -635,7 +600,7 @@ static void test_malformed_requests(void **state)
         } else {
             snprintf(path, sizeof(path), "%s", cases[i].path);
         }
-        struct reply r = http(&d, cases[i].method, path, b, blen);
+        struct tt_reply r = http(&d, cases[i].method, path, b, blen);
         if (r.status != cases[i].status)
             fail_msg("case %zu %s %.60s: %ld, want %ld: %s", i, cases[i].method, cases[i].path,
                      r.status, cases[i].status, r.body);
@@ -768,7 +733,7 @@ static void test_node_pods_and_disks(void **state)
                             json_string_value(json_object_get(bd, "device")));
     json_decref(v);
 
-    struct reply r = http(&d, "GET", "/metrics", NULL, 0);
+    struct tt_reply r = http(&d, "GET", "/metrics", NULL, 0);
     assert_int_equal(r.status, 200);
     check_metrics(r.body);
     assert_non_null(strstr(r.body, "\ndedupd_node_cpu_utilization_ex_vdo "));
@@ -800,7 +765,7 @@ static void test_role_placement(void **state)
     assert_string_equal(json_string_value(json_object_get(e, "code")), "not_served");
     assert_non_null(strstr(json_string_value(json_object_get(e, "message")), "role placement"));
     json_decref(doc);
-    struct reply r = http(&d, "GET", "/metrics", NULL, 0);
+    struct tt_reply r = http(&d, "GET", "/metrics", NULL, 0);
     assert_int_equal(r.status, 200);
     check_metrics(r.body);
     assert_non_null(strstr(r.body, "\ndedupd_samples_total 0\n"));
@@ -912,7 +877,7 @@ static void test_disk_full(void **state)
     /* samples are dropped, counted, and the daemon keeps serving */
     double dropped = 0;
     for (int i = 0; i < 500 && dropped <= 0; i++) {
-        struct reply r = http(&d, "GET", "/metrics", NULL, 0);
+        struct tt_reply r = http(&d, "GET", "/metrics", NULL, 0);
         assert_int_equal(r.status, 200);
         dropped = metric_value(r.body, "dedupd_samples_dropped_total");
         free(r.body);

@@ -97,50 +97,18 @@ static int stop(struct daemon *d)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-struct reply {
-    long status;
-    char *body;
-    size_t len;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
+static struct tt_reply http(const struct daemon *d, const char *method, const char *path,
+                            const char *body)
 {
-    struct reply *r = ud;
-    r->body = realloc(r->body, r->len + size * n + 1);
-    memcpy(r->body + r->len, p, size * n);
-    r->len += size * n;
-    r->body[r->len] = '\0';
-    return size * n;
-}
-
-static struct reply http(const struct daemon *d, const char *method, const char *path,
-                         const char *body)
-{
-    struct reply r = {0};
     char url[512];
-    CURL *c = curl_easy_init();
     snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", d->port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-    if (body)
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    if (curl_easy_perform(c) != CURLE_OK)
-        r.status = -1;
-    else
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_easy_cleanup(c);
-    if (!r.body)
-        r.body = strdup("");
-    return r;
+    return tt_http(url, method, body, 0, 120);
 }
 
 static json_t *call_json(const struct daemon *d, const char *method, const char *path,
                          const char *body, long want)
 {
-    struct reply r = http(d, method, path, body);
+    struct tt_reply r = http(d, method, path, body);
     if (r.status != want)
         fail_msg("%s %s: %ld, want %ld: %s", method, path, r.status, want, r.body);
     json_t *doc = json_loads(r.body, 0, NULL);
@@ -154,7 +122,7 @@ static json_t *call_json(const struct daemon *d, const char *method, const char 
 static void wait_samples(const struct daemon *d, double want)
 {
     for (int i = 0; i < 6000; i++) {
-        struct reply r = http(d, "GET", "/metrics", NULL);
+        struct tt_reply r = http(d, "GET", "/metrics", NULL);
         const char *p = strstr(r.body, "\ndedupd_samples_total ");
         double n = p ? strtod(p + 22, NULL) : 0;
         free(r.body);
@@ -183,7 +151,7 @@ static json_t *predict_what_if(const struct daemon *d, const char *vol, double w
 
 static void expect_400(const struct daemon *d, const char *body, const char *needle)
 {
-    struct reply r = http(d, "POST", "/v1/predict", body);
+    struct tt_reply r = http(d, "POST", "/v1/predict", body);
     if (r.status != 400 || !strstr(r.body, needle))
         fail_msg("POST /v1/predict %s: %ld %s; want 400 naming '%s'", body, r.status, r.body,
                  needle);
@@ -354,7 +322,7 @@ static void test_train_serve_restart_corrupt(void **state)
     assert_true(fabs(sum_terms - json_number_value(json_object_get(p2, "cost"))) < 1e-6);
     json_decref(p2);
     /* too little history for the threshold: 409, named */
-    struct reply r = http(&d, "POST", "/v1/model/retrain", "{}");
+    struct tt_reply r = http(&d, "POST", "/v1/model/retrain", "{}");
     assert_int_equal(r.status, 409);
     assert_non_null(strstr(r.body, "--min-train-samples"));
     free(r.body);
