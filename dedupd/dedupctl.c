@@ -62,6 +62,7 @@ static void usage(FILE *out)
           "  status|volumes|history NAME --remote URL   ask a running dedupd\n"
           "  estimate --remote URL PATH...              run an estimate on a dedupd\n"
           "  model [retrain] --remote URL               the cost model: status, train now\n"
+          "  model fit --data FILE.jsonl [--prior-out F]  fit the prior and XGBoost offline\n"
           "  predict --remote URL --volume NAME [--write-mbps W] [--duplicate-share D]\n"
           "          [--cpu-load L] | --features FILE   predicted VDO CPU cost and latency\n"
           "\n"
@@ -327,6 +328,8 @@ int main(int argc, char **argv)
         }
         return cmd_estimate(argc - 1, argv + 1);
     }
+    if (strcmp(argv[1], "model") == 0 && argc > 2 && strcmp(argv[2], "fit") == 0)
+        return dd_ctl_model_fit(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "volumes") == 0 ||
         strcmp(argv[1], "history") == 0 || strcmp(argv[1], "model") == 0 ||
         strcmp(argv[1], "predict") == 0)

@@ -91,6 +91,7 @@ void dd_cm_prior_defaults(struct dd_cm_prior *p)
     static const struct dd_cm_prior calibrated = {
         .cost = {0.35, 0.045, 0.20, 1.60},
         .latency = {0.20, 0.015, 0.10, 0.05},
+        .contention = {1.0, 1.0},
     };
     *p = calibrated;
 }
@@ -117,9 +118,12 @@ static double clamp(double x, double lo, double hi)
     return isfinite(x) ? (x < lo ? lo : (x > hi ? hi : x)) : lo;
 }
 
-/* The prior's basis functions (before the 1/(1-L) factor) and that factor. */
-static size_t prior_basis(enum dd_cm_target t, const float *row, double x[DD_CM_PRIOR_MAX_TERMS],
-                          double *slow)
+/* The prior's basis functions, before the contention factor, and that
+ * factor: 1 + k L / (1 - L), which is 1 / (1 - L) for k = 1 (time on the CPU
+ * share left) and 1 for k = 0 (CPU-seconds that other load does not
+ * inflate). */
+static size_t prior_basis(const struct dd_cm_prior *p, enum dd_cm_target t, const float *row,
+                          double x[DD_CM_PRIOR_MAX_TERMS], double *slow)
 {
     double e = row[DD_CM_INDEX_ENTRIES], u = clamp(row[DD_CM_DEDUP_HIT_RATE], 0, 1);
     double n = 1 - u, c = clamp(row[DD_CM_COMPRESSION], 0, 1);
@@ -127,9 +131,8 @@ static size_t prior_basis(enum dd_cm_target t, const float *row, double x[DD_CM_
     double lg = log2(isfinite(e) && e > 2 ? e : 2);
     double load = clamp(row[DD_CM_NODE_CPU_UTIL_EX_VDO], 0, 0.95);
 
-    (void)t; /* both targets share the basis */
-    *slow = 1.0 / (1.0 - load);
-    x[0] = 1;
+    *slow = 1.0 + p->contention[t] * load / (1.0 - load);
+    x[0] = 1; /* both targets share the basis */
     x[1] = lg;
     x[2] = n;
     x[3] = c * s;
@@ -141,7 +144,7 @@ double dd_cm_prior_predict(const struct dd_cm_prior *p, enum dd_cm_target t,
 {
     double x[DD_CM_PRIOR_MAX_TERMS], slow, sum = 0;
     const double *coef = t == DD_CM_COST ? p->cost : p->latency;
-    size_t k = prior_basis(t, row, x, &slow);
+    size_t k = prior_basis(p, t, row, x, &slow);
 
     for (size_t i = 0; i < k; i++) {
         double v = coef[i] * x[i] * slow;
@@ -188,18 +191,22 @@ static int solve(double a[DD_CM_PRIOR_MAX_TERMS][DD_CM_PRIOR_MAX_TERMS],
     return 0;
 }
 
-int dd_cm_prior_fit(struct dd_cm_prior *p, enum dd_cm_target t, const float *X, const double *y,
-                    size_t n)
+/* Least squares for the coefficients with the contention factor of p fixed;
+ * *ret_sse gets the weighted squared error. */
+static int fit_linear(const struct dd_cm_prior *p, enum dd_cm_target t, const float *X,
+                      const double *y, size_t n, double coef[DD_CM_PRIOR_MAX_TERMS],
+                      double *ret_sse)
 {
     double a[DD_CM_PRIOR_MAX_TERMS][DD_CM_PRIOR_MAX_TERMS] = {{0}}, b[DD_CM_PRIOR_MAX_TERMS] = {0};
     size_t k = dd_cm_prior_nterms(t), used = 0;
+    double sse = 0;
 
     /* y = slow * sum(coef_i x_i); relative error: weight 1/y^2 */
     for (size_t r = 0; r < n; r++) {
         double x[DD_CM_PRIOR_MAX_TERMS], slow, w;
         if (!isfinite(y[r]) || y[r] <= 0)
             continue;
-        prior_basis(t, X + r * DD_CM_NFEATURES, x, &slow);
+        prior_basis(p, t, X + r * DD_CM_NFEATURES, x, &slow);
         w = 1.0 / (y[r] * y[r]);
         for (size_t i = 0; i < k; i++) {
             for (size_t j = 0; j < k; j++)
@@ -210,7 +217,41 @@ int dd_cm_prior_fit(struct dd_cm_prior *p, enum dd_cm_target t, const float *X, 
     }
     if (used < k || solve(a, b, k) < 0)
         return -EINVAL;
-    memcpy(t == DD_CM_COST ? p->cost : p->latency, b, k * sizeof(double));
+    for (size_t r = 0; r < n; r++) {
+        double x[DD_CM_PRIOR_MAX_TERMS], slow, pred = 0;
+        if (!isfinite(y[r]) || y[r] <= 0)
+            continue;
+        prior_basis(p, t, X + r * DD_CM_NFEATURES, x, &slow);
+        for (size_t i = 0; i < k; i++)
+            pred += b[i] * x[i] * slow;
+        sse += (pred - y[r]) * (pred - y[r]) / (y[r] * y[r]);
+    }
+    memcpy(coef, b, k * sizeof(double));
+    *ret_sse = sse;
+    return 0;
+}
+
+/* The contention factor k is searched on a grid (0..3 by 0.05); for each k
+ * the coefficients are a weighted linear least-squares fit. */
+int dd_cm_prior_fit(struct dd_cm_prior *p, enum dd_cm_target t, const float *X, const double *y,
+                    size_t n)
+{
+    struct dd_cm_prior trial = *p;
+    double best_sse = INFINITY, best_k = p->contention[t], best[DD_CM_PRIOR_MAX_TERMS];
+
+    for (int step = 0; step <= 60; step++) {
+        double coef[DD_CM_PRIOR_MAX_TERMS], sse;
+        trial.contention[t] = 0.05 * step;
+        if (fit_linear(&trial, t, X, y, n, coef, &sse) == 0 && sse < best_sse) {
+            best_sse = sse;
+            best_k = trial.contention[t];
+            memcpy(best, coef, sizeof(best));
+        }
+    }
+    if (!isfinite(best_sse))
+        return -EINVAL;
+    p->contention[t] = best_k;
+    memcpy(t == DD_CM_COST ? p->cost : p->latency, best, dd_cm_prior_nterms(t) * sizeof(double));
     return 0;
 }
 
@@ -223,6 +264,7 @@ json_t *dd_cm_prior_to_json(const struct dd_cm_prior *p)
         for (size_t i = 0; i < dd_cm_prior_nterms((enum dd_cm_target)t); i++)
             json_object_set_new(o, dd_cm_prior_term_name((enum dd_cm_target)t, i),
                                 json_real(coef[i]));
+        json_object_set_new(o, "cpu_contention", json_real(p->contention[t]));
         json_object_set_new(doc, dd_cm_target_names[t], o);
     }
     return doc;
@@ -249,6 +291,13 @@ int dd_cm_prior_from_json(struct dd_cm_prior *p, json_t *doc, char *errbuf, size
             }
             coef[i] = json_number_value(v);
         }
+        json_t *k = json_object_get(o, "cpu_contention");
+        if (k && (!json_is_number(k) || json_number_value(k) < 0 || json_number_value(k) > 10)) {
+            snprintf(errbuf, errlen, "prior: %s.cpu_contention: expected a number 0..10",
+                     dd_cm_target_names[t]);
+            return -EINVAL;
+        }
+        np.contention[t] = k ? json_number_value(k) : 1.0;
     }
     *p = np;
     return 0;

@@ -8,8 +8,8 @@
  *
  * The prior (a closed form; coefficients calibrated by bench/calibrate):
  *
- *   cost    = [a + b log2 E + w n + q c s] / max(0.05, 1 - L)
- *   latency = [l0 + l1 log2 E + l2 n + l3 c s] / max(0.05, 1 - L)
+ *   cost    = [a + b log2 E + w n + q c s] x (1 + k L / (1 - L))
+ *   latency = [l0 + l1 log2 E + l2 n + l3 c s] x (1 + k' L / (1 - L))
  *
  * with E = index entries (at least 2), u = interval dedup hit rate (the
  * duplicate share, 0..1), n = 1 - u the new-block share, c = compression on,
@@ -18,7 +18,10 @@
  * block's bookkeeping (a), an index lookup growing with the index (b), the
  * write of a new block (w; a duplicate is verified and referenced instead,
  * so w < 0 says duplicates cost more than writes), LZ4 for a compressible
- * new block (q); all slowed by the CPU share the rest of the node leaves.
+ * new block (q); all slowed by the CPU share the rest of the node leaves:
+ * with k = 1 the factor is 1 / (1 - L), the work divided by the CPU share
+ * left to VDO; the fit finds k (0 says other load does not inflate the CPU
+ * seconds themselves, only the time they take).
  * Zero blocks are not in the features (VDO does not count them apart), so
  * the prior has no zero-share term; with one, a hash term and a duplicate
  * term could not be told apart from the write term.
@@ -91,6 +94,7 @@ int dd_cm_row_from_json(json_t *features, float row[DD_CM_NFEATURES], bool stric
 struct dd_cm_prior {
     double cost[DD_CM_PRIOR_COST_TERMS];
     double latency[DD_CM_PRIOR_LATENCY_TERMS];
+    double contention[DD_CM_NTARGETS]; /* k per target, see above */
 };
 
 /* The calibrated defaults (bench/calibrate/results/prior-fit.json). */
@@ -104,13 +108,15 @@ size_t dd_cm_prior_nterms(enum dd_cm_target t);
 double dd_cm_prior_predict(const struct dd_cm_prior *p, enum dd_cm_target t,
                            const float row[DD_CM_NFEATURES], double terms[DD_CM_PRIOR_MAX_TERMS]);
 
-/* Fits target t's coefficients by least squares on relative error (weights
- * 1/y^2) over rows whose target is finite and positive. Returns 0, -EINVAL
- * (fewer rows than terms, or a singular system). */
+/* Fits target t's coefficients and contention factor: k on a grid 0..3,
+ * the coefficients by least squares on relative error (weights 1/y^2) over
+ * rows whose target is finite and positive. Returns 0, -EINVAL (fewer rows
+ * than terms, or a singular system). */
 int dd_cm_prior_fit(struct dd_cm_prior *p, enum dd_cm_target t, const float *X, const double *y,
                     size_t n);
 
-/* Prior coefficients to and from JSON {"cost": {"hash": a, ...}, ...}. */
+/* Prior coefficients to and from JSON {"cost": {"hash": a, ...,
+ * "cpu_contention": k}, ...} (a missing cpu_contention is 1). */
 json_t *dd_cm_prior_to_json(const struct dd_cm_prior *p);
 int dd_cm_prior_from_json(struct dd_cm_prior *p, json_t *doc, char *errbuf, size_t errlen);
 

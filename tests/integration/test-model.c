@@ -139,13 +139,17 @@ static double mape(json_t *model, const char *target)
     return json_number_value(json_object_get(json_object_get(h, target), "mape_percent"));
 }
 
-static json_t *predict_what_if(const struct daemon *d, const char *vol, double w, double load)
+/* A what-if; dup < 0 leaves the volume's duplicate share as it is, so a
+ * sweep moves only the constrained inputs. */
+static json_t *predict_what_if(const struct daemon *d, const char *vol, double w, double dup,
+                               double load)
 {
-    char body[256];
+    char body[256], dpart[64] = "";
+    if (dup >= 0)
+        snprintf(dpart, sizeof(dpart), "\"duplicate_share\": %g, ", dup);
     snprintf(body, sizeof(body),
-             "{\"volume\": \"%s\", \"what_if\": {\"write_mbps\": %g, \"duplicate_share\": 0.3, "
-             "\"cpu_load\": %g}}",
-             vol, w, load);
+             "{\"volume\": \"%s\", \"what_if\": {\"write_mbps\": %g, %s\"cpu_load\": %g}}", vol, w,
+             dpart, load);
     return call_json(d, "POST", "/v1/predict", body, 200);
 }
 
@@ -198,7 +202,7 @@ static void test_train_serve_restart_corrupt(void **state)
     /* what-ifs: more writes or more CPU load never predict lower latency */
     double prev_lat = 0, prev_cost = 0;
     for (int i = 0; i < 6; i++) {
-        json_t *p = predict_what_if(&d, "v1", 0, 0.15 * i);
+        json_t *p = predict_what_if(&d, "v1", 0, 0.3, 0.15 * i);
         double lat = json_number_value(json_object_get(p, "latency_ms"));
         double cost = json_number_value(json_object_get(p, "cost"));
         assert_string_equal(json_string_value(json_object_get(p, "source")), "xgboost");
@@ -214,7 +218,7 @@ static void test_train_serve_restart_corrupt(void **state)
     }
     prev_lat = 0;
     for (int i = 0; i < 6; i++) {
-        json_t *p = predict_what_if(&d, "v2", 60.0 * i, 0);
+        json_t *p = predict_what_if(&d, "v2", 10 + 60.0 * i, -1, 0);
         double lat = json_number_value(json_object_get(p, "latency_ms"));
         assert_true(lat >= prev_lat);
         prev_lat = lat;
@@ -348,6 +352,63 @@ static void test_train_serve_restart_corrupt(void **state)
     free(data);
 }
 
+/* dedupctl model fit: data of the prior's own form (contention k = 0.5)
+ * come back as that prior, scored on the newest fifth; bad lines are named */
+static void test_model_fit_cli(void **state)
+{
+    char *data = tt_path(g_root, "fit.jsonl"), *out = tt_path(g_root, "prior.json");
+    FILE *f = fopen(data, "w");
+    uint64_t st = 99;
+    (void)state;
+    assert_non_null(f);
+    for (int i = 0; i < 400; i++) {
+        double e = pow(2, 20 + 8 * (double)(tt_rand64(&st) % 1000) / 1000.0);
+        double u = 0.9 * (double)(tt_rand64(&st) % 1000) / 1000.0;
+        double load = 0.8 * (double)(tt_rand64(&st) % 1000) / 1000.0;
+        double c = (double)(tt_rand64(&st) % 2), s = 0.3 * (1 - u);
+        double slow = 1 + 0.5 * load / (1 - load);
+        double cost = (0.4 + 0.02 * log2(e) + 0.3 * (1 - u) + 1.5 * c * s) * slow;
+        double lat = (0.2 + 0.01 * log2(e) + 0.1 * (1 - u) + 0.05 * c * s) * slow;
+        fprintf(f,
+                "{\"time_ms\": %d, \"features\": {\"index_entries\": %.0f, \"dedup_hit_rate\": "
+                "%.6f, \"compression\": %.0f, \"packer_savings\": 0.3, "
+                "\"node_cpu_util_ex_vdo\": %.6f, \"write_mbps\": 100, \"cost\": %.9f, "
+                "\"latency\": %.9f}}\n",
+                i, e, u, c, load, cost, lat);
+    }
+    fclose(f);
+    const char *argv[] = {bin("dedupctl"), "model", "fit",    "--data", data,
+                          "--prior-out",   out,     "--json", NULL};
+    char *sout = NULL, *serr = NULL;
+    assert_int_equal(tt_run(argv, &sout, &serr), 0);
+    json_t *doc = json_loads(sout, 0, NULL);
+    assert_non_null(doc);
+    json_t *pc = json_object_get(json_object_get(doc, "prior_fitted"), "cost");
+    assert_true(fabs(json_number_value(json_object_get(pc, "cpu_contention")) - 0.5) < 1e-9);
+    assert_true(fabs(json_number_value(json_object_get(pc, "hash")) - 0.4) < 1e-3);
+    double m = json_number_value(json_object_get(
+        json_object_get(json_object_get(json_object_get(doc, "holdout"), "cost"), "prior_fitted"),
+        "mape_percent"));
+    assert_true(m < 0.1);
+    json_decref(doc);
+    free(sout);
+    free(serr);
+    /* the written prior is what dedupd --prior-file reads */
+    json_t *pf = json_load_file(out, 0, NULL);
+    assert_non_null(json_object_get(json_object_get(pf, "latency"), "cpu_contention"));
+    json_decref(pf);
+
+    f = fopen(data, "a");
+    fputs("{\"time_ms\": 5, \"features\": \n", f);
+    fclose(f);
+    assert_int_equal(tt_run(argv, &sout, &serr), 1);
+    assert_non_null(strstr(serr, "fit.jsonl:401"));
+    free(sout);
+    free(serr);
+    free(data);
+    free(out);
+}
+
 /* five volumes, phases every 10 intervals drawn from a seeded generator */
 static int group_setup(void **state)
 {
@@ -421,6 +482,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_train_serve_restart_corrupt),
+        cmocka_unit_test(test_model_fit_cli),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

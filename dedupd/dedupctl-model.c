@@ -1,0 +1,208 @@
+/*
+ * dedupctl model fit --data FILE [--prior-out FILE] [--json]
+ *
+ * Fits the cost model offline to measurements in the store's per-volume
+ * format, one JSON document per line ({"time_ms": T, "features": {...,
+ * "cost": C, "latency": L}}: what dedupd stores, what bench/calibrate
+ * writes). Rows are put in time order; the prior's coefficients are fitted
+ * on the older 80 % and XGBoost is trained on the same rows; both, and the
+ * built-in prior, are scored on the newest 20 %. --prior-out writes the
+ * fitted coefficients in the form `dedupd --prior-file` reads.
+ *
+ * Exit: 0 ok; 1 the data could not be read or is too small (named); 2 usage.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/common.h"
+#include "dedupd/dedupctl.h"
+#include "placement/costmodel.h"
+
+/* Reads FILE's JSON lines into d; errbuf names the line on failure. */
+static int read_lines(const char *path, struct dd_cm_data *d, char *errbuf, size_t errlen)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    ssize_t n;
+    int r = 0;
+
+    if (!f) {
+        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        json_error_t je;
+        json_t *doc, *t;
+        lineno++;
+        if (n == 0 || line[0] == '\n' || line[0] == '#')
+            continue;
+        doc = json_loadb(line, (size_t)n, 0, &je);
+        if (!doc || !json_is_object(json_object_get(doc, "features"))) {
+            snprintf(errbuf, errlen, "%s:%zu: %s", path, lineno,
+                     doc ? "no \"features\" object" : je.text);
+            json_decref(doc);
+            r = -EINVAL;
+            break;
+        }
+        t = json_object_get(doc, "time_ms");
+        r = dd_cm_data_add_doc(
+            d, doc, json_is_integer(t) ? (uint64_t)json_integer_value(t) : (uint64_t)lineno);
+        json_decref(doc);
+        if (r < 0) {
+            snprintf(errbuf, errlen, "%s:%zu: %s", path, lineno, dd_strerror(r));
+            break;
+        }
+    }
+    free(line);
+    if (f != stdin)
+        fclose(f);
+    if (r == 0)
+        dd_cm_data_sort(d);
+    return r;
+}
+
+/* The prior p scored on rows [from, n) of target t. */
+static void score_prior(const struct dd_cm_prior *p, const struct dd_cm_data *d,
+                        enum dd_cm_target t, size_t from, struct dd_cm_eval *ret)
+{
+    size_t k = d->n - from;
+    double *pred = dd_calloc(k ? k : 1, sizeof(double));
+    if (!pred) {
+        memset(ret, 0, sizeof(*ret));
+        return;
+    }
+    for (size_t i = 0; i < k; i++)
+        pred[i] = dd_cm_prior_predict(p, t, d->X + (from + i) * DD_CM_NFEATURES, NULL);
+    dd_cm_evaluate(pred, d->y[t] + from, k, ret);
+    dd_free(pred);
+}
+
+static json_t *eval_json(const struct dd_cm_eval *e)
+{
+    return json_pack("{s:o, s:o, s:I}", "mape_percent",
+                     isfinite(e->mape_percent) ? json_real(e->mape_percent) : json_null(), "r2",
+                     isfinite(e->r2) ? json_real(e->r2) : json_null(), "n", (json_int_t)e->n);
+}
+
+int dd_ctl_model_fit(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
+                                             {"prior-out", required_argument, NULL, 'o'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    const char *data = NULL, *prior_out = NULL;
+    struct dd_cm_data d = {0};
+    struct dd_cm_prior builtin, fitted;
+    struct dd_cm_model *m = NULL;
+    bool as_json = false;
+    char err[1024] = "";
+    json_t *doc = NULL, *h;
+    size_t ntrain;
+    int c, ret = 1;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            data = optarg;
+            break;
+        case 'o':
+            prior_out = optarg;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 'h':
+            printf("Usage: dedupctl model fit --data FILE.jsonl [--prior-out FILE] [--json]\n");
+            return 0;
+        default:
+            return 2;
+        }
+    }
+    if (!data || optind + 1 != argc || strcmp(argv[optind], "fit") != 0) {
+        fprintf(stderr, "dedupctl: model fit: --data FILE is required\n");
+        return 2;
+    }
+    if (read_lines(data, &d, err, sizeof(err)) < 0) {
+        fprintf(stderr, "dedupctl: model fit: %s\n", err);
+        goto out;
+    }
+    ntrain = d.n - d.n / 5;
+    dd_cm_prior_defaults(&builtin);
+    fitted = builtin;
+    for (int t = 0; t < DD_CM_NTARGETS; t++) {
+        if (dd_cm_prior_fit(&fitted, (enum dd_cm_target)t, d.X, d.y[t], ntrain) < 0) {
+            fprintf(stderr,
+                    "dedupctl: model fit: %s: too few rows or a singular system to fit "
+                    "the prior (%zu rows)\n",
+                    dd_cm_target_names[t], ntrain);
+            goto out;
+        }
+    }
+    /* XGBoost holds out the newest 20 % of each target's rows itself */
+    if (dd_cm_train(&d, &fitted, NULL, 1, 0, &m, err, sizeof(err)) < 0) {
+        fprintf(stderr, "dedupctl: model fit: %s\n", err);
+        goto out;
+    }
+    doc = json_object();
+    json_object_set_new(doc, "rows", json_integer((json_int_t)d.n));
+    json_object_set_new(doc, "prior_fitted", dd_cm_prior_to_json(&fitted));
+    h = json_object();
+    if (!as_json)
+        printf("%zu rows; fitted on the older %zu, scored on the newest %zu\n"
+               "%-8s %-16s %12s %10s\n",
+               d.n, ntrain, d.n - ntrain, "TARGET", "MODEL", "MAPE %", "R2");
+    for (int t = 0; t < DD_CM_NTARGETS; t++) {
+        struct dd_cm_eval xe, fe, be;
+        enum dd_cm_target tg = (enum dd_cm_target)t;
+        dd_cm_model_holdout(m, tg, &xe, &fe);
+        score_prior(&builtin, &d, tg, ntrain, &be);
+        json_object_set_new(h, dd_cm_target_names[t],
+                            json_pack("{s:o, s:o, s:o}", "xgboost", eval_json(&xe), "prior_fitted",
+                                      eval_json(&fe), "prior_builtin", eval_json(&be)));
+        if (!as_json) {
+            printf("%-8s %-16s %12.2f %10.3f\n", dd_cm_target_names[t], "xgboost", xe.mape_percent,
+                   xe.r2);
+            printf("%-8s %-16s %12.2f %10.3f\n", dd_cm_target_names[t], "prior (fitted)",
+                   fe.mape_percent, fe.r2);
+            printf("%-8s %-16s %12.2f %10.3f\n", dd_cm_target_names[t], "prior (built-in)",
+                   be.mape_percent, be.r2);
+        }
+    }
+    json_object_set_new(doc, "holdout", h);
+    if (as_json) {
+        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+        if (text)
+            puts(text);
+        free(text);
+    } else {
+        char *text = json_dumps(json_object_get(doc, "prior_fitted"), JSON_REAL_PRECISION(6));
+        printf("fitted prior: %s\n", text ? text : "?");
+        free(text);
+    }
+    if (prior_out) {
+        json_t *p = dd_cm_prior_to_json(&fitted);
+        int w = json_dump_file(p, prior_out, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+        json_decref(p);
+        if (w < 0) {
+            fprintf(stderr, "dedupctl: model fit: cannot write %s\n", prior_out);
+            goto out;
+        }
+    }
+    ret = 0;
+out:
+    json_decref(doc);
+    dd_cm_model_free(m);
+    dd_cm_data_release(&d);
+    return ret;
+}
