@@ -33,11 +33,17 @@ trap cleanup EXIT
 echo "vm root: debootstrap $DD_VM_SUITE from $mirror into $root (log: $log)" >&2
 t0=$(dd_vm_now)
 include=$(IFS=,; echo "${DD_VM_PACKAGES[*]}")
-if ! debootstrap --variant=minbase --include="$include" "$DD_VM_SUITE" "$root" "$mirror" >"$log" 2>&1; then
-  echo "vm root: debootstrap failed; the end of $log:" >&2
+for try in 1 2; do
+  if debootstrap --variant=minbase --include="$include" "$DD_VM_SUITE" "$root" "$mirror" >"$log" 2>&1; then
+    break
+  fi
+  echo "vm root: debootstrap failed (try $try); the end of $log:" >&2
   tail -n 30 "$log" >&2
-  exit 1
-fi
+  [ "$try" = 2 ] && exit 1
+  # once more from nothing (a mirror hiccup)
+  dd_vm_remove_tree "$root"
+  mkdir -p "$root"
+done
 dd_vm_phase debootstrap "$t0" >&2
 dd_vm_umount_below "$root" # debootstrap's own /proc and /sys, should it leave them
 

@@ -280,6 +280,12 @@ def diff_summary(a, b):
     return f"line counts {len(a)} vs {len(b)}"
 
 
+def sampler_errors(name):
+    m = http(name)[1]
+    x = re.search(r"^dedupd_sampler_errors_total (\d+)", m if isinstance(m, str) else "", re.M)
+    return int(x.group(1)) if x else None
+
+
 def history_points(name):
     d = out_json(name)
     if not isinstance(d, dict):
@@ -378,12 +384,7 @@ def vanish_and_recreate():
             check(renamed and r == 1 and "disappeared" in err and other,
                   "dedupctl vdostats: the same, df form", f"exit {r}; stderr {first_line(err, 200)!r}; "
                   f"the other volume printed: {other}")
-    mp, mr = http("metrics-pre-vanish")[1], http("metrics-removed")[1]
-
-    def errs(m):
-        x = re.search(r"^dedupd_sampler_errors_total (\d+)", m if isinstance(m, str) else "", re.M)
-        return int(x.group(1)) if x else None
-    e0, e1 = errs(mp), errs(mr)
+    e0, e1 = sampler_errors("metrics-pre-vanish"), sampler_errors("metrics-removed")
     hv = history_points("history-vdo0-2")
     at = tsecs("vanish-d.at") or 0
     vanished = [s for t, s in hv if t >= at and "disappeared" in (s.get("error") or "")]
@@ -427,6 +428,28 @@ def errors():
     e = text("err-linear-json.err") or ""
     check(rc("err-linear-json") == 1 and "vg0-lv0" in e, "dedupctl vdostats --json vg0-lv0: exit 1, named",
           first_line(e))
+    # our stats message refused by the kernel (the shim sends "bogus" instead)
+    out, err, r = text("badmsg-ctl-json.out") or "", text("badmsg-ctl-json.err") or "", rc("badmsg-ctl-json")
+    try:
+        d = {v["name"]: v for v in json.loads(out)}
+    except (ValueError, KeyError, TypeError):
+        d = {}
+    e = ((d.get("vdo0") or {}).get("errors") or {}).get("stats", "")
+    other = (d.get("vg0-vpool0-vpool") or {}).get("stats") is not None
+    check(r == 0 and "Invalid argument" in e and other,
+          "dedupctl vdostats --json: the stats message refused (EINVAL) for vdo0",
+          f"exit {r}; vdo0: {e!r}; the other volume read: {other}")
+    out, err, r = text("badmsg-ctl-default.out") or "", text("badmsg-ctl-default.err") or "", \
+        rc("badmsg-ctl-default")
+    check(r == 1 and "vdo0" in err and "Invalid argument" in err and "vg0-vpool0-vpool" in out,
+          "dedupctl vdostats: the same, df form", f"exit {r}; stderr {first_line(err, 220)!r}")
+    e0, e1 = sampler_errors("metrics-pre-badmsg"), sampler_errors("metrics-post-badmsg")
+    at = tsecs("badmsg-d.at") or 0
+    hit = [s for t, s in history_points("history-vdo0-2") if t >= at and "Invalid argument" in (s.get("error") or "")]
+    check(e0 is not None and e1 is not None and e1 > e0 and hit and http("healthz-badmsg")[0] == "200",
+          "dedupd: its stats message to vdo0 refused once, sampling goes on",
+          f"sampler errors {e0} -> {e1}; stored sample error {hit[0].get('error')!r}" if hit else
+          f"sampler errors {e0} -> {e1}; no stored sample with the error")
     say("INFO", "real: dmsetup message vg0-lv0 0 stats", f"exit {rc('real-linear-stats')}: "
         + " / ".join((text("real-linear-stats.err") or "").strip().splitlines()))
     say("INFO", "real: dmsetup message vdo0 0 bogus", f"exit {rc('real-bogus')}: "

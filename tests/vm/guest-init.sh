@@ -192,6 +192,30 @@ guest_main() {
   cap real-bogus dmsetup message vdo0 0 bogus
   cap real-nosuch vdostats nosuchdev
 
+  # --- a message the kernel refuses, sent by our own code path -----------------------
+  # the shim turns the next "stats" message to vdo0 into "bogus", which
+  # dm-vdo refuses with EINVAL (as `dmsetup message vdo0 0 bogus` above)
+  mkdir -p /tmp/badmsg
+  for form in json:--json default:''; do
+    name=${form%%:*}
+    arg=${form#*:}
+    echo vdo0 >/tmp/badmsg/badmsg
+    # shellcheck disable=SC2086
+    env LD_PRELOAD=$SHIM DD_VANISH_DIR=/tmp/badmsg PATH=$TRAP $BIN/dedupctl vdostats $arg \
+      >"$O/badmsg-ctl-$name.out" 2>"$O/badmsg-ctl-$name.err"
+    echo $? >"$O/badmsg-ctl-$name.rc"
+  done
+  get metrics-pre-badmsg /metrics
+  date +%s.%N >$O/badmsg-d.at
+  echo vdo0 >/tmp/vanish-d/badmsg
+  for _ in $(seq 1 100); do
+    [ -e /tmp/vanish-d/badmsg ] || break
+    sleep 0.1
+  done
+  sleep 1
+  get metrics-post-badmsg /metrics
+  get healthz-badmsg /healthz
+
   # --- a volume that disappears between listing and reading ------------------------
   # The shim (vanish-shim.c, LD_PRELOAD) holds the first read of the armed
   # volume after a listing found it, until the script has taken the volume

@@ -62,6 +62,12 @@ if [ "$free_kb" -lt $((6 * 1024 * 1024)) ]; then
 fi
 
 # --- the cached guest root -------------------------------------------------------
+# work dirs of runs that were killed (a ctest timeout sends SIGKILL)
+find "$base" -maxdepth 1 \( -name 'dedupd-vm.*' -o -name 'dedupd-vm-root.*' \) -type d -mmin +180 |
+  while read -r stale; do
+    echo "vm: removing a stale work dir $stale"
+    dd_vm_remove_tree "$stale" || true
+  done
 work=$(mktemp -d "$base/dedupd-vm.XXXXXX")
 export DD_VM_TIMINGS=$work/host-timings.txt
 : >"$DD_VM_TIMINGS"

@@ -9,12 +9,20 @@
  * of a volume after the listing found it) creates $DD_VANISH_DIR/listed and
  * waits (at most 60 s) for $DD_VANISH_DIR/go before it runs. The script
  * removes or renames the volume in between. One trigger per arm.
+ *
+ * And a message the kernel refuses, sent by our own code path:
+ *
+ *   echo NAME > $DD_VANISH_DIR/badmsg
+ *
+ * turns the next "stats" message to NAME into "bogus", which dm-vdo answers
+ * with EINVAL as it does any unknown message. One trigger per arm.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <libdevmapper.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,26 +89,51 @@ void dm_task_destroy(struct dm_task *t)
     real(t);
 }
 
-static void hold_if_armed(const char *name)
+/* Reads $DD_VANISH_DIR/FILE; true (and the file removed) when it names NAME. */
+static bool armed_for(const char *file, const char *name)
 {
     const char *dir = getenv("DD_VANISH_DIR");
-    char arm[512], listed[512], go[512], want[128] = "";
+    char p[512], want[128] = "";
     FILE *f;
 
     if (!dir)
-        return;
-    snprintf(arm, sizeof(arm), "%s/arm", dir);
-    snprintf(listed, sizeof(listed), "%s/listed", dir);
-    snprintf(go, sizeof(go), "%s/go", dir);
-    f = fopen(arm, "r");
+        return false;
+    snprintf(p, sizeof(p), "%s/%s", dir, file);
+    f = fopen(p, "r");
     if (!f)
-        return;
+        return false;
     if (!fgets(want, sizeof(want), f))
         want[0] = '\0';
     fclose(f);
     want[strcspn(want, "\n")] = '\0';
-    if (strcmp(want, name) != 0 || unlink(arm) != 0)
+    return strcmp(want, name) == 0 && unlink(p) == 0;
+}
+
+int dm_task_set_message(struct dm_task *t, const char *message)
+{
+    int (*real)(struct dm_task *, const char *) = next_fn("dm_task_set_message");
+    char name[128] = "";
+
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < SLOTS; i++) {
+        if (slots[i].t == t)
+            snprintf(name, sizeof(name), "%s", slots[i].name);
+    }
+    pthread_mutex_unlock(&mu);
+    if (message && strcmp(message, "stats") == 0 && name[0] && armed_for("badmsg", name))
+        return real(t, "bogus");
+    return real(t, message);
+}
+
+static void hold_if_armed(const char *name)
+{
+    const char *dir = getenv("DD_VANISH_DIR");
+    char listed[512], go[512];
+
+    if (!armed_for("arm", name))
         return;
+    snprintf(listed, sizeof(listed), "%s/listed", dir);
+    snprintf(go, sizeof(go), "%s/go", dir);
     int fd = open(listed, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0)
         close(fd);
