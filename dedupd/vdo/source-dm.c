@@ -152,8 +152,8 @@ static int dm_read(void *impl, const char *name, struct dd_vdo_volume *v)
     (void)impl;
     st = run_task(DM_DEVICE_STATUS, name, NULL, &e);
     if (!st) {
-        /* vanished between listing and reading (ENXIO on dm-vdo 6.12), or
-         * the status call failed: either way the volume's sample says why */
+        /* the status call failed (a device gone shows up below instead):
+         * either way the volume's sample says why */
         bool gone = e == ENXIO || e == ENODEV || e == ENOENT;
         snprintf(v->stats_error, sizeof(v->stats_error), "%s (%.150s)",
                  gone ? "stats: the volume disappeared while being read" : "status: failed",
@@ -164,6 +164,9 @@ static int dm_read(void *impl, const char *name, struct dd_vdo_volume *v)
         v->dm_major = info.major;
         v->dm_minor = info.minor;
     } else {
+        /* vanished between listing and reading: libdevmapper 1.02.205 runs
+         * the status task successfully and reports exists = 0 (seen on
+         * dm-vdo 6.12 in tests/vm), not an errno */
         dm_task_destroy(st);
         snprintf(v->stats_error, sizeof(v->stats_error),
                  "stats: the volume disappeared while being read");
