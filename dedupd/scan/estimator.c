@@ -89,16 +89,22 @@ struct prune_ctx {
     unsigned k;
 };
 
-static void fold_compression(struct dd_estimator *est, const struct dd_fpentry *e)
+/*
+ * One write VDO would make of a block in the compression sample. Fragments
+ * go to the packer simulation as they are written, as VDO's packer sees
+ * them: packing in another order (the table's, say) mixes streams that VDO
+ * packs apart (measured on a real dm-vdo 6.12: 6491 packed blocks fed in
+ * table order against VDO's 6766, about 6779 in write order).
+ */
+static void count_write(struct dd_estimator *est, uint16_t csize)
 {
-    if (e->csize == DD_CSIZE_NONE || e->writes == 0)
+    if (!est->compress || csize == DD_CSIZE_NONE)
         return;
-    est->comp_eval_writes += e->writes;
-    if (e->csize != DD_CSIZE_INCOMPRESSIBLE) {
-        est->comp_ok_writes += e->writes;
-        est->comp_bytes += (uint64_t)e->csize * e->writes;
-        for (uint32_t i = 0; i < e->writes; i++)
-            dd_packer_add(&est->packer, e->csize);
+    est->comp_eval_writes++;
+    if (csize != DD_CSIZE_INCOMPRESSIBLE) {
+        est->comp_ok_writes++;
+        est->comp_bytes += csize;
+        dd_packer_add(&est->packer, csize);
     }
 }
 
@@ -106,12 +112,6 @@ static bool drop_stale(const struct dd_fpentry *e, void *ctx)
 {
     const struct prune_ctx *pc = ctx;
     return pc->now - e->last_seq > pc->est->window;
-}
-
-static void on_drop_stale(const struct dd_fpentry *e, void *ctx)
-{
-    struct prune_ctx *pc = ctx;
-    fold_compression(pc->est, e);
 }
 
 static bool drop_outside_slice(const struct dd_fpentry *e, void *ctx)
@@ -154,7 +154,7 @@ static int make_room(struct dd_estimator *est, uint64_t now)
             continue;
         }
         if (est->window) {
-            dd_fpset_prune(&est->set, drop_stale, on_drop_stale, &pc);
+            dd_fpset_prune(&est->set, drop_stale, NULL, &pc);
             /* grow anyway when pruning freed little, to stay amortised O(1) */
             if (est->set.used * 2 < est->set.cap)
                 continue;
@@ -201,6 +201,7 @@ int dd_estimator_add(struct dd_estimator *est, const struct dd_block_rec *recs, 
             e->writes = 1;
             e->last_seq = seq;
             e->csize = rec->csize;
+            count_write(est, e->csize);
             est->writes_total++;
             est->sample_count++;
             est->sample_writes++;
@@ -210,6 +211,7 @@ int dd_estimator_add(struct dd_estimator *est, const struct dd_block_rec *recs, 
         est->sample_count++;
         if (est->window && seq - e->last_seq > est->window) {
             e->writes++;
+            count_write(est, e->csize);
             est->writes_total++;
             est->sample_writes++;
         }
@@ -273,11 +275,6 @@ void dd_estimator_finish(struct dd_estimator *est, struct dd_scan_result *res)
     res->compress_sampling_rate = est->compress ? ldexp(1.0, -(int)(est->k + est->c)) : 0.0;
     res->estimated_physical_blocks = distinct;
     if (est->compress) {
-        for (size_t i = 0; i < est->set.cap; i++) {
-            const struct dd_fpentry *e = &est->set.slots[i];
-            if (!(e->lo == 0 && e->hi == 0))
-                fold_compression(est, e);
-        }
         res->compress_samples = est->comp_eval_writes;
         if (est->comp_eval_writes > 0) {
             double frac = (double)est->comp_ok_writes / (double)est->comp_eval_writes;
