@@ -387,7 +387,7 @@ static json_t *volume_doc(const struct dd_vdo_volume *v, const struct prev_volum
         num_or_null(physical ? (double)(data + overhead) / (double)physical : (double)NAN));
     json_object_set_new(f, "compression",
                         json_integer(v->have_status ? (v->status.compression ? 1 : 0) : 0));
-    json_object_set_new(f, "packer_savings", num_or_null(der.compression_share));
+    json_object_set_new(f, "packer_savings", num_or_null(der.packer_savings));
     json_object_set_new(f, "operating_mode_normal", json_integer(der.normal ? 1 : 0));
 
     if (p && dd_vdo_rates(&p->stats, &v->stats, dt, &r) == 0 && r.valid) {

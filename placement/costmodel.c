@@ -66,11 +66,9 @@ int dd_cm_row_from_json(json_t *features, float row[DD_CM_NFEATURES], bool stric
             continue;
         }
         x = json_number_value(v);
-        if (strict && (!isfinite(x) || x < 0 ||
-                       (is_share(f) && f != DD_CM_PACKER_SAVINGS && x > 1) || x > 1e15)) {
+        if (strict && (!isfinite(x) || x < 0 || (is_share(f) && x > 1) || x > 1e15)) {
             snprintf(errbuf, errlen, "features.%s: %g is out of range (%s)", dd_cm_feature_names[f],
-                     x,
-                     is_share(f) && f != DD_CM_PACKER_SAVINGS ? "a share, 0..1" : "not negative");
+                     x, is_share(f) ? "a share, 0..1" : "not negative");
             return -EINVAL;
         }
         row[f] = (float)x;

@@ -134,6 +134,11 @@ struct dd_vdo_derived {
     int saving_percent;       /* truncated, as vdostats Space saving%; 0 when nothing written */
     double dedup_ratio;       /* logical used / data used; NaN when undefined */
     double compression_share; /* compressed fragments / data blocks; NaN when undefined */
+    /* Share of the blocks VDO would need without the packer that the packer
+     * saved: (fragments - compressed blocks) / (data blocks + that), 0..1;
+     * NaN when nothing is stored. (compression_share can pass 1: a 4 KiB
+     * block holds up to 14 fragments.) */
+    double packer_savings;
     uint64_t index_entries;
     double index_fill;          /* entries / window entries of the configured index; NaN unknown */
     double write_amplification; /* vdostats' rounded ratio */

@@ -236,6 +236,9 @@ int dd_vdo_derive(const struct dd_vdo_stats *stats, const struct dd_vdo_stats *c
     d.dedup_ratio = data > 0 ? (double)logical_used / (double)data : (double)NAN;
     frags = get0(stats, "packer.compressedFragmentsWritten");
     d.compression_share = data > 0 ? (double)frags / (double)data : (double)NAN;
+    uint64_t cblocks = get0(stats, "packer.compressedBlocksWritten");
+    double saved = frags > cblocks ? (double)(frags - cblocks) : 0.0;
+    d.packer_savings = data > 0 || saved > 0 ? saved / ((double)data + saved) : (double)NAN;
     d.index_entries = get0(stats, "index.entriesIndexed");
     d.index_fill = (double)NAN;
     if (config) {

@@ -380,6 +380,19 @@ static void test_derived_and_rates(void **state)
     assert_int_equal(d.index_entries, 81920);
     assert_true(fabs(d.index_fill - 81920.0 / (64.0 * 1024 * 1024)) < 1e-12);
     assert_true(d.compression_share == 0.0);
+    assert_true(d.packer_savings == 0.0);
+
+    /* the LVM pool with compression on: 16357 fragments in 1169 blocks over
+     * 99500 data blocks; compression_share passes 1's meaning, packer
+     * savings stay a share */
+    struct dd_vdo_stats lvm;
+    struct dd_vdo_derived dl;
+    parse_fixture("vdo-real-6.12/set2-dmsetup-message-lvm-stats.txt", &lvm);
+    assert_int_equal(dd_vdo_derive(&lvm, NULL, &dl), 0);
+    assert_true(fabs(dl.compression_share - 16357.0 / 99500.0) < 1e-12);
+    assert_true(fabs(dl.packer_savings - (16357.0 - 1169.0) / (99500.0 + 16357.0 - 1169.0)) <
+                1e-12);
+    dd_vdo_stats_release(&lvm);
 
     /* set1 -> set2 on vdo0, as if 10 s apart */
     assert_int_equal(dd_vdo_rates(&s1, &s2, 10.0, &r), 0);
