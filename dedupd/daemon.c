@@ -89,6 +89,7 @@ struct dd_daemon {
     bool have_prev_disks;
     struct dd_pods prev_pods;
     bool have_prev_pods;
+    json_t *vol_errors; /* name -> the error last logged for it (logged once) */
     struct dd_nvml *nvml;
 };
 
@@ -685,6 +686,26 @@ static void metrics_node(FILE *m, json_t *node)
     }
 }
 
+/* A volume that cannot be read (gone between listing and reading, a stats
+ * message refused...) is logged when its error first shows or changes, and
+ * once more when it reads again: a warning per change, not per interval. */
+static void note_volume_error(struct dd_daemon *d, const struct dd_vdo_volume *v)
+{
+    const char *err = v->stats_error[0] ? v->stats_error : NULL;
+    json_t *old;
+
+    if (!d->vol_errors && !(d->vol_errors = json_object()))
+        return;
+    old = json_object_get(d->vol_errors, v->name);
+    if (err && !(old && strcmp(json_string_value(old), err) == 0)) {
+        dd_log_warning("volume %s: %s", v->name, err);
+        json_object_set_new(d->vol_errors, v->name, json_string_nocheck(err));
+    } else if (!err && old) {
+        dd_log_info("volume %s: readable again", v->name);
+        json_object_del(d->vol_errors, v->name);
+    }
+}
+
 static void sample_once(struct dd_daemon *d, double dt)
 {
     char **names = NULL, errbuf[512] = "";
@@ -714,6 +735,7 @@ static void sample_once(struct dd_daemon *d, double dt)
     for (size_t i = 0; vols && i < n; i++) {
         if (dd_vdo_source_read(d->src, names[i], &vols[i]) < 0)
             errors++;
+        note_volume_error(d, &vols[i]);
     }
     pr = d->cfg.proc_root;
     if (strcmp(d->cfg.proc_root, "/proc") == 0 && dd_vdo_source_proc_root(d->src))
@@ -1528,6 +1550,7 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_cpu_stat_release(&d->prev_cpu);
     dd_diskstats_release(&d->prev_disks);
     dd_pods_release(&d->prev_pods);
+    json_decref(d->vol_errors);
     dd_model_service_free(d->model); /* a training in progress finishes */
     dd_nvml_free(d->nvml);
     dd_vdo_source_free(d->src);

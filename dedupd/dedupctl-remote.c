@@ -130,6 +130,16 @@ static double num(json_t *o, const char *k)
     return json_is_number(v) ? json_number_value(v) : (double)NAN;
 }
 
+/* A table cell: "-" where the figure is undefined (an idle interval has no
+ * hit rate and no cost per GiB). */
+static void cell(char *out, size_t len, double v, int decimals)
+{
+    if (isfinite(v))
+        snprintf(out, len, "%.*f", decimals, v);
+    else
+        snprintf(out, len, "-");
+}
+
 int dd_ctl_remote(const char *verb, int argc, char **argv)
 {
     enum {
@@ -273,10 +283,13 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
             json_array_foreach(json_object_get(doc, "volumes"), i, v)
             {
                 json_t *f = json_object_get(v, "features");
-                printf("%-24s %6.0f %8.0f %10.1f %10.2f %10.2f\n",
+                char w[16], hit[16], cost[16];
+                cell(w, sizeof(w), num(f, "write_mbps"), 1);
+                cell(hit, sizeof(hit), num(f, "dedup_hit_rate"), 2);
+                cell(cost, sizeof(cost), num(f, "cost"), 2);
+                printf("%-24s %6.0f %8.0f %10s %10s %10s\n",
                        json_string_value(json_object_get(v, "name")), num(v, "used_percent"),
-                       num(v, "saving_percent"), num(f, "write_mbps"), num(f, "dedup_hit_rate"),
-                       num(f, "cost"));
+                       num(v, "saving_percent"), w, hit, cost);
             }
         }
         ret = 0;
