@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages dedupd needs to build, test and benchmark.
+# Installs the Debian 12 packages dedupd needs to build, test and benchmark
+# (--bench adds the benchmarks' tools, --vm the VM test's host packages).
 # Idempotent: apt-get runs only when something is missing. Run as root.
 set -euo pipefail
 
@@ -9,9 +10,17 @@ PACKAGES=(
   libjansson-dev librocksdb-dev liblz4-dev libcmocka-dev libcurl4-openssl-dev libgnutls28-dev
   fio e2fsprogs openssl
 )
-if [ "${1:-}" = "--bench" ]; then
-  PACKAGES+=(duperemove time sqlite3 wrk prometheus-node-exporter stress-ng gnuplot-nox libmurmurhash-dev)
-fi
+for opt in "$@"; do
+  case "$opt" in
+    --bench) # benchmark baselines and tools (bench/)
+      PACKAGES+=(duperemove time sqlite3 wrk prometheus-node-exporter stress-ng gnuplot-nox
+                 libmurmurhash-dev) ;;
+    --vm) # the real dm-vdo VM test (tests/vm): debootstrap, qemu under TCG, mke2fs -d and
+          # debugfs, zstd for the cached root, python3 for the checker
+      PACKAGES+=(debootstrap qemu-system-x86 qemu-utils e2fsprogs zstd python3) ;;
+    *) echo "install-deps: unknown option '$opt' (--bench, --vm)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
