@@ -78,7 +78,7 @@ void dd_model_config_defaults(struct dd_model_config *c)
     c->min_train_samples = 500;
     c->retrain_every = 360;
     c->retrain_interval_s = 6 * 3600;
-    c->rounds = 60;
+    c->rounds = 20;
 }
 
 /* ---- reading history ---- */

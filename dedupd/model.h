@@ -31,7 +31,7 @@ struct dd_model_config {
     unsigned min_train_samples; /* rows with a target before XGBoost trains (default 500) */
     unsigned retrain_every;     /* new volume samples between retrains (default 360) */
     double retrain_interval_s;  /* retrain at least this often when there is news (6 h) */
-    unsigned rounds;            /* boosting rounds (default 60) */
+    unsigned rounds;            /* boosting rounds (default 20) */
     char prior_file[1024];      /* JSON prior coefficients; "" = the calibrated defaults */
 };
 

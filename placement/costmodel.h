@@ -153,9 +153,9 @@ void dd_cm_data_release(struct dd_cm_data *d);
 /* ---- XGBoost models ---- */
 
 struct dd_cm_train_options {
-    unsigned rounds;         /* boosting rounds (default 60) */
-    unsigned max_depth;      /* default 5 */
-    double eta;              /* default 0.25 */
+    unsigned rounds;         /* boosting rounds (default 20) */
+    unsigned max_depth;      /* default 4 */
+    double eta;              /* default 0.45 */
     double holdout_fraction; /* newest share held out (default 0.2) */
     unsigned nthread;        /* default 1 */
     uint64_t seed;
