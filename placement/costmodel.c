@@ -123,11 +123,12 @@ static double clamp(double x, double lo, double hi)
 static size_t prior_basis(const struct dd_cm_prior *p, enum dd_cm_target t, const float *row,
                           double x[DD_CM_PRIOR_MAX_TERMS], double *slow)
 {
-    double e = row[DD_CM_INDEX_ENTRIES], u = clamp(row[DD_CM_DEDUP_HIT_RATE], 0, 1);
-    double n = 1 - u, c = clamp(row[DD_CM_COMPRESSION], 0, 1);
-    double s = clamp(row[DD_CM_PACKER_SAVINGS], 0, 1) * n;
+    double e = (double)row[DD_CM_INDEX_ENTRIES];
+    double u = clamp((double)row[DD_CM_DEDUP_HIT_RATE], 0, 1);
+    double n = 1 - u, c = clamp((double)row[DD_CM_COMPRESSION], 0, 1);
+    double s = clamp((double)row[DD_CM_PACKER_SAVINGS], 0, 1) * n;
     double lg = log2(isfinite(e) && e > 2 ? e : 2);
-    double load = clamp(row[DD_CM_NODE_CPU_UTIL_EX_VDO], 0, 0.95);
+    double load = clamp((double)row[DD_CM_NODE_CPU_UTIL_EX_VDO], 0, 0.95);
 
     *slow = 1.0 + p->contention[t] * load / (1.0 - load);
     x[0] = 1; /* both targets share the basis */
@@ -235,7 +236,7 @@ int dd_cm_prior_fit(struct dd_cm_prior *p, enum dd_cm_target t, const float *X, 
                     size_t n)
 {
     struct dd_cm_prior trial = *p;
-    double best_sse = INFINITY, best_k = p->contention[t], best[DD_CM_PRIOR_MAX_TERMS];
+    double best_sse = (double)INFINITY, best_k = p->contention[t], best[DD_CM_PRIOR_MAX_TERMS];
 
     for (int step = 0; step <= 60; step++) {
         double coef[DD_CM_PRIOR_MAX_TERMS], sse;
@@ -759,7 +760,7 @@ int dd_cm_model_contribs(const struct dd_cm_model *m, enum dd_cm_target t,
         }
     }
     for (size_t i = 0; r == 0 && i <= DD_CM_NFEATURES; i++)
-        contrib[i] = res[i];
+        contrib[i] = (double)res[i];
     if (dm)
         XGDMatrixFree(dm);
     return r;
@@ -865,14 +866,17 @@ out:
     return r;
 }
 
-int dd_cm_model_load(const void *buf, size_t len, struct dd_cm_model **ret, char *errbuf,
-                     size_t errlen)
+/*
+ * The saved form without XGBoost: magic, header, lengths, evaluations and
+ * checksums. Fills m's metadata and the boosters' offsets and lengths.
+ */
+static int check_container(const unsigned char *b, size_t len, struct dd_cm_model *m,
+                           size_t off_ret[DD_CM_NTARGETS], size_t blen[DD_CM_NTARGETS],
+                           char *errbuf, size_t errlen)
 {
-    const unsigned char *b = buf;
-    struct dd_cm_model *m = NULL;
-    json_t *h = NULL, *blobs, *ho;
+    json_t *h, *blobs, *ho;
     json_error_t je;
-    size_t hlen, off, blen[DD_CM_NTARGETS];
+    size_t hlen, off;
     int r = -EINVAL;
 
     if (len < MAGIC_LEN + 4 || memcmp(b, MAGIC, MAGIC_LEN) != 0) {
@@ -890,11 +894,6 @@ int dd_cm_model_load(const void *buf, size_t len, struct dd_cm_model **ret, char
         snprintf(errbuf, errlen, "model blob: header at column %d: %s", je.column, je.text);
         return -EINVAL;
     }
-    m = dd_calloc(1, sizeof(*m));
-    if (!m) {
-        r = -ENOMEM;
-        goto fail;
-    }
     blobs = json_object_get(h, "blobs");
     ho = json_object_get(h, "holdout");
     if (!json_is_integer(json_object_get(h, "version")) ||
@@ -903,7 +902,7 @@ int dd_cm_model_load(const void *buf, size_t len, struct dd_cm_model **ret, char
         snprintf(errbuf, errlen,
                  "model blob: header lacks version, trained_at_ms, blobs or "
                  "holdout");
-        goto fail;
+        goto out;
     }
     m->version = (uint64_t)json_integer_value(json_object_get(h, "version"));
     m->trained_at_ms = (uint64_t)json_integer_value(json_object_get(h, "trained_at_ms"));
@@ -912,6 +911,8 @@ int dd_cm_model_load(const void *buf, size_t len, struct dd_cm_model **ret, char
         json_t *bl = json_array_get(blobs, (size_t)t),
                *e = json_object_get(ho, dd_cm_target_names[t]);
         json_t *tr = json_object_get(e, "train_rows"), *hr = json_object_get(e, "holdout_rows");
+        const char *want = json_string_value(json_array_get(json_object_get(h, "xxh3"), (size_t)t));
+        char got[20];
         if (!json_is_integer(bl) || json_integer_value(bl) <= 0 ||
             (uint64_t)json_integer_value(bl) > len - off || !json_is_integer(tr) ||
             !json_is_integer(hr) || json_integer_value(tr) < 0 || json_integer_value(hr) < 0 ||
@@ -919,38 +920,60 @@ int dd_cm_model_load(const void *buf, size_t len, struct dd_cm_model **ret, char
             eval_from_json(json_object_get(e, "prior"), &m->prior[t]) < 0) {
             snprintf(errbuf, errlen, "model blob: %s: bad length or evaluation",
                      dd_cm_target_names[t]);
-            r = -EINVAL; /* r may hold the first booster's success */
-            goto fail;
+            goto out;
         }
         blen[t] = (size_t)json_integer_value(bl);
-        const char *want = json_string_value(json_array_get(json_object_get(h, "xxh3"), (size_t)t));
-        char got[20];
         snprintf(got, sizeof(got), "%016llx", (unsigned long long)XXH3_64bits(b + off, blen[t]));
         if (!want || strcmp(want, got) != 0) {
             snprintf(errbuf, errlen, "model blob: %s booster checksum %s, header says %s",
                      dd_cm_target_names[t], got, want ? want : "nothing");
-            r = -EINVAL;
-            goto fail;
+            goto out;
         }
         m->train_rows[t] = (size_t)json_integer_value(tr);
         m->holdout_rows[t] = (size_t)json_integer_value(hr);
-        if ((r = xgb_check(XGBoosterCreate(NULL, 0, &m->booster[t]), "creating a booster", errbuf,
-                           errlen)) < 0 ||
-            (r = xgb_check(XGBoosterLoadModelFromBuffer(m->booster[t], b + off, blen[t]),
-                           "loading the model", errbuf, errlen)) < 0)
-            goto fail;
+        off_ret[t] = off;
         off += blen[t];
     }
     if (off != len) {
         snprintf(errbuf, errlen, "model blob: %zu bytes after the boosters", len - off);
-        r = -EINVAL;
-        goto fail;
+        goto out;
     }
+    r = 0;
+out:
     json_decref(h);
+    return r;
+}
+
+int dd_cm_model_check(const void *buf, size_t len, char *errbuf, size_t errlen)
+{
+    struct dd_cm_model m = {0};
+    size_t off[DD_CM_NTARGETS], blen[DD_CM_NTARGETS];
+    return check_container(buf, len, &m, off, blen, errbuf, errlen);
+}
+
+int dd_cm_model_load(const void *buf, size_t len, struct dd_cm_model **ret, char *errbuf,
+                     size_t errlen)
+{
+    struct dd_cm_model *m = dd_calloc(1, sizeof(*m));
+    size_t off[DD_CM_NTARGETS], blen[DD_CM_NTARGETS];
+    int r;
+
+    if (!m)
+        return -ENOMEM;
+    r = check_container(buf, len, m, off, blen, errbuf, errlen);
+    /* only bytes whose checksum matched reach XGBoost's reader */
+    for (int t = 0; r == 0 && t < DD_CM_NTARGETS; t++) {
+        r = xgb_check(XGBoosterCreate(NULL, 0, &m->booster[t]), "creating a booster", errbuf,
+                      errlen);
+        if (r == 0)
+            r = xgb_check(XGBoosterLoadModelFromBuffer(
+                              m->booster[t], (const unsigned char *)buf + off[t], blen[t]),
+                          "loading the model", errbuf, errlen);
+    }
+    if (r < 0) {
+        dd_cm_model_free(m);
+        return r;
+    }
     *ret = m;
     return 0;
-fail:
-    json_decref(h);
-    dd_cm_model_free(m);
-    return r;
 }

@@ -211,9 +211,15 @@ int dd_cm_model_contribs(const struct dd_cm_model *m, enum dd_cm_target t,
  */
 int dd_cm_model_save(const struct dd_cm_model *m, void **ret, size_t *ret_len);
 /* Returns 0, -EINVAL (not a model blob, truncated or corrupt: errbuf says
- * what) or DD_E_LIBRARY. */
+ * what) or DD_E_LIBRARY. XGBoost parses only boosters whose checksum
+ * matched: its own reader is not safe on damaged input (XGBoost 1.7.4's UBJ
+ * reader reads past the buffer on some; found by tests/fuzz/fuzz-model). */
 int dd_cm_model_load(const void *buf, size_t len, struct dd_cm_model **ret, char *errbuf,
                      size_t errlen);
+
+/* The saved form's framing alone (magic, header, lengths, evaluations,
+ * checksums), without XGBoost: 0 or -EINVAL with errbuf saying what. */
+int dd_cm_model_check(const void *buf, size_t len, char *errbuf, size_t errlen);
 
 /* The model's summary for /v1/model: version, trained_at_ms, rows, and
  * hold-out figures of the model and the prior per target. */
