@@ -67,7 +67,8 @@ struct dd_store {
     size_t ncf;
     rocksdb_column_family_handle_t *cf[CF_N_];
 
-    /* Writer thread only. */
+    /* Under write_lock: writers are the sampler and the model trainer. */
+    pthread_mutex_t write_lock;
     bool write_failed;
     bool low_space; /* below min_free_bytes at the last commit (logged once) */
     uint64_t last_recover_ms;
@@ -527,6 +528,7 @@ int dd_store_open(const char *path, const struct dd_store_options *opts, struct 
     s = dd_calloc(1, sizeof(*s));
     if (!s)
         return fail(errbuf, errlen, -ENOMEM, "out of memory opening store %s", path);
+    pthread_mutex_init(&s->write_lock, NULL);
     if (pthread_rwlock_init(&s->lock, NULL) != 0) {
         dd_free(s);
         return fail(errbuf, errlen, -ENOMEM, "out of memory opening store %s", path);
@@ -628,6 +630,7 @@ struct dd_store *dd_store_free(struct dd_store *s)
     if (s->wo_sync)
         rocksdb_writeoptions_destroy(s->wo_sync);
     pthread_rwlock_destroy(&s->lock);
+    pthread_mutex_destroy(&s->write_lock);
     dd_free(s->path);
     dd_free(s);
     return NULL;
@@ -703,7 +706,7 @@ static bool below_reserve(struct dd_store *s)
     return low;
 }
 
-static int store_write(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync)
+static int store_write_locked(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync)
 {
     int r;
 
@@ -717,6 +720,16 @@ static int store_write(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync)
         r = write_once(s, wb, sync);
     }
     s->write_failed = r < 0;
+    return r;
+}
+
+/* Writes are serialised: the failure bookkeeping and the reserve's state
+ * above have more than one writer (sampler, retention, model trainer). */
+static int store_write(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync)
+{
+    pthread_mutex_lock(&s->write_lock);
+    int r = store_write_locked(s, wb, sync);
+    pthread_mutex_unlock(&s->write_lock);
     return r;
 }
 
@@ -993,7 +1006,7 @@ static int query_locked(struct dd_store *s, const struct dd_store_query *q, dd_s
     size_t plen;
 
     n = name_prefix(lo, q->series);
-    if (n < 0 || q->from_ms > q->to_ms)
+    if (n < 0 || q->from_ms > q->to_ms || (q->newest_first && q->step_ms))
         return -EINVAL;
     plen = (size_t)n;
     memcpy(hi, lo, plen);
@@ -1011,7 +1024,12 @@ static int query_locked(struct dd_store *s, const struct dd_store_query *q, dd_s
     if (hilen > 0) /* 0: a name of 0xff bytes, no key follows its range */
         rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, hilen);
     it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_SAMPLES]);
-    rocksdb_iter_seek(it, (const char *)lo, plen + 8);
+    if (q->newest_first) {
+        put_be64(seek + plen, q->to_ms); /* the last key <= to */
+        rocksdb_iter_seek_for_prev(it, (const char *)seek, plen + 8);
+    } else {
+        rocksdb_iter_seek(it, (const char *)lo, plen + 8);
+    }
     while (rocksdb_iter_valid(it)) {
         size_t klen, vlen;
         const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
@@ -1032,7 +1050,9 @@ static int query_locked(struct dd_store *s, const struct dd_store_query *q, dd_s
         r = cb(userdata, ts, v, vlen);
         if (r != 0)
             break;
-        if (q->step_ms == 0) {
+        if (q->newest_first) {
+            rocksdb_iter_prev(it);
+        } else if (q->step_ms == 0) {
             rocksdb_iter_next(it);
         } else {
             /* Jump to the start of the next bucket. */
@@ -1255,6 +1275,27 @@ int dd_store_put_model(struct dd_store *s, const char *name, uint64_t version, c
     wb = rocksdb_writebatch_create();
     rocksdb_writebatch_put_cf(wb, s->cf[CF_MODELS], (const char *)key, (size_t)n + 8,
                               data ? data : "", len);
+    r = store_write(s, wb, true);
+    rocksdb_writebatch_destroy(wb);
+    return r;
+}
+
+int dd_store_delete_models_before(struct dd_store *s, const char *name, uint64_t version)
+{
+    unsigned char lo[KEY_MAX], hi[KEY_MAX];
+    rocksdb_writebatch_t *wb;
+    int n = name_prefix(lo, name), r;
+
+    if (n < 0)
+        return -EINVAL;
+    if (version <= 1)
+        return 0;
+    memcpy(hi, lo, (size_t)n);
+    put_be64(lo + n, 1);
+    put_be64(hi + n, version);
+    wb = rocksdb_writebatch_create();
+    rocksdb_writebatch_delete_range_cf(wb, s->cf[CF_MODELS], (const char *)lo, (size_t)n + 8,
+                                       (const char *)hi, (size_t)n + 8);
     r = store_write(s, wb, true);
     rocksdb_writebatch_destroy(wb);
     return r;

@@ -172,6 +172,9 @@ struct dd_store_query {
      * with a seek, not read. */
     uint64_t step_ms;
     size_t limit; /* 0 or above DD_STORE_QUERY_MAX_POINTS: that cap */
+    /* Newest point first (step_ms must be 0): with a limit, the newest
+     * points of the range rather than the oldest. */
+    bool newest_first;
 };
 
 /* Called once per point in time order. value is borrowed for the call only.
@@ -223,6 +226,10 @@ int dd_store_list_series(struct dd_store *s, const char *prefix, char ***ret_nam
  * rebuild. data is copied. */
 int dd_store_put_model(struct dd_store *s, const char *name, uint64_t version, const void *data,
                        size_t len);
+
+/* Deletes the versions of a model below version (one range tombstone,
+ * synced). Returns 0 or an error. */
+int dd_store_delete_models_before(struct dd_store *s, const char *name, uint64_t version);
 
 /* Reads version (0: the latest) of a model. *ret_data is dd_malloc'd; the
  * caller frees it. *ret_version (may be NULL) gets the version read.

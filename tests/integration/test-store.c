@@ -356,6 +356,28 @@ static void test_put_get_query(void **state)
     assert_ts(&sn, (const uint64_t[]){2000, 3100, 3500, 4000, 6000, 7999}, 6);
     query(s, "node", 2001, 2999, 0, 0, &sn, NULL);
     assert_int_equal(sn.n, 0);
+    /* Newest first: with a limit, the newest points of the range; other
+     * series (other prefixes) never leak in at either end. */
+    put_samples(s, "nod", (const uint64_t[]){5000}, 1);
+    put_samples(s, "node2", (const uint64_t[]){5000}, 1);
+    struct dd_store_query nq = {
+        .series = "node", .from_ms = 1500, .to_ms = 8500, .limit = 3, .newest_first = true};
+    memset(&sn, 0, sizeof(sn));
+    sn.series = "node";
+    assert_int_equal(dd_store_query(s, &nq, record, &sn, &trunc), 3);
+    assert_true(trunc);
+    assert_ts(&sn, (const uint64_t[]){7999, 6000, 4000}, 3);
+    nq.to_ms = UINT64_MAX;
+    nq.from_ms = 0;
+    nq.limit = 0;
+    memset(&sn, 0, sizeof(sn));
+    sn.series = "node";
+    assert_int_equal(dd_store_query(s, &nq, record, &sn, &trunc), 10);
+    assert_false(trunc);
+    assert_int_equal(sn.ts[0], 10000);
+    assert_int_equal(sn.ts[9], 1000);
+    nq.step_ms = 10; /* not with a step */
+    assert_int_equal(dd_store_query(s, &nq, record, &sn, &trunc), -EINVAL);
     /* Step 2500 from 1000: buckets [1000,3500) [3500,6000) [6000,8500) [8500,11000). */
     query(s, "node", 1000, 10000, 2500, 0, &sn, &trunc);
     assert_ts(&sn, (const uint64_t[]){1000, 3500, 6000, 9000}, 4);
@@ -411,7 +433,7 @@ static void test_put_get_query(void **state)
     assert_int_equal(dd_store_get_sample(s, "node", 77, &v, &n), -ENOENT);
 
     assert_int_equal(dd_store_get_stats(s, &st), 0);
-    assert_int_equal(st.samples_written, 11);
+    assert_int_equal(st.samples_written, 13); /* 10 + "nod" + "node2" + one replaced */
     assert_int_equal(st.samples_dropped, 2);
     assert_int_equal(st.commits_failed, 0);
     assert_true(st.wal_bytes > 0);
@@ -583,6 +605,14 @@ static void test_reopen_and_models(void **state)
     dd_free(v);
     assert_int_equal(dd_store_get_model(s, "placement", 3, &v, &n, NULL), -ENOENT);
     assert_int_equal(dd_store_get_model(s, "placemen", 0, &v, &n, NULL), -ENOENT);
+    /* pruning old versions leaves the newer ones and other names alone */
+    assert_int_equal(dd_store_delete_models_before(s, "placement", 2), 0);
+    assert_int_equal(dd_store_get_model(s, "placement", 1, &v, &n, NULL), -ENOENT);
+    assert_int_equal(dd_store_get_model(s, "placement", 0, &v, &n, &ver), 0);
+    assert_int_equal(ver, 2);
+    dd_free(v);
+    assert_int_equal(dd_store_get_model(s, "placement2", 9, &v, &n, NULL), 0);
+    dd_free(v);
     assert_int_equal(dd_store_get_stats(s, &st), 0);
     assert_true(st.disk_bytes > 0);
     print_message("store after reopen: %llu bytes (sst %llu, wal %llu)\n",
