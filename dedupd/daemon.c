@@ -567,7 +567,10 @@ static json_t *pods_doc(struct dd_daemon *d, double dt, uint64_t *errors)
 
     if (r < 0) {
         (*errors)++;
-        return json_pack("{s:i, s:o, s:s}", "count", 0, "pods", arr, "error", strerror(-r));
+        /* rates start again from the next good scan, not across the gap */
+        dd_pods_release(&d->prev_pods);
+        d->have_prev_pods = false;
+        return json_pack("{s:i, s:o, s:s}", "count", 0, "pods", arr, "error", dd_strerror(r));
     }
     for (size_t i = 0; i < now.n; i++) {
         const struct dd_pod *p = &now.pods[i];
@@ -1248,9 +1251,10 @@ static int h_not_in_role(void *ctx, const struct dd_http_request *req,
                          struct dd_http_response *resp)
 {
     struct dd_daemon *d = ctx;
+    bool model = strncmp(req->path, "/v1/model", 9) == 0 || strcmp(req->path, "/v1/predict") == 0;
     return dd_http_reply_error(resp, 404, "not_served",
-                               "%s is served by dedupd with role node or all; this one has role %s",
-                               req->path, d->cfg.role);
+                               "%s is served by dedupd with role %s; this one has role %s",
+                               req->path, model ? "placement or all" : "node or all", d->cfg.role);
 }
 
 /* ---- the cost model ---- */
@@ -1262,20 +1266,44 @@ static int h_model(void *ctx, const struct dd_http_request *req, struct dd_http_
     return dd_http_reply_json(resp, 200, dd_model_status(d->model));
 }
 
+/* Waits this long for a retrain before answering 202 with the run to poll:
+ * an HTTP worker (two in the pool) is not held for a whole training. */
+#define RETRAIN_WAIT_MS 10000u
+
 static int h_model_retrain(void *ctx, const struct dd_http_request *req,
                            struct dd_http_response *resp)
 {
     struct dd_daemon *d = ctx;
-    json_t *summary = NULL;
-    char err[512] = "";
-    int r;
+    int status = 500;
+    json_t *doc;
     (void)req;
-    r = dd_model_retrain(d->model, &summary, err, sizeof(err));
-    if (r == -EINVAL)
-        return dd_http_reply_error(resp, 409, "not_enough_data", "%s", err);
-    if (r < 0)
-        return dd_http_reply_error(resp, 500, "training_failed", "%s", err);
-    return dd_http_reply_json(resp, 200, summary);
+    doc = dd_model_retrain(d->model, RETRAIN_WAIT_MS, &status);
+    if (status == 409 || status == 500) {
+        int r =
+            dd_http_reply_error(resp, status, status == 409 ? "not_enough_data" : "training_failed",
+                                "%s", json_string_value(json_object_get(doc, "error")));
+        json_decref(doc);
+        return r;
+    }
+    return dd_http_reply_json(resp, status, doc);
+}
+
+static int h_model_run(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    struct dd_daemon *d = ctx;
+    uint64_t id;
+    int status = 200;
+    json_t *doc;
+
+    if (dd_parse_u64(req->params[0], &id) < 0 || id == 0)
+        return dd_http_reply_error(resp, 400, "bad_request", "run id: expected a positive integer");
+    doc = dd_model_run(d->model, id, &status);
+    if (!doc)
+        return dd_http_reply_error(resp, 404, "not_found", "no run %llu (the last 8 runs are kept)",
+                                   (unsigned long long)id);
+    /* polling answers 200 with the run's own status inside */
+    json_object_set_new(doc, "http_status", json_integer(status));
+    return dd_http_reply_json(resp, 200, doc);
 }
 
 /* A what-if on a volume's latest features: the pod adds write_mbps at
@@ -1308,6 +1336,12 @@ static int apply_what_if(float row[DD_CM_NFEATURES], json_t *wi, char *err, size
         }
         v[k] = json_number_value(x);
     }
+    if (isfinite(v[1]) && !(v[0] > 0)) {
+        snprintf(err, len,
+                 "what_if.duplicate_share: the share of added writes; give "
+                 "what_if.write_mbps > 0 with it");
+        return -EINVAL;
+    }
     double w0 = isfinite(row[DD_CM_WRITE_MBPS]) ? (double)row[DD_CM_WRITE_MBPS] : 0;
     double u0 = isfinite(row[DD_CM_DEDUP_HIT_RATE]) ? (double)row[DD_CM_DEDUP_HIT_RATE] : 0;
     double l0 =
@@ -1317,8 +1351,7 @@ static int apply_what_if(float row[DD_CM_NFEATURES], json_t *wi, char *err, size
         row[DD_CM_WRITE_MBPS] = (float)(w0 + v[0]);
         double iops0 = isfinite(row[DD_CM_WRITE_IOPS]) ? (double)row[DD_CM_WRITE_IOPS] : 0;
         row[DD_CM_WRITE_IOPS] = (float)(iops0 + v[0] * 1e6 / 4096.0);
-        row[DD_CM_DEDUP_HIT_RATE] = (float)u;
-        row[DD_CM_DEDUP_RATIO] = (float)(u < 0.999 ? 1.0 / (1.0 - u) : 1000.0);
+        row[DD_CM_DEDUP_HIT_RATE] = (float)u; /* dedup_ratio, a lifetime figure, stays */
     }
     row[DD_CM_NODE_CPU_UTIL_EX_VDO] = (float)(l0 + v[2] > 1 ? 1 : l0 + v[2]);
     return 0;
@@ -1464,6 +1497,7 @@ int dd_daemon_start(const struct dd_daemon_config *c, struct dd_daemon **ret, ch
         {"GET", "/v1/estimate/{id}", h_estimate_get, NULL, false, NULL},
         {"GET", "/v1/model", h_model, NULL, false, NULL},
         {"POST", "/v1/model/retrain", h_model_retrain, NULL, true, NULL},
+        {"GET", "/v1/model/runs/{id}", h_model_run, NULL, false, NULL},
         {"POST", "/v1/predict", h_predict, NULL, false, NULL},
     };
     struct dd_http_route routes[DD_ARRAY_SIZE(templ)];

@@ -4,9 +4,10 @@
  * Fits the cost model offline to measurements in the store's per-volume
  * format, one JSON document per line ({"time_ms": T, "features": {...,
  * "cost": C, "latency": L}}: what dedupd stores, what bench/calibrate
- * writes). Rows are put in time order; the prior's coefficients are fitted
- * on the older 80 % and XGBoost is trained on the same rows; both, and the
- * built-in prior, are scored on the newest 20 %. --prior-out writes the
+ * writes). Rows are put in time order; per target, the prior's coefficients
+ * are fitted on the older 80 % of the rows that have it and XGBoost is
+ * trained on the same rows; both, and the built-in prior, are scored on the
+ * newest 20 %. --prior-out writes the
  * fitted coefficients in the form `dedupd --prior-file` reads.
  *
  * Exit: 0 ok; 1 the data could not be read or is too small (named); 2 usage.
@@ -65,25 +66,60 @@ static int read_lines(const char *path, struct dd_cm_data *d, char *errbuf, size
     free(line);
     if (f != stdin)
         fclose(f);
-    if (r == 0)
-        dd_cm_data_sort(d);
+    if (r == 0 && (r = dd_cm_data_sort(d)) < 0)
+        snprintf(errbuf, errlen, "%s: %s", path, dd_strerror(r));
     return r;
 }
 
-/* The prior p scored on rows [from, n) of target t. */
-static void score_prior(const struct dd_cm_prior *p, const struct dd_cm_data *d,
-                        enum dd_cm_target t, size_t from, struct dd_cm_eval *ret)
+/* Target t's rows (finite target) in time order, split as dd_cm_train
+ * splits them: the newest fifth (at least one row) held out. */
+struct split {
+    size_t *idx, k, ntrain;
+};
+
+static int split_target(const struct dd_cm_data *d, enum dd_cm_target t, struct split *sp)
 {
-    size_t k = d->n - from;
-    double *pred = dd_calloc(k ? k : 1, sizeof(double));
-    if (!pred) {
-        memset(ret, 0, sizeof(*ret));
-        return;
+    size_t nhold;
+    sp->idx = dd_calloc(d->n ? d->n : 1, sizeof(size_t));
+    if (!sp->idx)
+        return -ENOMEM;
+    sp->k = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        if (isfinite(d->y[t][i]))
+            sp->idx[sp->k++] = i;
     }
-    for (size_t i = 0; i < k; i++)
-        pred[i] = dd_cm_prior_predict(p, t, d->X + (from + i) * DD_CM_NFEATURES, NULL);
-    dd_cm_evaluate(pred, d->y[t] + from, k, ret);
+    nhold = (size_t)((double)sp->k * 0.2);
+    sp->ntrain = sp->k - (nhold < 1 && sp->k ? 1 : nhold);
+    return 0;
+}
+
+/* The prior fitted on, or scored on, rows idx[from, to) of target t. */
+static int prior_rows(struct dd_cm_prior *p, const struct dd_cm_data *d, enum dd_cm_target t,
+                      const size_t *idx, size_t from, size_t to, bool fit, struct dd_cm_eval *ret)
+{
+    size_t k = to - from;
+    float *X = dd_calloc(k ? k * DD_CM_NFEATURES : 1, sizeof(float));
+    double *y = dd_calloc(k ? k : 1, sizeof(double)), *pred = dd_calloc(k ? k : 1, sizeof(double));
+    int r = -ENOMEM;
+
+    if (X && y && pred) {
+        for (size_t i = 0; i < k; i++) {
+            memcpy(X + i * DD_CM_NFEATURES, d->X + idx[from + i] * DD_CM_NFEATURES,
+                   sizeof(float) * DD_CM_NFEATURES);
+            y[i] = d->y[t][idx[from + i]];
+            pred[i] = dd_cm_prior_predict(p, t, X + i * DD_CM_NFEATURES, NULL);
+        }
+        if (fit) {
+            r = dd_cm_prior_fit(p, t, X, y, k);
+        } else {
+            dd_cm_evaluate(pred, y, k, ret);
+            r = 0;
+        }
+    }
+    dd_free(X);
+    dd_free(y);
     dd_free(pred);
+    return r;
 }
 
 static json_t *eval_json(const struct dd_cm_eval *e)
@@ -107,7 +143,7 @@ int dd_ctl_model_fit(int argc, char **argv)
     bool as_json = false;
     char err[1024] = "";
     json_t *doc = NULL, *h;
-    size_t ntrain;
+    struct split sp[DD_CM_NTARGETS] = {{0}};
     int c, ret = 1;
 
     optind = 1;
@@ -137,19 +173,20 @@ int dd_ctl_model_fit(int argc, char **argv)
         fprintf(stderr, "dedupctl: model fit: %s\n", err);
         goto out;
     }
-    ntrain = d.n - d.n / 5;
     dd_cm_prior_defaults(&builtin);
     fitted = builtin;
     for (int t = 0; t < DD_CM_NTARGETS; t++) {
-        if (dd_cm_prior_fit(&fitted, (enum dd_cm_target)t, d.X, d.y[t], ntrain) < 0) {
+        enum dd_cm_target tg = (enum dd_cm_target)t;
+        if (split_target(&d, tg, &sp[t]) < 0 ||
+            prior_rows(&fitted, &d, tg, sp[t].idx, 0, sp[t].ntrain, true, NULL) < 0) {
             fprintf(stderr,
-                    "dedupctl: model fit: %s: too few rows or a singular system to fit "
-                    "the prior (%zu rows)\n",
-                    dd_cm_target_names[t], ntrain);
+                    "dedupctl: model fit: %s: too few rows or a singular system to fit the "
+                    "prior (%zu rows to fit on)\n",
+                    dd_cm_target_names[t], sp[t].ntrain);
             goto out;
         }
     }
-    /* XGBoost holds out the newest 20 % of each target's rows itself */
+    /* XGBoost holds out the same newest fifth of each target's rows */
     if (dd_cm_train(&d, &fitted, NULL, 1, 0, &m, err, sizeof(err)) < 0) {
         fprintf(stderr, "dedupctl: model fit: %s\n", err);
         goto out;
@@ -159,24 +196,25 @@ int dd_ctl_model_fit(int argc, char **argv)
     json_object_set_new(doc, "prior_fitted", dd_cm_prior_to_json(&fitted));
     h = json_object();
     if (!as_json)
-        printf("%zu rows; fitted on the older %zu, scored on the newest %zu\n"
-               "%-8s %-16s %12s %10s\n",
-               d.n, ntrain, d.n - ntrain, "TARGET", "MODEL", "MAPE %", "R2");
+        printf("%zu rows; per target, fitted on the older 80 %% of its rows and scored on the "
+               "newest 20 %%\n%-8s %-16s %8s %8s %12s %10s\n",
+               d.n, "TARGET", "MODEL", "FITTED", "SCORED", "MAPE %", "R2");
     for (int t = 0; t < DD_CM_NTARGETS; t++) {
         struct dd_cm_eval xe, fe, be;
         enum dd_cm_target tg = (enum dd_cm_target)t;
         dd_cm_model_holdout(m, tg, &xe, &fe);
-        score_prior(&builtin, &d, tg, ntrain, &be);
+        (void)prior_rows(&builtin, &d, tg, sp[t].idx, sp[t].ntrain, sp[t].k, false, &be);
         json_object_set_new(h, dd_cm_target_names[t],
-                            json_pack("{s:o, s:o, s:o}", "xgboost", eval_json(&xe), "prior_fitted",
-                                      eval_json(&fe), "prior_builtin", eval_json(&be)));
+                            json_pack("{s:o, s:o, s:o, s:I, s:I}", "xgboost", eval_json(&xe),
+                                      "prior_fitted", eval_json(&fe), "prior_builtin",
+                                      eval_json(&be), "fitted_rows", (json_int_t)sp[t].ntrain,
+                                      "scored_rows", (json_int_t)(sp[t].k - sp[t].ntrain)));
         if (!as_json) {
-            printf("%-8s %-16s %12.2f %10.3f\n", dd_cm_target_names[t], "xgboost", xe.mape_percent,
-                   xe.r2);
-            printf("%-8s %-16s %12.2f %10.3f\n", dd_cm_target_names[t], "prior (fitted)",
-                   fe.mape_percent, fe.r2);
-            printf("%-8s %-16s %12.2f %10.3f\n", dd_cm_target_names[t], "prior (built-in)",
-                   be.mape_percent, be.r2);
+            static const char *const names[] = {"xgboost", "prior (fitted)", "prior (built-in)"};
+            const struct dd_cm_eval *ev[] = {&xe, &fe, &be};
+            for (int k = 0; k < 3; k++)
+                printf("%-8s %-16s %8zu %8zu %12.2f %10.3f\n", dd_cm_target_names[t], names[k],
+                       sp[t].ntrain, sp[t].k - sp[t].ntrain, ev[k]->mape_percent, ev[k]->r2);
         }
     }
     json_object_set_new(doc, "holdout", h);
@@ -201,6 +239,8 @@ int dd_ctl_model_fit(int argc, char **argv)
     }
     ret = 0;
 out:
+    for (int t = 0; t < DD_CM_NTARGETS; t++)
+        dd_free(sp[t].idx);
     json_decref(doc);
     dd_cm_model_free(m);
     dd_cm_data_release(&d);

@@ -360,8 +360,32 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
             ret = 2;
             goto out;
         }
-        if (call(remote, retrain ? "POST" : "GET", retrain ? "/v1/model/retrain" : "/v1/model",
-                 retrain ? "{}" : NULL, token, &doc, err, sizeof(err)) != 200)
+        long st =
+            call(remote, retrain ? "POST" : "GET", retrain ? "/v1/model/retrain" : "/v1/model",
+                 retrain ? "{}" : NULL, token, &doc, err, sizeof(err));
+        /* a long training answers 202 with the run to poll */
+        while (retrain && st == 202) {
+            struct timespec nap = {1, 0};
+            const char *poll = json_string_value(json_object_get(doc, "poll"));
+            if (!poll) {
+                snprintf(err, sizeof(err), "the daemon answered 202 without a run to poll");
+                goto fail;
+            }
+            snprintf(path, sizeof(path), "%s", poll);
+            json_decref(doc);
+            doc = NULL;
+            nanosleep(&nap, NULL);
+            if (call(remote, "GET", path, NULL, NULL, &doc, err, sizeof(err)) != 200)
+                goto fail;
+            st = json_integer_value(json_object_get(doc, "http_status"));
+            if (st != 200 && st != 202) {
+                snprintf(err, sizeof(err), "training %s: %s",
+                         json_string_value(json_object_get(doc, "status")),
+                         json_string_value(json_object_get(doc, "error")));
+                goto fail;
+            }
+        }
+        if (st != 200)
             goto fail;
         if (json || retrain) {
             dump(doc);

@@ -2,14 +2,20 @@
  * The cost-model service (see model.h): prior, active model, trainer thread
  * and predictions.
  *
- * Training reads every "vol/<name>" series of the store (the per-volume
- * documents the sampler writes, features and targets together), in time
- * order, at most MAX_TRAIN_ROWS of the newest rows, and trains one model per
- * target (placement/costmodel). Each trained model is stored as version N
- * of "costmodel" with its summary as version N of "costmodel-summary", so a
- * restart serves the same model and lists the same versions. A stored model
- * that does not load (corrupt, truncated, another format) is logged once and
- * the prior serves until the next training.
+ * Training reads the newest rows of every "vol/<name>" series of the store
+ * (the per-volume documents the sampler writes, features and targets
+ * together; at most MAX_TRAIN_ROWS in all, shared between the series), puts
+ * them in time order and trains one model per target (placement/costmodel).
+ * Each trained model is stored as version N of "costmodel" with its summary
+ * as version N of "costmodel-summary" (the summary first, so a model in the
+ * store always has one), so a restart serves the same model and lists the
+ * same versions; versions older than KEEP_VERSIONS are pruned. A stored
+ * model that does not load (corrupt, truncated, another format) is logged
+ * once and the prior serves until the next training.
+ *
+ * Runs have ids. A retrain request queues one (requests before it starts
+ * share it) and waits a bounded time for it; the caller can poll the run by
+ * id afterwards. Shutdown wakes every waiter before the state goes away.
  */
 #define _GNU_SOURCE
 #include "dedupd/model.h"
@@ -24,9 +30,15 @@
 #include "common/common.h"
 #include "dedupd/store/store.h"
 
-/* Newest rows one training reads: 14 days of 10 s samples of ~8 volumes;
- * training 200 rounds on them takes a few seconds on one core. */
-#define MAX_TRAIN_ROWS 1000000u
+/* Newest rows one training reads, all series together: two days of 10 s
+ * samples of 6 volumes, ~9 MB of rows while training; 20 trees on them
+ * take about a second on one core (bench/model-bench: 1.2 s for 100,000
+ * rows with the larger model of earlier versions). */
+#define MAX_TRAIN_ROWS 100000u
+/* Model versions kept in the store and listed by /v1/model. */
+#define KEEP_VERSIONS 20u
+/* Finished runs remembered for polling. */
+#define RUNS_KEPT 8u
 
 #define MODEL_NAME   "costmodel"
 #define SUMMARY_NAME "costmodel-summary"
@@ -46,16 +58,23 @@ struct dd_model_service {
     struct dd_model_config cfg;
     uint64_t new_samples;
     uint64_t next_version;
-    uint64_t last_train_ms;           /* monotonic */
-    bool requested;                   /* a retrain was asked for */
-    uint64_t runs_started, runs_done; /* a waiter waits for runs_done to pass its run */
-    int last_result;
-    char last_error[512];
+    uint64_t last_train_ms; /* monotonic */
+    uint64_t queued_run;    /* a requested run not started yet; 0 = none */
+    uint64_t last_run_id;   /* ids of runs, requested or scheduled */
+    unsigned waiters;       /* retrain calls waiting on done */
+    struct run {
+        uint64_t id;
+        enum { RUN_QUEUED, RUN_RUNNING, RUN_DONE } state;
+        int result;
+        char error[512];
+        json_t *summary; /* when it trained */
+        double seconds;
+        size_t rows;
+    } runs[RUNS_KEPT];    /* by id % RUNS_KEPT */
     json_t *last_summary; /* of the last run that trained */
-    json_t *versions;     /* summaries, oldest first */
+    json_t *versions;     /* summaries, oldest first, at most KEEP_VERSIONS */
     uint64_t trainings, failures;
     double last_seconds;
-    size_t last_rows;
 };
 
 static uint64_t mono_ms(void)
@@ -100,18 +119,24 @@ static int collect_point(void *ud, uint64_t ts_ms, const void *value, size_t len
         c->error = r;
         return r;
     }
-    return c->d->n >= MAX_TRAIN_ROWS ? 1 : 0;
+    return 0;
 }
 
+/* The newest rows of every volume series, MAX_TRAIN_ROWS shared between
+ * them, in time order. */
 static int read_history(struct dd_store *store, struct dd_cm_data *d)
 {
     char **names = NULL;
     size_t n = 0;
     int r = dd_store_list_series(store, "vol/", &names, &n);
 
-    for (size_t i = 0; r >= 0 && i < n && d->n < MAX_TRAIN_ROWS; i++) {
+    for (size_t i = 0; r >= 0 && i < n; i++) {
         struct collect c = {d, 0};
-        struct dd_store_query q = {.series = names[i], .from_ms = 0, .to_ms = UINT64_MAX};
+        struct dd_store_query q = {.series = names[i],
+                                   .from_ms = 0,
+                                   .to_ms = UINT64_MAX,
+                                   .limit = MAX_TRAIN_ROWS / n,
+                                   .newest_first = true};
         r = dd_store_query(store, &q, collect_point, &c, NULL);
         if (c.error < 0)
             r = c.error;
@@ -119,10 +144,7 @@ static int read_history(struct dd_store *store, struct dd_cm_data *d)
     for (size_t i = 0; i < n; i++)
         dd_free(names[i]);
     dd_free(names);
-    if (r < 0)
-        return r;
-    dd_cm_data_sort(d);
-    return 0;
+    return r < 0 ? r : dd_cm_data_sort(d);
 }
 
 /* ---- training ---- */
@@ -162,10 +184,12 @@ static int train_now(struct dd_model_service *s, uint64_t version, unsigned min_
     for (size_t i = 0; i < d.n; i++)
         rows_cost += isfinite(d.y[DD_CM_COST][i]);
     *ret_rows = d.n;
-    if (d.n < min_rows || d.n < 20) {
+    if (min_rows < 20)
+        min_rows = 20; /* the fewest a model is trained on (placement/costmodel) */
+    if (d.n < min_rows) {
         snprintf(errbuf, errlen,
-                 "%zu samples with a target in the history (%zu with cost); "
-                 "training needs %u (--min-train-samples)",
+                 "%zu samples with a cost or latency in the history (%zu with a cost); "
+                 "training needs %u (--min-train-samples, at least 20)",
                  d.n, rows_cost, min_rows);
         r = -EINVAL;
         goto out;
@@ -181,17 +205,29 @@ static int train_now(struct dd_model_service *s, uint64_t version, unsigned min_
         goto out;
     }
     summary = dd_cm_model_summary(m);
-    text = json_dumps(summary, JSON_COMPACT);
-    /* the model first: a summary never names a model that is not stored */
-    r = dd_store_put_model(s->store, MODEL_NAME, version, blob, blen);
-    if (r == 0 && text)
-        r = dd_store_put_model(s->store, SUMMARY_NAME, version, text, strlen(text));
+    text = summary ? json_dumps(summary, JSON_COMPACT) : NULL;
+    if (!text) {
+        json_decref(summary);
+        snprintf(errbuf, errlen, "serialising the model summary: out of memory");
+        r = -ENOMEM;
+        goto out;
+    }
+    /* the summary first: a stored model always has its summary, and a
+     * summary without its model (a failed write) is replaced by the next
+     * run, which reuses the version */
+    r = dd_store_put_model(s->store, SUMMARY_NAME, version, text, strlen(text));
+    if (r == 0)
+        r = dd_store_put_model(s->store, MODEL_NAME, version, blob, blen);
     free(text);
     if (r < 0) {
         snprintf(errbuf, errlen, "storing model version %llu: %s", (unsigned long long)version,
                  dd_strerror(r));
         json_decref(summary);
         goto out;
+    }
+    if (version > KEEP_VERSIONS) { /* pruning is best effort: the next run tries again */
+        (void)dd_store_delete_models_before(s->store, MODEL_NAME, version + 1 - KEEP_VERSIONS);
+        (void)dd_store_delete_models_before(s->store, SUMMARY_NAME, version + 1 - KEEP_VERSIONS);
     }
     swap_in(s, m);
     m = NULL;
@@ -220,6 +256,30 @@ static void log_run(const json_t *summary, double secs, size_t rows, bool servin
                 v[2], v[3], serving ? "xgboost" : "the prior");
 }
 
+static struct run *run_slot(struct dd_model_service *s, uint64_t id)
+{
+    return &s->runs[id % RUNS_KEPT];
+}
+
+/* Starts remembering run id (evicting the run RUNS_KEPT before it). */
+static struct run *run_new(struct dd_model_service *s, uint64_t id)
+{
+    struct run *r = run_slot(s, id);
+    json_decref(r->summary);
+    memset(r, 0, sizeof(*r));
+    r->id = id;
+    r->state = RUN_QUEUED;
+    return r;
+}
+
+/* Appends a summary, keeping the newest KEEP_VERSIONS. */
+static void add_version(struct dd_model_service *s, json_t *summary)
+{
+    json_array_append(s->versions, summary);
+    while (json_array_size(s->versions) > KEEP_VERSIONS)
+        json_array_remove(s->versions, 0);
+}
+
 static void *trainer_main(void *arg)
 {
     struct dd_model_service *s = arg;
@@ -227,7 +287,7 @@ static void *trainer_main(void *arg)
     pthread_mutex_lock(&s->lock);
     for (;;) {
         uint64_t now = mono_ms();
-        bool due = s->requested ||
+        bool due = s->queued_run ||
                    (s->new_samples >= s->cfg.retrain_every && s->cfg.retrain_every > 0) ||
                    (s->new_samples > 0 &&
                     (double)(now - s->last_train_ms) >= s->cfg.retrain_interval_s * 1000.0);
@@ -240,10 +300,13 @@ static void *trainer_main(void *arg)
             pthread_cond_timedwait(&s->wake, &s->lock, &until);
             continue;
         }
-        uint64_t version = s->next_version, run = ++s->runs_started;
+        uint64_t version = s->next_version, id = s->queued_run;
+        struct run *run = id ? run_slot(s, id) : run_new(s, ++s->last_run_id);
         unsigned min_rows = s->cfg.min_train_samples;
         unsigned rounds = s->cfg.rounds;
-        s->requested = false;
+        id = run->id;
+        run->state = RUN_RUNNING;
+        s->queued_run = 0;
         s->new_samples = 0;
         s->last_train_ms = now;
         pthread_mutex_unlock(&s->lock);
@@ -256,17 +319,22 @@ static void *trainer_main(void *arg)
         double secs = (double)(mono_ms() - t0) / 1000.0;
 
         pthread_mutex_lock(&s->lock);
-        s->runs_done = run;
-        s->last_result = r;
-        s->last_rows = rows;
+        run = run_slot(s, id);
+        if (run->id == id) { /* not evicted meanwhile */
+            run->state = RUN_DONE;
+            run->result = r;
+            run->rows = rows;
+            run->seconds = secs;
+            snprintf(run->error, sizeof(run->error), "%s", r < 0 ? err : "");
+            run->summary = json_incref(summary);
+        }
         s->last_seconds = secs;
-        snprintf(s->last_error, sizeof(s->last_error), "%s", r < 0 ? err : "");
         if (r == 0) {
             s->trainings++;
             s->next_version = version + 1;
             json_decref(s->last_summary);
             s->last_summary = json_incref(summary);
-            json_array_append_new(s->versions, summary);
+            add_version(s, summary);
             uint64_t v;
             log_run(summary, secs, rows, active_state(s, &v));
         } else if (r != -EINVAL) {
@@ -275,8 +343,11 @@ static void *trainer_main(void *arg)
         } else {
             dd_log_debug("model training skipped: %s", err);
         }
+        json_decref(summary);
         pthread_cond_broadcast(&s->done);
     }
+    /* waiters see stop and leave */
+    pthread_cond_broadcast(&s->done);
     pthread_mutex_unlock(&s->lock);
     return NULL;
 }
@@ -326,7 +397,8 @@ static void load_stored(struct dd_model_service *s)
     else
         swap_in(s, m);
     dd_free(blob);
-    for (uint64_t v = 1; v <= version; v++) {
+    for (uint64_t v = version > KEEP_VERSIONS ? version + 1 - KEEP_VERSIONS : 1; v <= version;
+         v++) {
         void *text = NULL;
         size_t tl;
         json_t *sum;
@@ -337,10 +409,9 @@ static void load_stored(struct dd_model_service *s)
         if (json_is_object(sum)) {
             json_decref(s->last_summary);
             s->last_summary = json_incref(sum);
-            json_array_append_new(s->versions, sum);
-        } else {
-            json_decref(sum);
+            add_version(s, sum);
         }
+        json_decref(sum);
     }
     if (m)
         dd_log_info("serving stored cost model version %llu (%s)", (unsigned long long)version,
@@ -372,7 +443,6 @@ int dd_model_service_new(struct dd_store *store, const struct dd_model_config *c
         load_stored(s);
     s->last_train_ms = mono_ms();
     /* a store with history but no model trains at once */
-    s->requested = false;
     if (store && !s->model)
         s->new_samples = s->cfg.retrain_every;
     if (store && pthread_create(&s->thread, NULL, trainer_main, s) != 0) {
@@ -392,10 +462,18 @@ struct dd_model_service *dd_model_service_free(struct dd_model_service *s)
     pthread_mutex_lock(&s->lock);
     s->stop = true;
     pthread_cond_broadcast(&s->wake);
+    pthread_cond_broadcast(&s->done);
     pthread_mutex_unlock(&s->lock);
     if (s->thread_started)
         pthread_join(s->thread, NULL);
+    /* a retrain call still waiting sees stop and leaves: wait for it */
+    pthread_mutex_lock(&s->lock);
+    while (s->waiters > 0)
+        pthread_cond_wait(&s->done, &s->lock);
+    pthread_mutex_unlock(&s->lock);
     dd_cm_model_free(s->model);
+    for (size_t i = 0; i < RUNS_KEPT; i++)
+        json_decref(s->runs[i].summary);
     json_decref(s->last_summary);
     json_decref(s->versions);
     pthread_rwlock_destroy(&s->active_lock);
@@ -426,29 +504,82 @@ void dd_model_reconfigure(struct dd_model_service *s, const struct dd_model_conf
     pthread_mutex_unlock(&s->lock);
 }
 
-int dd_model_retrain(struct dd_model_service *s, json_t **ret, char *errbuf, size_t errlen)
+/* A run's status document and its HTTP status. Under s->lock. */
+static json_t *run_json(const struct run *r, int *ret_http)
 {
-    uint64_t mine;
-    int r;
+    static const char *const states[] = {"queued", "running", "done"};
+    const char *status = states[r->state];
+    json_t *doc;
+
+    *ret_http = 202;
+    if (r->state == RUN_DONE) {
+        status = r->result == 0 ? "done" : (r->result == -EINVAL ? "skipped" : "failed");
+        *ret_http = r->result == 0 ? 200 : (r->result == -EINVAL ? 409 : 500);
+    }
+    doc = r->summary ? json_deep_copy(r->summary) : json_object();
+    json_object_set_new(doc, "run", json_integer((json_int_t)r->id));
+    json_object_set_new(doc, "status", json_string(status));
+    if (r->state == RUN_DONE) {
+        json_object_set_new(doc, "seconds", json_real(r->seconds));
+        json_object_set_new(doc, "rows", json_integer((json_int_t)r->rows));
+        if (r->error[0])
+            json_object_set_new(doc, "error", json_string_nocheck(r->error));
+    }
+    return doc;
+}
+
+json_t *dd_model_retrain(struct dd_model_service *s, unsigned wait_ms, int *ret_http)
+{
+    struct timespec until;
+    uint64_t id;
+    json_t *doc;
 
     if (!s->thread_started) {
-        snprintf(errbuf, errlen, "this daemon keeps no history to train on");
-        return -EINVAL;
+        *ret_http = 409;
+        return json_pack("{s:s, s:s}", "status", "skipped", "error",
+                         "this daemon keeps no history to train on");
+    }
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(wait_ms / 1000);
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&s->lock);
-    /* the run that starts after this request is ours */
-    mine = s->runs_started + 1;
-    s->requested = true;
+    /* requests made before the run starts share it */
+    if (!s->queued_run)
+        s->queued_run = run_new(s, ++s->last_run_id)->id;
+    id = s->queued_run;
     pthread_cond_broadcast(&s->wake);
-    while (s->runs_done < mine && !s->stop)
-        pthread_cond_wait(&s->done, &s->lock);
-    r = s->stop && s->runs_done < mine ? -ECANCELED : s->last_result;
-    if (r == 0)
-        *ret = json_incref(s->last_summary);
-    else
-        snprintf(errbuf, errlen, "%s", s->last_error[0] ? s->last_error : dd_strerror(r));
+    s->waiters++;
+    while (!s->stop && run_slot(s, id)->id == id && run_slot(s, id)->state != RUN_DONE) {
+        if (pthread_cond_timedwait(&s->done, &s->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    if (run_slot(s, id)->id == id) {
+        doc = run_json(run_slot(s, id), ret_http);
+        if (*ret_http == 202)
+            json_object_set_new(doc, "poll",
+                                json_sprintf("/v1/model/runs/%llu", (unsigned long long)id));
+    } else {
+        *ret_http = 503;
+        doc = json_pack("{s:I, s:s}", "run", (json_int_t)id, "status", "forgotten");
+    }
+    s->waiters--;
+    pthread_cond_broadcast(&s->done); /* a shutdown may wait for the last waiter */
     pthread_mutex_unlock(&s->lock);
-    return r;
+    return doc;
+}
+
+json_t *dd_model_run(struct dd_model_service *s, uint64_t id, int *ret_http)
+{
+    json_t *doc = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (id > 0 && run_slot(s, id)->id == id)
+        doc = run_json(run_slot(s, id), ret_http);
+    pthread_mutex_unlock(&s->lock);
+    return doc;
 }
 
 /* ---- status ---- */
@@ -495,14 +626,20 @@ json_t *dd_model_status(struct dd_model_service *s)
     active = json_pack("{s:s, s:I, s:o}", "kind", xgb ? "xgboost" : "prior", "version",
                        (json_int_t)version, "holdout",
                        summary ? holdout_of(summary, xgb ? "xgboost" : "prior") : json_null());
-    training = json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:s?}", "min_train_samples",
-        (json_int_t)s->cfg.min_train_samples, "retrain_every", (json_int_t)s->cfg.retrain_every,
-        "new_samples", (json_int_t)s->new_samples, "runs", (json_int_t)s->runs_done, "failures",
-        (json_int_t)s->failures, "last_seconds", s->last_seconds, "last_rows",
-        (json_int_t)s->last_rows, "last_error", s->last_error[0] ? s->last_error : NULL);
-    doc = json_pack("{s:o, s:O, s:o, s:o}", "active", active, "versions", s->versions, "training",
-                    training, "prior", dd_cm_prior_to_json(&s->prior));
+    training =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "min_train_samples",
+                  (json_int_t)s->cfg.min_train_samples, "retrain_every",
+                  (json_int_t)s->cfg.retrain_every, "new_samples", (json_int_t)s->new_samples,
+                  "runs", (json_int_t)s->last_run_id, "trainings", (json_int_t)s->trainings,
+                  "failures", (json_int_t)s->failures, "last_seconds", s->last_seconds);
+    if (s->last_run_id) {
+        int http;
+        json_object_set_new(training, "last_run", run_json(run_slot(s, s->last_run_id), &http));
+    }
+    /* a copy: the trainer appends to the live array after the lock drops */
+    doc =
+        json_pack("{s:o, s:o, s:o, s:o}", "active", active, "versions", json_deep_copy(s->versions),
+                  "training", training, "prior", dd_cm_prior_to_json(&s->prior));
     pthread_mutex_unlock(&s->lock);
     return doc;
 }

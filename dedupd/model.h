@@ -47,7 +47,8 @@ struct dd_model_service;
  */
 int dd_model_service_new(struct dd_store *store, const struct dd_model_config *c,
                          struct dd_model_service **ret, char *errbuf, size_t errlen);
-/* Stops the trainer (a training in progress finishes first). NULL-safe. */
+/* Stops the trainer (a training in progress finishes first) and waits for
+ * retrain calls still waiting to leave. NULL-safe. */
 struct dd_model_service *dd_model_service_free(struct dd_model_service *s);
 
 /* The sampler stored n new volume samples. */
@@ -58,16 +59,24 @@ void dd_model_reconfigure(struct dd_model_service *s, const struct dd_model_conf
 /* GET /v1/model: {"active": {...}, "versions": [...], "training": {...}}. */
 json_t *dd_model_status(struct dd_model_service *s);
 /*
- * Trains now on the store's history and waits for it. Returns 0 with the
- * new version's summary in *ret, -EINVAL when there are too few rows
- * (errbuf says how many), or another error.
+ * Queues a training run on the store's history (requests made before it
+ * starts share it) and waits for it at most wait_ms. Returns the run's
+ * document ({"run": id, "status": "queued" | "running" | "done" | "skipped"
+ * | "failed", and when finished "seconds", "rows", "error" or the new
+ * version's summary fields}) and its HTTP status in *ret_http: 200 done,
+ * 409 skipped (too little history: "error" says how much), 500 failed, 202
+ * still queued or running (with "poll": "/v1/model/runs/<id>").
  */
-int dd_model_retrain(struct dd_model_service *s, json_t **ret, char *errbuf, size_t errlen);
+json_t *dd_model_retrain(struct dd_model_service *s, unsigned wait_ms, int *ret_http);
+/* A run's document by id (as above), or NULL when unknown or forgotten
+ * (the last 8 runs are kept). */
+json_t *dd_model_run(struct dd_model_service *s, uint64_t id, int *ret_http);
 
 /*
  * One prediction: {"cost": ..., "latency_ms": ..., "source": "prior" |
- * "xgboost", "model_version": N, "explanation": {...}}. row must hold
- * finite features (checked by the caller). Returns 0 or an error.
+ * "xgboost", "model_version": N, "explanation": {...}}. A NaN feature is
+ * missing (XGBoost's missing value; the prior reads it as 0). Returns 0 or
+ * an error.
  */
 int dd_model_predict(struct dd_model_service *s, const float row[DD_CM_NFEATURES], json_t **ret,
                      char *errbuf, size_t errlen);

@@ -386,29 +386,46 @@ int dd_cm_data_add_doc(struct dd_cm_data *d, json_t *doc, uint64_t time_ms)
     return dd_cm_data_add(d, row, y, time_ms);
 }
 
-/* insertion sort by time: history arrives as a few time-ordered runs */
-void dd_cm_data_sort(struct dd_cm_data *d)
+struct time_index {
+    uint64_t t;
+    size_t i;
+};
+
+static int cmp_time(const void *a, const void *b)
 {
-    float row[DD_CM_NFEATURES];
-    for (size_t i = 1; i < d->n; i++) {
-        size_t j = i;
-        uint64_t t = d->time_ms[i];
-        double y0 = d->y[0][i], y1 = d->y[1][i];
-        if (d->time_ms[i - 1] <= t)
-            continue;
-        memcpy(row, d->X + i * DD_CM_NFEATURES, sizeof(row));
-        while (j > 0 && d->time_ms[j - 1] > t) {
-            d->time_ms[j] = d->time_ms[j - 1];
-            d->y[0][j] = d->y[0][j - 1];
-            d->y[1][j] = d->y[1][j - 1];
-            memcpy(d->X + j * DD_CM_NFEATURES, d->X + (j - 1) * DD_CM_NFEATURES, sizeof(row));
-            j--;
+    const struct time_index *x = a, *y = b;
+    if (x->t != y->t)
+        return x->t < y->t ? -1 : 1;
+    return x->i < y->i ? -1 : (x->i > y->i); /* stable */
+}
+
+/* Sorts an index by time, then moves the rows into that order. */
+int dd_cm_data_sort(struct dd_cm_data *d)
+{
+    struct dd_cm_data out = {0};
+    struct time_index *idx;
+
+    if (d->n < 2)
+        return 0;
+    idx = dd_calloc(d->n, sizeof(*idx));
+    if (!idx)
+        return -ENOMEM;
+    for (size_t i = 0; i < d->n; i++)
+        idx[i] = (struct time_index){d->time_ms[i], i};
+    qsort(idx, d->n, sizeof(*idx), cmp_time);
+    for (size_t k = 0; k < d->n; k++) {
+        size_t i = idx[k].i;
+        double y[DD_CM_NTARGETS] = {d->y[0][i], d->y[1][i]};
+        if (dd_cm_data_add(&out, d->X + i * DD_CM_NFEATURES, y, d->time_ms[i]) < 0) {
+            dd_free(idx);
+            dd_cm_data_release(&out);
+            return -ENOMEM;
         }
-        d->time_ms[j] = t;
-        d->y[0][j] = y0;
-        d->y[1][j] = y1;
-        memcpy(d->X + j * DD_CM_NFEATURES, row, sizeof(row));
     }
+    dd_free(idx);
+    dd_cm_data_release(d);
+    *d = out;
+    return 0;
 }
 
 void dd_cm_data_release(struct dd_cm_data *d)
@@ -969,6 +986,11 @@ int dd_cm_model_load(const void *buf, size_t len, struct dd_cm_model **ret, char
             r = xgb_check(XGBoosterLoadModelFromBuffer(
                               m->booster[t], (const unsigned char *)buf + off[t], blen[t]),
                           "loading the model", errbuf, errlen);
+        /* nthread is not saved with a model: a loaded one would predict on
+         * every core (measured: "nthread": "0" after loading) */
+        if (r == 0)
+            r = xgb_check(XGBoosterSetParam(m->booster[t], "nthread", "1"), "setting nthread",
+                          errbuf, errlen);
     }
     if (r < 0) {
         dd_cm_model_free(m);

@@ -146,8 +146,9 @@ int dd_cm_data_add(struct dd_cm_data *d, const float row[DD_CM_NFEATURES],
 /* Appends a stored volume document ({"features": {...}} with the targets
  * "cost" and "latency" among the features). */
 int dd_cm_data_add_doc(struct dd_cm_data *d, json_t *doc, uint64_t time_ms);
-/* Sorts rows by time (stable), for data gathered series by series. */
-void dd_cm_data_sort(struct dd_cm_data *d);
+/* Sorts rows by time (stable, O(n log n)), for data gathered series by
+ * series. Returns 0 or -ENOMEM (d unchanged). */
+int dd_cm_data_sort(struct dd_cm_data *d);
 void dd_cm_data_release(struct dd_cm_data *d);
 
 /* ---- XGBoost models ---- */

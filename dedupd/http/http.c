@@ -109,6 +109,51 @@ int dd_http_reply_json(struct dd_http_response *resp, int status, json_t *doc)
     return r;
 }
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one
+ * (stray continuation, overlong form, surrogate, past U+10FFFF, cut off). */
+static size_t utf8_seq(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t n;
+    uint32_t cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, cp = c & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0; /* includes the NUL ending a cut-off sequence */
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
+/* Messages quote what the client sent and are cut to a buffer: a cut may
+ * split a character and the input need not be UTF-8 at all. JSON strings
+ * must be, so each invalid byte becomes '?' (and the status stays the
+ * 4xx it is, rather than a 500 for a message jansson refuses). */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = utf8_seq(p);
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
 int dd_http_reply_error(struct dd_http_response *resp, int status, const char *code,
                         const char *fmt, ...)
 {
@@ -118,6 +163,7 @@ int dd_http_reply_error(struct dd_http_response *resp, int status, const char *c
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    utf8_scrub(msg);
     return dd_http_reply_json(resp, status,
                               json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
 }

@@ -770,7 +770,27 @@ static void test_role_placement(void **state)
     check_metrics(r.body);
     assert_non_null(strstr(r.body, "\ndedupd_samples_total 0\n"));
     free(r.body);
+    /* the model lives with placement: its routes answer there */
+    doc = get_json(&d, "/v1/model", 200);
+    json_decref(doc);
     assert_int_equal(stop(&d, SIGTERM), 0);
+
+    /* role node: samples, but sends model questions to placement */
+    char *ndata = tt_path(g_root, "data-node");
+    g_role = "node";
+    ok = start(&d, ndata, false);
+    g_role = "all";
+    assert_true(ok);
+    wait_ready(&d);
+    doc = get_json(&d, "/v1/model", 404);
+    e = json_object_get(doc, "error");
+    assert_non_null(strstr(json_string_value(json_object_get(e, "message")),
+                           "role placement or all; this one has role node"));
+    json_decref(doc);
+    doc = get_json(&d, "/v1/volumes", 200);
+    json_decref(doc);
+    assert_int_equal(stop(&d, SIGTERM), 0);
+    free(ndata);
     free(data);
 }
 

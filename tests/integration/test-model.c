@@ -178,7 +178,18 @@ static void test_train_serve_restart_corrupt(void **state)
 
     json_t *sum = call_json(&d, "POST", "/v1/model/retrain", "{}", 200);
     assert_int_equal(json_integer_value(json_object_get(sum, "version")), 1);
+    assert_string_equal(json_string_value(json_object_get(sum, "status")), "done");
+    /* the run can be polled by id afterwards; unknown runs are 404 */
+    char runpath[64];
+    snprintf(runpath, sizeof(runpath), "/v1/model/runs/%lld",
+             (long long)json_integer_value(json_object_get(sum, "run")));
     json_decref(sum);
+    sum = call_json(&d, "GET", runpath, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(sum, "status")), "done");
+    assert_int_equal(json_integer_value(json_object_get(sum, "http_status")), 200);
+    json_decref(sum);
+    json_decref(call_json(&d, "GET", "/v1/model/runs/999", NULL, 404));
+    json_decref(call_json(&d, "GET", "/v1/model/runs/x", NULL, 400));
     m = call_json(&d, "GET", "/v1/model", NULL, 200);
     json_t *act = json_object_get(m, "active");
     print_message("hold-out MAPE: cost %.2f %%, latency %.2f %%\n", mape(m, "cost"),
@@ -202,7 +213,7 @@ static void test_train_serve_restart_corrupt(void **state)
     /* what-ifs: more writes or more CPU load never predict lower latency */
     double prev_lat = 0, prev_cost = 0;
     for (int i = 0; i < 6; i++) {
-        json_t *p = predict_what_if(&d, "v1", 0, 0.3, 0.15 * i);
+        json_t *p = predict_what_if(&d, "v1", 0, -1, 0.15 * i);
         double lat = json_number_value(json_object_get(p, "latency_ms"));
         double cost = json_number_value(json_object_get(p, "cost"));
         assert_string_equal(json_string_value(json_object_get(p, "source")), "xgboost");
@@ -237,6 +248,17 @@ static void test_train_serve_restart_corrupt(void **state)
     expect_400(&d, "{\"features\": {\"write_mbps\": NaN}}", "column");
     expect_400(&d, "{\"volume\": \"v1\", \"features\": {}}", "either");
     expect_400(&d, "{\"volumes\": \"v1\"}", "volumes: unknown field");
+    expect_400(&d, "{\"volume\": \"v1\", \"what_if\": {\"duplicate_share\": 0.5}}",
+               "what_if.duplicate_share: the share of added writes");
+    /* quoted input cut in the middle of a character, or not UTF-8 at all:
+     * still the 400, with the bad bytes as '?' */
+    char longname[400];
+    memset(longname, 'a', 127);
+    snprintf(longname + 127, sizeof(longname) - 127, "\xc3\xa9\xc3\xa9");
+    char body400[600];
+    snprintf(body400, sizeof(body400), "{\"volume\": \"%s\"}", longname);
+    expect_400(&d, body400, "no volume named 'aaaa");
+    expect_400(&d, "{\"v\\u00e9\\u00e9\": 1}", "unknown field");
     expect_400(&d, "[1, 2]", "object");
 
     /* the full feature vector answers too, and the thin clients work */
