@@ -5,11 +5,14 @@
  *          --source dm|sysfs|replay:DIR --proc-root DIR --sys-root DIR
  *          --interval SECONDS --config FILE --token-file FILE
  *          --tls-cert FILE --tls-key FILE --tls-client-ca FILE
+ *          --min-train-samples N --retrain-every N --prior-file FILE
  *
- * Order: config file, then flags over it; check; log the effective config;
- * block the signals in every thread; start (store, source, HTTP, sampler);
- * then wait for signals: SIGHUP reloads what can change (config file:
- * interval, retention, estimate roots, log level), SIGTERM/SIGINT stop
+ * Order: defaults, config file, then flags over it; check; log the
+ * effective config; block the signals in every thread; start (store,
+ * source, model, HTTP, sampler); then wait for signals: SIGHUP builds the
+ * configuration again the same way (the file re-read, the flags still over
+ * it) and applies what can change at run time (interval, retention,
+ * estimate roots, log level, model retraining thresholds), SIGTERM/SIGINT stop
  * (HTTP stops accepting and finishes in-flight requests, the sampler
  * finishes its sample, the store closes) and exit 0.
  */

@@ -9,12 +9,13 @@
  *   record, as UDS moves a name it finds into the open chapter. window = 0
  *   means the index forgets nothing.
  * - Exact mode keeps every fingerprint (entries that fell out of the window
- *   are pruned when the table fills, their compression figures folded into
- *   running totals). Sampled mode keeps only fingerprints whose top k bits are
- *   zero (content-based sampling, Xie et al., USENIX ATC 2013): all copies of a
- *   block are in or out together, so per-fingerprint counts in the sample are
- *   exact. When the table reaches its memory cap, k grows by one and half the
- *   sample is dropped, which keeps memory bounded on any input.
+ *   are pruned when the table fills). Each write of a block in the
+ *   compression sample is counted, and its fragment packed, when it happens:
+ *   in write order, as VDO's packer sees fragments. Sampled mode keeps only fingerprints whose top
+ * k bits are zero (content-based sampling, Xie et al., USENIX ATC 2013): all copies of a block are
+ * in or out together, so per-fingerprint counts in the sample are exact. When the table reaches its
+ * memory cap, k grows by one and half the sample is dropped, which keeps memory bounded on any
+ * input.
  *
  * The sampled estimate is the Horvitz-Thompson estimator of the writes:
  *   distinct = W_s / p,   Var = (1 - p) / p^2 x sum_i w_i^2,   p = 2^-k
@@ -268,7 +269,9 @@ void dd_estimator_finish(struct dd_estimator *est, struct dd_scan_result *res)
         res->dedup_savings_percent = res->ci95_low = res->ci95_high = (double)NAN;
     }
 
-    /* compression: entries still in the table plus those folded earlier */
+    /* compression: every sampled write, counted as it happened (entries
+     * later dropped from a halved sample included: the compression sample
+     * is its own 1-in-N draw of distinct blocks) */
     res->compression_estimated = false;
     res->compressible_fraction = res->compression_savings_percent = (double)NAN;
     res->mean_fragment_bytes = res->packing_blocks_per_fragment = (double)NAN;
