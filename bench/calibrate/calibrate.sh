@@ -173,7 +173,7 @@ fit_and_plot() {
     if [ "$NO_PLOT" = 1 ]; then return 0; fi
     if ! have gnuplot; then log "gnuplot missing: no plots (apt-get install gnuplot-nox)"; return 0; fi
     gnuplot -e "dir='$OUT/.plot'; out='$OUT'" "$SCRIPT_DIR/plot.gp"
-    log "plots: $(cd "$OUT" && ls ./*.png | tr '\n' ' ')"
+    log "plots: $(cd "$OUT" && printf '%s ' ./*.png)"
 }
 
 if [ "$FIT_ONLY" = 1 ]; then

@@ -181,6 +181,10 @@ def main():
                                   "w": rnd(nb_c[2] - a_nd), "q": rnd(nb_c[3])} if nb_c else None,
             "latency_coefficients": dict(zip(["l0", "l1", "l2", "l3"], [rnd(x) for x in nb_l]))
             if nb_l else None,
+            "holdout_time_ordered": {
+                "cost": metrics(fit(tr, cost_row, "cost", False), te, cost_row, "cost", False),
+                "latency": metrics(fit(tr, lat_row, "latency", False), te, lat_row, "latency", False),
+            },
         },
         "a_from_profile_points": len(a_vals),
         "a_spread_p10_p90": [rnd(x) for x in (statistics.quantiles(a_vals, n=10)[0],
@@ -237,26 +241,32 @@ def main():
     print(f"        in-sample MAPE {lm['mape_percent']} %, R2 {lm['r2']}; "
           f"hold-out MAPE {holdout['latency']['mape_percent']} %, R2 {holdout['latency']['r2']}")
     wl = diag["without_load_divisor"]
-    print(f"without the 1/(1-L) divisor: cost MAPE {wl['cost']['mape_percent']} % R2 {wl['cost']['r2']}; "
-          f"latency MAPE {wl['latency']['mape_percent']} % R2 {wl['latency']['r2']}")
+    wh = wl["holdout_time_ordered"]
+    print(f"without the 1/(1-L) divisor: cost MAPE {wl['cost']['mape_percent']} % R2 {wl['cost']['r2']} "
+          f"(hold-out {wh['cost']['mape_percent']} %, {wh['cost']['r2']}); "
+          f"latency MAPE {wl['latency']['mape_percent']} % R2 {wl['latency']['r2']} "
+          f"(hold-out {wh['latency']['mape_percent']} %, {wh['latency']['r2']})")
     print(f"-> {a.out}")
 
     if a.plot_dir:
         os.makedirs(a.plot_dir, exist_ok=True)
         cols = ("E_Mi log2E u z s c L_nominal L_meas cost mib_s latency_us pred_cost "
-                "pred_latency_us pred_cost_L0 pred_latency_us_L0")
+                "pred_latency_us nodiv_cost nodiv_latency_us")
         tables = {}
         for d, t in zip(docs, ts):
             row = [t["E"] / 1048576, t["lg"], t["u"], t["z"], d["point"]["compressible_share"],
                    int(t["c"]), d["point"]["cpu_load"], t["L"], t["cost"], d["throughput_mib_s"],
                    t["latency"] * 1000, predict(cb, t, cost_row), predict(lb, t, lat_row) * 1000,
-                   predict(cb, dict(t, k=1.0), cost_row), predict(lb, dict(t, k=1.0), lat_row) * 1000]
+                   predict(nb_c, t, cost_row, False), predict(nb_l, t, lat_row, False) * 1000]
             for name in (d.get("sweep", "other"), "all"):
                 tables.setdefault(name, []).append(row)
         mid = [t["E"] for d, t in zip(docs, ts) if d.get("sweep") in ("dup", "load")]
         with open(os.path.join(a.plot_dir, "labels.gp"), "w") as fh:
             fh.write('emid = "%s"\n' % (f"{mid[0] / 1048576:g} Mi" if mid else "?"))
+        xcol = {"index": 0, "dup": 2, "load": 7}  # sorted along the plot's x
         for name, rows in tables.items():
+            if name in xcol:
+                rows.sort(key=lambda r: r[xcol[name]])
             with open(os.path.join(a.plot_dir, f"{name}.tsv"), "w") as fh:
                 fh.write("# " + cols + "\n")
                 for r in rows:
