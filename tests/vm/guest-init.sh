@@ -5,7 +5,8 @@
 # It must never exit (PID 1 exiting panics the kernel): everything runs in a
 # subshell and the power-off follows whatever happens there.
 #
-# Disks: vda root, vdb bare VDO backing (12 GiB), vdc LVM PV (12 GiB), vdd out.
+# Disks: vda root, vdb bare VDO backing (12 GiB), vdc LVM PV (12 GiB), vdd out
+# (another mode, named on the kernel command line, has its own: at the end).
 # No udev runs here: libdevmapper makes the /dev/mapper nodes itself
 # (DM_DISABLE_UDEV=1) and LVM is told not to wait for udev.
 # Outputs: /out/<name>.out|.err|.rc per command (cap), /out/timings.txt
@@ -292,12 +293,27 @@ guest_main() {
   phase total "$tall"
 }
 
+# The kernel command line may name another guest mode, dedupd_vm_mode=NAME:
+# /vmtest/mode-NAME.sh is sourced and its mode_main runs instead of
+# guest_main, with the helpers above (bench/vdo-vm-series.sh uses this), and
+# the result disk, dedupd_vm_out=/dev/vdX (default /dev/vdd).
+cmdline_arg() { tr ' ' '\n' </proc/cmdline | sed -n "s|^$1=||p" | tail -n 1; }
+OUTDEV=$(cmdline_arg dedupd_vm_out)
+OUTDEV=${OUTDEV:-/dev/vdd}
+MODE=$(cmdline_arg dedupd_vm_mode)
 mkdir -p /out
-if ! mount -t ext4 /dev/vdd /out; then
-  echo "guest: cannot mount the result disk /dev/vdd" >/dev/console
+if ! mount -t ext4 "$OUTDEV" /out; then
+  echo "guest: cannot mount the result disk $OUTDEV" >/dev/console
   power_off
 fi
-( guest_main ) >$O/guest.log 2>&1 </dev/null
+main=guest_main
+if [ -n "$MODE" ]; then
+  main=mode_main
+  # shellcheck disable=SC1090 # the mode's script, installed by its driver
+  . "/vmtest/mode-$MODE.sh" >$O/mode.log 2>&1 ||
+    mode_main() { echo "guest: mode $MODE: /vmtest/mode-$MODE.sh did not load"; cat $O/mode.log; }
+fi
+( $main ) >$O/guest.log 2>&1 </dev/null
 echo "guest script done" >$O/done
 grep '^TIMING' $O/guest.log >/dev/console
 power_off
