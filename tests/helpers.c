@@ -274,3 +274,28 @@ struct tt_reply tt_http(const char *url, const char *method, const char *body, s
         r.body = strdup("");
     return r;
 }
+
+const char *tt_bin(const char *name)
+{
+    static char path[4200];
+    const char *dir = getenv("DD_BUILD_DIR");
+    if (!dir)
+        fail_msg("DD_BUILD_DIR is not set (run through ctest)");
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return path;
+}
+
+void tt_vdo_sim(const char *workload_file, unsigned intervals, unsigned seed, const char *out)
+{
+    char n[16], sd[16], dedupctl[4200];
+    snprintf(n, sizeof(n), "%u", intervals);
+    snprintf(sd, sizeof(sd), "%u", seed);
+    snprintf(dedupctl, sizeof(dedupctl), "%s", tt_bin("dedupctl"));
+    const char *argv[] = {
+        dedupctl, "vdo-sim", "--workload", workload_file, "--intervals", n,   "--interval-seconds",
+        "10",     "--seed",  sd,           "--out",       out,           NULL};
+    char *err = NULL;
+    if (tt_run(argv, NULL, &err) != 0)
+        fail_msg("vdo-sim: %s", err ? err : "?");
+    free(err);
+}

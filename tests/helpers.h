@@ -45,6 +45,15 @@ char *tt_fixture(const char *rel, size_t *ret_len);
 /* True when the named program is on PATH. */
 int tt_have_program(const char *name);
 
+/* A program of the build under test: $DD_BUILD_DIR/name (a static buffer,
+ * overwritten by the next call). */
+const char *tt_bin(const char *name);
+
+/* dedupctl vdo-sim: writes a replay of the workload file in out, with
+ * `intervals` 10 s intervals and the given seed; fails the test with
+ * vdo-sim's message otherwise. */
+void tt_vdo_sim(const char *workload_file, unsigned intervals, unsigned seed, const char *out);
+
 /* An HTTP answer: status -1 when no answer came; body NUL-terminated, never
  * NULL, freed by the caller. */
 struct tt_reply {

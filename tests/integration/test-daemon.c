@@ -52,13 +52,6 @@ static void track(pid_t pid, bool add)
     }
 }
 
-static const char *bin(const char *name)
-{
-    static char path[4200];
-    snprintf(path, sizeof(path), "%s/%s", getenv("DD_BUILD_DIR"), name);
-    return path;
-}
-
 static void msleep(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
@@ -83,10 +76,21 @@ static bool start(struct daemon *d, const char *data_dir, bool as_nobody)
             if (setgid(pw ? pw->pw_gid : 65534) != 0 || setuid(pw ? pw->pw_uid : 65534) != 0)
                 _exit(99);
         }
-        const char *args[24] = {bin("dedupd"), "--role",          g_role, "--listen",
-                                "127.0.0.1:0", "--data-dir",      data,   "--source",
-                                spec,          "--sys-root",      g_sys,  "--interval",
-                                "0.05",        "--estimate-root", g_root};
+        const char *args[24] = {tt_bin("dedupd"),
+                                "--role",
+                                g_role,
+                                "--listen",
+                                "127.0.0.1:0",
+                                "--data-dir",
+                                data,
+                                "--source",
+                                spec,
+                                "--sys-root",
+                                g_sys,
+                                "--interval",
+                                "0.05",
+                                "--estimate-root",
+                                g_root};
         size_t na = 15;
         if (g_config) {
             args[na++] = "--config";
@@ -384,26 +388,27 @@ static void test_endpoints(void **state)
     /* dedupctl's thin clients against the same daemon */
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%u", d.port);
-    const char *vols_argv[] = {bin("dedupctl"), "volumes", "--remote", url, NULL};
+    const char *vols_argv[] = {tt_bin("dedupctl"), "volumes", "--remote", url, NULL};
     char *out = NULL, *cerr = NULL;
     assert_int_equal(tt_run(vols_argv, &out, &cerr), 0);
     assert_non_null(strstr(out, "\nv1 "));
     assert_non_null(strstr(out, "\nv2 "));
     free(out);
     free(cerr);
-    const char *hist_argv[] = {bin("dedupctl"), "history", "--remote", url, "--json", "v1", NULL};
+    const char *hist_argv[] = {tt_bin("dedupctl"), "history", "--remote", url,
+                               "--json",           "v1",      NULL};
     assert_int_equal(tt_run(hist_argv, &out, &cerr), 0);
     json_t *h = json_loads(out, 0, NULL);
     assert_true(json_array_size(json_object_get(h, "points")) >= 2);
     json_decref(h);
     free(out);
     free(cerr);
-    const char *miss_argv[] = {bin("dedupctl"), "history", "--remote", url, "nosuch", NULL};
+    const char *miss_argv[] = {tt_bin("dedupctl"), "history", "--remote", url, "nosuch", NULL};
     assert_int_equal(tt_run(miss_argv, &out, &cerr), 1);
     assert_non_null(strstr(cerr, "HTTP 404"));
     free(out);
     free(cerr);
-    const char *stat_argv[] = {bin("dedupctl"), "status", "--remote", url, NULL};
+    const char *stat_argv[] = {tt_bin("dedupctl"), "status", "--remote", url, NULL};
     assert_int_equal(tt_run(stat_argv, &out, &cerr), 0);
     assert_non_null(strstr(out, "ready"));
     free(out);
@@ -947,23 +952,7 @@ static int group_setup(void **state)
         "{\"name\": \"v2\", \"write_mbps\": 40, \"read_mbps\": 300, "
         "\"duplicate_share\": 0.1}]}";
     tt_write_file(wl, workload, strlen(workload));
-    const char *argv[] = {bin("dedupctl"),
-                          "vdo-sim",
-                          "--workload",
-                          wl,
-                          "--intervals",
-                          "400",
-                          "--interval-seconds",
-                          "10",
-                          "--seed",
-                          "5",
-                          "--out",
-                          g_replay,
-                          NULL};
-    char *err = NULL;
-    if (tt_run(argv, NULL, &err) != 0)
-        fail_msg("vdo-sim: %s", err);
-    free(err);
+    tt_vdo_sim(wl, 400, 5, g_replay);
     free(wl);
     return 0;
 }

@@ -36,13 +36,6 @@ struct daemon {
     char log[4200];
 };
 
-static const char *bin(const char *name)
-{
-    static char path[4200];
-    snprintf(path, sizeof(path), "%s/%s", getenv("DD_BUILD_DIR"), name);
-    return path;
-}
-
 static void msleep(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
@@ -71,7 +64,7 @@ static void start(struct daemon *d, const char *data, const char *min_train)
     if (d->pid == 0) {
         int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 2);
-        execl(bin("dedupd"), "dedupd", "--listen", "127.0.0.1:0", "--data-dir", data, "--source",
+        execl(tt_bin("dedupd"), "dedupd", "--listen", "127.0.0.1:0", "--data-dir", data, "--source",
               spec, "--interval", "0.01", "--min-train-samples", min_train, "--retrain-every",
               "100000000", (char *)NULL);
         _exit(98);
@@ -307,19 +300,19 @@ static void test_train_serve_restart_corrupt(void **state)
 
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%u", d.port);
-    const char *margv[] = {bin("dedupctl"), "model", "--remote", url, NULL};
+    const char *margv[] = {tt_bin("dedupctl"), "model", "--remote", url, NULL};
     char *out = NULL, *err = NULL;
     assert_int_equal(tt_run(margv, &out, &err), 0);
     assert_non_null(strstr(out, "active: xgboost, version 1"));
     free(out);
     free(err);
-    const char *pargv[] = {bin("dedupctl"), "predict", "--remote",   url,   "--volume", "v2",
-                           "--write-mbps",  "80",      "--cpu-load", "0.2", NULL};
+    const char *pargv[] = {tt_bin("dedupctl"), "predict", "--remote",   url,   "--volume", "v2",
+                           "--write-mbps",     "80",      "--cpu-load", "0.2", NULL};
     assert_int_equal(tt_run(pargv, &out, &err), 0);
     assert_non_null(strstr(out, "(xgboost, model version 1)"));
     free(out);
     free(err);
-    const char *bargv[] = {bin("dedupctl"), "predict", "--remote", url, "--volume", "zz", NULL};
+    const char *bargv[] = {tt_bin("dedupctl"), "predict", "--remote", url, "--volume", "zz", NULL};
     assert_int_equal(tt_run(bargv, &out, &err), 1);
     assert_non_null(strstr(err, "no volume named 'zz'"));
     free(out);
@@ -421,8 +414,8 @@ static void test_model_fit_cli(void **state)
                 i, e, u, c, load, cost, lat);
     }
     fclose(f);
-    const char *argv[] = {bin("dedupctl"), "model", "fit",    "--data", data,
-                          "--prior-out",   out,     "--json", NULL};
+    const char *argv[] = {tt_bin("dedupctl"), "model", "fit",    "--data", data,
+                          "--prior-out",      out,     "--json", NULL};
     char *sout = NULL, *serr = NULL;
     assert_int_equal(tt_run(argv, &sout, &serr), 0);
     json_t *doc = json_loads(sout, 0, NULL);
@@ -491,23 +484,7 @@ static int group_setup(void **state)
         json_pack("{s:{s:i}, s:o, s:o}", "node", "cpus", 8, "volumes", vols, "phases", phases);
     assert_int_equal(json_dump_file(w, wl, 0), 0);
     json_decref(w);
-    const char *argv[] = {bin("dedupctl"),
-                          "vdo-sim",
-                          "--workload",
-                          wl,
-                          "--intervals",
-                          "320",
-                          "--interval-seconds",
-                          "10",
-                          "--seed",
-                          "8",
-                          "--out",
-                          g_replay,
-                          NULL};
-    char *err = NULL;
-    if (tt_run(argv, NULL, &err) != 0)
-        fail_msg("vdo-sim: %s", err);
-    free(err);
+    tt_vdo_sim(wl, 320, 8, g_replay);
     free(wl);
     return 0;
 }
