@@ -643,20 +643,34 @@ static void metric_family(FILE *m, const char *name, const char *type, const cha
     fprintf(m, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* One per-GPU family from the node document's gpus.devices[key]. */
-static void gpu_family(FILE *m, json_t *gpus, const char *key, const char *name, const char *help)
+/*
+ * One family with a sample per item of arr (GPUs, pods): the label from
+ * the item's label_key (an integer or an escaped string), the value from
+ * its key when the item has a number there. With always false, an empty
+ * arr prints nothing at all.
+ */
+static void item_family(FILE *m, json_t *arr, const char *label, const char *label_key,
+                        const char *key, const char *name, const char *help, bool always)
 {
-    json_t *devs = json_object_get(gpus, "devices"), *x;
+    json_t *x;
     size_t i;
-    if (!json_array_size(devs))
+    if (!always && !json_array_size(arr))
         return;
     metric_family(m, name, "gauge", help);
-    json_array_foreach(devs, i, x)
+    json_array_foreach(arr, i, x)
     {
-        if (json_is_integer(json_object_get(x, key)))
-            fprintf(m, "%s{gpu=\"%lld\"} %lld\n", name,
-                    json_integer_value(json_object_get(x, "index")),
-                    json_integer_value(json_object_get(x, key)));
+        json_t *l = json_object_get(x, label_key), *v = json_object_get(x, key);
+        if (!json_is_number(v))
+            continue;
+        fprintf(m, "%s{%s=\"", name, label);
+        if (json_is_integer(l))
+            fprintf(m, "%lld", json_integer_value(l));
+        else
+            label_value(m, json_string_value(l));
+        if (json_is_integer(v))
+            fprintf(m, "\"} %lld\n", json_integer_value(v));
+        else
+            fprintf(m, "\"} %.10g\n", json_number_value(v));
     }
 }
 
@@ -677,8 +691,7 @@ static void metrics_node(FILE *m, json_t *node)
         {"vdo_cpu_seconds", "dedupd_node_vdo_cpu_seconds",
          "CPU seconds of all VDO kernel threads in the last interval."},
     };
-    json_t *gpus = json_object_get(node, "gpus"), *pods = json_object_get(node, "pods"), *x;
-    size_t i;
+    json_t *gpus = json_object_get(node, "gpus"), *pods = json_object_get(node, "pods");
 
     for (size_t k = 0; k < DD_ARRAY_SIZE(gauges); k++) {
         json_t *v = json_object_get(node, gauges[k].key);
@@ -689,27 +702,17 @@ static void metrics_node(FILE *m, json_t *node)
     }
     metric_family(m, "dedupd_gpus_available", "gauge", "1 when NVML can sample GPUs.");
     fprintf(m, "dedupd_gpus_available %d\n", json_is_true(json_object_get(gpus, "available")));
-    gpu_family(m, gpus, "util_gpu_percent", "dedupd_gpu_utilization_percent",
-               "Share of the last NVML period a kernel ran.");
-    gpu_family(m, gpus, "memory_used_bytes", "dedupd_gpu_memory_used_bytes", "GPU memory in use.");
+    json_t *devs = json_object_get(gpus, "devices"), *list = json_object_get(pods, "pods");
+    item_family(m, devs, "gpu", "index", "util_gpu_percent", "dedupd_gpu_utilization_percent",
+                "Share of the last NVML period a kernel ran.", false);
+    item_family(m, devs, "gpu", "index", "memory_used_bytes", "dedupd_gpu_memory_used_bytes",
+                "GPU memory in use.", false);
     metric_family(m, "dedupd_pods", "gauge", "Kubernetes pods found in cgroup v2.");
-    fprintf(m, "dedupd_pods %zu\n", json_array_size(json_object_get(pods, "pods")));
-    metric_family(m, "dedupd_pod_cpu_cores", "gauge", "Pod CPU use over the interval, in cores.");
-    json_array_foreach(json_object_get(pods, "pods"), i, x)
-    {
-        if (json_is_number(json_object_get(x, "cpu_cores")))
-            fprintf(m, "dedupd_pod_cpu_cores{pod_uid=\"%s\"} %.10g\n",
-                    json_string_value(json_object_get(x, "uid")),
-                    json_number_value(json_object_get(x, "cpu_cores")));
-    }
-    metric_family(m, "dedupd_pod_memory_bytes", "gauge", "Pod memory.current.");
-    json_array_foreach(json_object_get(pods, "pods"), i, x)
-    {
-        if (json_is_integer(json_object_get(x, "memory_current_bytes")))
-            fprintf(m, "dedupd_pod_memory_bytes{pod_uid=\"%s\"} %lld\n",
-                    json_string_value(json_object_get(x, "uid")),
-                    json_integer_value(json_object_get(x, "memory_current_bytes")));
-    }
+    fprintf(m, "dedupd_pods %zu\n", json_array_size(list));
+    item_family(m, list, "pod_uid", "uid", "cpu_cores", "dedupd_pod_cpu_cores",
+                "Pod CPU use over the interval, in cores.", true);
+    item_family(m, list, "pod_uid", "uid", "memory_current_bytes", "dedupd_pod_memory_bytes",
+                "Pod memory.current.", true);
 }
 
 /* A volume that cannot be read (gone between listing and reading, a stats

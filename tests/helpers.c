@@ -299,3 +299,27 @@ void tt_vdo_sim(const char *workload_file, unsigned intervals, unsigned seed, co
         fail_msg("vdo-sim: %s", err ? err : "?");
     free(err);
 }
+
+char *tt_read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    size_t len = 0;
+    if (f) {
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+            char *nb = realloc(buf, len + n + 1);
+            if (!nb)
+                break;
+            buf = nb;
+            memcpy(buf + len, chunk, n);
+            len += n;
+        }
+        fclose(f);
+    }
+    if (!buf)
+        return strdup("");
+    buf[len] = '\0';
+    return buf;
+}

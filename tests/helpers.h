@@ -45,6 +45,10 @@ char *tt_fixture(const char *rel, size_t *ret_len);
 /* True when the named program is on PATH. */
 int tt_have_program(const char *name);
 
+/* A whole text file (a daemon's log) as a NUL-terminated string the caller
+ * frees; "" when it cannot be read yet. */
+char *tt_read_text(const char *path);
+
 /* A program of the build under test: $DD_BUILD_DIR/name (a static buffer,
  * overwritten by the next call). */
 const char *tt_bin(const char *name);

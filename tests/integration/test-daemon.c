@@ -141,14 +141,7 @@ static int stop(struct daemon *d, int sig)
 
 static char *read_log(const struct daemon *d)
 {
-    FILE *f = fopen(d->log, "r");
-    char *buf = calloc(1, 16384);
-    if (f) {
-        size_t n = fread(buf, 1, 16383, f);
-        buf[n] = '\0';
-        fclose(f);
-    }
-    return buf;
+    return tt_read_text(d->log);
 }
 
 static struct tt_reply http(const struct daemon *d, const char *method, const char *path,

@@ -44,14 +44,7 @@ static void msleep(long ms)
 
 static char *read_log(const struct daemon *d)
 {
-    FILE *f = fopen(d->log, "r");
-    char *buf = calloc(1, 65536);
-    if (f) {
-        size_t n = fread(buf, 1, 65535, f);
-        buf[n] = '\0';
-        fclose(f);
-    }
-    return buf;
+    return tt_read_text(d->log);
 }
 
 static void start(struct daemon *d, const char *data, const char *min_train)
