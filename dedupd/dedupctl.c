@@ -81,10 +81,13 @@ static void *progress_main(void *arg)
     struct progress *p = arg;
     struct timespec t0, now, nap = {.tv_sec = 0, .tv_nsec = 250000000};
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (!atomic_load(&p->stop)) {
+    /* a line at once, then every 250 ms: a scan that ends before this
+     * thread first runs still shows one (it used to show none) */
+    for (bool first = true; first || !atomic_load(&p->stop); first = false) {
         uint64_t done, total;
         double el, rate;
-        nanosleep(&nap, NULL);
+        if (!first)
+            nanosleep(&nap, NULL);
         clock_gettime(CLOCK_MONOTONIC, &now);
         dd_scan_progress(p->scan, &done, &total);
         el = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
