@@ -28,51 +28,21 @@
 
 #include "common/common.h"
 
-const char *const dd_cm_feature_names[DD_CM_NFEATURES] = {
-    "write_mbps",  "read_mbps",      "write_iops",
-    "dedup_ratio", "dedup_hit_rate", "index_entries",
-    "index_fill",  "stored_gib",     "physical_used_fraction",
-    "compression", "packer_savings", "node_cpu_util_ex_vdo",
-    "cpu_psi",     "io_psi",         "run_queue",
-};
+#define DD_CM_NAME_(id, key, ...) #key,
+const char *const dd_cm_feature_names[DD_CM_NFEATURES] = {DD_FEATURES_MODEL(DD_CM_NAME_)};
 
-const char *const dd_cm_target_names[DD_CM_NTARGETS] = {"cost", "latency"};
-
-/* features that are shares (0..1) */
-static bool is_share(size_t f)
-{
-    return f == DD_CM_DEDUP_HIT_RATE || f == DD_CM_INDEX_FILL ||
-           f == DD_CM_PHYSICAL_USED_FRACTION || f == DD_CM_COMPRESSION ||
-           f == DD_CM_PACKER_SAVINGS || f == DD_CM_NODE_CPU_UTIL_EX_VDO;
-}
+#define DD_CM_TNAME_(id, key, ...) #key,
+const char *const dd_cm_target_names[DD_CM_NTARGETS] = {DD_TARGETS(DD_CM_TNAME_)};
 
 int dd_cm_row_from_json(json_t *features, float row[DD_CM_NFEATURES], bool strict, char *errbuf,
                         size_t errlen)
 {
-    if (!json_is_object(features)) {
-        snprintf(errbuf, errlen, "features: expected an object");
-        return -EINVAL;
-    }
-    for (size_t f = 0; f < DD_CM_NFEATURES; f++) {
-        json_t *v = json_object_get(features, dd_cm_feature_names[f]);
-        double x;
-        if (!json_is_number(v)) {
-            if (strict) {
-                snprintf(errbuf, errlen, "features.%s: %s", dd_cm_feature_names[f],
-                         v ? "expected a number" : "missing");
-                return -EINVAL;
-            }
-            row[f] = NAN;
-            continue;
-        }
-        x = json_number_value(v);
-        if (strict && (!isfinite(x) || x < 0 || (is_share(f) && x > 1) || x > 1e15)) {
-            snprintf(errbuf, errlen, "features.%s: %g is out of range (%s)", dd_cm_feature_names[f],
-                     x, is_share(f) ? "a share, 0..1" : "not negative");
-            return -EINVAL;
-        }
-        row[f] = (float)x;
-    }
+    struct dd_features f;
+    int r = dd_features_from_json(features, strict ? DD_FEATURES_STRICT_MODEL : DD_FEATURES_LENIENT,
+                                  "features", &f, errbuf, errlen);
+    if (r < 0)
+        return r;
+    dd_features_model_row(&f, row);
     return 0;
 }
 
@@ -475,20 +445,15 @@ void dd_cm_train_options_init(struct dd_cm_train_options *o)
     o->seed = 0;
 }
 
-/* "(0,1,...)": +1 where more of the feature must never lower the target */
+/* "(0,1,...)": +1 where more of the feature must never lower the target
+ * (the feature table's mono column) */
 static void monotone(enum dd_cm_target t, char *out, size_t len)
 {
     size_t off = 0;
     off += (size_t)snprintf(out + off, len - off, "(");
-    for (size_t f = 0; f < DD_CM_NFEATURES; f++) {
-        int c = 0;
-        if (f == DD_CM_NODE_CPU_UTIL_EX_VDO || f == DD_CM_CPU_PSI || f == DD_CM_RUN_QUEUE)
-            c = 1; /* load: both targets */
-        if (t == DD_CM_LATENCY &&
-            (f == DD_CM_WRITE_MBPS || f == DD_CM_WRITE_IOPS || f == DD_CM_IO_PSI))
-            c = 1;
-        off += (size_t)snprintf(out + off, len - off, "%s%d", f ? "," : "", c);
-    }
+    for (size_t f = 0; f < DD_CM_NFEATURES; f++)
+        off += (size_t)snprintf(out + off, len - off, "%s%d", f ? "," : "",
+                                dd_feature_table[f].mono[t]);
     snprintf(out + off, len - off, ")");
 }
 

@@ -47,31 +47,22 @@
 
 #include <jansson.h>
 
-/* ---- features ---- */
+#include "placement/features.h"
 
-enum dd_cm_feature {
-    DD_CM_WRITE_MBPS,
-    DD_CM_READ_MBPS,
-    DD_CM_WRITE_IOPS,
-    DD_CM_DEDUP_RATIO,
-    DD_CM_DEDUP_HIT_RATE,
-    DD_CM_INDEX_ENTRIES,
-    DD_CM_INDEX_FILL,
-    DD_CM_STORED_GIB,
-    DD_CM_PHYSICAL_USED_FRACTION,
-    DD_CM_COMPRESSION,
-    DD_CM_PACKER_SAVINGS,
-    DD_CM_NODE_CPU_UTIL_EX_VDO,
-    DD_CM_CPU_PSI,
-    DD_CM_IO_PSI,
-    DD_CM_RUN_QUEUE,
-    DD_CM_NFEATURES
-};
+/* ---- features: the model's inputs are placement/features.h's model
+ * list, in its order (DD_CM_x == DD_F_x) ---- */
+
+#define DD_CM_ENUM_(id, ...) DD_CM_##id = DD_F_##id,
+enum dd_cm_feature { DD_FEATURES_MODEL(DD_CM_ENUM_) DD_CM_NFEATURES = DD_F_NMODEL };
 
 /* "write_mbps", ... in enum order (the JSON names). */
 extern const char *const dd_cm_feature_names[DD_CM_NFEATURES];
 
-enum dd_cm_target { DD_CM_COST, DD_CM_LATENCY, DD_CM_NTARGETS };
+enum dd_cm_target {
+    DD_CM_COST = DD_T_COST,
+    DD_CM_LATENCY = DD_T_LATENCY,
+    DD_CM_NTARGETS = DD_T_COUNT
+};
 /* "cost", "latency" */
 extern const char *const dd_cm_target_names[DD_CM_NTARGETS];
 

@@ -315,8 +315,21 @@ static void test_strict_features(void **state)
     (void)state;
     json_t *f = json_object();
     for (int i = 0; i < DD_CM_NFEATURES; i++)
-        json_object_set_new(f, dd_cm_feature_names[i], json_real(0.5));
+        json_object_set_new(f, dd_cm_feature_names[i],
+                            dd_feature_table[i].kind == DD_FK_FLAG ? json_integer(1)
+                                                                   : json_real(0.5));
     assert_int_equal(dd_cm_row_from_json(f, row, true, err, sizeof(err)), 0);
+    /* a flag is 0 or 1 */
+    json_object_set_new(f, "compression", json_real(0.5));
+    assert_int_equal(dd_cm_row_from_json(f, row, true, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "features.compression"));
+    json_object_set_new(f, "compression", json_integer(0));
+    /* unknown keys are refused in strict mode, ignored in lenient */
+    json_object_set_new(f, "write_mpbs", json_real(1));
+    assert_int_equal(dd_cm_row_from_json(f, row, true, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "features.write_mpbs: unknown"));
+    assert_int_equal(dd_cm_row_from_json(f, row, false, err, sizeof(err)), 0);
+    json_object_del(f, "write_mpbs");
     json_object_set_new(f, "write_mbps", json_real(-1));
     assert_int_equal(dd_cm_row_from_json(f, row, true, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "features.write_mbps"));
