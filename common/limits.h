@@ -89,4 +89,32 @@
  * fails. About 280 bytes a thread. */
 #define DD_VDO_MAX_THREADS 16384u
 
+/* Names that cross the wire (volumes, pools, nodes): dm names are at most
+ * 127 bytes (DM_NAME_LEN 128) and Kubernetes node names at most 253 (a DNS
+ * subdomain); 256 bytes with the NUL holds both. */
+#define DD_NAME_MAX 256u
+
+/* A store series name: a prefix ("node/<node>/vol/") and two names. */
+#define DD_SERIES_MAX (2u * DD_NAME_MAX + 16u)
+
+/* VDO volumes one node reports: a node has a handful; 64 leaves room for
+ * many small pools per node and bounds a report's size. */
+#define DD_MAX_VOLUMES_PER_NODE 64u
+
+/* Pods one report lists: the kubelet's default max-pods is 110 and large
+ * nodes run 250-500. */
+#define DD_MAX_PODS_PER_REPORT 512u
+
+/* GPUs one report lists: 8 per board, 16 on the largest boards, MIG slices
+ * are not devices here. */
+#define DD_MAX_GPUS_PER_REPORT 64u
+
+/* A node report's body: 64 volumes of ~1.2 KB and 512 pods of ~250 bytes
+ * are ~210 KB; 512 KiB leaves room for names at their longest. */
+#define DD_REPORT_MAX_BODY (512u * 1024u)
+
+/* Reports a node keeps queued while the placement role is down or slow:
+ * with a 10 s interval, 5 minutes; older reports are dropped (counted). */
+#define DD_PUSH_QUEUE_MAX 30u
+
 #endif

@@ -163,7 +163,27 @@ struct dd_vdo_rates {
     double write_mb_per_s; /* biosIn.write x 4 KiB / s (MB = 10^6 bytes) */
     double dedup_hit_rate; /* d(dedupeAdviceValid) / d(biosIn.write); NaN if no writes */
     double journal_blocks_per_s, block_map_pages_per_s; /* journal and block-map pressure */
+    double read_mb_per_s;  /* biosIn.read x 4 KiB / s */
+    double blocks_written; /* d(biosIn.write): 4 KiB writes in the interval */
+    /* The packer's savings over this interval, when it stored anything: the
+     * share of the interval's blocks the packer saved, (d fragments - d
+     * compressed blocks) / (d data blocks + that), 0..1; NaN when nothing
+     * was stored or the packer counters are absent. The lifetime share
+     * lags what new writes get (a real dm-vdo series saw 0.03-0.14 while
+     * every new block was packed). */
+    double packer_savings;
 };
+
+/* Writes an interval needs before its VDO CPU per GiB counts as the cost:
+ * 4 MiB, about 40 clock ticks of CPU at the costs seen on real VDO (a
+ * trickle written after the writer's fsync over one clock tick gave 61
+ * CPU-s/GiB from 232 blocks in the VM series). */
+#define DD_VDO_MIN_COST_BLOCKS 1024u
+
+/* The cost target: VDO thread CPU-seconds per GiB written over the
+ * interval; NaN when the rates are not valid or fewer than
+ * DD_VDO_MIN_COST_BLOCKS were written. */
+double dd_vdo_cost_per_gib(const struct dd_vdo_rates *r, double cpu_seconds);
 
 int dd_vdo_rates(const struct dd_vdo_stats *prev, const struct dd_vdo_stats *cur, double dt,
                  struct dd_vdo_rates *ret);

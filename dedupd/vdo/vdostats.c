@@ -291,6 +291,7 @@ int dd_vdo_rates(const struct dd_vdo_stats *prev, const struct dd_vdo_stats *cur
 
     memset(&r, 0, sizeof(r));
     r.dedup_hit_rate = (double)NAN;
+    r.packer_savings = (double)NAN;
     r.seconds = dt;
     /* lvm2's guard: nothing derived from a volume that is not in normal mode */
     if (!normal_mode(prev) || !normal_mode(cur)) {
@@ -323,8 +324,25 @@ int dd_vdo_rates(const struct dd_vdo_stats *prev, const struct dd_vdo_stats *cur
         r.dedup_hit_rate = DD_MIN(adv / in_w, 1.0);
     r.journal_blocks_per_s = jb / dt;
     r.block_map_pages_per_s = (loaded + saved) / dt;
+    r.read_mb_per_s = in_r * 4096.0 / 1e6 / dt;
+    r.blocks_written = in_w;
+    double frag, comp, data;
+    if (delta(prev, cur, "packer.compressedFragmentsWritten", &frag) &&
+        delta(prev, cur, "packer.compressedBlocksWritten", &comp) &&
+        delta(prev, cur, "dataBlocksUsed", &data) && data > 0) {
+        double packed = frag > comp ? frag - comp : 0.0;
+        r.packer_savings = packed / (data + packed);
+    }
     *ret = r;
     return 0;
+}
+
+double dd_vdo_cost_per_gib(const struct dd_vdo_rates *r, double cpu_seconds)
+{
+    if (!r->valid || !isfinite(cpu_seconds) || cpu_seconds < 0 ||
+        r->blocks_written < (double)DD_VDO_MIN_COST_BLOCKS)
+        return (double)NAN;
+    return cpu_seconds / (r->blocks_written * 4096.0 / 1073741824.0);
 }
 
 /* ---- vdostats output ---- */

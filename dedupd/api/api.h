@@ -1,0 +1,83 @@
+/*
+ * The daemon's REST API, one route table per subsystem. Each table is
+ * filled into the caller's array with its own context; the wiring
+ * (daemon.c) collects them and starts the HTTP server with all of them.
+ * A route a role does not serve answers 404 "not_served" naming the role
+ * that does (dd_api_not_in_role).
+ */
+#ifndef DD_API_H
+#define DD_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dedupd/http/http.h"
+
+struct dd_sampler;
+struct dd_store;
+struct dd_model_service;
+struct dd_cluster_api;
+struct dd_estimate_jobs;
+
+/* Room for every table together. */
+#define DD_API_MAX_ROUTES 32
+
+/* The context of the node routes (owned by the caller, outliving the
+ * server); sampler NULL: the routes answer not_served. */
+struct dd_api_node {
+    struct dd_sampler *sampler;
+    struct dd_store *store;
+    const char *role;
+};
+/* GET /v1/node, /v1/volumes, /v1/volumes/{name}, /v1/volumes/{name}/history.
+ * Returns the routes added. */
+size_t dd_api_node_routes(struct dd_api_node *ctx, struct dd_http_route *out);
+
+/* POST /v1/estimate, GET /v1/estimate/{id}: estimate jobs on threads of
+ * their own, under the configured roots. */
+int dd_estimate_jobs_new(struct dd_estimate_jobs **ret);
+/* Cancels and joins running jobs. NULL-safe. */
+struct dd_estimate_jobs *dd_estimate_jobs_free(struct dd_estimate_jobs *j);
+/* SIGHUP: the roots an estimate may read under. */
+void dd_estimate_jobs_set_roots(struct dd_estimate_jobs *j, const char (*roots)[1024], size_t n);
+size_t dd_api_estimate_routes(struct dd_estimate_jobs *jobs, struct dd_http_route *out);
+
+/* The model routes' context; model NULL: not_served. sampler (may be
+ * NULL) answers predictions for a named volume of this node. */
+struct dd_api_model {
+    struct dd_model_service *model;
+    struct dd_sampler *sampler;
+    const char *role;
+};
+/* GET /v1/model, POST /v1/model/retrain, GET /v1/model/runs/{id},
+ * POST /v1/predict. */
+size_t dd_api_model_routes(struct dd_api_model *ctx, struct dd_http_route *out);
+
+/*
+ * The placement role's cluster view: POST /v1/reports (node reports,
+ * token-protected when a token is set), GET /v1/cluster and
+ * /v1/cluster/nodes/{name}. Every accepted report replaces its node's
+ * entry in the view and stores each volume's row as series
+ * "node/<node>/vol/<volume>", so the model trains on every node's history.
+ */
+struct dd_config;
+struct dd_report;
+struct dd_cluster;
+int dd_cluster_api_new(const struct dd_config *c, struct dd_store *store,
+                       struct dd_model_service *model, struct dd_cluster_api **ret);
+struct dd_cluster_api *dd_cluster_api_free(struct dd_cluster_api *a);
+void dd_cluster_api_reconfigure(struct dd_cluster_api *a, const struct dd_config *c);
+/* Role all: this node's own report, in-process; its rows are already in
+ * the store as "vol/<volume>", so only the view is updated. */
+void dd_cluster_api_ingest_local(struct dd_cluster_api *a, const struct dd_report *r);
+/* The view itself, for the scorer (borrowed). */
+struct dd_cluster *dd_cluster_api_cluster(struct dd_cluster_api *a);
+void dd_cluster_api_metrics(struct dd_cluster_api *a, FILE *m);
+size_t dd_api_cluster_routes(struct dd_cluster_api *a, const char *role, struct dd_http_route *out);
+
+/* The 404 of a route this role does not serve; ctx is the role name. */
+int dd_api_not_in_role(void *ctx, const struct dd_http_request *req,
+                       struct dd_http_response *resp);
+
+#endif

@@ -1,0 +1,242 @@
+/*
+ * Estimate jobs: POST /v1/estimate checks the request and the paths
+ * against the configured roots, then the job runs dedupd/scan on a thread
+ * of its own (one scan thread each, at most MAX_RUNNING_JOBS at once: a
+ * background estimate must not take the node's CPUs). GET
+ * /v1/estimate/{id} polls it; finished jobs keep their result until their
+ * slot is reused, oldest first.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "dedupd/api/api.h"
+#include "dedupd/config.h"
+#include "dedupd/scan/scan.h"
+
+/* Estimate jobs kept (finished ones are dropped oldest first) and running. */
+#define MAX_JOBS         16
+#define MAX_RUNNING_JOBS 2
+
+struct job {
+    unsigned id;
+    struct dd_scan *scan;
+    pthread_t thread;
+    bool started, done;
+    int result;
+    char error[256];
+};
+
+struct dd_estimate_jobs {
+    pthread_mutex_t lock; /* guards everything */
+    char roots[DD_CONFIG_MAX_ESTIMATE_ROOTS][1024];
+    size_t n_roots;
+    struct job jobs[MAX_JOBS];
+    unsigned next_job;
+};
+
+int dd_estimate_jobs_new(struct dd_estimate_jobs **ret)
+{
+    struct dd_estimate_jobs *j = dd_calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    pthread_mutex_init(&j->lock, NULL);
+    *ret = j;
+    return 0;
+}
+
+struct dd_estimate_jobs *dd_estimate_jobs_free(struct dd_estimate_jobs *d)
+{
+    if (!d)
+        return NULL;
+    for (size_t i = 0; i < MAX_JOBS; i++) {
+        if (d->jobs[i].started) {
+            dd_scan_cancel(d->jobs[i].scan);
+            pthread_join(d->jobs[i].thread, NULL);
+            dd_scan_free(d->jobs[i].scan);
+        }
+    }
+    pthread_mutex_destroy(&d->lock);
+    dd_free(d);
+    return NULL;
+}
+
+void dd_estimate_jobs_set_roots(struct dd_estimate_jobs *d, const char (*roots)[1024], size_t n)
+{
+    pthread_mutex_lock(&d->lock);
+    d->n_roots = n < DD_CONFIG_MAX_ESTIMATE_ROOTS ? n : DD_CONFIG_MAX_ESTIMATE_ROOTS;
+    for (size_t i = 0; i < d->n_roots; i++)
+        snprintf(d->roots[i], sizeof(d->roots[i]), "%s", roots[i]);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Is path (resolved) under one of the allowed roots? */
+static bool allowed_path(struct dd_estimate_jobs *d, const char *path, char *why, size_t len)
+{
+    char real[PATH_MAX];
+    /* a path that does not resolve and one outside the roots get the same
+     * answer: an unauthenticated client cannot probe which files exist */
+    if (!realpath(path, real)) {
+        snprintf(why, len, "%.200s is not allowed (not under an estimate root)", path);
+        return false;
+    }
+    for (size_t i = 0; i < d->n_roots; i++) {
+        char root[PATH_MAX];
+        size_t rl;
+        if (!realpath(d->roots[i], root))
+            continue;
+        rl = strlen(root);
+        if (strncmp(real, root, rl) == 0 && (real[rl] == '\0' || real[rl] == '/' || rl == 1))
+            return true;
+    }
+    snprintf(why, len, "%.200s is not allowed (not under an estimate root)", path);
+    return false;
+}
+
+static void *job_main(void *arg)
+{
+    struct job *j = arg;
+    int r = dd_scan_run(j->scan);
+    j->result = r;
+    __atomic_store_n(&j->done, true, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static int h_estimate_start(void *ctx, const struct dd_http_request *req,
+                            struct dd_http_response *resp)
+{
+    struct dd_estimate_jobs *d = ctx;
+    json_t *doc = dd_http_body_json(req, resp), *paths, *p;
+    struct dd_scan_options o;
+    struct dd_scan *scan = NULL;
+    struct job *slot = NULL;
+    size_t i, running = 0;
+    char why[512];
+
+    if (!doc)
+        return 0;
+    paths = json_object_get(doc, "paths");
+    if (!json_is_array(paths) || json_array_size(paths) == 0 || json_array_size(paths) > 64) {
+        json_decref(doc);
+        return dd_http_reply_error(resp, 400, "bad_request",
+                                   "'paths' must be an array of 1..64 path strings");
+    }
+    if (d->n_roots == 0) {
+        json_decref(doc);
+        return dd_http_reply_error(resp, 403, "forbidden",
+                                   "no estimate roots are configured (estimate_roots)");
+    }
+    dd_scan_options_init(&o);
+    json_t *mode = json_object_get(doc, "mode");
+    if (mode && !(json_is_string(mode) && (strcmp(json_string_value(mode), "exact") == 0 ||
+                                           strcmp(json_string_value(mode), "sampled") == 0))) {
+        json_decref(doc);
+        return dd_http_reply_error(resp, 400, "bad_request", "'mode' must be exact or sampled");
+    }
+    if (mode)
+        o.mode = strcmp(json_string_value(mode), "exact") == 0 ? DD_SCAN_MODE_EXACT
+                                                               : DD_SCAN_MODE_SAMPLED;
+    o.threads = 1; /* a background job must not take the node's CPUs */
+    json_array_foreach(paths, i, p)
+    {
+        if (!json_is_string(p)) {
+            json_decref(doc);
+            return dd_http_reply_error(resp, 400, "bad_request", "paths[%zu] is not a string", i);
+        }
+        if (!allowed_path(d, json_string_value(p), why, sizeof(why))) {
+            json_decref(doc);
+            return dd_http_reply_error(resp, 403, "forbidden", "%s", why);
+        }
+    }
+    if (dd_scan_new(&o, &scan) < 0) {
+        json_decref(doc);
+        return -ENOMEM;
+    }
+    json_array_foreach(paths, i, p)
+    {
+        if (dd_scan_add_path(scan, json_string_value(p)) < 0) {
+            const struct dd_scan_input *in = dd_scan_get_input(scan, dd_scan_n_inputs(scan) - 1);
+            int r = dd_http_reply_error(resp, 400, "bad_path", "%s: %s", json_string_value(p),
+                                        in && in->n_errors ? in->errors[0].message : "unusable");
+            dd_scan_free(scan);
+            json_decref(doc);
+            return r;
+        }
+    }
+    json_decref(doc);
+
+    pthread_mutex_lock(&d->lock);
+    for (i = 0; i < MAX_JOBS; i++) {
+        struct job *j = &d->jobs[i];
+        if (j->started && !__atomic_load_n(&j->done, __ATOMIC_ACQUIRE))
+            running++;
+    }
+    for (i = 0; i < MAX_JOBS && running < MAX_RUNNING_JOBS; i++) {
+        struct job *j = &d->jobs[(d->next_job + i) % MAX_JOBS];
+        if (!j->started || __atomic_load_n(&j->done, __ATOMIC_ACQUIRE)) {
+            slot = j;
+            break;
+        }
+    }
+    if (slot) {
+        if (slot->started) {
+            pthread_join(slot->thread, NULL);
+            dd_scan_free(slot->scan);
+        }
+        memset(slot, 0, sizeof(*slot));
+        slot->id = ++d->next_job;
+        slot->scan = scan;
+        slot->started = pthread_create(&slot->thread, NULL, job_main, slot) == 0;
+    }
+    unsigned id = slot && slot->started ? slot->id : 0;
+    pthread_mutex_unlock(&d->lock);
+    if (!id) {
+        dd_scan_free(scan);
+        return dd_http_reply_error(resp, 429, "busy", "%d estimates are already running",
+                                   MAX_RUNNING_JOBS);
+    }
+    return dd_http_reply_json(resp, 202,
+                              json_pack("{s:i, s:s}", "id", (int)id, "status", "running"));
+}
+
+static int h_estimate_get(void *ctx, const struct dd_http_request *req,
+                          struct dd_http_response *resp)
+{
+    struct dd_estimate_jobs *d = ctx;
+    uint64_t id;
+    json_t *out = NULL;
+
+    if (dd_parse_u64(req->params[0], &id) < 0)
+        return dd_http_reply_error(resp, 400, "bad_request", "job id must be a number");
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; i < MAX_JOBS; i++) {
+        struct job *j = &d->jobs[i];
+        if (!j->started || j->id != id)
+            continue;
+        uint64_t done, total;
+        dd_scan_progress(j->scan, &done, &total);
+        bool finished = __atomic_load_n(&j->done, __ATOMIC_ACQUIRE);
+        out = json_pack("{s:i, s:s, s:I, s:I}", "id", (int)j->id, "status",
+                        finished ? (j->result == 0 ? "done" : "failed") : "running", "bytes_done",
+                        (json_int_t)done, "bytes_total", (json_int_t)total);
+        if (finished)
+            json_object_set_new(out, "result", dd_scan_to_json(j->scan));
+        break;
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (!out)
+        return dd_http_reply_error(resp, 404, "not_found", "no estimate job %llu",
+                                   (unsigned long long)id);
+    return dd_http_reply_json(resp, 200, out);
+}
+
+size_t dd_api_estimate_routes(struct dd_estimate_jobs *jobs, struct dd_http_route *out)
+{
+    out[0] = (struct dd_http_route){"POST", "/v1/estimate", h_estimate_start, jobs, true, NULL};
+    out[1] = (struct dd_http_route){"GET", "/v1/estimate/{id}", h_estimate_get, jobs, false, NULL};
+    return 2;
+}

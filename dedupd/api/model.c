@@ -1,0 +1,148 @@
+/*
+ * The cost model's REST: status and versions, retraining (202 with a run to
+ * poll when a training outlasts the wait), runs, and predictions for
+ * given features or for a volume of this node with a what-if (the pure
+ * what-if is placement/features).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "dedupd/api/api.h"
+#include "dedupd/model.h"
+#include "dedupd/sampler.h"
+#include "placement/features.h"
+
+
+static int h_model(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    struct dd_api_model *d = ctx;
+    (void)req;
+    return dd_http_reply_json(resp, 200, dd_model_status(d->model));
+}
+
+/* Waits this long for a retrain before answering 202 with the run to poll:
+ * an HTTP worker (two in the pool) is not held for a whole training. */
+#define RETRAIN_WAIT_MS 10000u
+
+static int h_model_retrain(void *ctx, const struct dd_http_request *req,
+                           struct dd_http_response *resp)
+{
+    struct dd_api_model *d = ctx;
+    int status = 500;
+    json_t *doc;
+    (void)req;
+    doc = dd_model_retrain(d->model, RETRAIN_WAIT_MS, &status);
+    if (status == 409 || status == 500) {
+        int r =
+            dd_http_reply_error(resp, status, status == 409 ? "not_enough_data" : "training_failed",
+                                "%s", json_string_value(json_object_get(doc, "error")));
+        json_decref(doc);
+        return r;
+    }
+    return dd_http_reply_json(resp, status, doc);
+}
+
+static int h_model_run(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    struct dd_api_model *d = ctx;
+    uint64_t id;
+    int status = 200;
+    json_t *doc;
+
+    if (dd_parse_u64(req->params[0], &id) < 0 || id == 0)
+        return dd_http_reply_error(resp, 400, "bad_request", "run id: expected a positive integer");
+    doc = dd_model_run(d->model, id, &status);
+    if (!doc)
+        return dd_http_reply_error(resp, 404, "not_found", "no run %llu (the last 8 runs are kept)",
+                                   (unsigned long long)id);
+    /* polling answers 200 with the run's own status inside */
+    json_object_set_new(doc, "http_status", json_integer(status));
+    return dd_http_reply_json(resp, 200, doc);
+}
+
+static int h_predict(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    struct dd_api_model *d = ctx;
+    json_t *doc = dd_http_body_json(req, resp), *vol, *feat, *wi, *out = NULL;
+    float row[DD_CM_NFEATURES];
+    char err[512] = "";
+    const char *key;
+    json_t *x;
+    int r;
+
+    if (!doc)
+        return 0;
+    json_object_foreach(doc, key, x)
+    {
+        if (strcmp(key, "volume") != 0 && strcmp(key, "features") != 0 &&
+            strcmp(key, "what_if") != 0) {
+            r = dd_http_reply_error(resp, 400, "bad_request",
+                                    "%s: unknown field (volume, what_if, features)", key);
+            json_decref(doc);
+            return r;
+        }
+    }
+    vol = json_object_get(doc, "volume");
+    feat = json_object_get(doc, "features");
+    wi = json_object_get(doc, "what_if");
+    if ((vol != NULL) == (feat != NULL) || (feat && wi)) {
+        json_decref(doc);
+        return dd_http_reply_error(resp, 400, "bad_request",
+                                   "give either 'volume' (and optionally 'what_if') or 'features'");
+    }
+    if (feat) {
+        r = dd_cm_row_from_json(feat, row, true, err, sizeof(err));
+    } else if (!json_is_string(vol)) {
+        r = -EINVAL;
+        snprintf(err, sizeof(err), "volume: expected a volume name (string)");
+    } else {
+        struct dd_features f;
+        r = d->sampler ? dd_sampler_volume_features(d->sampler, json_string_value(vol), &f)
+                       : -ENOENT;
+        if (r < 0)
+            snprintf(err, sizeof(err),
+                     r == -EAGAIN
+                         ? "volume: '%.128s' has no interval features yet (two samples needed)"
+                         : "volume: no volume named '%.128s' on this node",
+                     json_string_value(vol));
+        if (r == 0 && wi) {
+            struct dd_what_if w;
+            r = dd_what_if_from_json(wi, "what_if", &w, err, sizeof(err));
+            if (r == 0)
+                dd_features_what_if(&f, &w);
+        }
+        if (r == 0)
+            dd_features_model_row(&f, row);
+    }
+    if (r < 0) {
+        json_decref(doc);
+        return dd_http_reply_error(resp, 400, "bad_request", "%s", err);
+    }
+    json_decref(doc);
+    r = dd_model_predict(d->model, row, &out, err, sizeof(err));
+    if (r < 0)
+        return dd_http_reply_error(resp, 500, "predict_failed", "%s", err);
+    return dd_http_reply_json(resp, 200, out);
+}
+
+size_t dd_api_model_routes(struct dd_api_model *ctx, struct dd_http_route *out)
+{
+    static const struct dd_http_route templ[] = {
+        {"GET", "/v1/model", h_model, NULL, false, NULL},
+        {"POST", "/v1/model/retrain", h_model_retrain, NULL, true, NULL},
+        {"GET", "/v1/model/runs/{id}", h_model_run, NULL, false, NULL},
+        {"POST", "/v1/predict", h_predict, NULL, false, NULL},
+    };
+    for (size_t i = 0; i < DD_ARRAY_SIZE(templ); i++) {
+        out[i] = templ[i];
+        out[i].ctx = ctx;
+        if (!ctx->model) {
+            out[i].handler = dd_api_not_in_role;
+            out[i].ctx = (void *)ctx->role;
+        }
+    }
+    return DD_ARRAY_SIZE(templ);
+}

@@ -1,0 +1,509 @@
+/*
+ * The configuration: one table of string options shared by the config file
+ * and the flags, the numeric and list options beside it, the check and the
+ * effective configuration logged at start. See config.h for the order in
+ * which sources apply.
+ */
+#define _GNU_SOURCE
+#include "dedupd/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/common.h"
+#include "dedupd/model.h"
+
+static const char *const role_names[] = {"all", "node", "placement"};
+
+const char *dd_role_name(enum dd_role r)
+{
+    return (size_t)r < DD_ARRAY_SIZE(role_names) ? role_names[r] : "?";
+}
+
+static int role_parse(const char *s, enum dd_role *ret)
+{
+    for (size_t i = 0; i < DD_ARRAY_SIZE(role_names); i++) {
+        if (strcmp(s, role_names[i]) == 0) {
+            *ret = (enum dd_role)i;
+            return 0;
+        }
+    }
+    return DD_E_USAGE;
+}
+
+void dd_config_defaults(struct dd_config *c)
+{
+    struct dd_model_config mc;
+    memset(c, 0, sizeof(*c));
+    c->role = DD_ROLE_ALL;
+    snprintf(c->listen, sizeof(c->listen), "127.0.0.1:7450");
+    snprintf(c->data_dir, sizeof(c->data_dir), "/var/lib/dedupd");
+    snprintf(c->source, sizeof(c->source), "dm");
+    snprintf(c->proc_root, sizeof(c->proc_root), "/proc");
+    snprintf(c->sys_root, sizeof(c->sys_root), "/sys");
+    c->interval = 10.0;
+    c->retention_days = 14;
+    c->http_threads = 4;
+    snprintf(c->log_level, sizeof(c->log_level), "info");
+    dd_model_config_defaults(&mc);
+    c->min_train_samples = mc.min_train_samples;
+    c->retrain_every = mc.retrain_every;
+    c->stale_after = 0;
+    c->forget_after = 3600;
+}
+
+/* String options: the config file's key, the flag and where it goes. */
+#define STR_OPT(key, flag, field)                                                                  \
+    {key, flag, offsetof(struct dd_config, field), sizeof(((struct dd_config *)0)->field)}
+static const struct str_opt {
+    const char *key, *flag;
+    size_t offset, len;
+} str_opts[] = {
+    STR_OPT("listen", "listen", listen),
+    STR_OPT("data_dir", "data-dir", data_dir),
+    STR_OPT("source", "source", source),
+    STR_OPT("proc_root", "proc-root", proc_root),
+    STR_OPT("sys_root", "sys-root", sys_root),
+    STR_OPT("token_file", "token-file", token_file),
+    STR_OPT("tls_cert", "tls-cert", tls_cert),
+    STR_OPT("tls_key", "tls-key", tls_key),
+    STR_OPT("tls_client_ca", "tls-client-ca", tls_client_ca),
+    STR_OPT("log_level", "log-level", log_level),
+    STR_OPT("prior_file", "prior-file", prior_file),
+    STR_OPT("node_name", "node-name", node_name),
+    STR_OPT("placement_url", "placement-url", placement_url),
+    STR_OPT("placement_token_file", "placement-token-file", placement_token_file),
+};
+
+static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
+                      size_t wlen)
+{
+    if (strlen(v) >= len) {
+        snprintf(why, wlen, "%s is longer than %zu characters", what, len - 1);
+        return DD_E_RANGE;
+    }
+    snprintf(dst, len, "%s", v);
+    return 0;
+}
+
+/* "VOLUME=POOL" or, from the file, the two strings. */
+static int add_pool(struct dd_config *c, const char *volume, const char *pool, char *why,
+                    size_t wlen)
+{
+    size_t i;
+    if (!volume[0] || !pool[0]) {
+        snprintf(why, wlen, "pool mapping: expected VOLUME=POOL with both names set");
+        return DD_E_USAGE;
+    }
+    for (i = 0; i < c->n_pools && strcmp(c->pools[i].volume, volume) != 0; i++)
+        ;
+    if (i == c->n_pools) {
+        if (c->n_pools >= DD_MAX_VOLUMES_PER_NODE) {
+            snprintf(why, wlen, "pool mapping: at most %u volumes", DD_MAX_VOLUMES_PER_NODE);
+            return DD_E_RANGE;
+        }
+        c->n_pools++;
+    }
+    if (set_string(c->pools[i].volume, sizeof(c->pools[i].volume), volume, "pool volume", why,
+                   wlen) < 0 ||
+        set_string(c->pools[i].pool, sizeof(c->pools[i].pool), pool, "pool name", why, wlen) < 0)
+        return DD_E_RANGE;
+    return 0;
+}
+
+static int parse_pool_arg(struct dd_config *c, const char *arg, char *why, size_t wlen)
+{
+    const char *eq = strchr(arg, '=');
+    char volume[DD_NAME_MAX];
+    if (!eq || (size_t)(eq - arg) >= sizeof(volume)) {
+        snprintf(why, wlen, "--pool '%.64s': expected VOLUME=POOL", arg);
+        return DD_E_USAGE;
+    }
+    memcpy(volume, arg, (size_t)(eq - arg));
+    volume[eq - arg] = '\0';
+    return add_pool(c, volume, eq + 1, why, wlen);
+}
+
+static int number_in(json_t *v, double lo, double hi, double *ret)
+{
+    if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi))
+        return DD_E_RANGE;
+    *ret = json_number_value(v);
+    return 0;
+}
+
+/* Numeric options: the file's key, the flag, the range and where it goes. */
+enum num_field {
+    N_INTERVAL,
+    N_RETENTION,
+    N_MIN_TRAIN,
+    N_RETRAIN,
+    N_HTTP_THREADS,
+    N_STALE,
+    N_FORGET
+};
+static const struct num_opt {
+    const char *key, *flag;
+    double lo, hi;
+    bool integer;
+    const char *unit;
+} num_opts[] = {
+    [N_INTERVAL] = {"interval", "interval", 0.01, 3600, false, "seconds"},
+    [N_RETENTION] = {"retention_days", "retention-days", 0, 3650, true, "days"},
+    [N_MIN_TRAIN] = {"min_train_samples", "min-train-samples", 1, 1e8, true, "samples"},
+    [N_RETRAIN] = {"retrain_every", "retrain-every", 1, 1e8, true, "samples"},
+    [N_HTTP_THREADS] = {"http_threads", "http-threads", 1, 256, true, "threads"},
+    [N_STALE] = {"stale_after", "stale-after", 0, 86400 * 365.0, false, "seconds"},
+    [N_FORGET] = {"forget_after", "forget-after", 1, 86400 * 365.0, false, "seconds"},
+};
+
+static void set_num(struct dd_config *c, enum num_field f, double v)
+{
+    switch (f) {
+    case N_INTERVAL:
+        c->interval = v;
+        break;
+    case N_RETENTION:
+        c->retention_days = (unsigned)v;
+        break;
+    case N_MIN_TRAIN:
+        c->min_train_samples = (unsigned)v;
+        break;
+    case N_RETRAIN:
+        c->retrain_every = (unsigned)v;
+        break;
+    case N_HTTP_THREADS:
+        c->http_threads = (unsigned)v;
+        break;
+    case N_STALE:
+        c->stale_after = v;
+        break;
+    case N_FORGET:
+        c->forget_after = v;
+        break;
+    }
+}
+
+static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, size_t wlen)
+{
+    for (size_t i = 0; i < DD_ARRAY_SIZE(str_opts); i++) {
+        if (strcmp(key, str_opts[i].key) != 0)
+            continue;
+        if (!json_is_string(v)) {
+            snprintf(why, wlen, "'%s' must be a string", key);
+            return DD_E_PARSE;
+        }
+        return set_string((char *)c + str_opts[i].offset, str_opts[i].len, json_string_value(v),
+                          key, why, wlen);
+    }
+    for (size_t i = 0; i < DD_ARRAY_SIZE(num_opts); i++) {
+        const struct num_opt *o = &num_opts[i];
+        double x;
+        if (strcmp(key, o->key) != 0)
+            continue;
+        if ((o->integer && !json_is_integer(v)) || number_in(v, o->lo, o->hi, &x) < 0) {
+            snprintf(why, wlen, "'%s' must be %s %g..%g (%s)", key,
+                     o->integer ? "an integer" : "a number", o->lo, o->hi, o->unit);
+            return DD_E_RANGE;
+        }
+        set_num(c, (enum num_field)i, x);
+        return 0;
+    }
+    if (strcmp(key, "role") == 0) {
+        if (!json_is_string(v) || role_parse(json_string_value(v), &c->role) < 0) {
+            snprintf(why, wlen, "'role' must be node, placement or all");
+            return DD_E_PARSE;
+        }
+        return 0;
+    }
+    if (strcmp(key, "estimate_roots") == 0) {
+        size_t i;
+        json_t *e;
+        if (!json_is_array(v) || json_array_size(v) > DD_CONFIG_MAX_ESTIMATE_ROOTS) {
+            snprintf(why, wlen, "'estimate_roots' must be an array of at most %d paths",
+                     DD_CONFIG_MAX_ESTIMATE_ROOTS);
+            return DD_E_PARSE;
+        }
+        c->n_estimate_roots = 0;
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e)) {
+                snprintf(why, wlen, "'estimate_roots[%zu]' must be a string", i);
+                return DD_E_PARSE;
+            }
+            if (set_string(c->estimate_roots[i], sizeof(c->estimate_roots[i]),
+                           json_string_value(e), "estimate_roots[]", why, wlen) < 0)
+                return DD_E_RANGE;
+            c->n_estimate_roots++;
+        }
+        return 0;
+    }
+    if (strcmp(key, "pools") == 0) {
+        const char *vol;
+        json_t *p;
+        if (!json_is_object(v)) {
+            snprintf(why, wlen, "'pools' must be an object {\"VOLUME\": \"POOL\"}");
+            return DD_E_PARSE;
+        }
+        c->n_pools = 0;
+        json_object_foreach(v, vol, p)
+        {
+            int r;
+            if (!json_is_string(p)) {
+                snprintf(why, wlen, "'pools.%.64s' must be a string (the pool name)", vol);
+                return DD_E_PARSE;
+            }
+            if ((r = add_pool(c, vol, json_string_value(p), why, wlen)) < 0)
+                return r;
+        }
+        return 0;
+    }
+    snprintf(why, wlen, "unknown key '%.64s'", key);
+    return DD_E_PARSE;
+}
+
+int dd_config_file(struct dd_config *c, const char *path, char *errbuf, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), *v;
+    const char *key;
+    char why[256];
+    int r = 0;
+
+    if (!doc) {
+        snprintf(errbuf, errlen, "config %s: line %d, column %d: %s", path, jerr.line, jerr.column,
+                 jerr.text);
+        return DD_E_PARSE;
+    }
+    if (!json_is_object(doc)) {
+        snprintf(errbuf, errlen, "config %s: must be a JSON object", path);
+        json_decref(doc);
+        return DD_E_PARSE;
+    }
+    json_object_foreach(doc, key, v)
+    {
+        why[0] = '\0';
+        if ((r = file_key(c, key, v, why, sizeof(why))) < 0) {
+            snprintf(errbuf, errlen, "config %s: %s", path, why);
+            break;
+        }
+    }
+    json_decref(doc);
+    return r;
+}
+
+void dd_config_usage(FILE *out)
+{
+    fputs("Usage: dedupd [OPTIONS]\n"
+          "  --role node|placement|all   (default all)\n"
+          "  --listen ADDR:PORT          (default 127.0.0.1:7450)\n"
+          "  --data-dir DIR              RocksDB store (default /var/lib/dedupd)\n"
+          "  --source dm|sysfs|replay:DIR  VDO statistics (default dm)\n"
+          "  --proc-root DIR --sys-root DIR  /proc and /sys prefixes\n"
+          "  --interval SECONDS          sampling interval (default 10; fractions allowed)\n"
+          "  --config FILE               JSON config (keys as the flags, snake_case)\n"
+          "  --token-file FILE           bearer token for mutating endpoints\n"
+          "  --tls-cert FILE --tls-key FILE [--tls-client-ca FILE]  HTTPS\n"
+          "  --estimate-root DIR         allow /v1/estimate under DIR (repeatable)\n"
+          "  --retention-days N          history kept (default 14)\n"
+          "  --log-level error|warning|info|debug\n"
+          "  --http-threads N            HTTP worker threads (default 4)\n"
+          "  --min-train-samples N       samples before the XGBoost cost model trains (500)\n"
+          "  --retrain-every N           new volume samples between retrains (360)\n"
+          "  --prior-file FILE           cost-model prior coefficients (JSON)\n"
+          " node role:\n"
+          "  --node-name NAME            (default $NODE_NAME, then the host name)\n"
+          "  --placement-url BASE        push reports to BASE/v1/reports\n"
+          "  --placement-token-file F    bearer token for the placement role\n"
+          "  --pool VOLUME=POOL          the pool a volume belongs to (repeatable)\n"
+          " placement role:\n"
+          "  --stale-after SECONDS       report age that makes a node stale (3 x its interval)\n"
+          "  --forget-after SECONDS      a silent node leaves the view (default 3600)\n",
+          out);
+}
+
+int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, char *errbuf,
+                   size_t errlen)
+{
+    enum { O_STR = 256, O_NUM = 512, O_ROLE = 768, O_CONFIG, O_ROOT, O_POOL };
+    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 6];
+    struct dd_config cfg;
+    const char *config_file = NULL;
+    char why[256];
+    size_t n = 0;
+    int c;
+
+    for (size_t i = 0; i < DD_ARRAY_SIZE(str_opts); i++)
+        longopts[n++] = (struct option){str_opts[i].flag, required_argument, NULL, O_STR + (int)i};
+    for (size_t i = 0; i < DD_ARRAY_SIZE(num_opts); i++)
+        longopts[n++] = (struct option){num_opts[i].flag, required_argument, NULL, O_NUM + (int)i};
+    longopts[n++] = (struct option){"role", required_argument, NULL, O_ROLE};
+    longopts[n++] = (struct option){"config", required_argument, NULL, O_CONFIG};
+    longopts[n++] = (struct option){"estimate-root", required_argument, NULL, O_ROOT};
+    longopts[n++] = (struct option){"pool", required_argument, NULL, O_POOL};
+    longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    longopts[n++] = (struct option){NULL, 0, NULL, 0};
+
+    /* first pass: the config file, so flags can override it */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config_file = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            config_file = argv[i] + 9;
+    }
+    dd_config_defaults(&cfg);
+    if (config_file) {
+        if (dd_config_file(&cfg, config_file, errbuf, errlen) < 0)
+            return 1;
+        snprintf(cfg.config_file, sizeof(cfg.config_file), "%s", config_file);
+    }
+    /* repeatable flags add to the file's lists (a --pool for a volume the
+     * file maps replaces that mapping) */
+    optind = 0; /* GNU getopt: start over (SIGHUP parses again) */
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        int r = 0;
+        why[0] = '\0';
+        if (c >= O_STR && c < O_STR + (int)DD_ARRAY_SIZE(str_opts)) {
+            const struct str_opt *o = &str_opts[c - O_STR];
+            r = set_string((char *)&cfg + o->offset, o->len, optarg, o->flag, why, sizeof(why));
+        } else if (c >= O_NUM && c < O_NUM + (int)DD_ARRAY_SIZE(num_opts)) {
+            const struct num_opt *o = &num_opts[c - O_NUM];
+            double x;
+            if (dd_parse_double(optarg, &x) < 0 || !(x >= o->lo && x <= o->hi) ||
+                (o->integer && x != floor(x))) {
+                snprintf(why, sizeof(why), "'%.64s': expected %s %g..%g (%s)", optarg,
+                         o->integer ? "an integer" : "a number", o->lo, o->hi, o->unit);
+                fprintf(stderr, "dedupd: --%s %s\n", o->flag, why);
+                return 2;
+            }
+            set_num(&cfg, (enum num_field)(c - O_NUM), x);
+        } else {
+            switch (c) {
+            case O_ROLE:
+                if (role_parse(optarg, &cfg.role) < 0) {
+                    fprintf(stderr, "dedupd: --role '%s': expected node, placement or all\n",
+                            optarg);
+                    return 2;
+                }
+                break;
+            case O_CONFIG:
+                break;
+            case O_ROOT:
+                if (cfg.n_estimate_roots >= DD_CONFIG_MAX_ESTIMATE_ROOTS) {
+                    fprintf(stderr, "dedupd: at most %d --estimate-root\n",
+                            DD_CONFIG_MAX_ESTIMATE_ROOTS);
+                    return 2;
+                }
+                r = set_string(cfg.estimate_roots[cfg.n_estimate_roots],
+                               sizeof(cfg.estimate_roots[0]), optarg, "--estimate-root", why,
+                               sizeof(why));
+                if (r == 0)
+                    cfg.n_estimate_roots++;
+                break;
+            case O_POOL:
+                r = parse_pool_arg(&cfg, optarg, why, sizeof(why));
+                break;
+            case 'h':
+                *help = true;
+                return 0;
+            default:
+                return 2;
+            }
+        }
+        if (r < 0) {
+            fprintf(stderr, "dedupd: %s\n", why);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "dedupd: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    *ret = cfg;
+    return 0;
+}
+
+int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
+{
+    if (!(c->interval >= 0.01 && c->interval <= 3600)) {
+        snprintf(errbuf, errlen, "interval %g: expected 0.01..3600 seconds", c->interval);
+        return DD_E_USAGE;
+    }
+    if (!c->data_dir[0]) {
+        snprintf(errbuf, errlen, "data directory: empty");
+        return DD_E_USAGE;
+    }
+    if (!c->node_name[0]) {
+        const char *env = getenv("NODE_NAME");
+        if (env && env[0] && strlen(env) < sizeof(c->node_name))
+            snprintf(c->node_name, sizeof(c->node_name), "%s", env);
+        else if (gethostname(c->node_name, sizeof(c->node_name) - 1) < 0 || !c->node_name[0])
+            snprintf(c->node_name, sizeof(c->node_name), "localhost");
+    }
+    for (const char *p = c->node_name; *p; p++) {
+        /* a node name goes into store keys and URLs: Kubernetes' own rule
+         * (a DNS subdomain: lower-case letters, digits, '-' and '.') */
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.')) {
+            snprintf(errbuf, errlen,
+                     "node name '%.64s': expected a Kubernetes node name (a-z, 0-9, '-', '.')",
+                     c->node_name);
+            return DD_E_USAGE;
+        }
+    }
+    if (c->placement_url[0] && strncmp(c->placement_url, "http://", 7) != 0 &&
+        strncmp(c->placement_url, "https://", 8) != 0) {
+        snprintf(errbuf, errlen, "placement url '%.200s': expected http://HOST:PORT or https://...",
+                 c->placement_url);
+        return DD_E_USAGE;
+    }
+    if (c->placement_url[0] && c->role == DD_ROLE_PLACEMENT) {
+        snprintf(errbuf, errlen, "--placement-url is for roles node and all (a node pushes)");
+        return DD_E_USAGE;
+    }
+    if (c->stale_after > 0 && c->forget_after < c->stale_after) {
+        snprintf(errbuf, errlen, "forget-after %g s is shorter than stale-after %g s",
+                 c->forget_after, c->stale_after);
+        return DD_E_USAGE;
+    }
+    return 0;
+}
+
+char *dd_config_json(const struct dd_config *c)
+{
+    json_t *roots = json_array(), *pools = json_object(), *o;
+    char *s;
+    for (size_t i = 0; i < c->n_estimate_roots; i++)
+        json_array_append_new(roots, json_string(c->estimate_roots[i]));
+    for (size_t i = 0; i < c->n_pools; i++)
+        json_object_set_new(pools, c->pools[i].volume, json_string(c->pools[i].pool));
+    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b, s:o, s:i, s:s, s:i, s:i, s:s, "
+                  "s:i, s:s, s:s, s:b, s:o, s:f, s:f}",
+                  "role", dd_role_name(c->role), "listen", c->listen, "data_dir", c->data_dir,
+                  "source", c->source, "proc_root", c->proc_root, "sys_root", c->sys_root,
+                  "interval", c->interval, "token", c->token_file[0] != '\0', "tls",
+                  c->tls_cert[0] != '\0', "estimate_roots", roots, "retention_days",
+                  (int)c->retention_days, "log_level", c->log_level, "min_train_samples",
+                  (int)c->min_train_samples, "retrain_every", (int)c->retrain_every, "prior_file",
+                  c->prior_file, "http_threads", (int)c->http_threads, "node_name", c->node_name,
+                  "placement_url", c->placement_url, "placement_token",
+                  c->placement_token_file[0] != '\0', "pools", pools, "stale_after",
+                  c->stale_after, "forget_after", c->forget_after);
+    s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+const char *dd_config_pool(const struct dd_config *c, const char *volume)
+{
+    for (size_t i = 0; i < c->n_pools; i++) {
+        if (strcmp(c->pools[i].volume, volume) == 0)
+            return c->pools[i].pool;
+    }
+    return volume;
+}

@@ -1,0 +1,99 @@
+/*
+ * dedupd's configuration: defaults, then the JSON config file, then the
+ * flags over it, checked as a whole. main.c builds it at start and again on
+ * SIGHUP (the file re-read, the flags still winning); the daemon applies
+ * what can change at run time (interval, retention, estimate roots, log
+ * level, model thresholds, staleness bounds).
+ *
+ * Roles: node samples this node and pushes reports; placement keeps the
+ * cluster view from reports and serves the model; all is both in one
+ * process (its own reports are fed in-process).
+ */
+#ifndef DD_CONFIG_H
+#define DD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/limits.h"
+
+#define DD_CONFIG_MAX_ESTIMATE_ROOTS 16
+
+enum dd_role { DD_ROLE_ALL, DD_ROLE_NODE, DD_ROLE_PLACEMENT };
+
+/* "all", "node", "placement" */
+const char *dd_role_name(enum dd_role r);
+static inline bool dd_role_has_node(enum dd_role r)
+{
+    return r != DD_ROLE_PLACEMENT;
+}
+static inline bool dd_role_has_placement(enum dd_role r)
+{
+    return r != DD_ROLE_NODE;
+}
+
+struct dd_pool_map {
+    char volume[DD_NAME_MAX];
+    char pool[DD_NAME_MAX];
+};
+
+struct dd_config {
+    enum dd_role role;
+    char listen[128];
+    char data_dir[1024];
+    char source[1200]; /* dm | sysfs | replay:DIR */
+    char proc_root[1024];
+    char sys_root[1024];
+    double interval; /* seconds, fractions allowed */
+    char config_file[1024];
+    char token_file[1024];
+    char tls_cert[1024], tls_key[1024], tls_client_ca[1024];
+    char estimate_roots[DD_CONFIG_MAX_ESTIMATE_ROOTS][1024];
+    size_t n_estimate_roots;
+    unsigned retention_days;
+    char log_level[16];
+    unsigned http_threads; /* HTTP worker threads (default 4) */
+    /* the cost model (roles all and placement) */
+    unsigned min_train_samples; /* rows before XGBoost trains */
+    unsigned retrain_every;     /* new volume samples between retrains */
+    char prior_file[1024];      /* JSON prior coefficients; "" = calibrated defaults */
+    /* node side: identity, pools, where reports go */
+    char node_name[DD_NAME_MAX];       /* default: $NODE_NAME, then the host name */
+    char placement_url[1024];          /* base URL; "" = no pushing */
+    char placement_token_file[1024];   /* bearer token for POST /v1/reports */
+    struct dd_pool_map pools[DD_MAX_VOLUMES_PER_NODE];
+    size_t n_pools;
+    /* placement side: a node whose newest report is older than stale_after
+     * seconds is stale (0: 3 x the interval its report states); one silent
+     * for forget_after seconds leaves the view */
+    double stale_after, forget_after;
+};
+
+void dd_config_defaults(struct dd_config *c);
+
+/* Applies a JSON config file (keys as the flags, snake_case; "pools" is
+ * an object {"VOLUME": "POOL"}). errbuf names the file, line and key. */
+int dd_config_file(struct dd_config *c, const char *path, char *errbuf, size_t errlen);
+
+/*
+ * The configuration as it stands: defaults, the file named by --config,
+ * then the flags. Returns 0 (*help set for --help), 1 for a bad config file
+ * (errbuf says why) or 2 for bad usage (already printed on stderr).
+ */
+int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, char *errbuf,
+                   size_t errlen);
+void dd_config_usage(FILE *out);
+
+/* Checks values; errbuf says which one is wrong. Fills the node name from
+ * $NODE_NAME or the host name when unset. */
+int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen);
+
+/* The effective configuration as one JSON line (no secrets). Caller frees. */
+char *dd_config_json(const struct dd_config *c);
+
+/* The pool of a volume: its --pool mapping, else the volume's own name. */
+const char *dd_config_pool(const struct dd_config *c, const char *volume);
+
+#endif

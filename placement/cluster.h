@@ -1,0 +1,82 @@
+/*
+ * The cluster view: the latest report of every node, when it arrived, how
+ * many came, and whether the node is stale. Writers (the report handler)
+ * put whole reports; readers (GET /v1/cluster, the scorer) take an
+ * immutable snapshot and read it without locks for as long as they hold
+ * it, so a burst of reports never blocks a scoring request for longer than
+ * a pointer copy.
+ *
+ * Age counts from a report's arrival on this clock (the node's own clock
+ * shows as skew: arrival - the report's time_ms). A node is stale when its
+ * newest report is older than stale_after (0: 3 x the interval the node
+ * states); it stays listed, stale, until forget_after, then leaves the
+ * view (dd_cluster_forget). Pure: the caller passes the time.
+ */
+#ifndef DD_PLACEMENT_CLUSTER_H
+#define DD_PLACEMENT_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "placement/report.h"
+
+struct dd_cluster_options {
+    double stale_after_s;  /* 0: 3 x the node's stated interval */
+    double forget_after_s; /* > 0 */
+};
+
+/* One node's entry: immutable once published. */
+struct dd_cluster_node {
+    struct dd_report report;
+    uint64_t arrived_ms;
+    uint64_t reports; /* reports received from this node since it joined the view */
+};
+
+struct dd_cluster_snapshot {
+    size_t n;
+    const struct dd_cluster_node *const *nodes; /* sorted by name */
+    struct dd_cluster_options opts;
+};
+
+struct dd_cluster;
+
+int dd_cluster_new(const struct dd_cluster_options *o, struct dd_cluster **ret);
+/* Accepts NULL; returns NULL. Snapshots still held stay valid. */
+struct dd_cluster *dd_cluster_free(struct dd_cluster *c);
+void dd_cluster_set_options(struct dd_cluster *c, const struct dd_cluster_options *o);
+
+/* Publishes a node's newest report (taken: *r is emptied, on failure too).
+ * A report older than the one held (by the node's clock) is refused with
+ * -ESTALE and changes nothing. Returns 0, -ESTALE or -ENOMEM. */
+int dd_cluster_put(struct dd_cluster *c, struct dd_report *r, uint64_t now_ms);
+/* Removes nodes silent for forget_after; returns how many left. */
+size_t dd_cluster_forget(struct dd_cluster *c, uint64_t now_ms);
+/* Removes one node (Kubernetes deleted it); true when it was there. */
+bool dd_cluster_remove(struct dd_cluster *c, const char *node);
+
+/* The current view; release with dd_cluster_snapshot_free. NULL on ENOMEM. */
+struct dd_cluster_snapshot *dd_cluster_snapshot(struct dd_cluster *c);
+void dd_cluster_snapshot_free(struct dd_cluster_snapshot *s);
+/* Binary search by name; NULL when absent. */
+const struct dd_cluster_node *dd_cluster_find(const struct dd_cluster_snapshot *s,
+                                              const char *node);
+
+double dd_cluster_node_age_s(const struct dd_cluster_node *n, uint64_t now_ms);
+/* The bound that applies to this node (stale_after, or 3 x its interval). */
+double dd_cluster_stale_bound_s(const struct dd_cluster_options *o,
+                                const struct dd_cluster_node *n);
+bool dd_cluster_node_stale(const struct dd_cluster_options *o, const struct dd_cluster_node *n,
+                           uint64_t now_ms);
+
+/* GET /v1/cluster's node object: name, report_age_seconds, stale,
+ * stale_after_seconds, reports, clock_skew_seconds, interval_seconds,
+ * node_info, load, volumes [name, pool, mode, index_state, vdo_version,
+ * rotational, physical_free_bytes, logical_free_bytes, ..., features],
+ * gpus [...], pods (a count; detail adds the list). */
+json_t *dd_cluster_node_json(const struct dd_cluster_options *o, const struct dd_cluster_node *n,
+                             uint64_t now_ms, bool detail);
+
+#endif
