@@ -54,10 +54,10 @@ static long call(struct dd_http_client *hc, const char *method, const char *path
     if (status >= 400) {
         json_t *e =
             *ret_doc ? json_object_get(json_object_get(*ret_doc, "error"), "message") : NULL;
-        snprintf(err, errlen, "%.300s%.300s: HTTP %ld: %.500s", base, path, status,
+        snprintf(err, errlen, "%.200s%.200s: HTTP %ld: %.500s", base, path, status,
                  e ? json_string_value(e) : dd_dynbuf_str(&b));
     } else if (!*ret_doc && status != 204) {
-        snprintf(err, errlen, "%.300s%.300s: the reply is not JSON", base, path);
+        snprintf(err, errlen, "%.200s%.200s: the reply is not JSON", base, path);
         status = -1;
     }
     dd_dynbuf_free(&b);
