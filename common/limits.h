@@ -72,6 +72,24 @@
 /* Longest request path considered; longer ones are 414. */
 #define DD_HTTP_MAX_PATH 2048u
 
+/* A bearer token file: service-account tokens (JWTs) are about 1 KiB and
+ * random tokens under 100 bytes; a file past 4 KiB is not a token (the old
+ * 512-byte read silently cut longer ones, which then never matched). */
+#define DD_TOKEN_MAX_BYTES 4096u
+
+/* Shortest token accepted, counted after the trailing newline is stripped:
+ * 16 random printable characters are ~100 bits, enough against guessing
+ * over the network; shorter ones are typing mistakes or placeholders. */
+#define DD_TOKEN_MIN_CHARS 16u
+
+/* A reply body read by dedupctl's client: the largest, a long history, is a
+ * few MiB; anything past 64 MiB is not one of ours. */
+#define DD_HTTP_CLIENT_MAX_REPLY (64u << 20)
+
+/* A client URL (base + path + query): paths are capped at DD_HTTP_MAX_PATH
+ * by the server; twice that leaves room for the base and the query. */
+#define DD_HTTP_CLIENT_MAX_URL 8192u
+
 /* Longest comm kept, NUL included. The kernel prints at most 63 bytes (a
  * 64-byte buffer in proc_task_name; 6.12 shows kthread names past 15 bytes in
  * full); twice that, so a kernel that widens it does not turn long kthread

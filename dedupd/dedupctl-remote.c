@@ -7,12 +7,17 @@
  *   dedupctl model    --remote URL [retrain]  the cost model's status, or train it now
  *   dedupctl predict  --remote URL --volume NAME [--write-mbps W] [--duplicate-share D]
  *                     [--cpu-load L]  |  --features FILE   cost and latency, with the source
- * --json prints the daemon's JSON as it came. A token for mutating calls is
- * read from --token-file. Exit: 0 ok; 1 the daemon answered with an error or
- * could not be reached (the message says which); 2 bad usage.
+ * --json prints the daemon's JSON as it came. A bearer token is read from
+ * --token-file (dedupd/http/token.h: a missing, unreadable or malformed file
+ * is a usage error) and sent with every request. Figures the daemon does not
+ * have print as "-". Requests go through dedupd/http/client.h, one client
+ * (one connection) for the whole run. Exit: 0 ok; 1 the daemon answered
+ * with an error or could not be reached (the message says which); 2 bad
+ * usage.
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdbool.h>
@@ -25,97 +30,47 @@
 
 #include "common/common.h"
 #include "dedupd/dedupctl.h"
+#include "dedupd/http/client.h"
+#include "dedupd/http/token.h"
 
-struct buf {
-    char *p;
-    size_t len;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *ud)
+/* Performs a request; returns the HTTP status (or -1 with the reason in
+ * err) and the parsed body. */
+static long call(struct dd_http_client *hc, const char *method, const char *path, const char *body,
+                 json_t **ret_doc, char *err, size_t errlen)
 {
-    struct buf *b = ud;
-    char *np;
-    if (b->len + size * n > (64u << 20))
-        return 0; /* a reply past 64 MiB is not one of ours */
-    np = realloc(b->p, b->len + size * n + 1);
-    if (!np)
-        return 0;
-    b->p = np;
-    memcpy(b->p + b->len, p, size * n);
-    b->len += size * n;
-    b->p[b->len] = '\0';
-    return size * n;
-}
-
-/* Performs a request; returns the HTTP status (or -1) and the parsed body. */
-static long call(const char *base, const char *method, const char *path, const char *body,
-                 const char *token, json_t **ret_doc, char *err, size_t errlen)
-{
-    char url[4096], auth[600];
-    struct buf b = {0};
-    struct curl_slist *hdr = NULL;
-    CURL *c = curl_easy_init();
-    long status = -1;
-    CURLcode cr;
+    struct dd_dynbuf b;
+    const char *base = dd_http_client_base(hc);
+    long status;
 
     *ret_doc = NULL;
-    if (!c) {
-        snprintf(err, errlen, "cannot initialise libcurl");
+    dd_dynbuf_init(&b, DD_HTTP_CLIENT_MAX_REPLY);
+    status = dd_http_client_call(hc, method, path, body, &b, err, errlen);
+    if (status < 0) {
+        dd_dynbuf_free(&b);
         return -1;
     }
-    snprintf(url, sizeof(url), "%s%s", base, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    if (dd_dynbuf_len(&b) > 0)
+        *ret_doc = json_loads(dd_dynbuf_str(&b), 0, NULL);
+    if (status >= 400) {
+        json_t *e =
+            *ret_doc ? json_object_get(json_object_get(*ret_doc, "error"), "message") : NULL;
+        snprintf(err, errlen, "%.200s%.200s: HTTP %ld: %.500s", base, path, status,
+                 e ? json_string_value(e) : dd_dynbuf_str(&b));
+    } else if (!*ret_doc && status != 204) {
+        snprintf(err, errlen, "%.200s%.200s: the reply is not JSON", base, path);
+        status = -1;
     }
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %.500s", token);
-        hdr = curl_slist_append(hdr, auth);
-    }
-    if (hdr)
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    cr = curl_easy_perform(c);
-    if (cr != CURLE_OK) {
-        snprintf(err, errlen, "%.300s: %.200s", url, curl_easy_strerror(cr));
-    } else {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        if (b.p)
-            *ret_doc = json_loads(b.p, 0, NULL);
-        if (status >= 400) {
-            json_t *e =
-                *ret_doc ? json_object_get(json_object_get(*ret_doc, "error"), "message") : NULL;
-            snprintf(err, errlen, "%.300s: HTTP %ld: %.500s", url, status,
-                     e ? json_string_value(e) : (b.p ? b.p : ""));
-        } else if (!*ret_doc && status != 204) {
-            snprintf(err, errlen, "%.300s: the reply is not JSON", url);
-            status = -1;
-        }
-    }
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(c);
-    free(b.p);
+    dd_dynbuf_free(&b);
     return status;
 }
 
-static char *read_token(const char *path)
+/* A fraction as a percentage cell: "12.5 %", or "-" when undefined. */
+static void percent(char *out, size_t len, double v)
 {
-    FILE *f = path ? fopen(path, "re") : NULL;
-    char buf[512];
-    size_t n;
-    if (!f)
-        return NULL;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-        buf[--n] = '\0';
-    return strdup(buf);
+    if (isfinite(v))
+        snprintf(out, len, "%.1f %%", 100 * v);
+    else
+        snprintf(out, len, "-");
 }
 
 static void dump(json_t *doc)
@@ -179,6 +134,7 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
     char err[1024] = "", path[2048];
     json_t *doc = NULL;
     char *token = NULL;
+    struct dd_http_client *api = NULL;
     int c, ret = 1;
     double dummy;
 
@@ -241,37 +197,49 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
             return 2;
         }
     }
-    token = read_token(token_file);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (token_file && dd_token_read(token_file, &token, err, sizeof(err)) < 0) {
+        fprintf(stderr, "dedupctl: %s: --token-file: %s\n", verb, err);
+        return 2;
+    }
+    {
+        struct dd_http_client_config hcfg = {.base_url = remote, .token = token};
+        if (dd_http_client_new(&hcfg, &api, err, sizeof(err)) < 0) {
+            fprintf(stderr, "dedupctl: %s: --remote: %s\n", verb, err);
+            dd_free(token);
+            return 2;
+        }
+    }
 
     if (strcmp(verb, "status") == 0) {
         json_t *node = NULL;
-        long h = call(remote, "GET", "/healthz", NULL, NULL, &doc, err, sizeof(err));
+        long h = call(api, "GET", "/healthz", NULL, &doc, err, sizeof(err));
         json_decref(doc);
         doc = NULL;
         if (h != 200)
             goto fail;
-        long rd = call(remote, "GET", "/readyz", NULL, NULL, &doc, err, sizeof(err));
+        long rd = call(api, "GET", "/readyz", NULL, &doc, err, sizeof(err));
         json_decref(doc);
         doc = NULL;
-        if (call(remote, "GET", "/v1/node", NULL, NULL, &node, err, sizeof(err)) != 200 &&
-            rd == 200)
+        if (call(api, "GET", "/v1/node", NULL, &node, err, sizeof(err)) != 200 && rd == 200)
             goto fail;
         if (json) {
             dump(node ? node : json_null());
         } else {
             printf("dedupd at %s: %s\n", remote, rd == 200 ? "ready" : "not ready yet");
-            if (node)
-                printf(
-                    "  volumes %lld, CPU %.1f %% (%.1f %% without VDO threads), run queue %.0f\n",
-                    (long long)json_integer_value(json_object_get(node, "volumes")),
-                    100 * num(node, "cpu_util"), 100 * num(node, "node_cpu_util_ex_vdo"),
-                    num(node, "run_queue"));
+            if (node) {
+                char cpu[32], ex[32], rq[32];
+                percent(cpu, sizeof(cpu), num(node, "cpu_util"));
+                percent(ex, sizeof(ex), num(node, "node_cpu_util_ex_vdo"));
+                cell(rq, sizeof(rq), num(node, "run_queue"), 0);
+                printf("  volumes %lld, CPU %s (%s without VDO threads), run queue %s\n",
+                       (long long)json_integer_value(json_object_get(node, "volumes")), cpu, ex,
+                       rq);
+            }
         }
         json_decref(node);
         ret = 0;
     } else if (strcmp(verb, "volumes") == 0) {
-        if (call(remote, "GET", "/v1/volumes", NULL, NULL, &doc, err, sizeof(err)) != 200)
+        if (call(api, "GET", "/v1/volumes", NULL, &doc, err, sizeof(err)) != 200)
             goto fail;
         if (json) {
             dump(doc);
@@ -303,7 +271,7 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
         snprintf(path, sizeof(path), "/v1/volumes/%s/history?from=%s&to=%s&step=%s", name,
                  from ? from : "0", to ? to : "99999999999", step ? step : "0");
         curl_free(name);
-        if (call(remote, "GET", path, NULL, NULL, &doc, err, sizeof(err)) != 200)
+        if (call(api, "GET", path, NULL, &doc, err, sizeof(err)) != 200)
             goto fail;
         if (json) {
             dump(doc);
@@ -313,10 +281,14 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
             json_array_foreach(json_object_get(doc, "points"), i, p)
             {
                 json_t *f = json_object_get(json_object_get(p, "sample"), "features");
-                printf("%lld %.1f MB/s hit %.2f cost %.3f latency %.3f ms\n",
-                       (long long)json_integer_value(json_object_get(p, "time_ms")),
-                       num(f, "write_mbps"), num(f, "dedup_hit_rate"), num(f, "cost"),
-                       num(f, "latency"));
+                char w[32], hit[32], cost[32], lat[32];
+                cell(w, sizeof(w), num(f, "write_mbps"), 1);
+                cell(hit, sizeof(hit), num(f, "dedup_hit_rate"), 2);
+                cell(cost, sizeof(cost), num(f, "cost"), 3);
+                cell(lat, sizeof(lat), num(f, "latency"), 3);
+                printf("%lld %s MB/s hit %s cost %s latency %s ms\n",
+                       (long long)json_integer_value(json_object_get(p, "time_ms")), w, hit, cost,
+                       lat);
             }
         }
         ret = 0;
@@ -336,7 +308,7 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
             json_object_set_new(req, "mode", json_string(mode));
         body = json_dumps(req, JSON_COMPACT);
         json_decref(req);
-        long st = call(remote, "POST", "/v1/estimate", body, token, &doc, err, sizeof(err));
+        long st = call(api, "POST", "/v1/estimate", body, &doc, err, sizeof(err));
         free(body);
         if (st != 202)
             goto fail;
@@ -345,7 +317,7 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
         for (;;) {
             struct timespec nap = {0, 100000000};
             json_decref(doc);
-            if (call(remote, "GET", path, NULL, NULL, &doc, err, sizeof(err)) != 200)
+            if (call(api, "GET", path, NULL, &doc, err, sizeof(err)) != 200)
                 goto fail;
             if (strcmp(json_string_value(json_object_get(doc, "status")), "running") != 0)
                 break;
@@ -360,9 +332,8 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
             ret = 2;
             goto out;
         }
-        long st =
-            call(remote, retrain ? "POST" : "GET", retrain ? "/v1/model/retrain" : "/v1/model",
-                 retrain ? "{}" : NULL, token, &doc, err, sizeof(err));
+        long st = call(api, retrain ? "POST" : "GET", retrain ? "/v1/model/retrain" : "/v1/model",
+                       retrain ? "{}" : NULL, &doc, err, sizeof(err));
         /* a long training answers 202 with the run to poll */
         while (retrain && st == 202) {
             struct timespec nap = {1, 0};
@@ -375,7 +346,7 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
             json_decref(doc);
             doc = NULL;
             nanosleep(&nap, NULL);
-            if (call(remote, "GET", path, NULL, NULL, &doc, err, sizeof(err)) != 200)
+            if (call(api, "GET", path, NULL, &doc, err, sizeof(err)) != 200)
                 goto fail;
             st = json_integer_value(json_object_get(doc, "http_status"));
             if (st != 200 && st != 202) {
@@ -450,7 +421,7 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
         }
         body = json_dumps(req, JSON_COMPACT);
         json_decref(req);
-        long st = call(remote, "POST", "/v1/predict", body, token, &doc, err, sizeof(err));
+        long st = call(api, "POST", "/v1/predict", body, &doc, err, sizeof(err));
         free(body);
         if (st != 200)
             goto fail;
@@ -469,7 +440,7 @@ fail:
     ret = 1;
 out:
     json_decref(doc);
-    free(token);
-    curl_global_cleanup();
+    dd_http_client_free(api);
+    dd_free(token);
     return ret;
 }

@@ -469,13 +469,10 @@ int dd_ctl_vdostats(int argc, char **argv)
     }
 out:
     dd_free(pick);
-    for (size_t i = 0; i < n; i++) {
-        if (vols)
-            dd_vdo_volume_release(&vols[i]);
-        dd_free(names[i]);
-    }
+    for (size_t i = 0; vols && i < n; i++)
+        dd_vdo_volume_release(&vols[i]);
     dd_free(vols);
-    dd_free(names);
+    dd_strv_free(names, n);
     dd_vdo_source_free(src);
     return ret;
 }

@@ -83,8 +83,7 @@ static int dm_list(void *impl, char ***ret_names, size_t *ret_n, char *errbuf, s
 {
     struct dm_task *dmt = dm_task_create(DM_DEVICE_LIST);
     struct dm_names *nm;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
+    struct dd_strlist names = DD_STRLIST_INIT;
     unsigned next = 0;
     int r = 0;
 
@@ -114,12 +113,11 @@ static int dm_list(void *impl, char ***ret_names, size_t *ret_n, char *errbuf, s
             st = run_task(DM_DEVICE_TABLE, nm->name, NULL, &e);
             /* a device removed since the listing is simply not listed */
             if (st && vdo_target(st, &length, &params)) {
-                if (DD_ARRAY_RESERVE(names, cap, n + 1) < 0 || !(names[n] = dd_strdup(nm->name))) {
-                    r = -ENOMEM;
+                r = dd_strlist_push(&names, nm->name);
+                if (r < 0) {
                     dm_task_destroy(st);
                     break;
                 }
-                n++;
             }
             if (st)
                 dm_task_destroy(st);
@@ -128,14 +126,11 @@ static int dm_list(void *impl, char ***ret_names, size_t *ret_n, char *errbuf, s
     }
     dm_task_destroy(dmt);
     if (r < 0) {
-        for (size_t i = 0; i < n; i++)
-            dd_free(names[i]);
-        dd_free(names);
+        dd_strlist_release(&names);
         return r;
     }
-    dd_vdo_sort_names(names, n);
-    *ret_names = names;
-    *ret_n = n;
+    dd_strlist_sort(&names);
+    *ret_names = dd_strlist_take(&names, ret_n);
     return 0;
 }
 

@@ -41,7 +41,4 @@ int dd_vdo_replay_open(struct dd_vdo_source *src, const char *dir, char *errbuf,
  * truncating (callers that cannot fail check the result where it matters). */
 int dd_vdo_pathf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Sorts and returns a list of names (helper for list implementations). */
-void dd_vdo_sort_names(char **names, size_t n);
-
 #endif

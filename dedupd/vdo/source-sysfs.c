@@ -89,19 +89,11 @@ static char *read_value(const char *path)
     return text;
 }
 
-static int push_name(char ***names, size_t *n, size_t *cap, const char *name)
-{
-    if (DD_ARRAY_RESERVE(*names, *cap, *n + 1) < 0 || !((*names)[*n] = dd_strdup(name)))
-        return -ENOMEM;
-    (*n)++;
-    return 0;
-}
-
 static int sysfs_list(void *impl, char ***ret_names, size_t *ret_n, char *errbuf, size_t errlen)
 {
     struct sysfs *s = impl;
-    char **names = NULL, path[4400];
-    size_t n = 0, cap = 0;
+    struct dd_strlist names = DD_STRLIST_INIT;
+    char path[4400];
     struct dirent *de;
     DIR *d;
     int r = 0;
@@ -115,7 +107,7 @@ static int sysfs_list(void *impl, char ***ret_names, size_t *ret_n, char *errbuf
                 continue;
             dd_vdo_pathf(st, sizeof(st), "%s/%s/statistics", path, de->d_name);
             if (is_dir(st))
-                r = push_name(&names, &n, &cap, de->d_name);
+                r = dd_strlist_push(&names, de->d_name);
         }
         closedir(d);
     }
@@ -132,24 +124,21 @@ static int sysfs_list(void *impl, char ***ret_names, size_t *ret_n, char *errbuf
                 continue;
             dd_vdo_pathf(st, sizeof(st), "%s/%s/dm/name", path, de->d_name);
             dmname = read_value(st);
-            r = push_name(&names, &n, &cap, dmname && *dmname ? dmname : de->d_name);
+            r = dd_strlist_push(&names, dmname && *dmname ? dmname : de->d_name);
             dd_free(dmname);
         }
         closedir(d);
     }
     if (r < 0) {
-        for (size_t i = 0; i < n; i++)
-            dd_free(names[i]);
-        dd_free(names);
+        dd_strlist_release(&names);
         return r;
     }
-    if (n == 0 && !is_dir(path)) {
+    if (names.n == 0 && !is_dir(path)) {
         snprintf(errbuf, errlen, "no kvdo statistics under %s (neither kvdo/ nor block/)", s->root);
         return -ENODEV;
     }
-    dd_vdo_sort_names(names, n);
-    *ret_names = names;
-    *ret_n = n;
+    dd_strlist_sort(&names);
+    *ret_names = dd_strlist_take(&names, ret_n);
     return 0;
 }
 

@@ -151,17 +151,6 @@ int dd_vdo_pathf(char *buf, size_t len, const char *fmt, ...)
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-void dd_vdo_sort_names(char **names, size_t n)
-{
-    if (n > 1)
-        qsort(names, n, sizeof(*names), name_cmp);
-}
-
 /* ---- replay ---- */
 
 struct replay {
@@ -179,8 +168,7 @@ static int replay_list(void *impl, char ***ret_names, size_t *ret_n, char *errbu
     struct replay *rp = impl;
     DIR *d = opendir(rp->src->dir);
     struct dirent *de;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
+    struct dd_strlist names = DD_STRLIST_INIT;
     int r = 0;
 
     if (!d) {
@@ -195,22 +183,17 @@ static int replay_list(void *impl, char ***ret_names, size_t *ret_n, char *errbu
         dd_vdo_pathf(path, sizeof(path), "%s/%s", rp->src->dir, de->d_name);
         if (!is_dir(path))
             continue;
-        if (DD_ARRAY_RESERVE(names, cap, n + 1) < 0 || !(names[n] = dd_strdup(de->d_name))) {
-            r = -ENOMEM;
+        r = dd_strlist_push(&names, de->d_name);
+        if (r < 0)
             break;
-        }
-        n++;
     }
     closedir(d);
     if (r < 0) {
-        for (size_t i = 0; i < n; i++)
-            dd_free(names[i]);
-        dd_free(names);
+        dd_strlist_release(&names);
         return r;
     }
-    dd_vdo_sort_names(names, n);
-    *ret_names = names;
-    *ret_n = n;
+    dd_strlist_sort(&names);
+    *ret_names = dd_strlist_take(&names, ret_n);
     return 0;
 }
 

@@ -52,9 +52,9 @@ int dd_vdo_source_open(const char *spec, const char *sys_root, struct dd_vdo_sou
 struct dd_vdo_source *dd_vdo_source_free(struct dd_vdo_source *src);
 const char *dd_vdo_source_kind(const struct dd_vdo_source *src);
 
-/* Names of the VDO volumes now present, sorted. The caller frees the array
- * and each name with dd_free. A source that cannot list at all (no
- * device-mapper) returns a negative error and says why in errbuf. */
+/* Names of the VDO volumes now present, sorted (byte order). The caller frees
+ * the array and each name with dd_strv_free (common/strlist.h). A source that cannot list at all
+ * (no device-mapper) returns a negative error and says why in errbuf. */
 int dd_vdo_source_list(struct dd_vdo_source *src, char ***ret_names, size_t *ret_n, char *errbuf,
                        size_t errlen);
 
