@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -141,6 +142,22 @@ static void test_missing_path(void **state)
     free(err);
 }
 
+/* Issue 9: /proc files report size 0; the estimate was 0 bytes, exit 0 */
+static void test_proc_file_refused(void **state)
+{
+    char *out = NULL, *err = NULL;
+    const char *argv[] = {dedupctl(), "estimate", "/proc/cpuinfo", NULL};
+    (void)state;
+    if (access("/proc/cpuinfo", R_OK) != 0)
+        skip();
+    assert_int_equal(tt_run(argv, &out, &err), 1);
+    assert_non_null(strstr(err, "/proc/cpuinfo"));
+    assert_non_null(strstr(err, "pseudo file system"));
+    assert_string_equal(out, "");
+    free(out);
+    free(err);
+}
+
 static void test_keep_going(void **state)
 {
     struct fx *fx = *state;
@@ -219,6 +236,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_summary_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_path, setup, teardown),
+        cmocka_unit_test(test_proc_file_refused),
         cmocka_unit_test_setup_teardown(test_keep_going, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_window, setup, teardown),
