@@ -35,9 +35,11 @@ enum dd_scan_mode {
 #define DD_SCAN_DEFAULT_MAX_MEMORY (32ull << 20)
 /* Fewer LZ4 trials than this, drawn from more blocks, flag the compression
  * figures as having little support: the 95 % interval of the compressible
- * share is then wider than about +-3 points, and the packer simulation's
- * last, partly filled bins (up to 16) weigh more than 1.6 % of its blocks. */
-#define DD_SCAN_MIN_COMPRESS_TRIALS 1000u
+ * share is then wider than about +-5 points, and the packer simulation's
+ * last, partly filled bins (up to 16) weigh more than 4 % of its blocks.
+ * The automatic compression sample aims at ~1024 trials, so a default run
+ * is flagged only when the fingerprint sample itself is that small. */
+#define DD_SCAN_MIN_COMPRESS_TRIALS 400u
 /* Blocks a dense UDS index remembers per GB of index memory (64 Mi per
  * 0.25 GB, i.e. about 256 GiB of recent data); a sparse index covers 10x. */
 #define DD_SCAN_WINDOW_BLOCKS_PER_GB (256ull << 20)

@@ -71,6 +71,10 @@ static void test_json_keys(void **state)
                                        "dedup_ratio",
                                        "dedup_savings_percent",
                                        "compressible_fraction",
+                                       "compressible_ci95_low",
+                                       "compressible_ci95_high",
+                                       "compression_low_support",
+                                       "compress_samples",
                                        "compression_savings_percent",
                                        "estimated_physical_blocks",
                                        "data_reduction_percent",
@@ -96,6 +100,10 @@ static void test_json_keys(void **state)
     assert_true(json_real_value(json_object_get(doc, "dedup_ratio")) == 2.0);
     assert_string_equal(json_string_value(json_object_get(doc, "mode")), "exact");
     assert_true(json_is_null(json_object_get(doc, "window_blocks")));
+    /* every distinct block was LZ4'd: exact, so no interval and no flag */
+    assert_true(json_real_value(json_object_get(doc, "compressible_ci95_low")) ==
+                json_real_value(json_object_get(doc, "compressible_fraction")));
+    assert_true(json_is_false(json_object_get(doc, "compression_low_support")));
     json_t *in = json_array_get(json_object_get(doc, "inputs"), 0);
     assert_string_equal(json_string_value(json_object_get(in, "type")), "file");
     assert_int_equal(json_integer_value(json_object_get(in, "bytes")), 64 * 4096);
