@@ -9,13 +9,22 @@
  *   record, as UDS moves a name it finds into the open chapter. window = 0
  *   means the index forgets nothing.
  * - Exact mode keeps every fingerprint (entries that fell out of the window
- *   are pruned when the table fills). Each write of a block in the
- *   compression sample is counted, and its fragment packed, when it happens:
- *   in write order, as VDO's packer sees fragments. Sampled mode keeps only fingerprints whose top
- * k bits are zero (content-based sampling, Xie et al., USENIX ATC 2013): all copies of a block are
- * in or out together, so per-fingerprint counts in the sample are exact. When the table reaches its
- * memory cap, k grows by one and half the sample is dropped, which keeps memory bounded on any
- * input.
+ *   are pruned when the table fills). Sampled mode keeps only fingerprints
+ *   whose top k bits are zero (content-based sampling, Xie et al., USENIX ATC
+ *   2013): all copies of a block are in or out together, so per-fingerprint
+ *   counts in the sample are exact. When the table reaches its memory cap, k
+ *   grows by one and half the sample is dropped, which keeps memory bounded
+ *   on any input.
+ * - The compression sample is the slice of fingerprints whose top m bits are
+ *   zero, m = max(k, c): a uniform 1/2^m draw of the distinct blocks, nested
+ *   in the fingerprint sample so their writes are known exactly. Each write
+ *   of a block in it is counted, and its fragment packed, when it happens: in
+ *   write order, as VDO's packer sees fragments. The counts are kept per
+ *   slice (struct dd_comp_level), so when k grows past c the figures of the
+ *   new, smaller slice are already there, free of the blocks that left it:
+ *   counting every trial made so far instead over-weighted the inputs read
+ *   before k grew (two 512 MiB files, one compressible, one random:
+ *   compressible 0.77 in one order, 0.26 in the other, 0.50 exact).
  *
  * The sampled estimate is the Horvitz-Thompson estimator of the writes:
  *   distinct = W_s / p,   Var = (1 - p) / p^2 x sum_i w_i^2,   p = 2^-k
@@ -73,7 +82,8 @@ int dd_estimator_init(struct dd_estimator *est, const struct dd_estimator_config
     if (r < 0)
         return r;
     est->peak_table_bytes = est->set.cap * sizeof(struct dd_fpentry);
-    dd_packer_init(&est->packer);
+    for (size_t j = 0; j < DD_FP_LEVELS; j++)
+        dd_packer_init(&est->comp[j].packer);
     return 0;
 }
 
@@ -91,21 +101,29 @@ struct prune_ctx {
 };
 
 /*
- * One write VDO would make of a block in the compression sample. Fragments
- * go to the packer simulation as they are written, as VDO's packer sees
- * them: packing in another order (the table's, say) mixes streams that VDO
- * packs apart (measured on a real dm-vdo 6.12: 6491 packed blocks fed in
- * table order against VDO's 6766, about 6779 in write order).
+ * One write VDO would make of a block, counted in every slice from the
+ * current compression level down to the block's own (none when the block is
+ * outside the compression sample, though it may have been LZ4'd when the
+ * level was lower). Fragments go to the packer simulation as they are
+ * written, as VDO's packer sees them: packing in another order (the table's,
+ * say) mixes streams that VDO packs apart (measured on a real dm-vdo 6.12:
+ * 6491 packed blocks fed in table order against VDO's 6766, about 6779 in
+ * write order).
  */
-static void count_write(struct dd_estimator *est, uint16_t csize)
+static void count_write(struct dd_estimator *est, uint64_t hi, uint16_t csize)
 {
+    unsigned top = dd_fp_level(hi);
+
     if (!est->compress || csize == DD_CSIZE_NONE)
         return;
-    est->comp_eval_writes++;
-    if (csize != DD_CSIZE_INCOMPRESSIBLE) {
-        est->comp_ok_writes++;
-        est->comp_bytes += csize;
-        dd_packer_add(&est->packer, csize);
+    for (unsigned j = dd_compress_level(est->k, est->c); j <= top; j++) {
+        struct dd_comp_level *l = &est->comp[j];
+        l->eval_writes++;
+        if (csize != DD_CSIZE_INCOMPRESSIBLE) {
+            l->ok_writes++;
+            l->bytes += csize;
+            dd_packer_add(&l->packer, csize);
+        }
     }
 }
 
@@ -202,7 +220,7 @@ int dd_estimator_add(struct dd_estimator *est, const struct dd_block_rec *recs, 
             e->writes = 1;
             e->last_seq = seq;
             e->csize = rec->csize;
-            count_write(est, e->csize);
+            count_write(est, e->hi, e->csize);
             est->writes_total++;
             est->sample_count++;
             est->sample_writes++;
@@ -212,7 +230,7 @@ int dd_estimator_add(struct dd_estimator *est, const struct dd_block_rec *recs, 
         est->sample_count++;
         if (est->window && seq - e->last_seq > est->window) {
             e->writes++;
-            count_write(est, e->csize);
+            count_write(est, e->hi, e->csize);
             est->writes_total++;
             est->sample_writes++;
         }
@@ -269,27 +287,46 @@ void dd_estimator_finish(struct dd_estimator *est, struct dd_scan_result *res)
         res->dedup_savings_percent = res->ci95_low = res->ci95_high = (double)NAN;
     }
 
-    /* compression: every sampled write, counted as it happened (entries
-     * later dropped from a halved sample included: the compression sample
-     * is its own 1-in-N draw of distinct blocks) */
+    /* compression: the writes of the blocks in the compression slice, counted
+     * as they happened (see count_write) */
     res->compression_estimated = false;
+    res->compression_low_support = false;
     res->compressible_fraction = res->compression_savings_percent = (double)NAN;
+    res->compressible_ci95_low = res->compressible_ci95_high = (double)NAN;
     res->mean_fragment_bytes = res->packing_blocks_per_fragment = (double)NAN;
-    res->compress_sampling_rate = est->compress ? ldexp(1.0, -(int)(est->k + est->c)) : 0.0;
+    res->compress_sampling_rate = 0.0;
     res->estimated_physical_blocks = distinct;
     if (est->compress) {
-        res->compress_samples = est->comp_eval_writes;
-        if (est->comp_eval_writes > 0) {
-            double frac = (double)est->comp_ok_writes / (double)est->comp_eval_writes;
-            double frags = (double)est->packer.fragments;
-            double packed = (double)dd_packer_flush(&est->packer);
+        unsigned m = dd_compress_level(est->k, est->c);
+        struct dd_comp_level *l = &est->comp[m];
+
+        res->compress_sampling_rate = ldexp(1.0, -(int)m);
+        res->compress_samples = l->eval_writes;
+        if (l->eval_writes > 0) {
+            double n = (double)l->eval_writes;
+            double frac = (double)l->ok_writes / n;
+            double frags = (double)l->packer.fragments;
+            double packed = (double)dd_packer_flush(&l->packer);
             double bpf = frags > 0 ? packed / frags : 1.0;
             res->compression_estimated = true;
             res->compressible_fraction = frac;
+            if (m == 0) {
+                /* every written block was tried: nothing to estimate */
+                res->compressible_ci95_low = res->compressible_ci95_high = frac;
+            } else {
+                /* Wilson score interval: unlike frac +- 1.96 sd it stays
+                 * inside [0, 1] and is not empty at frac = 0 or 1 */
+                const double z = 1.96;
+                double d = 1.0 + z * z / n;
+                double mid = (frac + z * z / (2.0 * n)) / d;
+                double half = z / d * sqrt(frac * (1.0 - frac) / n + z * z / (4.0 * n * n));
+                res->compressible_ci95_low = DD_MAX(0.0, mid - half);
+                res->compressible_ci95_high = DD_MIN(1.0, mid + half);
+                res->compression_low_support = l->eval_writes < DD_SCAN_MIN_COMPRESS_TRIALS;
+            }
             res->packing_blocks_per_fragment = frags > 0 ? bpf : (double)NAN;
-            res->mean_fragment_bytes = est->comp_ok_writes
-                                           ? (double)est->comp_bytes / (double)est->comp_ok_writes
-                                           : (double)NAN;
+            res->mean_fragment_bytes =
+                l->ok_writes ? (double)l->bytes / (double)l->ok_writes : (double)NAN;
             res->estimated_physical_blocks = distinct * (1.0 - frac) + distinct * frac * bpf;
             res->compression_savings_percent =
                 distinct > 0 ? 100.0 * (1.0 - res->estimated_physical_blocks / distinct) : 0.0;

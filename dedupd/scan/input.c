@@ -13,11 +13,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -164,6 +166,50 @@ static int probe_blkid(const char *path, struct dd_blkid_info *info)
     return r;
 }
 
+/*
+ * Kernel pseudo file systems: their files are made when read and stat()
+ * reports a size of 0 (procfs) or a page (sysfs) whatever they hold, so a
+ * scan would count nothing, or fail as a file that "shrank", and report an
+ * estimate of data that is not stored anywhere. Returns the file system's
+ * name, or NULL for any other.
+ */
+#define CONFIGFS_MAGIC_ 0x62656570 /* not in every <linux/magic.h> */
+static const char *pseudo_fs_name(long f_type)
+{
+    static const struct {
+        unsigned long magic;
+        const char *name;
+    } pseudo[] = {
+        {PROC_SUPER_MAGIC, "proc"},       {SYSFS_MAGIC, "sysfs"},
+        {DEBUGFS_MAGIC, "debugfs"},       {TRACEFS_MAGIC, "tracefs"},
+        {CGROUP_SUPER_MAGIC, "cgroup"},   {CGROUP2_SUPER_MAGIC, "cgroup2"},
+        {SECURITYFS_MAGIC, "securityfs"}, {BPF_FS_MAGIC, "bpf"},
+        {CONFIGFS_MAGIC_, "configfs"},
+    };
+    for (size_t i = 0; i < DD_ARRAY_SIZE(pseudo); i++) {
+        if ((unsigned long)f_type == pseudo[i].magic)
+            return pseudo[i].name;
+    }
+    return NULL;
+}
+
+/* Records the error for a path on a pseudo file system; 0 when it is not on one. */
+static int refuse_pseudo_fs(struct dd_scan_input *in, const char *path, const struct statfs *sfs)
+{
+    const char *fs = pseudo_fs_name((long)sfs->f_type);
+    char msg[160];
+
+    if (!fs)
+        return 0;
+    snprintf(msg, sizeof(msg),
+             "on %s, a kernel pseudo file system: its files are generated when read and have "
+             "no stored size; nothing to estimate",
+             fs);
+    if (dd_scan_input_add_error(in, path, msg) < 0)
+        return -ENOMEM;
+    return DD_E_BADTYPE;
+}
+
 static int name_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -259,6 +305,14 @@ static int walk_entry(struct dd_scan *scan, struct dd_scan_input *in, int dirfd,
         sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sub < 0)
             return dd_scan_input_add_error(in, path, strerror(errno));
+        /* a pseudo file system mounted inside the tree (a chroot's /proc):
+         * not data, skipped like the special files below */
+        struct statfs sfs;
+        if (fstatfs(sub, &sfs) == 0 && pseudo_fs_name((long)sfs.f_type)) {
+            close(sub);
+            in->skipped++;
+            return 0;
+        }
         r = walk(scan, in, sub, path, depth + 1);
         close(sub);
         return r;
@@ -329,6 +383,16 @@ int dd_scan_input_add(struct dd_scan *scan, const char *path)
         if (dd_scan_input_add_error(in, path, strerror(-r)) < 0)
             return -ENOMEM;
         return r;
+    }
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+        struct statfs sfs;
+        if (statfs(path, &sfs) == 0) {
+            r = refuse_pseudo_fs(in, path, &sfs);
+            if (r < 0) {
+                in->type = S_ISREG(st.st_mode) ? DD_INPUT_FILE : DD_INPUT_DIRECTORY;
+                return r;
+            }
+        }
     }
     if (S_ISREG(st.st_mode)) {
         in->type = DD_INPUT_FILE;

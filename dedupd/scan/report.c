@@ -100,6 +100,10 @@ json_t *dd_scan_to_json(const struct dd_scan *scan)
                         r->compression_estimated ? json_real(r->compress_sampling_rate)
                                                  : json_null());
     json_object_set_new(o, "compress_samples", json_integer((json_int_t)r->compress_samples));
+    json_object_set_new(o, "compressible_ci95_low", num_or_null(r->compressible_ci95_low));
+    json_object_set_new(o, "compressible_ci95_high", num_or_null(r->compressible_ci95_high));
+    json_object_set_new(o, "compression_low_support",
+                        json_boolean(r->compression_estimated && r->compression_low_support));
     json_object_set_new(o, "mean_fragment_bytes", num_or_null(r->mean_fragment_bytes));
     json_object_set_new(o, "packing_blocks_per_fragment",
                         num_or_null(r->packing_blocks_per_fragment));
@@ -158,9 +162,20 @@ void dd_scan_print_summary(const struct dd_scan *scan, FILE *out)
     if (r->sampled && isfinite(r->ci95_low))
         fprintf(out, "  %-28s [%.2f, %.2f] %%\n", "95 % confidence", r->ci95_low, r->ci95_high);
     if (r->compression_estimated) {
-        fprintf(out, "  %-28s %.1f %% (%llu blocks tried)\n", "compressible blocks",
+        fprintf(out, "  %-28s %.1f %% (%llu blocks tried", "compressible blocks",
                 100.0 * r->compressible_fraction, (unsigned long long)r->compress_samples);
+        if (r->compressible_ci95_low != r->compressible_ci95_high)
+            fprintf(out, ", 95 %% [%.1f, %.1f] %%", 100.0 * r->compressible_ci95_low,
+                    100.0 * r->compressible_ci95_high);
+        fprintf(out, ")\n");
         print_pct(out, "compression savings", r->compression_savings_percent);
+        if (r->compression_low_support)
+            fprintf(out,
+                    "  warning: the compression figures rest on %llu LZ4 trials (1 in %.0f "
+                    "distinct blocks; under %u): a lower --sampling-bits or --compress-sample "
+                    "tries more\n",
+                    (unsigned long long)r->compress_samples, 1.0 / r->compress_sampling_rate,
+                    DD_SCAN_MIN_COMPRESS_TRIALS);
     } else {
         fprintf(out, "  %-28s not estimated\n", "compression");
     }

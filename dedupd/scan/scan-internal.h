@@ -88,10 +88,23 @@ uint64_t dd_packer_flush(struct dd_packer *p);
 
 /* ---- estimator: the ordered merge ---- */
 
+/* Fingerprints fall in nested slices: slice j holds those whose top j bits of
+ * hi are zero (a 1/2^j share of the distinct blocks, whatever their order). */
+#define DD_FP_LEVELS 64u
+
+/* The compression figures of the writes of one slice's blocks, in write
+ * order (the packer sees fragments as VDO's would). */
+struct dd_comp_level {
+    uint64_t eval_writes; /* writes LZ4-tried */
+    uint64_t ok_writes;   /* of which compressible */
+    uint64_t bytes;       /* fragment bytes of the compressible ones */
+    struct dd_packer packer;
+};
+
 struct dd_estimator {
     bool sampled;
     unsigned k;      /* sampling bits: keep fps whose top k bits of hi are 0 */
-    unsigned c;      /* compression bits: LZ4 fps whose low c bits of hi are 0 */
+    unsigned c;      /* compression bits: the LZ4 sample is slice max(k, c) */
     bool compress;   /* estimate compression at all */
     uint64_t window; /* 0 = unbounded */
     size_t max_cap;  /* sampled: table capacity limit (power of two) */
@@ -103,9 +116,15 @@ struct dd_estimator {
     uint64_t sample_count;  /* sampled: sum of count over the table */
     uint64_t sample_writes; /* sampled: sum of writes over the table */
 
-    /* compression figures of entries pruned out of the window (exact mode) */
-    uint64_t comp_eval_writes, comp_ok_writes, comp_bytes;
-    struct dd_packer packer;
+    /*
+     * comp[j]: every write of a block in slice j, for j >= max(k, c) (lower
+     * levels are no longer kept up to date). When k grows past c the sample
+     * moves to the next level, which already holds exactly its blocks' writes
+     * from the start of the stream: trials of blocks that left the sample are
+     * never counted, whatever the input order. A write lands in about two
+     * levels on average (half the blocks of a slice are in the next).
+     */
+    struct dd_comp_level comp[DD_FP_LEVELS];
 };
 
 struct dd_estimator_config {
@@ -131,9 +150,23 @@ static inline bool dd_fp_in_slice(uint64_t hi, unsigned k)
     return k == 0 || (hi >> (64 - k)) == 0;
 }
 
+/* The compression sample is a slice too, nested in the fingerprint sample:
+ * slice max(k, c). While k <= c it does not change as k grows; past that it is
+ * the whole fingerprint sample, so it never has fewer blocks than that. */
+static inline unsigned dd_compress_level(unsigned k, unsigned c)
+{
+    return k > c ? k : c;
+}
+
 static inline bool dd_fp_in_compress_sample(uint64_t hi, unsigned k, unsigned c)
 {
-    return dd_fp_in_slice(hi, k) && (c == 0 || (hi & ((1ull << c) - 1)) == 0);
+    return dd_fp_in_slice(hi, dd_compress_level(k, c));
+}
+
+/* The deepest slice (at most DD_FP_LEVELS - 1) that hi is in. */
+static inline unsigned dd_fp_level(uint64_t hi)
+{
+    return hi == 0 ? DD_FP_LEVELS - 1 : (unsigned)__builtin_clzll(hi);
 }
 
 /* ---- hashing a buffer of whole blocks ---- */

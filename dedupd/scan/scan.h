@@ -33,6 +33,13 @@ enum dd_scan_mode {
 #define DD_SCAN_AUTO_SAMPLED_BYTES (1ull << 30)
 /* Default fingerprint-table budget in sampled mode. */
 #define DD_SCAN_DEFAULT_MAX_MEMORY (32ull << 20)
+/* Fewer LZ4 trials than this, drawn from more blocks, flag the compression
+ * figures as having little support: the 95 % interval of the compressible
+ * share is then wider than about +-5 points, and the packer simulation's
+ * last, partly filled bins (up to 16) weigh more than 4 % of its blocks.
+ * The automatic compression sample aims at ~1024 trials, so a default run
+ * is flagged only when the fingerprint sample itself is that small. */
+#define DD_SCAN_MIN_COMPRESS_TRIALS 400u
 /* Blocks a dense UDS index remembers per GB of index memory (64 Mi per
  * 0.25 GB, i.e. about 256 GiB of recent data); a sparse index covers 10x. */
 #define DD_SCAN_WINDOW_BLOCKS_PER_GB (256ull << 20)
@@ -49,7 +56,9 @@ struct dd_scan_options {
      * with dd_scan_window_from_index(), or directly (--window-blocks). */
     uint64_t window_blocks;
     /* LZ4 one distinct block in this many (0 = automatic, at most 1 in 256
-     * and at least ~1024 blocks); compression is off when no_compress. */
+     * and at least ~1024 blocks), or one in 2^k when the fingerprint sample
+     * is sparser (the LZ4 sample is drawn from it); compression is off when
+     * no_compress. */
     uint32_t compress_sample;
     bool no_compress;
     unsigned threads; /* 0 = online CPUs */
@@ -117,9 +126,12 @@ struct dd_scan_result {
     uint64_t window_blocks;     /* 0 = unbounded */
     /* Compression (NaN when not estimated). */
     bool compression_estimated;
-    double compress_sampling_rate; /* share of distinct blocks LZ4'd */
-    uint64_t compress_samples;     /* distinct blocks LZ4'd */
+    double compress_sampling_rate; /* share of distinct blocks LZ4'd: 1/2^max(k, c) */
+    uint64_t compress_samples;     /* writes of distinct blocks LZ4'd */
     double compressible_fraction;
+    double compressible_ci95_low, compressible_ci95_high; /* equal to it when all were tried */
+    /* a sample (not every block) of fewer than DD_SCAN_MIN_COMPRESS_TRIALS */
+    bool compression_low_support;
     double compression_savings_percent; /* of the deduplicated data */
     double mean_fragment_bytes;         /* mean LZ4 size of compressible blocks */
     double packing_blocks_per_fragment; /* VDO packer simulation */

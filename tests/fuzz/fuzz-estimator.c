@@ -20,9 +20,13 @@
  * and runs its own model of the dedup window over that. It checks:
  *   - every record: zero flag against memcmp, csize set exactly for the
  *     compression sample, the same fingerprint for the same content;
- *   - block counts exact in both modes; in exact mode distinct_blocks and the
- *     compression figures equal the model's; in sampled mode with k still 0
- *     the estimate equals the model; the table stayed within max_memory;
+ *   - block counts exact in both modes; in exact mode distinct_blocks equals
+ *     the model's; in sampled mode with k still 0 the estimate equals the
+ *     model; the table stayed within max_memory;
+ *   - in both modes the compression figures are exactly those of the model's
+ *     writes of blocks in the final compression slice (top max(k, c) bits of
+ *     the fingerprint zero), their fragments packed in write order: no trial
+ *     of a block that left the sample when k grew is counted (issue 9);
  *   - 0 <= distinct <= nonzero, ci95_low <= savings <= ci95_high,
  *     estimated_physical_blocks <= distinct_blocks, the packer's bounds.
  * Everything is released, so the leak check covers the estimator too.
@@ -227,6 +231,10 @@ struct model {
     uint64_t blocks, zeros, nonzero, writes;
     /* over the writes whose record was LZ4'd (exact mode's figures) */
     uint64_t comp_eval, comp_ok, comp_bytes;
+    /* each of those writes, in order: fingerprint hi and LZ4 size */
+    uint64_t *w_hi;    /* [MAX_BLOCKS] */
+    uint16_t *w_csize; /* [MAX_BLOCKS] */
+    size_t n_w;
     uint64_t *last;  /* [N_IDS] post number of the last occurrence, 0 = none */
     uint64_t *fp;    /* [2 * N_IDS] fingerprint of each id once seen */
     uint16_t *csize; /* [N_IDS] LZ4 size once known, DD_CSIZE_NONE before */
@@ -253,6 +261,8 @@ static void model_add(struct model *m, uint32_t id, const struct dd_block_rec *r
         return;
     m->writes++;
     if (rec->csize != DD_CSIZE_NONE) {
+        m->w_hi[m->n_w] = rec->hi;
+        m->w_csize[m->n_w++] = rec->csize;
         m->comp_eval++;
         if (rec->csize != DD_CSIZE_INCOMPRESSIBLE) {
             m->comp_ok++;
@@ -370,12 +380,41 @@ static void check_result(const struct dd_estimator_config *cfg, const struct mod
         CHECK(isnan(r->compressible_fraction));
         return;
     }
-    CHECK(r->compress_sampling_rate == ldexp(1.0, -(int)(r->sampling_bits + cfg->compress_bits)));
+    const unsigned level = dd_compress_level(r->sampling_bits, cfg->compress_bits);
+    CHECK(r->compress_sampling_rate == ldexp(1.0, -(int)level));
     CHECK(r->compression_estimated == (r->compress_samples > 0));
     if (!cfg->sampled) {
         CHECK(r->compress_samples == m->comp_eval);
         if (cfg->compress_bits == 0)
             CHECK(r->compress_samples == m->writes);
+    }
+    /* the figures are those of the final slice's writes, in write order */
+    uint64_t eval = 0, ok = 0, bytes = 0;
+    struct dd_packer pk;
+    dd_packer_init(&pk);
+    for (size_t i = 0; i < m->n_w; i++) {
+        if (!dd_fp_in_slice(m->w_hi[i], level))
+            continue;
+        eval++;
+        if (m->w_csize[i] != DD_CSIZE_INCOMPRESSIBLE) {
+            ok++;
+            bytes += m->w_csize[i];
+            dd_packer_add(&pk, m->w_csize[i]);
+        }
+    }
+    CHECK(r->compress_samples == eval);
+    if (eval > 0) {
+        double frags = (double)pk.fragments;
+        double packed = (double)dd_packer_flush(&pk);
+        CHECK(r->compressible_fraction == (double)ok / (double)eval);
+        if (ok > 0) {
+            CHECK(r->mean_fragment_bytes == (double)bytes / (double)ok);
+            CHECK(r->packing_blocks_per_fragment == packed / frags);
+        }
+        CHECK(le(r->compressible_ci95_low, r->compressible_fraction));
+        CHECK(le(r->compressible_fraction, r->compressible_ci95_high));
+        CHECK(r->compressible_ci95_low >= 0.0 && r->compressible_ci95_high <= 1.0);
+        CHECK(r->compression_low_support == (level > 0 && eval < DD_SCAN_MIN_COMPRESS_TRIALS));
     }
     if (!r->compression_estimated) {
         CHECK(r->estimated_physical_blocks == D);
@@ -435,10 +474,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m.last = calloc(N_IDS, sizeof(*m.last));
     m.fp = calloc(2 * N_IDS, sizeof(*m.fp));
     m.csize = calloc(N_IDS, sizeof(*m.csize));
+    m.w_hi = calloc(MAX_BLOCKS, sizeof(*m.w_hi));
+    m.w_csize = calloc(MAX_BLOCKS, sizeof(*m.w_csize));
     buf = aligned_alloc(64, MAX_CHUNK * BS);
     recs = calloc(MAX_CHUNK, sizeof(*recs));
     h = dd_hasher_new();
-    CHECK(m.last && m.fp && m.csize && buf && recs && h);
+    CHECK(m.last && m.fp && m.csize && m.w_hi && m.w_csize && buf && recs && h);
     CHECK(dd_estimator_init(&est, &cfg) == 0);
 
     for (;;) {
@@ -468,6 +509,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dd_hasher_free(h);
     free(recs);
     free(buf);
+    free(m.w_csize);
+    free(m.w_hi);
     free(m.csize);
     free(m.fp);
     free(m.last);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -70,6 +71,10 @@ static void test_json_keys(void **state)
                                        "dedup_ratio",
                                        "dedup_savings_percent",
                                        "compressible_fraction",
+                                       "compressible_ci95_low",
+                                       "compressible_ci95_high",
+                                       "compression_low_support",
+                                       "compress_samples",
                                        "compression_savings_percent",
                                        "estimated_physical_blocks",
                                        "data_reduction_percent",
@@ -95,6 +100,10 @@ static void test_json_keys(void **state)
     assert_true(json_real_value(json_object_get(doc, "dedup_ratio")) == 2.0);
     assert_string_equal(json_string_value(json_object_get(doc, "mode")), "exact");
     assert_true(json_is_null(json_object_get(doc, "window_blocks")));
+    /* every distinct block was LZ4'd: exact, so no interval and no flag */
+    assert_true(json_real_value(json_object_get(doc, "compressible_ci95_low")) ==
+                json_real_value(json_object_get(doc, "compressible_fraction")));
+    assert_true(json_is_false(json_object_get(doc, "compression_low_support")));
     json_t *in = json_array_get(json_object_get(doc, "inputs"), 0);
     assert_string_equal(json_string_value(json_object_get(in, "type")), "file");
     assert_int_equal(json_integer_value(json_object_get(in, "bytes")), 64 * 4096);
@@ -136,6 +145,22 @@ static void test_missing_path(void **state)
     assert_int_equal(tt_run(argv, &out, &err), 1);
     assert_non_null(strstr(err, fx->missing));
     assert_non_null(strstr(err, "No such file or directory"));
+    assert_string_equal(out, "");
+    free(out);
+    free(err);
+}
+
+/* Issue 9: /proc files report size 0; the estimate was 0 bytes, exit 0 */
+static void test_proc_file_refused(void **state)
+{
+    char *out = NULL, *err = NULL;
+    const char *argv[] = {dedupctl(), "estimate", "/proc/cpuinfo", NULL};
+    (void)state;
+    if (access("/proc/cpuinfo", R_OK) != 0)
+        skip();
+    assert_int_equal(tt_run(argv, &out, &err), 1);
+    assert_non_null(strstr(err, "/proc/cpuinfo"));
+    assert_non_null(strstr(err, "pseudo file system"));
     assert_string_equal(out, "");
     free(out);
     free(err);
@@ -219,6 +244,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_summary_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_path, setup, teardown),
+        cmocka_unit_test(test_proc_file_refused),
         cmocka_unit_test_setup_teardown(test_keep_going, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_window, setup, teardown),

@@ -394,32 +394,49 @@ static void test_file_changed_between_listing_and_reading(void **state)
     free(q);
 }
 
-/* A sysfs attribute claims 4096 bytes and returns fewer: a file that ends
- * before its size, i.e. the short-read path, deterministically. */
-static void test_short_read_is_reported(void **state)
+/*
+ * Issue 9: files of kernel pseudo file systems are generated when read and
+ * stat() gives no real size (0 on procfs, 4096 on sysfs): `estimate
+ * /proc/...` counted 0 bytes and succeeded, a sysfs attribute failed as a
+ * file that "shrank". Both are refused up front, naming the path and the file
+ * system, as is a directory there.
+ */
+static void test_pseudo_fs_refused(void **state)
 {
-    static const char *const candidates[] = {"/sys/kernel/mm/transparent_hugepage/enabled",
-                                             "/sys/kernel/uevent_seqnum", "/sys/kernel/profiling",
-                                             "/sys/power/state"};
-    const char *found = NULL;
-    struct stat st;
+    static const struct {
+        const char *path, *fs;
+    } cases[] = {
+        {"/proc/cpuinfo", "proc"},
+        {"/proc/self/status", "proc"},
+        {"/proc/sys/kernel", "proc"},
+        {"/sys/kernel/mm/transparent_hugepage/enabled", "sysfs"},
+        {"/sys/kernel/uevent_seqnum", "sysfs"},
+        {"/sys/kernel", "sysfs"},
+    };
+    size_t ran = 0;
     (void)state;
-    for (size_t i = 0; i < DD_ARRAY_SIZE(candidates) && !found; i++) {
-        if (stat(candidates[i], &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 4096 &&
-            access(candidates[i], R_OK) == 0)
-            found = candidates[i];
+    for (size_t i = 0; i < DD_ARRAY_SIZE(cases); i++) {
+        struct dd_scan_options o = exact_opts();
+        struct dd_scan *scan = NULL;
+        const struct dd_scan_input *in;
+        char want[64];
+        if (access(cases[i].path, R_OK) != 0)
+            continue;
+        ran++;
+        assert_int_equal(dd_scan_new(&o, &scan), 0);
+        assert_int_equal(dd_scan_add_path(scan, cases[i].path), DD_E_BADTYPE);
+        in = dd_scan_get_input(scan, 0);
+        assert_int_equal(in->n_errors, 1);
+        assert_string_equal(in->errors[0].path, cases[i].path);
+        snprintf(want, sizeof(want), "on %s, a kernel pseudo file system", cases[i].fs);
+        assert_non_null(strstr(in->errors[0].message, want));
+        assert_int_equal(in->files, 0);
+        dd_scan_free(scan);
     }
-    if (!found) {
-        print_message("no 4096-byte sysfs attribute readable here; short-read case not run\n");
+    if (ran == 0) {
+        print_message("neither /proc nor /sys readable here; case not run\n");
         skip();
     }
-    struct dd_scan *scan = NULL;
-    struct dd_scan_options o = exact_opts();
-    assert_int_equal(dd_scan_new(&o, &scan), 0);
-    assert_int_equal(dd_scan_add_path(scan, found), 0);
-    assert_int_equal(dd_scan_run(scan), DD_E_CHANGED);
-    assert_non_null(strstr(dd_scan_get_input(scan, 0)->errors[0].message, "shrank"));
-    dd_scan_free(scan);
 }
 
 static void test_permission_denied(void **state)
@@ -534,6 +551,129 @@ static void test_threads_do_not_change_results(void **state)
     free(p);
 }
 
+/* A file of nblocks distinct blocks: 1640 random bytes and zeros each (LZ4
+ * fragments of about 1.7 KB: compressible) or wholly random (not). */
+static char *make_blocks_file(struct fx *fx, const char *name, size_t nblocks, bool compressible,
+                              uint64_t seed)
+{
+    uint8_t *buf = calloc(nblocks, B);
+    char *p;
+    assert_non_null(buf);
+    for (size_t i = 0; i < nblocks; i++)
+        tt_fill_random(buf + i * B, compressible ? 1640 : B, &seed);
+    p = make_file(fx, name, buf, nblocks * B);
+    free(buf);
+    return p;
+}
+
+/*
+ * Issue 9: one compressible and one random file (32 MiB each), read in both
+ * orders through a fingerprint table of 128 KiB, so k grows from 0 to 4 while
+ * the first file is read. The compression sample must be the same uniform
+ * draw of the distinct blocks in both orders (so the same figures) and agree
+ * with exact mode within sampling error. The old code kept the trials taken
+ * before k grew and reported the file read first.
+ */
+static void test_compression_sample_input_order(void **state)
+{
+    struct fx *fx = *state;
+    const size_t nb = 8192;
+    char *pc = make_blocks_file(fx, "compressible", nb, true, 31);
+    char *pr = make_blocks_file(fx, "random", nb, false, 32);
+    const char *cr[] = {pc, pr}, *rc[] = {pr, pc};
+    struct dd_scan_options o;
+    struct dd_scan *s1, *s2, *s3;
+    const struct dd_scan_result *a, *b, *ex;
+
+    dd_scan_options_init(&o);
+    o.mode = DD_SCAN_MODE_SAMPLED;
+    o.max_memory = 128 << 10;
+    s1 = scan_paths(&o, cr, 2, 0);
+    s2 = scan_paths(&o, rc, 2, 0);
+    o = exact_opts();
+    o.compress_sample = 1; /* every distinct block: the true share */
+    s3 = scan_paths(&o, cr, 2, 0);
+    a = dd_scan_get_result(s1);
+    b = dd_scan_get_result(s2);
+    ex = dd_scan_get_result(s3);
+    print_message("k=%u: compressible %.4f (%llu trials) compressible file first, %.4f (%llu) "
+                  "random first, exact %.4f (%llu)\n",
+                  a->sampling_bits, a->compressible_fraction,
+                  (unsigned long long)a->compress_samples, b->compressible_fraction,
+                  (unsigned long long)b->compress_samples, ex->compressible_fraction,
+                  (unsigned long long)ex->compress_samples);
+    assert_true(a->sampling_bits >= 3); /* the sample thinned */
+    assert_int_equal(a->sampling_bits, b->sampling_bits);
+    assert_true(ex->compressible_fraction == 0.5);
+    /* the same blocks were tried in both orders */
+    assert_int_equal(a->compress_samples, b->compress_samples);
+    assert_true(a->compressible_fraction == b->compressible_fraction);
+    /* compress_sampling_rate describes the sample: trials ~ distinct x rate
+     * (binomial, 4 standard deviations) */
+    double want = (double)(2 * nb) * a->compress_sampling_rate;
+    assert_true(fabs((double)a->compress_samples - want) <= 4.0 * sqrt(want));
+    /* within 4 standard errors of a proportion over that many trials of the
+     * exact share, and inside the reported interval */
+    double se = sqrt(0.25 / (double)a->compress_samples);
+    assert_true(fabs(a->compressible_fraction - 0.5) <= 4.0 * se);
+    assert_true(a->compressible_ci95_low <= 0.5 && 0.5 <= a->compressible_ci95_high);
+    dd_scan_free(s1);
+    dd_scan_free(s2);
+    dd_scan_free(s3);
+    free(pc);
+    free(pr);
+}
+
+/*
+ * Issue 9: with --sampling-bits 8 the LZ4 sample was 1 in 2^(8 + c), a few
+ * trials (compressible 1.0 with 0 % savings). It is now the fingerprint
+ * sample itself, and a sample that small is flagged.
+ */
+static void test_compression_sample_sampling_bits_8(void **state)
+{
+    struct fx *fx = *state;
+    const size_t nb = 4096;
+    char *pc = make_blocks_file(fx, "compressible", nb, true, 33);
+    char *pr = make_blocks_file(fx, "random", nb, false, 34);
+    const char *paths[] = {pc, pr};
+    struct dd_scan_options o;
+    struct dd_scan *scan;
+    const struct dd_scan_result *r;
+
+    dd_scan_options_init(&o);
+    o.mode = DD_SCAN_MODE_SAMPLED;
+    o.sampling_bits = 8;
+    scan = scan_paths(&o, paths, 2, 0);
+    r = dd_scan_get_result(scan);
+    print_message("sampling bits 8: %llu trials, compressible %.3f [%.3f, %.3f]\n",
+                  (unsigned long long)r->compress_samples, r->compressible_fraction,
+                  r->compressible_ci95_low, r->compressible_ci95_high);
+    assert_int_equal(r->sampling_bits, 8);
+    assert_true(r->compress_sampling_rate == r->sampling_rate);
+    /* 8192 distinct blocks / 256 = 32 expected (binomial, 4 sd) */
+    assert_true(r->compress_samples >= 10 && r->compress_samples <= 55);
+    assert_true(r->compression_low_support);
+    assert_true(r->compressible_ci95_low <= 0.5 && 0.5 <= r->compressible_ci95_high);
+    assert_true(r->compressible_ci95_high - r->compressible_ci95_low > 0.2);
+    json_t *doc = dd_scan_to_json(scan);
+    assert_non_null(doc);
+    assert_true(json_is_true(json_object_get(doc, "compression_low_support")));
+    assert_true(json_is_real(json_object_get(doc, "compressible_ci95_low")));
+    json_decref(doc);
+    dd_scan_free(scan);
+
+    /* every block tried: exact, not flagged, the interval is the point */
+    o = exact_opts();
+    o.compress_sample = 1;
+    scan = scan_paths(&o, paths, 1, 0);
+    r = dd_scan_get_result(scan);
+    assert_false(r->compression_low_support);
+    assert_true(r->compressible_ci95_low == 1.0 && r->compressible_ci95_high == 1.0);
+    dd_scan_free(scan);
+    free(pc);
+    free(pr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -547,10 +687,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_changed_between_listing_and_reading, setup,
                                         teardown),
-        cmocka_unit_test(test_short_read_is_reported),
+        cmocka_unit_test(test_pseudo_fs_refused),
         cmocka_unit_test_setup_teardown(test_permission_denied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blkid_signatures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_do_not_change_results, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compression_sample_input_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compression_sample_sampling_bits_8, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
