@@ -17,7 +17,7 @@
 #include <jansson.h>
 
 #include "common/common.h"
-#include "dedupd/model.h"
+#include "dedupd/trainer.h"
 
 static const char *const role_names[] = {"all", "node", "placement"};
 

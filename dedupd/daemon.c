@@ -22,7 +22,7 @@
 #include "dedupd/api/api.h"
 #include "dedupd/http/http.h"
 #include "dedupd/http/token.h"
-#include "dedupd/model.h"
+#include "dedupd/trainer.h"
 #include "dedupd/push.h"
 #include "dedupd/sampler.h"
 #include "dedupd/store/store.h"

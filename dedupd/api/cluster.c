@@ -21,7 +21,7 @@
 #include "dedupd/api/api.h"
 #include "dedupd/config.h"
 #include "dedupd/metrics.h"
-#include "dedupd/model.h"
+#include "dedupd/trainer.h"
 #include "dedupd/store/store.h"
 #include "placement/cluster.h"
 

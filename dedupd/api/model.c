@@ -11,7 +11,7 @@
 
 #include "common/common.h"
 #include "dedupd/api/api.h"
-#include "dedupd/model.h"
+#include "dedupd/trainer.h"
 #include "dedupd/sampler.h"
 #include "placement/features.h"
 

@@ -18,7 +18,7 @@
  * id afterwards. Shutdown wakes every waiter before the state goes away.
  */
 #define _GNU_SOURCE
-#include "dedupd/model.h"
+#include "dedupd/trainer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -122,28 +122,75 @@ static int collect_point(void *ud, uint64_t ts_ms, const void *value, size_t len
     return 0;
 }
 
-/* The newest rows of every volume series, MAX_TRAIN_ROWS shared between
- * them, in time order. */
-static int read_history(struct dd_store *store, struct dd_cm_data *d)
+/* The node a series belongs to: "node/<node>/vol/<volume>" (a report
+ * from that node) or "vol/<volume>" (this process's own sampler). */
+static void series_node(const char *series, const char *self, char *node, size_t len)
 {
-    char **names = NULL;
-    size_t n = 0;
-    int r = dd_store_list_series(store, "vol/", &names, &n);
+    const char *slash;
+    if (strncmp(series, "node/", 5) == 0 && (slash = strchr(series + 5, '/')) != NULL)
+        snprintf(node, len, "%.*s", (int)(slash - (series + 5)), series + 5);
+    else
+        snprintf(node, len, "%s", self);
+}
 
-    for (size_t i = 0; r >= 0 && i < n; i++) {
-        struct collect c = {d, 0};
-        struct dd_store_query q = {.series = names[i],
-                                   .from_ms = 0,
-                                   .to_ms = UINT64_MAX,
-                                   .limit = MAX_TRAIN_ROWS / n,
-                                   .newest_first = true};
-        r = dd_store_query(store, &q, collect_point, &c, NULL);
-        if (c.error < 0)
-            r = c.error;
+/*
+ * The training sample, stratified by node and series: MAX_TRAIN_ROWS are
+ * shared equally between the nodes that have history, and each node's
+ * share equally between its volumes; each series gives its newest rows up
+ * to its share (the store keeps older history downsampled, so a share
+ * reaches further back in time than its count suggests). A node with many
+ * volumes or a long history cannot crowd out the others, and a run stays
+ * bounded however large the cluster. Rows per node go to by_node.
+ */
+static int read_history(struct dd_store *store, const char *self, struct dd_cm_data *d,
+                        json_t *by_node)
+{
+    static const char *const prefixes[] = {"vol/", "node/"};
+    char **names[2] = {NULL, NULL};
+    size_t n[2] = {0, 0};
+    json_t *series_per_node = json_object();
+    char node[DD_NAME_MAX];
+    int r = 0;
+
+    for (size_t p = 0; r >= 0 && p < 2; p++)
+        r = dd_store_list_series(store, prefixes[p], &names[p], &n[p]);
+    for (size_t p = 0; r >= 0 && p < 2; p++) {
+        for (size_t i = 0; i < n[p]; i++) {
+            series_node(names[p][i], self, node, sizeof(node));
+            json_t *c = json_object_get(series_per_node, node);
+            json_object_set_new(series_per_node, node,
+                                json_integer(c ? json_integer_value(c) + 1 : 1));
+        }
     }
-    for (size_t i = 0; i < n; i++)
-        dd_free(names[i]);
-    dd_free(names);
+    size_t nodes = json_object_size(series_per_node);
+    for (size_t p = 0; r >= 0 && p < 2; p++) {
+        for (size_t i = 0; r >= 0 && i < n[p]; i++) {
+            series_node(names[p][i], self, node, sizeof(node));
+            size_t per_node = MAX_TRAIN_ROWS / (nodes ? nodes : 1);
+            size_t share = per_node / (size_t)json_integer_value(
+                                          json_object_get(series_per_node, node));
+            size_t before = d->n;
+            struct collect c = {d, 0};
+            struct dd_store_query q = {.series = names[p][i],
+                                       .from_ms = 0,
+                                       .to_ms = UINT64_MAX,
+                                       .limit = share ? share : 1,
+                                       .newest_first = true};
+            r = dd_store_query(store, &q, collect_point, &c, NULL);
+            if (c.error < 0)
+                r = c.error;
+            json_t *k = json_object_get(by_node, node);
+            json_object_set_new(by_node, node,
+                                json_integer((k ? json_integer_value(k) : 0) +
+                                             (json_int_t)(d->n - before)));
+        }
+    }
+    for (size_t p = 0; p < 2; p++) {
+        for (size_t i = 0; i < n[p]; i++)
+            dd_free(names[p][i]);
+        dd_free(names[p]);
+    }
+    json_decref(series_per_node);
     return r < 0 ? r : dd_cm_data_sort(d);
 }
 
@@ -176,7 +223,8 @@ static int train_now(struct dd_model_service *s, uint64_t version, unsigned min_
     char *text;
     int r;
 
-    r = read_history(s->store, &d);
+    json_t *by_node = json_object();
+    r = read_history(s->store, s->cfg.node_name, &d, by_node);
     if (r < 0) {
         snprintf(errbuf, errlen, "reading the history: %s", dd_strerror(r));
         goto out;
@@ -205,6 +253,8 @@ static int train_now(struct dd_model_service *s, uint64_t version, unsigned min_
         goto out;
     }
     summary = dd_cm_model_summary(m);
+    if (summary) /* which nodes' history the model learned from */
+        json_object_set(summary, "rows_by_node", by_node);
     text = summary ? json_dumps(summary, JSON_COMPACT) : NULL;
     if (!text) {
         json_decref(summary);
@@ -233,6 +283,7 @@ static int train_now(struct dd_model_service *s, uint64_t version, unsigned min_
     m = NULL;
     *ret_summary = summary;
 out:
+    json_decref(by_node);
     dd_free(blob);
     dd_cm_model_free(m);
     dd_cm_data_release(&d);
@@ -753,4 +804,37 @@ void dd_model_metrics(struct dd_model_service *s, FILE *m)
         }
     }
     pthread_mutex_unlock(&s->lock);
+}
+
+int dd_model_predict_batch(struct dd_model_service *s, const struct dd_features *rows, size_t n,
+                           double *cost, double *latency, struct dd_model_source *ret_source,
+                           char *errbuf, size_t errlen)
+{
+    float *X = dd_reallocarray(NULL, n ? n : 1, sizeof(float) * DD_CM_NFEATURES);
+    struct dd_model_source src = {0};
+    int r = 0;
+
+    if (!X)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        dd_features_model_row(&rows[i], X + i * DD_CM_NFEATURES);
+    pthread_rwlock_rdlock(&s->active_lock);
+    src.xgboost = s->model && s->serve_xgb;
+    src.version = s->model ? dd_cm_model_version(s->model) : 0;
+    if (src.xgboost) {
+        r = dd_cm_model_predict(s->model, DD_CM_COST, X, n, cost, errbuf, errlen);
+        if (r == 0)
+            r = dd_cm_model_predict(s->model, DD_CM_LATENCY, X, n, latency, errbuf, errlen);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            cost[i] = dd_cm_prior_predict(&s->prior, DD_CM_COST, X + i * DD_CM_NFEATURES, NULL);
+            latency[i] =
+                dd_cm_prior_predict(&s->prior, DD_CM_LATENCY, X + i * DD_CM_NFEATURES, NULL);
+        }
+    }
+    pthread_rwlock_unlock(&s->active_lock);
+    dd_free(X);
+    if (r == 0 && ret_source)
+        *ret_source = src;
+    return r;
 }

@@ -13,8 +13,8 @@
  * under the write lock, so a prediction sees the old model or the new one,
  * never a mix.
  */
-#ifndef DD_MODEL_H
-#define DD_MODEL_H
+#ifndef DD_TRAINER_H
+#define DD_TRAINER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,6 +33,7 @@ struct dd_model_config {
     double retrain_interval_s;  /* retrain at least this often when there is news (6 h) */
     unsigned rounds;            /* boosting rounds (default 20) */
     char prior_file[1024];      /* JSON prior coefficients; "" = the calibrated defaults */
+    char node_name[256];        /* the node this process samples ("vol/" series are its) */
 };
 
 void dd_model_config_defaults(struct dd_model_config *c);
@@ -80,6 +81,23 @@ json_t *dd_model_run(struct dd_model_service *s, uint64_t id, int *ret_http);
  */
 int dd_model_predict(struct dd_model_service *s, const float row[DD_CM_NFEATURES], json_t **ret,
                      char *errbuf, size_t errlen);
+
+/* Which model answered a batch. */
+struct dd_model_source {
+    bool xgboost;     /* false: the prior */
+    uint64_t version; /* the trained model's version (0: none trained) */
+};
+
+/*
+ * Typed batch prediction with the active model (the prior or XGBoost, by
+ * the serving rule above), no explanations: the scorer's call for
+ * thousands of what-if rows at once. cost[n] and latency[n] are filled.
+ * Thread-safe. Returns 0, -ENOMEM or DD_E_LIBRARY (errbuf).
+ */
+struct dd_features;
+int dd_model_predict_batch(struct dd_model_service *s, const struct dd_features *rows, size_t n,
+                           double *cost, double *latency, struct dd_model_source *ret_source,
+                           char *errbuf, size_t errlen);
 
 /* Prometheus families: active kind and version, hold-out figures, training
  * runs, their duration and failures. */

@@ -1,0 +1,267 @@
+/*
+ * The report pusher (push.h): a ring of encoded reports under a mutex, one
+ * thread draining it through the tree's HTTP client. The ring holds JSON
+ * text, so the sampler's typed report is not kept past enqueue.
+ */
+#define _GNU_SOURCE
+#include "dedupd/push.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/common.h"
+#include "common/dynbuf.h"
+#include "dedupd/http/client.h"
+#include "dedupd/http/token.h"
+
+/* Backoff after a failed push: 0.5 s doubling to 30 s, full jitter. */
+#define BACKOFF_MIN_MS 500u
+#define BACKOFF_MAX_MS 30000u
+/* A placement role's reply is small; anything past this is not one. */
+#define REPLY_MAX (64u * 1024u)
+
+struct item {
+    char *text;
+    uint64_t queued_ms;
+};
+
+enum drop { D_QUEUE_FULL, D_EXPIRED, D_REJECTED, D_COUNT };
+static const char *const drop_names[D_COUNT] = {"queue_full", "expired", "rejected"};
+
+struct dd_pusher {
+    struct dd_http_client *client; /* the pusher thread's only */
+    char url[1024];
+    double interval;
+    pthread_t thread;
+    bool started;
+
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t wake;
+    bool stop;
+    struct item ring[DD_PUSH_QUEUE_MAX];
+    size_t head, n;
+    uint64_t sent, failures, dropped[D_COUNT];
+    int last_status; /* last HTTP status or negative error */
+    uint64_t last_success_ms;
+    char last_error[256];
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int dd_pusher_new(const struct dd_config *c, struct dd_pusher **ret, char *errbuf, size_t errlen)
+{
+    struct dd_pusher *p = dd_calloc(1, sizeof(*p));
+    struct dd_http_client_config cc = {0};
+    char *token = NULL;
+    int r;
+
+    if (!p)
+        return -ENOMEM;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    snprintf(p->url, sizeof(p->url), "%s", c->placement_url);
+    p->interval = c->interval;
+    if (c->placement_token_file[0] &&
+        (r = dd_token_read(c->placement_token_file, &token, errbuf, errlen)) < 0)
+        goto fail;
+    cc.base_url = c->placement_url;
+    cc.token = token;
+    /* a report is due every interval: a request may not outlast it much */
+    cc.connect_timeout_ms = 2000;
+    cc.timeout_ms = 5000;
+    r = dd_http_client_new(&cc, &p->client, errbuf, errlen);
+    dd_free(token);
+    if (r < 0)
+        goto fail;
+    *ret = p;
+    return 0;
+fail:
+    dd_pusher_free(p);
+    return r;
+}
+
+static void *pusher_main(void *arg);
+
+int dd_pusher_start(struct dd_pusher *p)
+{
+    if (pthread_create(&p->thread, NULL, pusher_main, p) != 0)
+        return -EAGAIN;
+    p->started = true;
+    return 0;
+}
+
+struct dd_pusher *dd_pusher_free(struct dd_pusher *p)
+{
+    if (!p)
+        return NULL;
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    if (p->started)
+        pthread_join(p->thread, NULL);
+    for (size_t i = 0; i < p->n; i++)
+        free(p->ring[(p->head + i) % DD_PUSH_QUEUE_MAX].text);
+    dd_http_client_free(p->client);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->wake);
+    dd_free(p);
+    return NULL;
+}
+
+void dd_pusher_enqueue(struct dd_pusher *p, const struct dd_report *r)
+{
+    json_t *doc = dd_report_to_json(r);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(doc);
+    if (!text)
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (p->n == DD_PUSH_QUEUE_MAX) {
+        free(p->ring[p->head].text);
+        p->head = (p->head + 1) % DD_PUSH_QUEUE_MAX;
+        p->n--;
+        p->dropped[D_QUEUE_FULL]++;
+    }
+    p->ring[(p->head + p->n) % DD_PUSH_QUEUE_MAX] = (struct item){text, mono_ms()};
+    p->n++;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Waits until ms passes or stop; returns stop. Called with the lock held. */
+static bool wait_ms(struct dd_pusher *p, uint64_t ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(ms / 1000u);
+    until.tv_nsec += (long)(ms % 1000u) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!p->stop && pthread_cond_timedwait(&p->wake, &p->lock, &until) != ETIMEDOUT)
+        ;
+    return p->stop;
+}
+
+/* Statuses worth retrying: the placement role is down, overloaded, not
+ * ready or (401) its token is being rotated. Other 4xx mean this report
+ * is refused as it is. */
+static bool retryable(int status)
+{
+    return status < 0 || status >= 500 || status == 401 || status == 408 || status == 429;
+}
+
+static void *pusher_main(void *arg)
+{
+    struct dd_pusher *p = arg;
+    struct dd_dynbuf reply;
+    unsigned backoff = 0, seed = (unsigned)mono_ms();
+    int logged_status = 0;
+
+    dd_dynbuf_init(&reply, REPLY_MAX);
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->stop && p->n == 0)
+            pthread_cond_wait(&p->wake, &p->lock);
+        if (p->stop)
+            break;
+        /* reports older than the queue's retention are of no use */
+        uint64_t retention = (uint64_t)(p->interval * 1000.0) * DD_PUSH_QUEUE_MAX;
+        while (p->n && mono_ms() - p->ring[p->head].queued_ms > retention) {
+            free(p->ring[p->head].text);
+            p->head = (p->head + 1) % DD_PUSH_QUEUE_MAX;
+            p->n--;
+            p->dropped[D_EXPIRED]++;
+        }
+        if (!p->n)
+            continue;
+        /* taken out of the ring while the lock is released: enqueue may
+         * drop the oldest meanwhile, never the one in flight */
+        struct item it = p->ring[p->head];
+        p->ring[p->head].text = NULL;
+        p->head = (p->head + 1) % DD_PUSH_QUEUE_MAX;
+        p->n--;
+        pthread_mutex_unlock(&p->lock);
+
+        char err[256] = "";
+        dd_dynbuf_reset(&reply);
+        int status =
+            dd_http_client_call(p->client, "POST", "/v1/reports", it.text, &reply, err, sizeof(err));
+
+        pthread_mutex_lock(&p->lock);
+        p->last_status = status;
+        if (status >= 200 && status < 300) {
+            p->sent++;
+            p->last_success_ms = mono_ms();
+            backoff = 0;
+            if (logged_status != 0)
+                dd_log_info("report push to %s: delivering again", p->url);
+            logged_status = 0;
+            free(it.text);
+            continue;
+        }
+        if (status > 0)
+            snprintf(err, sizeof(err), "HTTP %d: %.200s", status, dd_dynbuf_str(&reply));
+        snprintf(p->last_error, sizeof(p->last_error), "%s", err);
+        if (status != logged_status)
+            dd_log_warning("report push to %s: %s%s", p->url, err,
+                           retryable(status) ? "; retrying with backoff" : "; report dropped");
+        logged_status = status;
+        if (!retryable(status)) {
+            p->dropped[D_REJECTED]++;
+            free(it.text);
+            continue;
+        }
+        p->failures++;
+        /* back at the front, unless newer reports filled the ring */
+        if (p->n < DD_PUSH_QUEUE_MAX) {
+            p->head = (p->head + DD_PUSH_QUEUE_MAX - 1) % DD_PUSH_QUEUE_MAX;
+            p->ring[p->head] = it;
+            p->n++;
+        } else {
+            p->dropped[D_QUEUE_FULL]++;
+            free(it.text);
+        }
+        backoff = backoff ? (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2)
+                          : BACKOFF_MIN_MS;
+        /* full jitter: a fleet of nodes does not retry in step */
+        if (wait_ms(p, (uint64_t)(rand_r(&seed) % (backoff + 1))))
+            break;
+    }
+    pthread_mutex_unlock(&p->lock);
+    dd_dynbuf_free(&reply);
+    return NULL;
+}
+
+void dd_pusher_metrics(struct dd_pusher *p, FILE *m)
+{
+    pthread_mutex_lock(&p->lock);
+    fprintf(m,
+            "# HELP dedupd_push_reports_sent_total Node reports the placement role accepted.\n"
+            "# TYPE dedupd_push_reports_sent_total counter\n"
+            "dedupd_push_reports_sent_total %llu\n"
+            "# HELP dedupd_push_failures_total Report pushes that failed and were retried.\n"
+            "# TYPE dedupd_push_failures_total counter\n"
+            "dedupd_push_failures_total %llu\n"
+            "# HELP dedupd_push_reports_dropped_total Node reports never delivered, by reason.\n"
+            "# TYPE dedupd_push_reports_dropped_total counter\n",
+            (unsigned long long)p->sent, (unsigned long long)p->failures);
+    for (size_t i = 0; i < D_COUNT; i++)
+        fprintf(m, "dedupd_push_reports_dropped_total{reason=\"%s\"} %llu\n", drop_names[i],
+                (unsigned long long)p->dropped[i]);
+    fprintf(m,
+            "# HELP dedupd_push_queue_length Node reports waiting to be sent.\n"
+            "# TYPE dedupd_push_queue_length gauge\ndedupd_push_queue_length %zu\n",
+            p->n);
+    pthread_mutex_unlock(&p->lock);
+}
