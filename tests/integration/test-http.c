@@ -139,7 +139,7 @@ static void test_routes_and_errors(void **state)
 
     r = call(port, "DELETE", "/v1/echo/a", NULL, 0, NULL);
     assert_int_equal(r.status, 405);
-    assert_string_equal(r.allow, "GET");
+    assert_string_equal(r.allow, "GET, HEAD");
     free(r.body);
 
     r = call(port, "POST", "/v1/things", "{\"n\": 21}", 9, NULL);
