@@ -582,6 +582,125 @@ static void test_parsing(void **state)
     }
     dd_http_stop(srv);
 }
+/* ---- deferred answers ---- */
+
+/* The slow route defers; a thread answers once the test releases it. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct dd_http_deferred *handle;
+    bool release;
+    int reply_result;
+    pthread_t thread;
+} slow = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void *slow_answerer(void *arg)
+{
+    struct dd_http_response resp = {0};
+    struct timespec until;
+    (void)arg;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += DEADLINE_MS / 1000;
+    pthread_mutex_lock(&slow.lock);
+    while (!slow.release && pthread_cond_timedwait(&slow.cond, &slow.lock, &until) == 0)
+        ;
+    struct dd_http_deferred *h = slow.handle;
+    slow.handle = NULL;
+    pthread_mutex_unlock(&slow.lock);
+    dd_http_reply_json(&resp, 200, json_pack("{s:s}", "answered", "later"));
+    int r = dd_http_deferred_reply(h, &resp);
+    pthread_mutex_lock(&slow.lock);
+    slow.reply_result = r;
+    pthread_mutex_unlock(&slow.lock);
+    return NULL;
+}
+
+static int h_slow(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    struct dd_http_deferred *h = dd_http_defer(req);
+    (void)ctx;
+    if (!h)
+        return dd_http_reply_error(resp, 503, "busy", "cannot defer");
+    assert_null(dd_http_defer(req)); /* once */
+    pthread_mutex_lock(&slow.lock);
+    slow.handle = h;
+    slow.release = false;
+    pthread_mutex_unlock(&slow.lock);
+    pthread_create(&slow.thread, NULL, slow_answerer, NULL);
+    return 0;
+}
+
+static const struct dd_http_route defer_routes[] = {
+    {"GET", "/healthz", h_health, NULL, false, NULL},
+    {"GET", "/v1/slow", h_slow, NULL, false, NULL},
+};
+
+static bool slow_pending(void)
+{
+    pthread_mutex_lock(&slow.lock);
+    bool p = slow.handle != NULL;
+    pthread_mutex_unlock(&slow.lock);
+    return p;
+}
+
+static void wait_slow_pending(void)
+{
+    for (int waited = 0; !slow_pending(); waited += 5) {
+        if (waited > DEADLINE_MS)
+            fail_msg("the slow handler never deferred");
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Finding 5: with one worker, a deferred request holds no thread: others
+ * are answered meanwhile, then the deferred one; a stop answers 503 to one
+ * still deferred, and its late reply is refused without harm. */
+static void test_deferred(void **state)
+{
+    struct dd_http_config cfg = {.listen = "127.0.0.1:0", .threads = 1};
+    struct dd_http_server *srv = NULL;
+    static const char get_slow[] = "GET /v1/slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    char err[256], buf[4096];
+    (void)state;
+
+    assert_int_equal(dd_http_start(&cfg, defer_routes, 2, &srv, err, sizeof(err)), 0);
+    uint16_t port = dd_http_port(srv);
+    int fd = connect_from("127.0.0.1", port);
+    send_all(fd, get_slow, sizeof(get_slow) - 1);
+    wait_slow_pending();
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(raw(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                             buf, sizeof(buf)),
+                         200);
+    assert_false(closed_by_server(fd)); /* still waiting for its answer */
+    pthread_mutex_lock(&slow.lock);
+    slow.release = true;
+    pthread_cond_signal(&slow.cond);
+    pthread_mutex_unlock(&slow.lock);
+    read_to_close(fd, buf, sizeof(buf));
+    close(fd);
+    pthread_join(slow.thread, NULL);
+    assert_int_equal(slow.reply_result, 0);
+    assert_true(strncmp(buf, "HTTP/1.1 200", 12) == 0);
+    assert_non_null(strstr(buf, "{\"answered\":\"later\"}"));
+
+    /* stopped while deferred: 503, and the late reply only frees */
+    fd = connect_from("127.0.0.1", port);
+    send_all(fd, get_slow, sizeof(get_slow) - 1);
+    wait_slow_pending();
+    dd_http_stop(srv);
+    read_to_close(fd, buf, sizeof(buf));
+    close(fd);
+    assert_true(strncmp(buf, "HTTP/1.1 503", 12) == 0 || buf[0] == '\0');
+    pthread_mutex_lock(&slow.lock);
+    slow.release = true;
+    pthread_cond_signal(&slow.cond);
+    pthread_mutex_unlock(&slow.lock);
+    pthread_join(slow.thread, NULL);
+    assert_int_equal(slow.reply_result, -ECONNABORTED);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -589,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_routes_and_errors), cmocka_unit_test(test_listen_rules),
         cmocka_unit_test(test_many_connections),  cmocka_unit_test(test_per_address_limit),
         cmocka_unit_test(test_early_reject),      cmocka_unit_test(test_parsing),
+        cmocka_unit_test(test_deferred),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
