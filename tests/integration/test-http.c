@@ -337,10 +337,13 @@ static bool closed_by_server(int fd)
     return poll(&p, 1, 0) == 1;
 }
 
+/* The caller frees the text. (Static: open_memstream keeps the addresses
+ * until fclose, and gcc's -Wdangling-pointer cannot see that it ends here.) */
 static char *metrics_text(struct dd_http_server *srv)
 {
-    char *m = NULL;
-    size_t mlen = 0;
+    static char *m;
+    static size_t mlen;
+    m = NULL;
     FILE *f = open_memstream(&m, &mlen);
     dd_http_metrics(srv, f);
     fclose(f);
