@@ -1,9 +1,16 @@
 /*
- * HTTP server on libmicrohttpd. One request = one access-handler state: the
- * body is accumulated up to the cap (past it the rest is drained and 413
- * answered), then the router picks a route by path and method, checks the
- * token for mutating routes, calls the handler and times it. libmicrohttpd
- * copies our response buffer, so handlers' buffers are freed here.
+ * HTTP server on libmicrohttpd. One request = one request_state, made in
+ * uri_cb from the raw request line (the only place "%00" in the path and the
+ * query's size are visible), freed in completed_cb. The first access call
+ * has the headers only: the client certificate, path, query, Content-Length
+ * headers, route, method, token and declared body size are all checked
+ * there, and any failure is answered at once, so nothing of the body is
+ * read or buffered (libmicrohttpd then discards the rest and closes). Later
+ * calls accumulate the body up to the cap (a chunked body past it is
+ * drained and 413 answered); the last one calls the handler and times it.
+ * libmicrohttpd copies our response buffer, so handlers' buffers are freed
+ * here. A handler may instead defer: the connection is suspended and the
+ * answer queued when another thread resumes it.
  *
  * With a client CA, every request is checked before routing: libmicrohttpd
  * (0.9.75, HTTPS_MEM_TRUST) only *asks* for a client certificate, and a client
@@ -13,8 +20,10 @@
  * connection closed. This is the one place we reach under libmicrohttpd into
  * its TLS library (gnutls, the only backend it has).
  *
- * Threads: libmicrohttpd's internal thread pool (epoll). Route tables are
- * read-only after start; metrics are atomic counters.
+ * Threads: libmicrohttpd's internal thread pool (epoll, so no FD_SETSIZE
+ * ceiling), each worker serving its share of the connections. Route tables
+ * are read-only after start; metrics are atomic counters; deferred
+ * requests are guarded by one mutex (see struct dd_http_server).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -493,15 +502,15 @@ static enum MHD_Result first_call(struct dd_http_server *srv, struct MHD_Connect
 {
     struct dd_http_response resp = {.status = 500};
     struct scan sc = {0};
-    char allow[128] = "", msg[256];
+    char allow[128] = "", msg[256], cert_why[384];
     const char *why;
     uint64_t length;
     int r;
 
     rs->route = srv->n_routes; /* "unmatched" until routed */
-    if (srv->tls_ca && !client_cert_ok(c, msg + 40, sizeof(msg) - 40)) {
+    if (srv->tls_ca && !client_cert_ok(c, cert_why, sizeof(cert_why))) {
         atomic_fetch_add(&srv->bad_client_cert, 1);
-        dd_http_reply_error(&resp, 403, "forbidden", "client certificate required: %s", msg + 40);
+        dd_http_reply_error(&resp, 403, "forbidden", "client certificate required: %s", cert_why);
         return answer(srv, c, rs, &resp, NULL, true);
     }
     if (rs->encoded_nul)
