@@ -79,6 +79,8 @@ struct dd_http_server {
     struct dd_http_deferred *pending; /* deferred, not yet answered */
     unsigned refs;                    /* 1 until stopped, + 1 per live handle */
     bool stopping;
+    unsigned draining; /* answered by the stop, connection not yet ended */
+    pthread_cond_t drained;
 };
 
 /* A deferred request. Two references: the thread that will answer and the
@@ -90,6 +92,7 @@ struct dd_http_deferred {
     struct dd_http_deferred *next, *prev;
     unsigned refs;
     bool replied; /* an answer is queued (by the handler's thread or the stop) */
+    bool by_stop; /* ... by the stop, which waits for it to go out */
 };
 
 /* One request, from uri_cb to completed_cb. */
@@ -810,6 +813,8 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
         pthread_mutex_lock(&srv->defer_lock);
         if (!rs->deferred->replied)
             deferred_unlink_locked(srv, rs->deferred);
+        if (rs->deferred->by_stop && --srv->draining == 0)
+            pthread_cond_broadcast(&srv->drained);
         rs->deferred->rs = NULL;
         rs->deferred->conn = NULL;
         freed = deferred_unref_locked(rs->deferred);
@@ -964,6 +969,7 @@ int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *
     if (!srv)
         return -ENOMEM;
     pthread_mutex_init(&srv->defer_lock, NULL);
+    pthread_cond_init(&srv->drained, NULL);
     srv->refs = 1;
     srv->connection_limit =
         fit_connections(cfg->max_connections ? cfg->max_connections : DD_HTTP_MAX_CONNECTIONS);
@@ -1054,6 +1060,9 @@ uint16_t dd_http_port(const struct dd_http_server *srv)
     return srv->port;
 }
 
+/* Seconds dd_http_stop waits for the 503s of deferred requests to go out. */
+#define STOP_DRAIN_S 2
+
 static void server_unref(struct dd_http_server *srv)
 {
     unsigned left;
@@ -1064,6 +1073,7 @@ static void server_unref(struct dd_http_server *srv)
     if (left > 0)
         return;
     pthread_mutex_destroy(&srv->defer_lock);
+    pthread_cond_destroy(&srv->drained);
     dd_free(srv);
 }
 
@@ -1081,6 +1091,18 @@ void dd_http_stop(struct dd_http_server *srv)
         dd_http_reply_error(&resp, 503, "shutting_down", "the server is stopping");
         deferred_unlink_locked(srv, h);
         deferred_answer_locked(h, &resp);
+        h->by_stop = true;
+        srv->draining++;
+    }
+    /* Stopping closes every connection at once: give those 503s a moment
+     * to go out (they are queued on resume), but no more than that. */
+    if (srv->draining > 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += STOP_DRAIN_S;
+        while (srv->draining > 0 &&
+               pthread_cond_timedwait(&srv->drained, &srv->defer_lock, &until) == 0)
+            ;
     }
     pthread_mutex_unlock(&srv->defer_lock);
     if (srv->mhd)
