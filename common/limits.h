@@ -89,6 +89,37 @@
 /* A client URL (base + path + query): paths are capped at DD_HTTP_MAX_PATH
  * by the server; twice that leaves room for the base and the query. */
 #define DD_HTTP_CLIENT_MAX_URL 8192u
+/* Open HTTP connections in all: the placement role is pushed to by every
+ * node (5,000 in the largest cluster we plan for), each with a connection
+ * open at times, plus probes and dedupctl; 8,192 leaves room. Each costs an
+ * fd and, while a request is open, its libmicrohttpd memory pool. */
+#define DD_HTTP_MAX_CONNECTIONS 8192u
+
+/* Open HTTP connections from one client address, by default: one address
+ * cannot take more than an eighth of the table (1,100 idle connections from
+ * one host locked everyone out), while a NAT gateway in front of hundreds of
+ * nodes, each pushing briefly, still fits. Operators with more behind one
+ * address raise it (up to max_connections = off). */
+#define DD_HTTP_PER_IP_CONNECTIONS 1024u
+
+/* Seconds an HTTP connection may stay silent before it is closed. Our
+ * clients send a request in one go and answer within milliseconds; a slow
+ * reader or trickler holding a slot for 30 s (libmicrohttpd's former
+ * setting) made lock-outs cheap. */
+#define DD_HTTP_IDLE_TIMEOUT_S 10u
+
+/* HTTP worker threads by default: handlers are short, but one slow request
+ * (a history scan, a /metrics render) should not stall every connection its
+ * worker serves. */
+#define DD_HTTP_THREADS 4u
+
+/* More HTTP workers than this only cost stacks and epoll sets. */
+#define DD_HTTP_MAX_THREADS 256u
+
+/* Query arguments in one request: our routes take at most four; beyond a
+ * few hundred libmicrohttpd runs out of its per-connection pool and closes
+ * the connection without an answer, so we answer 400 well before that. */
+#define DD_HTTP_MAX_QUERY_ARGS 64u
 
 /* Longest comm kept, NUL included. The kernel prints at most 63 bytes (a
  * 64-byte buffer in proc_task_name; 6.12 shows kthread names past 15 bytes in

@@ -1,9 +1,16 @@
 /*
- * HTTP server on libmicrohttpd. One request = one access-handler state: the
- * body is accumulated up to the cap (past it the rest is drained and 413
- * answered), then the router picks a route by path and method, checks the
- * token for mutating routes, calls the handler and times it. libmicrohttpd
- * copies our response buffer, so handlers' buffers are freed here.
+ * HTTP server on libmicrohttpd. One request = one request_state, made in
+ * uri_cb from the raw request line (the only place "%00" in the path and the
+ * query's size are visible), freed in completed_cb. The first access call
+ * has the headers only: the client certificate, path, query, Content-Length
+ * headers, route, method, token and declared body size are all checked
+ * there, and any failure is answered at once, so nothing of the body is
+ * read or buffered (libmicrohttpd then discards the rest and closes). Later
+ * calls accumulate the body up to the cap (a chunked body past it is
+ * drained and 413 answered); the last one calls the handler and times it.
+ * libmicrohttpd copies our response buffer, so handlers' buffers are freed
+ * here. A handler may instead defer: the connection is suspended and the
+ * answer queued when another thread resumes it.
  *
  * With a client CA, every request is checked before routing: libmicrohttpd
  * (0.9.75, HTTPS_MEM_TRUST) only *asks* for a client certificate, and a client
@@ -13,8 +20,10 @@
  * connection closed. This is the one place we reach under libmicrohttpd into
  * its TLS library (gnutls, the only backend it has).
  *
- * Threads: libmicrohttpd's internal thread pool (epoll). Route tables are
- * read-only after start; metrics are atomic counters.
+ * Threads: libmicrohttpd's internal thread pool (epoll, so no FD_SETSIZE
+ * ceiling), each worker serving its share of the connections. Route tables
+ * are read-only after start; metrics are atomic counters; deferred
+ * requests are guarded by one mutex (see struct dd_http_server).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -24,10 +33,13 @@
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,16 +66,54 @@ struct dd_http_server {
     char *token;
     size_t max_body;
     uint16_t port;
+    unsigned connection_limit, per_ip_limit;
     char *tls_key, *tls_cert, *tls_ca;
     atomic_uint_fast64_t too_big, unauthorized, bad_client_cert;
+    /* request body bytes held now, and the most ever held */
+    atomic_uint_fast64_t body_bytes, body_peak;
+
+    /* Deferred requests. The lock guards the pending list, every handle's
+     * fields and refs, and rs->dresp of a deferred request. The server is
+     * freed when dd_http_stop has run and no handle is left (refs). */
+    pthread_mutex_t defer_lock;
+    struct dd_http_deferred *pending; /* deferred, not yet answered */
+    unsigned refs;                    /* 1 until stopped, + 1 per live handle */
+    bool stopping;
+    unsigned draining; /* answered by the stop, connection not yet ended */
+    pthread_cond_t drained;
 };
 
+/* A deferred request. Two references: the thread that will answer and the
+ * connection (dropped when libmicrohttpd ends the request). */
+struct dd_http_deferred {
+    struct dd_http_server *srv;
+    struct MHD_Connection *conn; /* NULL once the request has ended */
+    struct request_state *rs;    /* NULL once the request has ended */
+    struct dd_http_deferred *next, *prev;
+    unsigned refs;
+    bool replied; /* an answer is queued (by the handler's thread or the stop) */
+    bool by_stop; /* ... by the stop, which waits for it to go out */
+};
+
+/* One request, from uri_cb to completed_cb. */
 struct request_state {
+    struct dd_http_server *srv;
     double start;
     char *body;
     size_t len, cap;
-    bool too_big;
-    bool rejected; /* answered before routing: ignore the rest */
+    bool seen;          /* the first access call (headers only) has run */
+    bool too_big;       /* chunked body past the cap: drained, 413 at the end */
+    bool rejected;      /* answered already: ignore the rest */
+    bool encoded_nul;   /* "%00" in the raw path */
+    bool too_many_args; /* counted in the raw query */
+    size_t route;       /* index, or n_routes = unmatched */
+    char *scratch;      /* path parameters point here */
+    size_t scratch_len;
+    const char *params[DD_HTTP_MAX_PARAMS];
+    size_t n_params;
+    struct MHD_Connection *conn;
+    struct dd_http_deferred *deferred;
+    struct dd_http_response dresp; /* the deferred answer, under defer_lock */
 };
 
 static double now_s(void)
@@ -105,7 +155,7 @@ int dd_http_reply_json(struct dd_http_response *resp, int status, json_t *doc)
         return dd_http_reply_text(resp, 500, "application/json", oom, sizeof(oom) - 1);
     }
     r = dd_http_reply_text(resp, status, "application/json", text, strlen(text));
-    free(text);
+    dd_free(text); /* jansson allocates through the shim (start) */
     return r;
 }
 
@@ -327,90 +377,387 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct dd_http_re
     return ret;
 }
 
+/* Queues resp (freeing its body), records it under route and marks the
+ * request answered. */
+static enum MHD_Result answer(struct dd_http_server *srv, struct MHD_Connection *c,
+                              struct request_state *rs, struct dd_http_response *resp,
+                              const char *allow, bool close_after)
+{
+    enum MHD_Result ret = send_response(c, resp, allow, close_after);
+
+    record(srv, rs->route, resp->status, now_s() - rs->start);
+    dd_free(resp->body);
+    resp->body = NULL;
+    rs->rejected = true;
+    return ret;
+}
+
+/* An error answered from the request line or headers, before the body. */
+static enum MHD_Result reject(struct dd_http_server *srv, struct MHD_Connection *c,
+                              struct request_state *rs, int status, const char *code,
+                              const char *msg)
+{
+    struct dd_http_response resp = {.status = 500};
+
+    dd_http_reply_error(&resp, status, code, "%s", msg);
+    return answer(srv, c, rs, &resp, NULL, false);
+}
+
+/* NULL when s (n bytes) is valid UTF-8 without NUL, else what is wrong. */
+static const char *text_problem(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    if (memchr(s, '\0', n))
+        return "contains an encoded NUL (%00)";
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(p + i);
+        if (k == 0 || i + k > n)
+            return "is not valid UTF-8";
+        i += k;
+    }
+    return NULL;
+}
+
+/* What the header and argument scans found. */
+struct scan {
+    unsigned n_args;
+    char bad_arg[160]; /* message naming the bad argument, "" when none */
+    unsigned n_content_length;
+    bool content_length_differs, transfer_encoding;
+    const char *content_length;
+};
+
+static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    struct scan *sc = cls;
+    const char *why;
+
+    (void)kind;
+    if (++sc->n_args > DD_HTTP_MAX_QUERY_ARGS)
+        return MHD_NO;
+    if (sc->bad_arg[0])
+        return MHD_YES;
+    if ((why = text_problem(key, key_size)))
+        snprintf(sc->bad_arg, sizeof(sc->bad_arg), "a query argument name %s", why);
+    else if (value && (why = text_problem(value, value_size)))
+        snprintf(sc->bad_arg, sizeof(sc->bad_arg), "query argument '%.64s' %s", key, why);
+    return MHD_YES;
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct scan *sc = cls;
+
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (sc->n_content_length++ > 0 && strcmp(sc->content_length, value ? value : "") != 0)
+            sc->content_length_differs = true;
+        if (sc->n_content_length == 1)
+            sc->content_length = value ? value : "";
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        sc->transfer_encoding = true;
+    }
+    return MHD_YES;
+}
+
+/* Finds the route for method and path (HEAD is served by GET routes); fills
+ * rs->route and rs->params, or the Allow list when only the method differs.
+ * Returns 0, 404 or 405. */
+static int route(struct dd_http_server *srv, const char *method, const char *url,
+                 struct request_state *rs, char *allow, size_t allow_len)
+{
+    bool path_matched = false;
+    const char *want = strcmp(method, "HEAD") == 0 ? "GET" : method;
+
+    for (size_t i = 0; i < srv->n_routes; i++) {
+        const char *params[DD_HTTP_MAX_PARAMS];
+        size_t np;
+        if (!match(srv->routes[i].pattern, url, rs->scratch, rs->scratch_len, params, &np))
+            continue;
+        path_matched = true;
+        if (strcmp(srv->routes[i].method, want) != 0) {
+            const char *m = srv->routes[i].method;
+            size_t al = strlen(allow);
+            if (!strstr(allow, m))
+                snprintf(allow + al, allow_len - al, "%s%s%s", al ? ", " : "", m,
+                         strcmp(m, "GET") == 0 ? ", HEAD" : "");
+            continue;
+        }
+        rs->route = i;
+        memcpy(rs->params, params, np * sizeof(*params));
+        rs->n_params = np;
+        return 0;
+    }
+    return path_matched ? 405 : 404;
+}
+
+/*
+ * The first call, with the request line and headers only: everything that
+ * can be decided without the body is decided here, and an error is answered
+ * at once, so a client without the token (or with a body over the cap) gets
+ * no byte buffered.
+ */
+static enum MHD_Result first_call(struct dd_http_server *srv, struct MHD_Connection *c,
+                                  const char *url, const char *method, struct request_state *rs)
+{
+    struct dd_http_response resp = {.status = 500};
+    struct scan sc = {0};
+    char allow[128] = "", msg[256], cert_why[384];
+    const char *why;
+    uint64_t length;
+    int r;
+
+    rs->route = srv->n_routes; /* "unmatched" until routed */
+    if (srv->tls_ca && !client_cert_ok(c, cert_why, sizeof(cert_why))) {
+        atomic_fetch_add(&srv->bad_client_cert, 1);
+        dd_http_reply_error(&resp, 403, "forbidden", "client certificate required: %s", cert_why);
+        return answer(srv, c, rs, &resp, NULL, true);
+    }
+    if (rs->encoded_nul)
+        return reject(srv, c, rs, 400, "bad_request", "the path contains an encoded NUL (%00)");
+    if (strlen(url) >= DD_HTTP_MAX_PATH) {
+        snprintf(msg, sizeof(msg), "path longer than %u bytes", DD_HTTP_MAX_PATH - 1);
+        return reject(srv, c, rs, 414, "uri_too_long", msg);
+    }
+    if ((why = text_problem(url, strlen(url)))) {
+        snprintf(msg, sizeof(msg), "the path %s", why);
+        return reject(srv, c, rs, 400, "bad_request", msg);
+    }
+    if (rs->too_many_args || (MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, scan_arg, &sc),
+                              sc.n_args > DD_HTTP_MAX_QUERY_ARGS)) {
+        snprintf(msg, sizeof(msg), "more than %u query arguments", DD_HTTP_MAX_QUERY_ARGS);
+        return reject(srv, c, rs, 400, "bad_query", msg);
+    }
+    if (sc.bad_arg[0])
+        return reject(srv, c, rs, 400, "bad_query", sc.bad_arg);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &sc);
+    if (sc.content_length_differs)
+        return reject(srv, c, rs, 400, "bad_request", "two different Content-Length headers");
+    if (sc.n_content_length && sc.transfer_encoding)
+        return reject(srv, c, rs, 400, "bad_request", "both Content-Length and Transfer-Encoding");
+
+    rs->scratch_len = strlen(url) + 1;
+    if (!(rs->scratch = dd_malloc(rs->scratch_len)))
+        return MHD_NO;
+    r = route(srv, method, url, rs, allow, sizeof(allow));
+    if (r == 405) {
+        dd_http_reply_error(&resp, 405, "method_not_allowed",
+                            "%s is not allowed on %s (allowed: %s)", method, url, allow);
+        return answer(srv, c, rs, &resp, allow, false);
+    }
+    if (r == 404) {
+        dd_http_reply_error(&resp, 404, "not_found", "no route for %s %s", method, url);
+        return answer(srv, c, rs, &resp, NULL, false);
+    }
+    if (srv->routes[rs->route].mutating && srv->token && !token_ok(srv, c)) {
+        atomic_fetch_add(&srv->unauthorized, 1);
+        return reject(srv, c, rs, 401, "unauthorized",
+                      "this endpoint needs 'Authorization: Bearer <token>'");
+    }
+    if (sc.content_length && dd_parse_u64(sc.content_length, &length) == 0 &&
+        length > srv->max_body) {
+        atomic_fetch_add(&srv->too_big, 1);
+        snprintf(msg, sizeof(msg), "request body over %zu bytes", srv->max_body);
+        return reject(srv, c, rs, 413, "payload_too_large", msg);
+    }
+    return MHD_YES;
+}
+
+/* The last call, with the whole body: runs the handler. */
 static enum MHD_Result dispatch(struct dd_http_server *srv, struct MHD_Connection *c,
                                 const char *url, const char *method, struct request_state *rs)
 {
     struct dd_http_response resp = {.status = 500};
-    struct dd_http_request req = {.method = method, .path = url, .conn = c};
-    char scratch[DD_HTTP_MAX_PATH], allow[128] = "";
-    size_t route = srv->n_routes; /* "unmatched" */
-    bool path_matched = false;
-    enum MHD_Result ret;
+    struct dd_http_request req = {.method = method, .path = url, .conn = c, .state = rs};
+    const struct dd_http_route *rt = &srv->routes[rs->route];
 
-    if (strlen(url) >= DD_HTTP_MAX_PATH) {
-        dd_http_reply_error(&resp, 414, "uri_too_long", "path longer than %u bytes",
-                            DD_HTTP_MAX_PATH - 1);
-        goto send;
-    }
-    for (size_t i = 0; i < srv->n_routes; i++) {
-        const char *params[DD_HTTP_MAX_PARAMS];
-        size_t np;
-        if (!match(srv->routes[i].pattern, url, scratch, sizeof(scratch), params, &np))
-            continue;
-        path_matched = true;
-        if (strcmp(srv->routes[i].method, method) != 0) {
-            size_t al = strlen(allow);
-            if (!strstr(allow, srv->routes[i].method))
-                snprintf(allow + al, sizeof(allow) - al, "%s%s", al ? ", " : "",
-                         srv->routes[i].method);
-            continue;
-        }
-        route = i;
-        memcpy(req.params, params, np * sizeof(*params));
-        req.n_params = np;
-        break;
-    }
-    if (route == srv->n_routes) {
-        if (path_matched)
-            dd_http_reply_error(&resp, 405, "method_not_allowed",
-                                "%s is not allowed on %s (allowed: %s)", method, url, allow);
-        else
-            dd_http_reply_error(&resp, 404, "not_found", "no route for %s %s", method, url);
-        goto send;
-    }
-    if (srv->routes[route].mutating && srv->token && !token_ok(srv, c)) {
-        atomic_fetch_add(&srv->unauthorized, 1);
-        dd_http_reply_error(&resp, 401, "unauthorized",
-                            "this endpoint needs 'Authorization: Bearer <token>'");
-        goto send;
-    }
     if (rs->too_big) {
         atomic_fetch_add(&srv->too_big, 1);
         dd_http_reply_error(&resp, 413, "payload_too_large", "request body over %zu bytes",
                             srv->max_body);
-        goto send;
+        return answer(srv, c, rs, &resp, NULL, false);
     }
     req.body = rs->body ? rs->body : "";
     req.body_len = rs->len;
-    if (srv->routes[route].handler(srv->routes[route].ctx, &req, &resp) < 0 && resp.status < 500)
+    memcpy(req.params, rs->params, rs->n_params * sizeof(*rs->params));
+    req.n_params = rs->n_params;
+    rs->conn = c;
+    if (rt->handler(rt->ctx, &req, &resp) < 0 && resp.status < 500)
         dd_http_reply_error(&resp, 500, "internal", "the handler failed");
+    if (rs->deferred) { /* suspended: answered on resume */
+        dd_free(resp.body);
+        return MHD_YES;
+    }
     if (resp.status < 100 || resp.status > 599)
         dd_http_reply_error(&resp, 500, "internal", "the handler set no status");
-send:
-    ret = send_response(c, &resp, resp.status == 405 ? allow : NULL, false);
-    record(srv, route, resp.status, now_s() - rs->start);
-    dd_free(resp.body);
-    return ret;
+    return answer(srv, c, rs, &resp, NULL, false);
 }
 
-/* Before routing and before any body is read: 403 and close on a bad or
- * missing client certificate. */
-static enum MHD_Result check_client_cert(struct dd_http_server *srv, struct MHD_Connection *c,
-                                         struct request_state *rs)
+/* ---- deferred answers ---- */
+
+static void server_unref(struct dd_http_server *srv);
+
+/* Drops one reference to h; call with srv->defer_lock held. True when h
+ * was freed (then the caller drops h's server reference after unlocking). */
+static bool deferred_unref_locked(struct dd_http_deferred *h)
+{
+    if (--h->refs > 0)
+        return false;
+    dd_free(h);
+    return true;
+}
+
+static void deferred_unlink_locked(struct dd_http_server *srv, struct dd_http_deferred *h)
+{
+    if (h->prev)
+        h->prev->next = h->next;
+    else if (srv->pending == h)
+        srv->pending = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    h->next = h->prev = NULL;
+}
+
+/* Hands resp to the suspended request and resumes it; lock held. */
+static void deferred_answer_locked(struct dd_http_deferred *h, struct dd_http_response *resp)
+{
+    struct request_state *rs = h->rs;
+
+    h->replied = true;
+    dd_free(rs->dresp.body);
+    rs->dresp = *resp;
+    resp->body = NULL;
+    MHD_resume_connection(h->conn);
+}
+
+struct dd_http_deferred *dd_http_defer(const struct dd_http_request *req)
+{
+    struct request_state *rs = req->state;
+    struct dd_http_server *srv = rs ? rs->srv : NULL;
+    struct dd_http_deferred *h;
+
+    if (!srv || rs->deferred || !(h = dd_calloc(1, sizeof(*h))))
+        return NULL;
+    pthread_mutex_lock(&srv->defer_lock);
+    if (srv->stopping) {
+        pthread_mutex_unlock(&srv->defer_lock);
+        dd_free(h);
+        return NULL;
+    }
+    h->srv = srv;
+    h->conn = rs->conn;
+    h->rs = rs;
+    h->refs = 2; /* the handler's thread and the connection */
+    h->next = srv->pending;
+    if (h->next)
+        h->next->prev = h;
+    srv->pending = h;
+    srv->refs++;
+    rs->deferred = h;
+    MHD_suspend_connection(rs->conn);
+    pthread_mutex_unlock(&srv->defer_lock);
+    return h;
+}
+
+int dd_http_deferred_reply(struct dd_http_deferred *h, struct dd_http_response *resp)
+{
+    struct dd_http_server *srv = h->srv;
+    bool freed;
+    int r = 0;
+
+    if (resp->status < 100 || resp->status > 599)
+        dd_http_reply_error(resp, 500, "internal", "the handler set no status");
+    pthread_mutex_lock(&srv->defer_lock);
+    if (h->replied || !h->rs) {
+        r = -ECONNABORTED;
+    } else {
+        deferred_unlink_locked(srv, h);
+        deferred_answer_locked(h, resp);
+    }
+    freed = deferred_unref_locked(h);
+    pthread_mutex_unlock(&srv->defer_lock);
+    dd_free(resp->body);
+    resp->body = NULL;
+    if (freed)
+        server_unref(srv);
+    return r;
+}
+
+/* Resumed: queue what the other thread left. */
+static enum MHD_Result deferred_resumed(struct dd_http_server *srv, struct MHD_Connection *c,
+                                        struct request_state *rs)
 {
     struct dd_http_response resp = {.status = 500};
-    char why[384];
-    enum MHD_Result ret;
+    bool replied;
 
-    if (client_cert_ok(c, why, sizeof(why)))
-        return MHD_YES;
-    rs->rejected = true;
-    atomic_fetch_add(&srv->bad_client_cert, 1);
-    dd_http_reply_error(&resp, 403, "forbidden", "client certificate required: %s", why);
-    ret = send_response(c, &resp, NULL, true);
-    record(srv, srv->n_routes, resp.status, now_s() - rs->start);
-    dd_free(resp.body);
-    return ret;
+    pthread_mutex_lock(&srv->defer_lock);
+    replied = rs->deferred->replied;
+    if (replied) {
+        resp = rs->dresp;
+        rs->dresp.body = NULL;
+    }
+    pthread_mutex_unlock(&srv->defer_lock);
+    if (!replied)
+        return MHD_YES; /* not ours to answer yet (never resumed without a reply) */
+    return answer(srv, c, rs, &resp, NULL, false);
+}
+
+/* ---- libmicrohttpd callbacks ---- */
+
+/*
+ * Called with the raw request line's URI before libmicrohttpd decodes it or
+ * splits the query: the one place an encoded NUL in the path is still
+ * visible (the decoded path is a C string cut at it), and where too many
+ * query arguments are counted before libmicrohttpd parses them into its
+ * per-connection pool. Its result becomes the request's state.
+ */
+static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct dd_http_server *srv = cls;
+    struct request_state *rs = dd_calloc(1, sizeof(*rs));
+    const char *q = strchr(uri, '?');
+    size_t path_len = q ? (size_t)(q - uri) : strlen(uri);
+    unsigned n_args = 0;
+
+    (void)c;
+    if (!rs)
+        return NULL;
+    rs->srv = srv;
+    rs->start = now_s();
+    for (const char *p = uri; (p = strstr(p, "%00")) && (size_t)(p - uri) < path_len; p += 3)
+        rs->encoded_nul = true;
+    if (q)
+        for (const char *p = q; p; p = strchr(p + 1, '&'))
+            n_args++;
+    rs->too_many_args = n_args > DD_HTTP_MAX_QUERY_ARGS;
+    /* Past a few hundred arguments libmicrohttpd's pool runs out while it
+     * parses them, and the connection hangs without an answer until the
+     * idle timeout. Its parser (0.9.75 parse_initial_message_line) reads
+     * the query from this very buffer, right after the '?' it found before
+     * calling us: end the query there, so it parses none and the first
+     * access call answers 400. The buffer is its writable read buffer; the
+     * 400 for 477 to 3,000 arguments in test-http catches a version that
+     * parses differently. */
+    if (rs->too_many_args)
+        ((char *)(uintptr_t)q)[1] = '\0';
+    return rs;
+}
+
+static void body_account(struct dd_http_server *srv, size_t old_cap, size_t new_cap)
+{
+    uint_fast64_t now;
+
+    if (new_cap >= old_cap) {
+        now = atomic_fetch_add(&srv->body_bytes, new_cap - old_cap) + (new_cap - old_cap);
+        uint_fast64_t peak = atomic_load(&srv->body_peak);
+        while (now > peak && !atomic_compare_exchange_weak(&srv->body_peak, &peak, now))
+            ;
+    } else {
+        atomic_fetch_sub(&srv->body_bytes, old_cap - new_cap);
+    }
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char *url,
@@ -421,29 +768,28 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     struct request_state *rs = *con_cls;
 
     (void)version;
-    if (!rs) {
-        rs = dd_calloc(1, sizeof(*rs));
-        if (!rs)
-            return MHD_NO;
-        rs->start = now_s();
-        *con_cls = rs;
-        if (srv->tls_ca)
-            return check_client_cert(srv, c, rs);
-        return MHD_YES;
+    if (!rs) /* uri_cb ran out of memory */
+        return MHD_NO;
+    if (!rs->seen) {
+        rs->seen = true;
+        return first_call(srv, c, url, method, rs);
     }
     if (rs->rejected) { /* answered already: drop the body, route nothing */
         *upload_size = 0;
         return MHD_YES;
     }
+    if (rs->deferred)
+        return deferred_resumed(srv, c, rs);
     if (*upload_size > 0) {
-        size_t n = *upload_size;
+        size_t n = *upload_size, old_cap = rs->cap;
         *upload_size = 0;
         if (rs->too_big || rs->len + n > srv->max_body) {
-            rs->too_big = true; /* drain the rest, answer 413 at the end */
+            rs->too_big = true; /* chunked: drain the rest, answer 413 at the end */
             return MHD_YES;
         }
         if (DD_ARRAY_RESERVE(rs->body, rs->cap, rs->len + n + 1) < 0)
             return MHD_NO;
+        body_account(srv, old_cap, rs->cap);
         memcpy(rs->body + rs->len, upload, n);
         rs->len += n;
         rs->body[rs->len] = '\0';
@@ -455,15 +801,33 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
 static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct dd_http_server *srv = cls;
     struct request_state *rs = *con_cls;
-    (void)cls;
+    bool freed = false;
+
     (void)c;
     (void)toe;
-    if (rs) {
-        dd_free(rs->body);
-        dd_free(rs);
-        *con_cls = NULL;
+    if (!rs)
+        return;
+    if (rs->deferred) {
+        pthread_mutex_lock(&srv->defer_lock);
+        if (!rs->deferred->replied)
+            deferred_unlink_locked(srv, rs->deferred);
+        if (rs->deferred->by_stop && --srv->draining == 0)
+            pthread_cond_broadcast(&srv->drained);
+        rs->deferred->rs = NULL;
+        rs->deferred->conn = NULL;
+        freed = deferred_unref_locked(rs->deferred);
+        pthread_mutex_unlock(&srv->defer_lock);
     }
+    body_account(srv, rs->cap, 0);
+    dd_free(rs->dresp.body);
+    dd_free(rs->body);
+    dd_free(rs->scratch);
+    dd_free(rs);
+    *con_cls = NULL;
+    if (freed)
+        server_unref(srv);
 }
 
 /* ---- start/stop ---- */
@@ -528,20 +892,65 @@ static char *read_pem(const char *path, char *errbuf, size_t errlen)
     return buf;
 }
 
+/* jansson's allocations go through our shim, like everything else: counted,
+ * and failable in tests. Process-wide; both ends are malloc/free, so a string
+ * jansson made before this is still freed correctly. */
+static void jansson_alloc_once(void)
+{
+    json_set_alloc_funcs(dd_malloc, dd_free);
+}
+
+/*
+ * The connection limit this process can serve: each connection is an fd, so
+ * the RLIMIT_NOFILE soft limit is raised toward the hard one to fit `want`
+ * plus room for the rest of the daemon (store files, /proc, the listener);
+ * where the hard limit is lower, fewer connections.
+ */
+#define FD_RESERVE 256u
+static unsigned fit_connections(unsigned want)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)want + FD_RESERVE;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return want;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        struct rlimit raised = rl;
+        raised.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl = raised;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        return rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE)
+                                            : (unsigned)(rl.rlim_cur / 2);
+    return want;
+}
+
 int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *routes,
                   size_t n_routes, struct dd_http_server **ret, char *errbuf, size_t errlen)
 {
+    static pthread_once_t jansson_once = PTHREAD_ONCE_INIT;
     struct dd_http_server *srv;
     struct sockaddr_storage ss;
     char addr[64];
     uint16_t port;
     bool loopback;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    /* epoll: no FD_SETSIZE ceiling on connections; suspend/resume for
+     * deferred answers (it adds the wake-up channel resume needs) */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    unsigned threads = cfg->threads ? cfg->threads : DD_HTTP_THREADS;
     const union MHD_DaemonInfo *info;
+    struct MHD_OptionItem opts[16];
+    size_t n;
 
+    pthread_once(&jansson_once, jansson_alloc_once);
     if (n_routes > DD_HTTP_MAX_ROUTES) {
         snprintf(errbuf, errlen, "more than %u routes", DD_HTTP_MAX_ROUTES);
         return DD_E_TOOBIG;
+    }
+    if (threads > DD_HTTP_MAX_THREADS) {
+        snprintf(errbuf, errlen, "%u HTTP threads: at most %u", threads, DD_HTTP_MAX_THREADS);
+        return DD_E_USAGE;
     }
     if (dd_http_parse_listen(cfg->listen, addr, sizeof(addr), &port, &loopback) < 0) {
         snprintf(errbuf, errlen,
@@ -559,6 +968,12 @@ int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *
     srv = dd_calloc(1, sizeof(*srv));
     if (!srv)
         return -ENOMEM;
+    pthread_mutex_init(&srv->defer_lock, NULL);
+    pthread_cond_init(&srv->drained, NULL);
+    srv->refs = 1;
+    srv->connection_limit =
+        fit_connections(cfg->max_connections ? cfg->max_connections : DD_HTTP_MAX_CONNECTIONS);
+    srv->per_ip_limit = cfg->per_ip_limit ? cfg->per_ip_limit : DD_HTTP_PER_IP_CONNECTIONS;
     memcpy(srv->routes, routes, n_routes * sizeof(*routes));
     srv->n_routes = n_routes;
     srv->max_body = cfg->max_body ? cfg->max_body : DD_HTTP_MAX_BODY;
@@ -599,13 +1014,32 @@ int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *
         }
         flags |= MHD_USE_TLS;
     }
-    srv->mhd = MHD_start_daemon(
-        flags, port, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(cfg->threads ? cfg->threads : 2), MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-        srv->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, srv->tls_cert,
-        MHD_OPTION_HTTPS_MEM_KEY, srv->tls_key,
-        srv->tls_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, srv->tls_ca, MHD_OPTION_END);
+    /* Options as an array, so those that depend on the configuration are
+     * simply left out: a per-address limit at or past the total is no limit
+     * (libmicrohttpd then keeps no per-address table); a pool of one is
+     * libmicrohttpd's single internal thread; TLS only with a certificate. */
+    n = 0;
+#define OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (void *)(p)})
+    OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);
+    OPT(MHD_OPTION_URI_LOG_CALLBACK, uri_cb, srv);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv);
+    OPT(MHD_OPTION_CONNECTION_LIMIT, srv->connection_limit, NULL);
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->idle_timeout_s ? cfg->idle_timeout_s : DD_HTTP_IDLE_TIMEOUT_S, NULL);
+    if (threads > 1)
+        OPT(MHD_OPTION_THREAD_POOL_SIZE, threads, NULL);
+    if (srv->per_ip_limit < srv->connection_limit)
+        OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, srv->per_ip_limit, NULL);
+    if (srv->tls_cert) {
+        OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert);
+        OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key);
+    }
+    if (srv->tls_ca)
+        OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, srv->tls_ca);
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+    srv->mhd = MHD_start_daemon(flags, port, NULL, NULL, access_cb, srv, MHD_OPTION_ARRAY, opts,
+                                MHD_OPTION_END);
     if (!srv->mhd) {
         snprintf(errbuf, errlen, "cannot listen on %s: %s", cfg->listen,
                  errno ? strerror(errno) : "libmicrohttpd refused the configuration");
@@ -626,17 +1060,60 @@ uint16_t dd_http_port(const struct dd_http_server *srv)
     return srv->port;
 }
 
+/* Seconds dd_http_stop waits for the 503s of deferred requests to go out. */
+#define STOP_DRAIN_S 2
+
+static void server_unref(struct dd_http_server *srv)
+{
+    unsigned left;
+
+    pthread_mutex_lock(&srv->defer_lock);
+    left = --srv->refs;
+    pthread_mutex_unlock(&srv->defer_lock);
+    if (left > 0)
+        return;
+    pthread_mutex_destroy(&srv->defer_lock);
+    pthread_cond_destroy(&srv->drained);
+    dd_free(srv);
+}
+
 void dd_http_stop(struct dd_http_server *srv)
 {
     if (!srv)
         return;
+    /* libmicrohttpd must not be stopped with a connection suspended: answer
+     * every deferred request now; no new one can be deferred. */
+    pthread_mutex_lock(&srv->defer_lock);
+    srv->stopping = true;
+    while (srv->pending) {
+        struct dd_http_deferred *h = srv->pending;
+        struct dd_http_response resp = {.status = 500};
+        dd_http_reply_error(&resp, 503, "shutting_down", "the server is stopping");
+        deferred_unlink_locked(srv, h);
+        deferred_answer_locked(h, &resp);
+        h->by_stop = true;
+        srv->draining++;
+    }
+    /* Stopping closes every connection at once: give those 503s a moment
+     * to go out (they are queued on resume), but no more than that. */
+    if (srv->draining > 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += STOP_DRAIN_S;
+        while (srv->draining > 0 &&
+               pthread_cond_timedwait(&srv->drained, &srv->defer_lock, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&srv->defer_lock);
     if (srv->mhd)
         MHD_stop_daemon(srv->mhd); /* waits for in-flight requests */
+    srv->mhd = NULL;
     dd_free(srv->token);
     dd_free(srv->tls_cert);
     dd_free(srv->tls_key);
     dd_free(srv->tls_ca);
-    dd_free(srv);
+    srv->token = srv->tls_cert = srv->tls_key = srv->tls_ca = NULL;
+    server_unref(srv);
 }
 
 void dd_http_metrics(struct dd_http_server *srv, FILE *out)
@@ -692,4 +1169,20 @@ void dd_http_metrics(struct dd_http_server *srv, FILE *out)
             (unsigned long long)atomic_load(&srv->too_big),
             (unsigned long long)atomic_load(&srv->unauthorized),
             (unsigned long long)atomic_load(&srv->bad_client_cert));
+    fprintf(out,
+            "# HELP dedupd_http_connection_limit Open connections accepted, in all and from one "
+            "address.\n"
+            "# TYPE dedupd_http_connection_limit gauge\n"
+            "dedupd_http_connection_limit{scope=\"total\"} %u\n"
+            "dedupd_http_connection_limit{scope=\"per_address\"} %u\n"
+            "# HELP dedupd_http_body_bytes Request body bytes buffered now.\n"
+            "# TYPE dedupd_http_body_bytes gauge\n"
+            "dedupd_http_body_bytes %llu\n"
+            "# HELP dedupd_http_body_bytes_max Most request body bytes ever buffered at once.\n"
+            "# TYPE dedupd_http_body_bytes_max gauge\n"
+            "dedupd_http_body_bytes_max %llu\n",
+            srv->connection_limit,
+            srv->per_ip_limit < srv->connection_limit ? srv->per_ip_limit : srv->connection_limit,
+            (unsigned long long)atomic_load(&srv->body_bytes),
+            (unsigned long long)atomic_load(&srv->body_peak));
 }

@@ -4,13 +4,28 @@
  * bearer-token auth for mutating routes, optional TLS, and per-route latency
  * histograms for /metrics.
  *
- * Routes are fixed at start. Handlers run on the server's threads and must
- * be thread-safe; they fill a dd_http_response and return. Errors are JSON:
+ * Routes are fixed at start. Handlers run on the server's worker threads and
+ * must be thread-safe; they fill a dd_http_response and return, or hand the
+ * request to another thread with dd_http_defer and return at once (a handler
+ * that waits holds a worker, and every connection that worker serves waits
+ * with it). HEAD is served by every GET route (headers, no body). Errors are
+ * JSON:
  *   {"error": {"code": "not_found", "message": "no route for GET /v1/x"}}
- * with 400 (bad input, malformed JSON with its line and column), 401
- * (missing or wrong token), 403 (client certificate missing or not trusted,
- * when a client CA is set), 404, 405 (with Allow), 413 (body over the cap),
- * 414 (path too long), 500.
+ * with 400 (bad input, malformed JSON with its line and column; a path or
+ * query value with an encoded NUL or not UTF-8; more than
+ * DD_HTTP_MAX_QUERY_ARGS query arguments; two different Content-Length
+ * headers, or Content-Length with Transfer-Encoding), 401 (missing or wrong
+ * token), 403 (client certificate missing or not trusted, when a client CA
+ * is set), 404, 405 (with Allow), 413 (body over the cap), 414 (path too
+ * long), 500, 503 (a deferred request still open when the server stops).
+ *
+ * Everything decided by the request line and headers (route, method, token,
+ * client certificate, Content-Length against the cap) is answered before any
+ * body byte is read or buffered; such an early answer closes the connection.
+ *
+ * Connections: at most max_connections in all and per_ip_limit from one
+ * address; one idle for idle_timeout_s (no byte in either direction) is
+ * closed. Past a limit a new connection is accepted and closed at once.
  *
  * Listening beyond loopback requires a token (start refuses otherwise). A
  * client certificate does not replace the token: mutating routes need both.
@@ -35,7 +50,8 @@ struct dd_http_request {
     /* path parameters, in pattern order ("{name}" -> params[0]) */
     const char *params[4];
     size_t n_params;
-    void *conn; /* opaque: for dd_http_query */
+    void *conn;  /* opaque: for dd_http_query */
+    void *state; /* opaque: for dd_http_defer */
 };
 
 /* A query argument ("?from=..."), decoded; NULL when absent. */
@@ -72,17 +88,46 @@ struct dd_http_route {
     const char *name; /* label in metrics; the pattern when NULL */
 };
 
+/*
+ * Answering later. A handler calls dd_http_defer, hands the returned handle
+ * to another thread and returns (what it put in resp is ignored); the
+ * connection is suspended and holds no worker. That thread calls
+ * dd_http_deferred_reply exactly once, which queues the answer and frees the
+ * handle. NULL means the request cannot be deferred (out of memory, the
+ * server is stopping, or it was deferred already): the handler answers
+ * itself. dd_http_stop answers requests still deferred with 503; a handle
+ * stays valid until its dd_http_deferred_reply, before or after the stop,
+ * and the server's memory lives until the last one.
+ */
+struct dd_http_deferred;
+struct dd_http_deferred *dd_http_defer(const struct dd_http_request *req);
+/* Takes resp->body (sets it to NULL) and frees the handle. Returns 0, or
+ * -ECONNABORTED when the request is gone (answered by dd_http_stop or
+ * closed); the handle is freed either way. Any thread. */
+int dd_http_deferred_reply(struct dd_http_deferred *h, struct dd_http_response *resp);
+
 struct dd_http_config {
     const char *listen;   /* "ADDR:PORT" or "[ADDR]:PORT"; port 0 = ephemeral */
     const char *token;    /* bearer token; NULL = none (loopback only) */
     size_t max_body;      /* 0 = DD_HTTP_MAX_BODY */
-    unsigned threads;     /* 0 = 2 */
+    unsigned threads;     /* worker threads; 0 = DD_HTTP_THREADS, at most DD_HTTP_MAX_THREADS */
     const char *tls_cert; /* PEM file paths; cert+key enable HTTPS */
     const char *tls_key;
     /* PEM file: every request must come with a client certificate that chains
      * to this CA (else 403 before routing, and the connection is closed).
      * Needs tls_cert and tls_key. */
     const char *tls_client_ca;
+    /* Open connections in all; 0 = DD_HTTP_MAX_CONNECTIONS. Start raises the
+     * RLIMIT_NOFILE soft limit toward the hard one to make room; where the
+     * hard limit is lower the limit shrinks to fit (see
+     * dedupd_http_connection_limit in the metrics). */
+    unsigned max_connections;
+    /* Open connections from one client address; 0 = DD_HTTP_PER_IP_CONNECTIONS.
+     * Set it to max_connections to turn it off (many nodes behind one NAT). */
+    unsigned per_ip_limit;
+    /* Seconds a connection may stay silent (no byte either way) before it is
+     * closed; 0 = DD_HTTP_IDLE_TIMEOUT_S. */
+    unsigned idle_timeout_s;
 };
 
 int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *routes,
