@@ -67,6 +67,10 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
         return -ENOMEM;
     if (d->sampler)
         dd_sampler_metrics(d->sampler, f);
+    else /* a placement role samples nothing: its counters say so */
+        fputs("# HELP dedupd_samples_total Sampling intervals completed.\n"
+              "# TYPE dedupd_samples_total counter\ndedupd_samples_total 0\n",
+              f);
     if (d->pusher)
         dd_pusher_metrics(d->pusher, f);
     if (d->cluster)
@@ -141,7 +145,7 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
             goto fail;
         if ((r = dd_estimate_jobs_new(&d->estimates)) < 0)
             goto fail;
-        dd_estimate_jobs_set_roots(d->estimates, (const char(*)[1024])c->estimate_roots,
+        dd_estimate_jobs_set_roots(d->estimates, c->estimate_roots,
                                    c->n_estimate_roots);
     }
 
@@ -154,9 +158,9 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
         n += dd_api_estimate_routes(d->estimates, routes + n);
     } else {
         routes[n++] = (struct dd_http_route){"POST", "/v1/estimate", dd_api_not_in_role,
-                                             (void *)role, false, NULL};
+                                             (void *)(uintptr_t)role, false, NULL};
         routes[n++] = (struct dd_http_route){"GET", "/v1/estimate/{id}", dd_api_not_in_role,
-                                             (void *)role, false, NULL};
+                                             (void *)(uintptr_t)role, false, NULL};
     }
     d->model_api = (struct dd_api_model){d->model, d->sampler, role};
     n += dd_api_model_routes(&d->model_api, routes + n);
@@ -192,11 +196,11 @@ fail:
 void dd_daemon_reload(struct dd_daemon *d, const struct dd_config *c)
 {
     d->cfg.retention_days = c->retention_days;
-    (void)dd_store_set_retention(d->store, (uint64_t)c->retention_days * 24u * 3600u * 1000u);
+    dd_store_set_retention(d->store, (uint64_t)c->retention_days * 24u * 3600u * 1000u);
     if (d->sampler)
         dd_sampler_reconfigure(d->sampler, c);
     if (d->estimates)
-        dd_estimate_jobs_set_roots(d->estimates, (const char(*)[1024])c->estimate_roots,
+        dd_estimate_jobs_set_roots(d->estimates, c->estimate_roots,
                                    c->n_estimate_roots);
     if (d->cluster)
         dd_cluster_api_reconfigure(d->cluster, c);

@@ -235,7 +235,7 @@ static void *pusher_main(void *arg)
         backoff = backoff ? (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2)
                           : BACKOFF_MIN_MS;
         /* full jitter: a fleet of nodes does not retry in step */
-        if (wait_ms(p, (uint64_t)(rand_r(&seed) % (backoff + 1))))
+        if (wait_ms(p, (uint64_t)rand_r(&seed) % (backoff + 1u)))
             break;
     }
     pthread_mutex_unlock(&p->lock);

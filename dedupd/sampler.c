@@ -154,12 +154,13 @@ static json_t *disk_doc(const struct dd_diskstat *old, const struct dd_diskstat 
 static int rotational(const char *sys_root, const char *dev)
 {
     char path[PATH_MAX], buf[8];
-    static const char *const forms[] = {"%s/class/block/%s/queue/rotational",
-                                        "%s/class/block/%s/../queue/rotational"};
-    for (size_t i = 0; i < DD_ARRAY_SIZE(forms); i++) {
+    for (int parent = 0; parent < 2; parent++) {
         int fd;
         ssize_t n;
-        snprintf(path, sizeof(path), forms[i], sys_root, dev);
+        if (parent)
+            snprintf(path, sizeof(path), "%s/class/block/%s/../queue/rotational", sys_root, dev);
+        else
+            snprintf(path, sizeof(path), "%s/class/block/%s/queue/rotational", sys_root, dev);
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0)
             continue;

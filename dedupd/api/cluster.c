@@ -314,7 +314,7 @@ size_t dd_api_cluster_routes(struct dd_cluster_api *a, const char *role, struct 
         out[i].ctx = a;
         if (!a) {
             out[i].handler = dd_api_not_in_role;
-            out[i].ctx = (void *)role;
+            out[i].ctx = (void *)(uintptr_t)role;
         }
     }
     return DD_ARRAY_SIZE(templ);

@@ -141,7 +141,7 @@ size_t dd_api_model_routes(struct dd_api_model *ctx, struct dd_http_route *out)
         out[i].ctx = ctx;
         if (!ctx->model) {
             out[i].handler = dd_api_not_in_role;
-            out[i].ctx = (void *)ctx->role;
+            out[i].ctx = (void *)(uintptr_t)ctx->role;
         }
     }
     return DD_ARRAY_SIZE(templ);

@@ -129,7 +129,7 @@ size_t dd_api_node_routes(struct dd_api_node *ctx, struct dd_http_route *out)
         out[i].ctx = ctx;
         if (!ctx->sampler) {
             out[i].handler = dd_api_not_in_role;
-            out[i].ctx = (void *)ctx->role;
+            out[i].ctx = (void *)(uintptr_t)ctx->role;
         }
     }
     return DD_ARRAY_SIZE(templ);

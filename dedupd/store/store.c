@@ -959,15 +959,22 @@ static int retain_observations(struct dd_store *s, rocksdb_writebatch_t *wb, uin
     return dd_rocks_status(err, NULL, 0);
 }
 
+void dd_store_set_retention(struct dd_store *s, uint64_t retention_ms)
+{
+    __atomic_store_n(&s->opts.retention_ms, retention_ms, __ATOMIC_RELAXED);
+}
+
 int dd_store_retain(struct dd_store *s, uint64_t now_ms)
 {
     rocksdb_writebatch_t *wb;
     uint64_t cutoff;
     int count = 0, r;
+    /* read once: SIGHUP may change it (dd_store_set_retention) */
+    uint64_t retention = __atomic_load_n(&s->opts.retention_ms, __ATOMIC_RELAXED);
 
-    if (s->opts.retention_ms == 0 || now_ms <= s->opts.retention_ms)
+    if (retention == 0 || now_ms <= retention)
         return 0;
-    cutoff = now_ms - s->opts.retention_ms;
+    cutoff = now_ms - retention;
     wb = rocksdb_writebatch_create();
     pthread_rwlock_rdlock(&s->lock);
     if (!s->db)

@@ -161,6 +161,9 @@ struct dd_store_batch *dd_store_batch_free(struct dd_store_batch *b);
  * tombstones written (>= 0) or a negative error.
  */
 int dd_store_retain(struct dd_store *s, uint64_t now_ms);
+/* A new retention (SIGHUP), used by the next dd_store_retain; 0 keeps
+ * everything. Thread-safe. */
+void dd_store_set_retention(struct dd_store *s, uint64_t retention_ms);
 
 /* --- Reading -------------------------------------------------------------- */
 
