@@ -56,12 +56,8 @@ static void sim_row(struct gen *g, float row[DD_CM_NFEATURES], double y[DD_CM_NT
     row[DD_CM_WRITE_MBPS] = (float)w;
     row[DD_CM_READ_MBPS] = (float)r;
     row[DD_CM_WRITE_IOPS] = (float)(w * 1e6 / 4096);
-    row[DD_CM_DEDUP_RATIO] = (float)(1 / (1 - pt.duplicate_share));
     row[DD_CM_DEDUP_HIT_RATE] = (float)pt.duplicate_share;
     row[DD_CM_INDEX_ENTRIES] = (float)pt.index_entries;
-    row[DD_CM_INDEX_FILL] = (float)(pt.index_entries / 671088640.0);
-    row[DD_CM_STORED_GIB] = (float)(pt.index_entries * 4096 / 1073741824.0);
-    row[DD_CM_PHYSICAL_USED_FRACTION] = (float)(0.2 + 0.6 * urand(&g->st));
     row[DD_CM_COMPRESSION] = pt.compression ? 1.0f : 0.0f;
     row[DD_CM_PACKER_SAVINGS] = (float)(pt.compression ? pt.compressible_share * 0.5 : 0);
     row[DD_CM_NODE_CPU_UTIL_EX_VDO] = (float)pt.node_load;
@@ -266,7 +262,8 @@ static void test_save_load(void **state)
 /* The prior's fit recovers the coefficients of data of its own form. */
 static void test_prior_fit(void **state)
 {
-    struct dd_cm_prior truth = {.cost = {0.5, 0.03, 0.4, 2.0}, .latency = {0.3, 0.02, 0.2, 0.1}};
+    struct dd_cm_prior truth = {.cost = {0.5, 0.03, 0.4, 0.1, 2.0},
+                                .latency = {0.3, 0.02, 0.2, 0.05, 0.1}};
     struct dd_cm_prior fit;
     struct gen g = {.st = 5};
     struct dd_cm_data d = {0};
