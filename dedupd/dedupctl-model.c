@@ -227,6 +227,7 @@ int dd_ctl_model_fit(int argc, char **argv)
     doc = json_object();
     json_object_set_new(doc, "rows", json_integer((json_int_t)d.n));
     json_object_set_new(doc, "holdout_mode", json_string(interleaved ? "interleaved" : "time"));
+    json_object_set_new(doc, "prior_builtin", dd_cm_prior_to_json(&builtin));
     json_object_set_new(doc, "prior_fitted", dd_cm_prior_to_json(&fitted));
     h = json_object();
     if (!as_json)
