@@ -70,12 +70,8 @@ static void sim_row(float *row, double *y)
     row[DD_CM_WRITE_MBPS] = (float)w;
     row[DD_CM_READ_MBPS] = (float)r;
     row[DD_CM_WRITE_IOPS] = (float)(w * 1e6 / 4096);
-    row[DD_CM_DEDUP_RATIO] = (float)(1 / (1 - pt.duplicate_share));
     row[DD_CM_DEDUP_HIT_RATE] = (float)pt.duplicate_share;
     row[DD_CM_INDEX_ENTRIES] = (float)pt.index_entries;
-    row[DD_CM_INDEX_FILL] = (float)(pt.index_entries / 671088640.0);
-    row[DD_CM_STORED_GIB] = (float)(pt.index_entries * 4096 / 1073741824.0);
-    row[DD_CM_PHYSICAL_USED_FRACTION] = (float)(0.2 + 0.6 * urand());
     row[DD_CM_COMPRESSION] = pt.compression ? 1.0f : 0.0f;
     row[DD_CM_PACKER_SAVINGS] = (float)(pt.compression ? pt.compressible_share * 0.5 : 0);
     row[DD_CM_NODE_CPU_UTIL_EX_VDO] = (float)pt.node_load;

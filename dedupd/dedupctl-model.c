@@ -1,5 +1,6 @@
 /*
- * dedupctl model fit --data FILE [--prior-out FILE] [--json]
+ * dedupctl model fit --data FILE [--holdout time|interleaved] [--prior-out FILE]
+ *                    [--json]
  *
  * Fits the cost model offline to measurements in the store's per-volume
  * format, one JSON document per line ({"time_ms": T, "features": {...,
@@ -7,8 +8,11 @@
  * writes). Rows are put in time order; per target, the prior's coefficients
  * are fitted on the older 80 % of the rows that have it and XGBoost is
  * trained on the same rows; both, and the built-in prior, are scored on the
- * newest 20 %. --prior-out writes the
- * fitted coefficients in the form `dedupd --prior-file` reads.
+ * newest 20 % (--holdout time, the default: how dedupd trains, a test of
+ * extrapolation to what comes next). --holdout interleaved holds out every
+ * 5th row of each target instead, so the hold-out spans the whole history
+ * (a test of the shape). --prior-out writes the fitted coefficients in the
+ * form `dedupd --prior-file` reads.
  *
  * Exit: 0 ok; 1 the data could not be read or is too small (named); 2 usage.
  */
@@ -71,22 +75,37 @@ static int read_lines(const char *path, struct dd_cm_data *d, char *errbuf, size
     return r;
 }
 
+#define HOLDOUT_EVERY 5 /* interleaved: every 5th row, a fifth as in time order */
+
 /* Target t's rows (finite target) in time order, split as dd_cm_train
- * splits them: the newest fifth (at least one row) held out. */
+ * splits them: the newest fifth (at least one row) held out, or
+ * (interleaved) every 5th row moved to the end. */
 struct split {
     size_t *idx, k, ntrain;
 };
 
-static int split_target(const struct dd_cm_data *d, enum dd_cm_target t, struct split *sp)
+static int split_target(const struct dd_cm_data *d, enum dd_cm_target t, bool interleaved,
+                        struct split *sp)
 {
-    size_t nhold;
-    sp->idx = dd_calloc(d->n ? d->n : 1, sizeof(size_t));
+    size_t nhold, a = 0, b = 0, *held;
+    sp->idx = dd_calloc(d->n ? 2 * d->n : 1, sizeof(size_t));
     if (!sp->idx)
         return -ENOMEM;
+    held = sp->idx + d->n;
     sp->k = 0;
     for (size_t i = 0; i < d->n; i++) {
-        if (isfinite(d->y[t][i]))
-            sp->idx[sp->k++] = i;
+        if (!isfinite(d->y[t][i]))
+            continue;
+        if (interleaved && (sp->k + 1) % HOLDOUT_EVERY == 0)
+            held[b++] = i;
+        else
+            sp->idx[a++] = i;
+        sp->k++;
+    }
+    if (interleaved) {
+        memmove(sp->idx + a, held, b * sizeof(size_t));
+        sp->ntrain = a;
+        return 0;
     }
     nhold = (size_t)((double)sp->k * 0.2);
     sp->ntrain = sp->k - (nhold < 1 && sp->k ? 1 : nhold);
@@ -131,16 +150,16 @@ static json_t *eval_json(const struct dd_cm_eval *e)
 
 int dd_ctl_model_fit(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"data", required_argument, NULL, 'd'},
-                                             {"prior-out", required_argument, NULL, 'o'},
-                                             {"json", no_argument, NULL, 'j'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"data", required_argument, NULL, 'd'},    {"prior-out", required_argument, NULL, 'o'},
+        {"holdout", required_argument, NULL, 'H'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *data = NULL, *prior_out = NULL;
     struct dd_cm_data d = {0};
     struct dd_cm_prior builtin, fitted;
     struct dd_cm_model *m = NULL;
-    bool as_json = false;
+    bool as_json = false, interleaved = false;
+    struct dd_cm_train_options opt;
     char err[1024] = "";
     json_t *doc = NULL, *h;
     struct split sp[DD_CM_NTARGETS] = {{0}};
@@ -158,8 +177,20 @@ int dd_ctl_model_fit(int argc, char **argv)
         case 'j':
             as_json = true;
             break;
+        case 'H':
+            if (strcmp(optarg, "time") == 0) {
+                interleaved = false;
+            } else if (strcmp(optarg, "interleaved") == 0) {
+                interleaved = true;
+            } else {
+                fprintf(stderr, "dedupctl: model fit: --holdout %s: expected time or interleaved\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h':
-            printf("Usage: dedupctl model fit --data FILE.jsonl [--prior-out FILE] [--json]\n");
+            printf("Usage: dedupctl model fit --data FILE.jsonl [--holdout time|interleaved] "
+                   "[--prior-out FILE] [--json]\n");
             return 0;
         default:
             return 2;
@@ -177,7 +208,7 @@ int dd_ctl_model_fit(int argc, char **argv)
     fitted = builtin;
     for (int t = 0; t < DD_CM_NTARGETS; t++) {
         enum dd_cm_target tg = (enum dd_cm_target)t;
-        if (split_target(&d, tg, &sp[t]) < 0 ||
+        if (split_target(&d, tg, interleaved, &sp[t]) < 0 ||
             prior_rows(&fitted, &d, tg, sp[t].idx, 0, sp[t].ntrain, true, NULL) < 0) {
             fprintf(stderr,
                     "dedupctl: model fit: %s: too few rows or a singular system to fit the "
@@ -186,19 +217,24 @@ int dd_ctl_model_fit(int argc, char **argv)
             goto out;
         }
     }
-    /* XGBoost holds out the same newest fifth of each target's rows */
-    if (dd_cm_train(&d, &fitted, NULL, 1, 0, &m, err, sizeof(err)) < 0) {
+    /* XGBoost holds out the same rows of each target */
+    dd_cm_train_options_init(&opt);
+    opt.holdout_every = interleaved ? HOLDOUT_EVERY : 0;
+    if (dd_cm_train(&d, &fitted, &opt, 1, 0, &m, err, sizeof(err)) < 0) {
         fprintf(stderr, "dedupctl: model fit: %s\n", err);
         goto out;
     }
     doc = json_object();
     json_object_set_new(doc, "rows", json_integer((json_int_t)d.n));
+    json_object_set_new(doc, "holdout_mode", json_string(interleaved ? "interleaved" : "time"));
+    json_object_set_new(doc, "prior_builtin", dd_cm_prior_to_json(&builtin));
     json_object_set_new(doc, "prior_fitted", dd_cm_prior_to_json(&fitted));
     h = json_object();
     if (!as_json)
-        printf("%zu rows; per target, fitted on the older 80 %% of its rows and scored on the "
-               "newest 20 %%\n%-8s %-16s %8s %8s %12s %10s\n",
-               d.n, "TARGET", "MODEL", "FITTED", "SCORED", "MAPE %", "R2");
+        printf("%zu rows; per target, %s\n%-8s %-16s %8s %8s %12s %10s\n", d.n,
+               interleaved ? "scored on every 5th of its rows and fitted on the rest"
+                           : "fitted on the older 80 % of its rows and scored on the newest 20 %",
+               "TARGET", "MODEL", "FITTED", "SCORED", "MAPE %", "R2");
     for (int t = 0; t < DD_CM_NTARGETS; t++) {
         struct dd_cm_eval xe, fe, be;
         enum dd_cm_target tg = (enum dd_cm_target)t;

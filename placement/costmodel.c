@@ -49,31 +49,41 @@ int dd_cm_row_from_json(json_t *features, float row[DD_CM_NFEATURES], bool stric
 /* ---- the prior ---- */
 
 /*
- * Cost: calibrated on this project's 2-core machines by bench/calibrate (a
- * userspace proxy of VDO's per-block work, not VDO; 60 points, `dedupctl
- * model fit --data bench/calibrate/results/data.jsonl`: hold-out MAPE
- * 14.4 %). Its CPU-seconds per GiB do not grow with competing load, so the
- * fitted contention factor is 0.
- * Latency: the proxy has no device, so its per-block time (microseconds)
- * is not a device write latency; these coefficients are the VDO simulator's
- * stated relation (dedupd/vdo/sim.h: 0.20 ms + 0.015 ms per doubling of the
- * index, over the CPU share left), a starting point the XGBoost model
- * replaces once it beats it on the node's own history.
+ * Which data calibrates what (bench/README.md, "cost model"; every fit is
+ * `dedupctl model fit --data FILE`, the prior fitted on the older 80 % of
+ * the rows in time order):
+ * Cost: the absolute scale and the work the proxy does like VDO come from
+ * bench/calibrate (a userspace proxy on this project's 2-core machines, real
+ * CPU; results/data.jsonl): new_block 0.3223 (hash, lookup, write),
+ * index_lookup 0.005303 per doubling of the index (measured up to 256 Mi
+ * entries), lz4 3.036, contention 0 (its CPU-seconds per GiB do not grow
+ * with competing load). What the proxy does not do comes from the real
+ * dm-vdo series (bench/vdo-vm-series/results/series.jsonl, emulated CPU:
+ * shapes, not absolute costs) as a share of a new block's cost there at
+ * 2 Mi entries (8.223 + 0.2528 x 21 = 13.53), times the proxy's (0.3223 +
+ * 0.005303 x 21 = 0.4337): duplicate_verify 5.028 / 13.53 = 0.372 of it
+ * (the proxy, comparing memory and writing nothing, fits -0.013), and
+ * compression_on 2.370 / 13.53 = 0.175 of it (the proxy fits 0.027).
+ * Latency: the proxy has no device, so its per-block time is not a device
+ * write latency; these are the dm-vdo series' fitted coefficients (the dm
+ * device's average write latency in ms, 1 MiB writes, emulated CPU), a
+ * starting point the XGBoost model replaces once it beats it on the node's
+ * own history.
  */
 void dd_cm_prior_defaults(struct dd_cm_prior *p)
 {
     static const struct dd_cm_prior calibrated = {
-        .cost = {0.3038, 0.00568, 0.00835, 3.181},
-        .latency = {0.20, 0.015, 0.0, 0.0},
-        .contention = {0.0, 1.0},
+        .cost = {0.3223, 0.005303, 0.161, 0.0760, 3.036},
+        .latency = {1.454, 0.03688, -0.03058, 0.1263, 5.127},
+        .contention = {0.0, 0.0},
     };
     *p = calibrated;
 }
 
-static const char *const cost_terms[DD_CM_PRIOR_COST_TERMS] = {"hash", "index_lookup",
-                                                               "new_block_write", "compression"};
+static const char *const cost_terms[DD_CM_PRIOR_COST_TERMS] = {
+    "new_block", "index_lookup", "duplicate_verify", "compression_on", "lz4"};
 static const char *const latency_terms[DD_CM_PRIOR_LATENCY_TERMS] = {
-    "base", "index_lookup", "new_block_write", "compression"};
+    "base", "index_lookup", "duplicate_verify", "compression_on", "lz4"};
 
 const char *dd_cm_prior_term_name(enum dd_cm_target t, size_t i)
 {
@@ -102,16 +112,17 @@ static size_t prior_basis(const struct dd_cm_prior *p, enum dd_cm_target t, cons
     double e = (double)row[DD_CM_INDEX_ENTRIES];
     double u = clamp((double)row[DD_CM_DEDUP_HIT_RATE], 0, 1);
     double n = 1 - u, c = clamp((double)row[DD_CM_COMPRESSION], 0, 1);
-    double s = clamp((double)row[DD_CM_PACKER_SAVINGS], 0, 1) * n;
+    double pk = clamp((double)row[DD_CM_PACKER_SAVINGS], 0, 1);
     double lg = log2(isfinite(e) && e > 2 ? e : 2);
     double load = clamp((double)row[DD_CM_NODE_CPU_UTIL_EX_VDO], 0, 0.95);
 
     *slow = 1.0 + p->contention[t] * load / (1.0 - load);
     x[0] = 1; /* both targets share the basis */
     x[1] = lg;
-    x[2] = n;
-    x[3] = c * s;
-    return 4;
+    x[2] = u;
+    x[3] = c;
+    x[4] = c * pk * n;
+    return 5;
 }
 
 double dd_cm_prior_predict(const struct dd_cm_prior *p, enum dd_cm_target t,
@@ -245,26 +256,74 @@ json_t *dd_cm_prior_to_json(const struct dd_cm_prior *p)
     return doc;
 }
 
+/* A coefficient o[name] into *ret; -EINVAL naming it when absent or not a
+ * finite number. */
+static int prior_coef(json_t *o, enum dd_cm_target t, const char *name, double *ret, char *errbuf,
+                      size_t errlen)
+{
+    json_t *v = json_object_get(o, name);
+    if (!json_is_number(v) || !isfinite(json_number_value(v))) {
+        snprintf(errbuf, errlen, "prior: %s.%s: expected a number", dd_cm_target_names[t], name);
+        return -EINVAL;
+    }
+    *ret = json_number_value(v);
+    return 0;
+}
+
+/* The four-term form before duplicate_verify: first + b log2 E + w n +
+ * q c p n is, with n = 1 - u, (first + w) + b log2 E - w u + q c p n. */
+static int prior_from_old(json_t *o, enum dd_cm_target t, double *coef, char *errbuf, size_t errlen)
+{
+    const char *first = t == DD_CM_COST ? "hash" : "base";
+    double a, b, w, q;
+    int r;
+
+    if ((r = prior_coef(o, t, first, &a, errbuf, errlen)) < 0 ||
+        (r = prior_coef(o, t, "index_lookup", &b, errbuf, errlen)) < 0 ||
+        (r = prior_coef(o, t, "new_block_write", &w, errbuf, errlen)) < 0 ||
+        (r = prior_coef(o, t, "compression", &q, errbuf, errlen)) < 0)
+        return r;
+    coef[0] = a + w;
+    coef[1] = b;
+    coef[2] = -w;
+    coef[3] = 0;
+    coef[4] = q;
+    return 0;
+}
+
 int dd_cm_prior_from_json(struct dd_cm_prior *p, json_t *doc, char *errbuf, size_t errlen)
 {
     struct dd_cm_prior np = *p;
     for (int t = 0; t < DD_CM_NTARGETS; t++) {
+        enum dd_cm_target tg = (enum dd_cm_target)t;
         json_t *o = json_object_get(doc, dd_cm_target_names[t]);
         double *coef = t == DD_CM_COST ? np.cost : np.latency;
+        bool old, cur;
+        int r;
         if (!json_is_object(o)) {
             snprintf(errbuf, errlen, "prior: '%s' is missing or not an object",
                      dd_cm_target_names[t]);
             return -EINVAL;
         }
-        for (size_t i = 0; i < dd_cm_prior_nterms((enum dd_cm_target)t); i++) {
-            const char *name = dd_cm_prior_term_name((enum dd_cm_target)t, i);
-            json_t *v = json_object_get(o, name);
-            if (!json_is_number(v) || !isfinite(json_number_value(v))) {
-                snprintf(errbuf, errlen, "prior: %s.%s: expected a number", dd_cm_target_names[t],
-                         name);
-                return -EINVAL;
+        old = json_object_get(o, "new_block_write") || json_object_get(o, "compression");
+        cur = json_object_get(o, "duplicate_verify") || json_object_get(o, "compression_on") ||
+              json_object_get(o, "lz4");
+        if (old && cur) {
+            snprintf(errbuf, errlen,
+                     "prior: %s: mixes the four-term form (new_block_write, compression) and "
+                     "the five-term form (duplicate_verify, compression_on, lz4)",
+                     dd_cm_target_names[t]);
+            return -EINVAL;
+        }
+        if (old) {
+            if ((r = prior_from_old(o, tg, coef, errbuf, errlen)) < 0)
+                return r;
+        } else {
+            for (size_t i = 0; i < dd_cm_prior_nterms(tg); i++) {
+                if ((r = prior_coef(o, tg, dd_cm_prior_term_name(tg, i), &coef[i], errbuf,
+                                    errlen)) < 0)
+                    return r;
             }
-            coef[i] = json_number_value(v);
         }
         json_t *k = json_object_get(o, "cpu_contention");
         if (k && (!json_is_number(k) || json_number_value(k) < 0 || json_number_value(k) > 10)) {
@@ -441,6 +500,7 @@ void dd_cm_train_options_init(struct dd_cm_train_options *o)
     o->max_depth = 4;
     o->eta = 0.45;
     o->holdout_fraction = 0.2;
+    o->holdout_every = 0;
     o->nthread = 1; /* a node agent leaves the CPUs to the workloads */
     o->seed = 0;
 }
@@ -565,27 +625,46 @@ out:
     return r;
 }
 
+/* Moves every k-th of the n indexes to the end, keeping order within the
+ * two parts (the interleaved hold-out); returns how many moved. */
+static size_t interleave(size_t *idx, size_t n, unsigned k, size_t *tmp)
+{
+    size_t a = 0, b = 0;
+    for (size_t i = 0; i < n; i++) {
+        if ((i + 1) % k == 0)
+            tmp[b++] = idx[i];
+        else
+            idx[a++] = idx[i];
+    }
+    memcpy(idx + a, tmp, b * sizeof(*idx));
+    return b;
+}
+
 static int train_one(struct dd_cm_model *m, const struct dd_cm_data *d, enum dd_cm_target t,
                      const struct dd_cm_prior *p, const struct dd_cm_train_options *o, char *errbuf,
                      size_t errlen)
 {
-    size_t *idx = dd_calloc(d->n ? d->n : 1, sizeof(*idx)), k, ntrain, nhold;
+    size_t *idx = dd_calloc(d->n ? 2 * d->n : 1, sizeof(*idx)), k, ntrain, nhold;
     int r;
 
     if (!idx)
         return -ENOMEM;
     k = target_rows(d, t, idx);
-    nhold = (size_t)((double)k * o->holdout_fraction);
-    if (nhold < 1)
-        nhold = 1;
-    if (k < 20 || k - nhold < 10) {
+    if (o->holdout_every >= 2) {
+        nhold = interleave(idx, k, o->holdout_every, idx + d->n);
+    } else {
+        nhold = (size_t)((double)k * o->holdout_fraction);
+        if (nhold < 1)
+            nhold = 1;
+    }
+    if (k < 20 || k - nhold < 10 || nhold < 1) {
         snprintf(errbuf, errlen, "%s: %zu rows with the target, at least 20 needed",
                  dd_cm_target_names[t], k);
         dd_free(idx);
         return -EINVAL;
     }
     ntrain = k - nhold;
-    /* the hold-out: the newest rows, never trained on */
+    /* the hold-out: the newest rows (or every k-th), never trained on */
     r = fit_booster(m, d, t, idx, ntrain, o, errbuf, errlen);
     if (r == 0)
         r = evaluate_rows(m, d, t, p, idx + ntrain, nhold, errbuf, errlen);
@@ -962,6 +1041,18 @@ int dd_cm_model_load(const void *buf, size_t len, struct dd_cm_model **ret, char
         if (r == 0)
             r = xgb_check(XGBoosterSetParam(m->booster[t], "nthread", "1"), "setting nthread",
                           errbuf, errlen);
+        /* a model saved before the feature list changed reads other columns */
+        bst_ulong nf = 0;
+        if (r == 0 &&
+            (r = xgb_check(XGBoosterGetNumFeature(m->booster[t], &nf), "reading the feature count",
+                           errbuf, errlen)) == 0 &&
+            nf != DD_CM_NFEATURES) {
+            snprintf(errbuf, errlen,
+                     "model blob: %s booster has %llu features, this build's model has %d "
+                     "(trained on an older feature list: retrain)",
+                     dd_cm_target_names[t], (unsigned long long)nf, DD_CM_NFEATURES);
+            r = -EINVAL;
+        }
     }
     if (r < 0) {
         dd_cm_model_free(m);

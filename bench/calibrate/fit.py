@@ -195,10 +195,13 @@ def main():
 
     run = {}
     old = {}
+    costmodel_prior = None  # dedupctl model fit's section (prior-fit.json), kept as it is
     if os.path.exists(a.out):
         try:
             with open(a.out) as fh:
-                old = json.load(fh).get("run", {})
+                prev = json.load(fh)
+            old = prev.get("run", {})
+            costmodel_prior = prev.get("costmodel_prior")
         except (OSError, json.JSONDecodeError):
             old = {}
     for kv in a.meta:
@@ -229,6 +232,8 @@ def main():
         "diagnostics": diag,
         "run": run,
     }
+    if costmodel_prior is not None:
+        out["costmodel_prior"] = costmodel_prior
     with open(a.out + ".tmp", "w") as fh:
         json.dump(out, fh, indent=2)
         fh.write("\n")

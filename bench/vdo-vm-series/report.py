@@ -12,7 +12,8 @@
 
   report.py report --results RESULTS --dedupctl BIN
       the per-phase table (rounds merged), the built-in and the fitted prior
-      beside the measured cost, and `dedupctl model fit` four ways: every row
+      beside the measured cost (the built-in prior of BIN; model-prior.json's
+      when BIN does not print one), and `dedupctl model fit` four ways: every row
       or only the rows the host did not contend, each in time order (the
       hold-out is the newest fifth: the end of fill 2) and interleaved (every
       fifth row held out: the hold-out spans every phase); plus the built-in
@@ -175,17 +176,33 @@ def clamp(x, lo, hi):
     return lo if x is None or not math.isfinite(x) else min(max(x, lo), hi)
 
 
-def prior_cost(pr, f):
-    c = pr["cost"]
+def prior_terms(c, first):
+    """A target's coefficients in the five-term form (placement/costmodel.h);
+    the earlier four-term form (first, index_lookup, new_block_write,
+    compression) converts exactly, as dd_cm_prior_from_json does."""
+    if "new_block_write" in c:
+        return {first: c[first] + c["new_block_write"], "index_lookup": c["index_lookup"],
+                "duplicate_verify": -c["new_block_write"], "compression_on": 0.0, "lz4": c["compression"],
+                "cpu_contention": c.get("cpu_contention", 1.0)}
+    return c
+
+
+def prior_eval(c, first, f):
+    """[first + b log2 E + v u + r c + q c p n] x (1 + k L / (1 - L))"""
+    c = prior_terms(c, first)
     e = f.get("index_entries")
     u = clamp(f.get("dedup_hit_rate"), 0, 1)
-    n = 1 - u
     comp = clamp(f.get("compression"), 0, 1)
-    s = clamp(f.get("packer_savings"), 0, 1) * n
+    pk = clamp(f.get("packer_savings"), 0, 1)
     lg = math.log2(e if e is not None and e > 2 else 2)
     load = clamp(f.get("node_cpu_util_ex_vdo"), 0, 0.95)
     slow = 1 + c.get("cpu_contention", 1.0) * load / (1 - load)
-    return slow * (c["hash"] + c["index_lookup"] * lg + c["new_block_write"] * n + c["compression"] * comp * s)
+    return slow * (c[first] + c["index_lookup"] * lg + c["duplicate_verify"] * u + c["compression_on"] * comp
+                   + c["lz4"] * comp * pk * (1 - u))
+
+
+def prior_cost(pr, f):
+    return prior_eval(pr["cost"], "new_block" if "new_block" in pr["cost"] else "hash", f)
 
 
 def read_host_load(path):
@@ -263,15 +280,7 @@ def write_rows(rows, path, interleaved):
 
 
 def prior_latency(pr, f):
-    c = pr["latency"]
-    e = f.get("index_entries")
-    n = 1 - clamp(f.get("dedup_hit_rate"), 0, 1)
-    s = clamp(f.get("packer_savings"), 0, 1) * n
-    lg = math.log2(e if e is not None and e > 2 else 2)
-    load = clamp(f.get("node_cpu_util_ex_vdo"), 0, 0.95)
-    slow = 1 + c.get("cpu_contention", 1.0) * load / (1 - load)
-    return slow * (c["base"] + c["index_lookup"] * lg + c["new_block_write"] * n
-                   + c["compression"] * clamp(f.get("compression"), 0, 1) * s)
+    return prior_eval(pr["latency"], "base", f)
 
 
 def scaled_prior_holdout(prior, path):
@@ -342,6 +351,10 @@ def report(a):
                 n = write_rows(sel, path, order == "interleaved")
                 fits[(subset, order)], errs[(subset, order)] = run_fit(a.dedupctl, path) if n >= 25 else \
                     (None, f"{n} rows")
+                # the built-in prior of the dedupctl that fits (model-prior.json
+                # holds the one the guest's dedupd served at the time)
+                if fits[(subset, order)] and fits[(subset, order)].get("prior_builtin"):
+                    prior = fits[(subset, order)]["prior_builtin"]
                 if fits[(subset, order)] and prior:
                     sc = scaled_prior_holdout(prior, path)
                     for t in ("cost", "latency"):

@@ -415,7 +415,10 @@ static void test_model_fit_cli(void **state)
     assert_non_null(doc);
     json_t *pc = json_object_get(json_object_get(doc, "prior_fitted"), "cost");
     assert_true(fabs(json_number_value(json_object_get(pc, "cpu_contention")) - 0.5) < 1e-9);
-    assert_true(fabs(json_number_value(json_object_get(pc, "hash")) - 0.4) < 1e-3);
+    /* 0.4 + 0.3 (1 - u) is 0.7 per new block, 0.3 less per duplicate */
+    assert_true(fabs(json_number_value(json_object_get(pc, "new_block")) - 0.7) < 1e-3);
+    assert_true(fabs(json_number_value(json_object_get(pc, "duplicate_verify")) + 0.3) < 1e-3);
+    assert_true(fabs(json_number_value(json_object_get(pc, "compression_on"))) < 1e-3);
     double m = json_number_value(json_object_get(
         json_object_get(json_object_get(json_object_get(doc, "holdout"), "cost"), "prior_fitted"),
         "mape_percent"));

@@ -56,12 +56,8 @@ static void sim_row(struct gen *g, float row[DD_CM_NFEATURES], double y[DD_CM_NT
     row[DD_CM_WRITE_MBPS] = (float)w;
     row[DD_CM_READ_MBPS] = (float)r;
     row[DD_CM_WRITE_IOPS] = (float)(w * 1e6 / 4096);
-    row[DD_CM_DEDUP_RATIO] = (float)(1 / (1 - pt.duplicate_share));
     row[DD_CM_DEDUP_HIT_RATE] = (float)pt.duplicate_share;
     row[DD_CM_INDEX_ENTRIES] = (float)pt.index_entries;
-    row[DD_CM_INDEX_FILL] = (float)(pt.index_entries / 671088640.0);
-    row[DD_CM_STORED_GIB] = (float)(pt.index_entries * 4096 / 1073741824.0);
-    row[DD_CM_PHYSICAL_USED_FRACTION] = (float)(0.2 + 0.6 * urand(&g->st));
     row[DD_CM_COMPRESSION] = pt.compression ? 1.0f : 0.0f;
     row[DD_CM_PACKER_SAVINGS] = (float)(pt.compression ? pt.compressible_share * 0.5 : 0);
     row[DD_CM_NODE_CPU_UTIL_EX_VDO] = (float)pt.node_load;
@@ -266,7 +262,8 @@ static void test_save_load(void **state)
 /* The prior's fit recovers the coefficients of data of its own form. */
 static void test_prior_fit(void **state)
 {
-    struct dd_cm_prior truth = {.cost = {0.5, 0.03, 0.4, 2.0}, .latency = {0.3, 0.02, 0.2, 0.1}};
+    struct dd_cm_prior truth = {.cost = {0.5, 0.03, 0.4, 0.1, 2.0},
+                                .latency = {0.3, 0.02, 0.2, 0.05, 0.1}};
     struct dd_cm_prior fit;
     struct gen g = {.st = 5};
     struct dd_cm_data d = {0};
@@ -306,6 +303,46 @@ static void test_prior_fit(void **state)
     assert_non_null(strstr(err, "latency.base"));
     json_decref(j);
     dd_cm_data_release(&d);
+}
+
+/* A prior file in the earlier four-term form (hash/base + b log2 E + w n +
+ * q c p n) reads as the same predictions; a mix of the forms is refused. */
+static void test_prior_old_form(void **state)
+{
+    static const double a = 0.35, b = 0.045, w = 0.2, q = 1.6, la = 0.2, lb = 0.015, lw = 0.1,
+                        lq = 0.05;
+    json_t *j = json_pack("{s:{s:f, s:f, s:f, s:f, s:f}, s:{s:f, s:f, s:f, s:f}}", "cost", "hash",
+                          a, "index_lookup", b, "new_block_write", w, "compression", q,
+                          "cpu_contention", 0.5, "latency", "base", la, "index_lookup", lb,
+                          "new_block_write", lw, "compression", lq);
+    struct dd_cm_prior p;
+    struct gen g = {.st = 9};
+    char err[256];
+    (void)state;
+    dd_cm_prior_defaults(&p);
+    assert_int_equal(dd_cm_prior_from_json(&p, j, err, sizeof(err)), 0);
+    assert_true(p.contention[DD_CM_COST] == 0.5 && p.contention[DD_CM_LATENCY] == 1.0);
+    for (int i = 0; i < 50; i++) {
+        float row[DD_CM_NFEATURES];
+        double y[DD_CM_NTARGETS];
+        sim_row(&g, row, y, 1 << 20, 1 << 28);
+        double lg = log2((double)row[DD_CM_INDEX_ENTRIES]),
+               n = 1 - (double)row[DD_CM_DEDUP_HIT_RATE];
+        double cs = (double)row[DD_CM_COMPRESSION] * (double)row[DD_CM_PACKER_SAVINGS] * n;
+        double load = (double)row[DD_CM_NODE_CPU_UTIL_EX_VDO];
+        double c = (a + b * lg + w * n + q * cs) * (1 + 0.5 * load / (1 - load));
+        double l = (la + lb * lg + lw * n + lq * cs) * (1 + load / (1 - load));
+        assert_true(fabs(dd_cm_prior_predict(&p, DD_CM_COST, row, NULL) - c) < 1e-9 * c);
+        assert_true(fabs(dd_cm_prior_predict(&p, DD_CM_LATENCY, row, NULL) - l) < 1e-9 * l);
+    }
+    json_object_set_new(json_object_get(j, "cost"), "lz4", json_real(1));
+    assert_int_equal(dd_cm_prior_from_json(&p, j, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "prior: cost: mixes"));
+    json_object_del(json_object_get(j, "cost"), "lz4");
+    json_object_del(json_object_get(j, "latency"), "compression");
+    assert_int_equal(dd_cm_prior_from_json(&p, j, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "latency.compression"));
+    json_decref(j);
 }
 
 static void test_strict_features(void **state)
@@ -399,11 +436,9 @@ static void test_concurrent_predict(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_strict_features),
-        cmocka_unit_test(test_prior_fit),
-        cmocka_unit_test(test_sim_accuracy_and_monotone),
-        cmocka_unit_test(test_regime_change),
-        cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_strict_features),    cmocka_unit_test(test_prior_fit),
+        cmocka_unit_test(test_prior_old_form),     cmocka_unit_test(test_sim_accuracy_and_monotone),
+        cmocka_unit_test(test_regime_change),      cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_concurrent_predict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
