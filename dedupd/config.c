@@ -60,7 +60,9 @@ void dd_config_defaults(struct dd_config *c)
 
 /* String options: the config file's key, the flag and where it goes. */
 #define STR_OPT(key, flag, field)                                                                  \
-    {key, flag, offsetof(struct dd_config, field), sizeof(((struct dd_config *)0)->field)}
+    {                                                                                              \
+        key, flag, offsetof(struct dd_config, field), sizeof(((struct dd_config *)0)->field)       \
+    }
 static const struct str_opt {
     const char *key, *flag;
     size_t offset, len;
@@ -237,8 +239,8 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
                 snprintf(why, wlen, "'estimate_roots[%zu]' must be a string", i);
                 return DD_E_PARSE;
             }
-            if (set_string(c->estimate_roots[i], sizeof(c->estimate_roots[i]),
-                           json_string_value(e), "estimate_roots[]", why, wlen) < 0)
+            if (set_string(c->estimate_roots[i], sizeof(c->estimate_roots[i]), json_string_value(e),
+                           "estimate_roots[]", why, wlen) < 0)
                 return DD_E_RANGE;
             c->n_estimate_roots++;
         }
@@ -482,18 +484,17 @@ char *dd_config_json(const struct dd_config *c)
         json_array_append_new(roots, json_string(c->estimate_roots[i]));
     for (size_t i = 0; i < c->n_pools; i++)
         json_object_set_new(pools, c->pools[i].volume, json_string(c->pools[i].pool));
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b, s:o, s:i, s:s, s:i, s:i, s:s, "
-                  "s:i, s:s, s:s, s:b, s:o, s:f, s:f}",
-                  "role", dd_role_name(c->role), "listen", c->listen, "data_dir", c->data_dir,
-                  "source", c->source, "proc_root", c->proc_root, "sys_root", c->sys_root,
-                  "interval", c->interval, "token", c->token_file[0] != '\0', "tls",
-                  c->tls_cert[0] != '\0', "estimate_roots", roots, "retention_days",
-                  (int)c->retention_days, "log_level", c->log_level, "min_train_samples",
-                  (int)c->min_train_samples, "retrain_every", (int)c->retrain_every, "prior_file",
-                  c->prior_file, "http_threads", (int)c->http_threads, "node_name", c->node_name,
-                  "placement_url", c->placement_url, "placement_token",
-                  c->placement_token_file[0] != '\0', "pools", pools, "stale_after",
-                  c->stale_after, "forget_after", c->forget_after);
+    o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b, s:o, s:i, s:s, s:i, s:i, s:s, "
+        "s:i, s:s, s:s, s:b, s:o, s:f, s:f}",
+        "role", dd_role_name(c->role), "listen", c->listen, "data_dir", c->data_dir, "source",
+        c->source, "proc_root", c->proc_root, "sys_root", c->sys_root, "interval", c->interval,
+        "token", c->token_file[0] != '\0', "tls", c->tls_cert[0] != '\0', "estimate_roots", roots,
+        "retention_days", (int)c->retention_days, "log_level", c->log_level, "min_train_samples",
+        (int)c->min_train_samples, "retrain_every", (int)c->retrain_every, "prior_file",
+        c->prior_file, "http_threads", (int)c->http_threads, "node_name", c->node_name,
+        "placement_url", c->placement_url, "placement_token", c->placement_token_file[0] != '\0',
+        "pools", pools, "stale_after", c->stale_after, "forget_after", c->forget_after);
     s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;

@@ -60,9 +60,9 @@ struct dd_config {
     unsigned retrain_every;     /* new volume samples between retrains */
     char prior_file[1024];      /* JSON prior coefficients; "" = calibrated defaults */
     /* node side: identity, pools, where reports go */
-    char node_name[DD_NAME_MAX];       /* default: $NODE_NAME, then the host name */
-    char placement_url[1024];          /* base URL; "" = no pushing */
-    char placement_token_file[1024];   /* bearer token for POST /v1/reports */
+    char node_name[DD_NAME_MAX];     /* default: $NODE_NAME, then the host name */
+    char placement_url[1024];        /* base URL; "" = no pushing */
+    char placement_token_file[1024]; /* bearer token for POST /v1/reports */
     struct dd_pool_map pools[DD_MAX_VOLUMES_PER_NODE];
     size_t n_pools;
     /* placement side: a node whose newest report is older than stale_after

@@ -22,10 +22,10 @@
 #include "dedupd/api/api.h"
 #include "dedupd/http/http.h"
 #include "dedupd/http/token.h"
-#include "dedupd/trainer.h"
 #include "dedupd/push.h"
 #include "dedupd/sampler.h"
 #include "dedupd/store/store.h"
+#include "dedupd/trainer.h"
 
 struct dd_daemon {
     struct dd_config cfg;
@@ -106,8 +106,7 @@ static void model_config(const struct dd_config *c, struct dd_model_config *mc)
     snprintf(mc->node_name, sizeof(mc->node_name), "%s", c->node_name);
 }
 
-int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *errbuf,
-                    size_t errlen)
+int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *errbuf, size_t errlen)
 {
     struct dd_daemon *d = dd_calloc(1, sizeof(*d));
     struct dd_store_options so;
@@ -145,8 +144,7 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
             goto fail;
         if ((r = dd_estimate_jobs_new(&d->estimates)) < 0)
             goto fail;
-        dd_estimate_jobs_set_roots(d->estimates, c->estimate_roots,
-                                   c->n_estimate_roots);
+        dd_estimate_jobs_set_roots(d->estimates, c->estimate_roots, c->n_estimate_roots);
     }
 
     routes[n++] = (struct dd_http_route){"GET", "/healthz", h_healthz, d, false, NULL};
@@ -157,10 +155,10 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
     if (d->estimates) {
         n += dd_api_estimate_routes(d->estimates, routes + n);
     } else {
-        routes[n++] = (struct dd_http_route){"POST", "/v1/estimate", dd_api_not_in_role,
-                                             (void *)(uintptr_t)role, false, NULL};
-        routes[n++] = (struct dd_http_route){"GET", "/v1/estimate/{id}", dd_api_not_in_role,
-                                             (void *)(uintptr_t)role, false, NULL};
+        routes[n++] = (struct dd_http_route){
+            "POST", "/v1/estimate", dd_api_not_in_role, (void *)(uintptr_t)role, false, NULL};
+        routes[n++] = (struct dd_http_route){
+            "GET", "/v1/estimate/{id}", dd_api_not_in_role, (void *)(uintptr_t)role, false, NULL};
     }
     d->model_api = (struct dd_api_model){d->model, d->sampler, role};
     n += dd_api_model_routes(&d->model_api, routes + n);
@@ -200,8 +198,7 @@ void dd_daemon_reload(struct dd_daemon *d, const struct dd_config *c)
     if (d->sampler)
         dd_sampler_reconfigure(d->sampler, c);
     if (d->estimates)
-        dd_estimate_jobs_set_roots(d->estimates, c->estimate_roots,
-                                   c->n_estimate_roots);
+        dd_estimate_jobs_set_roots(d->estimates, c->estimate_roots, c->n_estimate_roots);
     if (d->cluster)
         dd_cluster_api_reconfigure(d->cluster, c);
     if (d->model) {

@@ -15,8 +15,7 @@ struct dd_daemon;
 
 /* Opens the store, the VDO source and the HTTP server; starts the sampler
  * (and pusher) for roles node and all. errbuf names what failed. */
-int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *errbuf,
-                    size_t errlen);
+int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *errbuf, size_t errlen);
 /* SIGHUP: takes what can change at run time (interval, retention,
  * estimate roots, pools, model thresholds, staleness bounds) from c. */
 void dd_daemon_reload(struct dd_daemon *d, const struct dd_config *c);

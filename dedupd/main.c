@@ -58,8 +58,7 @@ int main(int argc, char **argv)
         dd_config_usage(stdout);
         return 0;
     }
-    if (dd_config_check(&cfg, errbuf, sizeof(errbuf)) < 0 ||
-        set_log_level(cfg.log_level) < 0) {
+    if (dd_config_check(&cfg, errbuf, sizeof(errbuf)) < 0 || set_log_level(cfg.log_level) < 0) {
         fprintf(stderr, "dedupd: %s\n",
                 errbuf[0] ? errbuf : "log level: expected error, warning, info or debug");
         return 2;

@@ -50,8 +50,8 @@ void dd_metrics_volumes(FILE *m, json_t *arr)
         int f = dd_feature_by_key(key), t = f < 0 ? dd_target_by_key(key) : -1;
         const char *help = f >= 0 ? dd_feature_table[f].help
                                   : (t >= 0 ? dd_target_table[t].help : "Volume figure.");
-        const char *unit = f >= 0 ? dd_feature_table[f].unit
-                                  : (t >= 0 ? dd_target_table[t].unit : "");
+        const char *unit =
+            f >= 0 ? dd_feature_table[f].unit : (t >= 0 ? dd_target_table[t].unit : "");
         fprintf(m, "# HELP dedupd_volume_%s %s (%s)\n", key, help, unit);
         fprintf(m, "# TYPE dedupd_volume_%s gauge\n", key);
         json_array_foreach(arr, i, vol)
@@ -150,4 +150,3 @@ void dd_metrics_node(FILE *m, json_t *node)
     item_family(m, list, "pod_uid", "uid", "memory_current_bytes", "dedupd_pod_memory_bytes",
                 "Pod memory.current.", true);
 }
-

@@ -195,8 +195,8 @@ static void *pusher_main(void *arg)
 
         char err[256] = "";
         dd_dynbuf_reset(&reply);
-        int status =
-            dd_http_client_call(p->client, "POST", "/v1/reports", it.text, &reply, err, sizeof(err));
+        int status = dd_http_client_call(p->client, "POST", "/v1/reports", it.text, &reply, err,
+                                         sizeof(err));
 
         pthread_mutex_lock(&p->lock);
         p->last_status = status;

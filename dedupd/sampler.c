@@ -523,7 +523,8 @@ static void read_node(struct dd_sampler *s, const char *pr, double vdo_total, st
     nn->have_disks = dd_node_read_diskstats(pr, &nn->disks, &perr) == 0;
 }
 
-static void render_metrics(struct dd_sampler *s, json_t *vols, json_t *node, char **ret, size_t *len)
+static void render_metrics(struct dd_sampler *s, json_t *vols, json_t *node, char **ret,
+                           size_t *len)
 {
     FILE *mf = open_memstream(ret, len);
     struct dd_store_stats ss;
@@ -603,16 +604,16 @@ void dd_sampler_sample_once(struct dd_sampler *s, double dt)
     /* the typed report: counts first, then each part fills its own */
     if (dd_report_alloc(&rep, gpus.n < DD_MAX_GPUS_PER_REPORT ? gpus.n : DD_MAX_GPUS_PER_REPORT,
                         vols ? (n < DD_MAX_VOLUMES_PER_NODE ? n : DD_MAX_VOLUMES_PER_NODE) : 0,
-                        pods_r == 0 ? (pods.n < DD_MAX_PODS_PER_REPORT ? pods.n
-                                                                       : DD_MAX_PODS_PER_REPORT)
-                                    : 0) < 0)
+                        pods_r == 0
+                            ? (pods.n < DD_MAX_PODS_PER_REPORT ? pods.n : DD_MAX_PODS_PER_REPORT)
+                            : 0) < 0)
         (void)dd_report_alloc(&rep, 0, 0, 0);
     snprintf(rep.node, sizeof(rep.node), "%s", s->cfg.node_name);
     pthread_mutex_lock(&s->lock);
     rep.interval_s = s->cfg.interval;
     pthread_mutex_unlock(&s->lock);
-    if (dd_vdo_source_interval(s->src) > 0)
-        rep.interval_s = dd_vdo_source_interval(s->src);
+    /* the report states the push cadence (staleness counts in it), not a
+     * replay's nominal interval */
     rep.time_ms = now;
     rep.cores = nn.cores;
     rep.vdo_threads = have_cpu ? (unsigned)th.n : 0;
@@ -629,9 +630,9 @@ void dd_sampler_sample_once(struct dd_sampler *s, double dt)
         b = NULL;
     for (size_t i = 0; vols && i < n; i++) {
         struct dd_report_volume scratch, *rv = i < rep.n_volumes ? &rep.volumes[i] : &scratch;
-        json_t *doc = volume_sample(s, &vols[i], find_prev(s, vols[i].name), dt,
-                                    have_cpu ? &cpu : NULL, &nn,
-                                    s->have_prev_disks ? &s->prev_disks : NULL, rv);
+        json_t *doc =
+            volume_sample(s, &vols[i], find_prev(s, vols[i].name), dt, have_cpu ? &cpu : NULL, &nn,
+                          s->have_prev_disks ? &s->prev_disks : NULL, rv);
         char series[DD_SERIES_MAX], *text = json_dumps(doc, JSON_COMPACT);
         snprintf(series, sizeof(series), "vol/%s", vols[i].name);
         if (b && text && dd_store_batch_put_sample(b, series, now, text, strlen(text)) == 0)
@@ -640,14 +641,14 @@ void dd_sampler_sample_once(struct dd_sampler *s, double dt)
         json_object_set(docs, vols[i].name, doc);
         json_array_append_new(arr, doc);
     }
-    json_t *node = json_pack(
-        "{s:s, s:I, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:f}", "node_name",
-        s->cfg.node_name, "time_ms", (json_int_t)now, "volumes", (int)n, "vdo_threads",
-        (json_int_t)(have_cpu ? th.n : 0), "cpu_util", num_or_null(nn.cpu_util),
-        "node_cpu_util_ex_vdo", num_or_null(nn.cpu_util_ex_vdo), "load1", num_or_null(nn.load1),
-        "run_queue", num_or_null(nn.run_queue), "cpu_psi", num_or_null(nn.cpu_psi), "io_psi",
-        num_or_null(nn.io_psi), "mem_available_gib", num_or_null(nn.mem_available_gib),
-        "vdo_cpu_seconds", vdo_total);
+    json_t *node =
+        json_pack("{s:s, s:I, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:f}", "node_name",
+                  s->cfg.node_name, "time_ms", (json_int_t)now, "volumes", (int)n, "vdo_threads",
+                  (json_int_t)(have_cpu ? th.n : 0), "cpu_util", num_or_null(nn.cpu_util),
+                  "node_cpu_util_ex_vdo", num_or_null(nn.cpu_util_ex_vdo), "load1",
+                  num_or_null(nn.load1), "run_queue", num_or_null(nn.run_queue), "cpu_psi",
+                  num_or_null(nn.cpu_psi), "io_psi", num_or_null(nn.io_psi), "mem_available_gib",
+                  num_or_null(nn.mem_available_gib), "vdo_cpu_seconds", vdo_total);
     json_object_set_new(node, "gpus", gpus_doc(&gpus, gpu_why, &rep));
     json_object_set_new(node, "pods", pods_doc(s, &pods, pods_r, dt, &rep));
     if (nn.have_disks) {

@@ -167,8 +167,8 @@ static int read_history(struct dd_store *store, const char *self, struct dd_cm_d
         for (size_t i = 0; r >= 0 && i < n[p]; i++) {
             series_node(names[p][i], self, node, sizeof(node));
             size_t per_node = MAX_TRAIN_ROWS / (nodes ? nodes : 1);
-            size_t share = per_node / (size_t)json_integer_value(
-                                          json_object_get(series_per_node, node));
+            size_t share =
+                per_node / (size_t)json_integer_value(json_object_get(series_per_node, node));
             size_t before = d->n;
             struct collect c = {d, 0};
             struct dd_store_query q = {.series = names[p][i],
@@ -180,9 +180,9 @@ static int read_history(struct dd_store *store, const char *self, struct dd_cm_d
             if (c.error < 0)
                 r = c.error;
             json_t *k = json_object_get(by_node, node);
-            json_object_set_new(by_node, node,
-                                json_integer((k ? json_integer_value(k) : 0) +
-                                             (json_int_t)(d->n - before)));
+            json_object_set_new(
+                by_node, node,
+                json_integer((k ? json_integer_value(k) : 0) + (json_int_t)(d->n - before)));
         }
     }
     for (size_t p = 0; p < 2; p++) {

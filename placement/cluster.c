@@ -233,8 +233,7 @@ void dd_cluster_snapshot_free(struct dd_cluster_snapshot *s)
     snap_unref((struct snap *)(void *)s);
 }
 
-const struct dd_cluster_node *dd_cluster_find(const struct dd_cluster_snapshot *s,
-                                              const char *node)
+const struct dd_cluster_node *dd_cluster_find(const struct dd_cluster_snapshot *s, const char *node)
 {
     bool found;
     struct entry *const *entries = ((const struct snap *)(const void *)s)->entries;
@@ -247,8 +246,7 @@ double dd_cluster_node_age_s(const struct dd_cluster_node *n, uint64_t now_ms)
     return now_ms > n->arrived_ms ? (double)(now_ms - n->arrived_ms) / 1000.0 : 0.0;
 }
 
-double dd_cluster_stale_bound_s(const struct dd_cluster_options *o,
-                                const struct dd_cluster_node *n)
+double dd_cluster_stale_bound_s(const struct dd_cluster_options *o, const struct dd_cluster_node *n)
 {
     return o->stale_after_s > 0 ? o->stale_after_s : 3.0 * n->report.interval_s;
 }
@@ -267,12 +265,12 @@ json_t *dd_cluster_node_json(const struct dd_cluster_options *o, const struct dd
     if (!wire)
         return NULL;
     double skew = ((double)n->arrived_ms - (double)r->time_ms) / 1000.0;
-    out = json_pack("{s:s, s:f, s:b, s:f, s:I, s:f, s:f, s:I}", "name", r->node,
-                    "report_age_seconds", dd_cluster_node_age_s(n, now_ms), "stale",
-                    dd_cluster_node_stale(o, n, now_ms), "stale_after_seconds",
-                    dd_cluster_stale_bound_s(o, n), "reports", (json_int_t)n->reports,
-                    "clock_skew_seconds", skew, "interval_seconds", r->interval_s,
-                    "report_time_ms", (json_int_t)r->time_ms);
+    out =
+        json_pack("{s:s, s:f, s:b, s:f, s:I, s:f, s:f, s:I}", "name", r->node, "report_age_seconds",
+                  dd_cluster_node_age_s(n, now_ms), "stale", dd_cluster_node_stale(o, n, now_ms),
+                  "stale_after_seconds", dd_cluster_stale_bound_s(o, n), "reports",
+                  (json_int_t)n->reports, "clock_skew_seconds", skew, "interval_seconds",
+                  r->interval_s, "report_time_ms", (json_int_t)r->time_ms);
     if (!out) {
         json_decref(wire);
         return NULL;

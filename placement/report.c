@@ -321,18 +321,12 @@ static int get_array(struct dec *d, json_t *o, const char *key, const char *wher
 
 static int dec_volume(struct dec *d, json_t *o, size_t i, struct dd_report_volume *v)
 {
-    static const char *const keys[] = {"name",
-                                       "pool",
-                                       "mode",
-                                       "index_state",
-                                       "vdo_version",
-                                       "rotational",
-                                       "logical_bytes",
-                                       "logical_free_bytes",
-                                       "physical_bytes",
-                                       "physical_free_bytes",
-                                       "features",
-                                       NULL};
+    static const char *const keys[] = {"name",           "pool",
+                                       "mode",           "index_state",
+                                       "vdo_version",    "rotational",
+                                       "logical_bytes",  "logical_free_bytes",
+                                       "physical_bytes", "physical_free_bytes",
+                                       "features",       NULL};
     char where[48], fwhere[64];
     double ver = 0;
     json_t *f, *rot;
@@ -348,8 +342,7 @@ static int dec_volume(struct dec *d, json_t *o, size_t i, struct dd_report_volum
     if (!v->pool[0]) /* the default pool is the volume's name */
         snprintf(v->pool, sizeof(v->pool), "%s", v->name);
     TRY(get_name(d, o, "mode", where, false, true, v->mode, sizeof(v->mode)));
-    TRY(get_name(d, o, "index_state", where, false, true, v->index_state,
-                 sizeof(v->index_state)));
+    TRY(get_name(d, o, "index_state", where, false, true, v->index_state, sizeof(v->index_state)));
     TRY(get_num(d, o, "vdo_version", where, 0, 1000, &ver));
     v->vdo_version = (int)ver;
     rot = json_object_get(o, "rotational");
@@ -398,9 +391,8 @@ static int dec_gpu(struct dec *d, json_t *o, size_t i, struct dd_report_gpu *g)
 
 static int dec_pod(struct dec *d, json_t *o, size_t i, struct dd_report_pod *p)
 {
-    static const char *const keys[] = {"uid",          "qos",          "cpu_cores",
-                                       "memory_bytes", "io_read_mbps", "io_write_mbps",
-                                       NULL};
+    static const char *const keys[] = {"uid",          "qos",           "cpu_cores", "memory_bytes",
+                                       "io_read_mbps", "io_write_mbps", NULL};
     char where[48], w2[48];
     snprintf(where, sizeof(where), "pods[%zu].", i);
     snprintf(w2, sizeof(w2), "pods[%zu]", i);
@@ -418,13 +410,12 @@ static int dec_pod(struct dec *d, json_t *o, size_t i, struct dd_report_pod *p)
 
 static int decode(struct dec *d, json_t *doc, struct dd_report *r)
 {
-    static const char *const keys[] = {"schema", "node",    "interval_seconds", "time_ms",
-                                       "node_info", "load", "gpus",             "volumes",
-                                       "pods",   NULL};
+    static const char *const keys[] = {"schema", "node", "interval_seconds", "time_ms", "node_info",
+                                       "load",   "gpus", "volumes",          "pods",    NULL};
     static const char *const info_keys[] = {"cores", "vdo_threads", NULL};
-    static const char *const load_keys[] = {"cpu_util", "cpu_util_ex_vdo",   "cpu_psi",
-                                            "io_psi",   "run_queue",         "load1",
-                                            "mem_available_gib", "vdo_cpu_seconds", NULL};
+    static const char *const load_keys[] = {
+        "cpu_util", "cpu_util_ex_vdo",   "cpu_psi",         "io_psi", "run_queue",
+        "load1",    "mem_available_gib", "vdo_cpu_seconds", NULL};
     static const char *const gpu_keys[] = {"available", "devices", NULL};
     json_t *schema, *t, *info, *load, *gpus, *devs = NULL, *vols, *pods, *x;
     double interval = 0, cores = 0, threads = 0;
@@ -440,8 +431,7 @@ static int decode(struct dec *d, json_t *doc, struct dd_report *r)
     TRY(only_keys(d, doc, "report", keys));
     TRY(get_name(d, doc, "node", "", true, false, r->node, sizeof(r->node)));
     if (!dd_report_node_name_ok(r->node))
-        return fail(d, "node: '%.64s' is not a Kubernetes node name (a-z, 0-9, '-', '.')",
-                    r->node);
+        return fail(d, "node: '%.64s' is not a Kubernetes node name (a-z, 0-9, '-', '.')", r->node);
     if (!json_object_get(doc, "interval_seconds"))
         return fail(d, "interval_seconds: missing");
     TRY(get_num(d, doc, "interval_seconds", "", 0.01, 3600, &interval));

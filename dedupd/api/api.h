@@ -77,7 +77,6 @@ void dd_cluster_api_metrics(struct dd_cluster_api *a, FILE *m);
 size_t dd_api_cluster_routes(struct dd_cluster_api *a, const char *role, struct dd_http_route *out);
 
 /* The 404 of a route this role does not serve; ctx is the role name. */
-int dd_api_not_in_role(void *ctx, const struct dd_http_request *req,
-                       struct dd_http_response *resp);
+int dd_api_not_in_role(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp);
 
 #endif

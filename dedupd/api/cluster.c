@@ -21,13 +21,12 @@
 #include "dedupd/api/api.h"
 #include "dedupd/config.h"
 #include "dedupd/metrics.h"
-#include "dedupd/trainer.h"
 #include "dedupd/store/store.h"
+#include "dedupd/trainer.h"
 #include "placement/cluster.h"
 
 enum reject { R_AUTH_OR_SIZE, R_INVALID, R_STALE, R_STORE, R_COUNT };
-static const char *const reject_names[R_COUNT] = {"too_large", "invalid", "out_of_order",
-                                                  "store"};
+static const char *const reject_names[R_COUNT] = {"too_large", "invalid", "out_of_order", "store"};
 
 struct dd_cluster_api {
     struct dd_cluster *cluster;
@@ -96,9 +95,8 @@ struct dd_cluster *dd_cluster_api_cluster(struct dd_cluster_api *a)
 static void forget_now_and_then(struct dd_cluster_api *a, uint64_t now)
 {
     uint64_t last = __atomic_load_n(&a->last_forget_ms, __ATOMIC_RELAXED);
-    if (now < last + 1000 ||
-        !__atomic_compare_exchange_n(&a->last_forget_ms, &last, now, false, __ATOMIC_RELAXED,
-                                     __ATOMIC_RELAXED))
+    if (now < last + 1000 || !__atomic_compare_exchange_n(&a->last_forget_ms, &last, now, false,
+                                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         return;
     size_t gone = dd_cluster_forget(a->cluster, now);
     if (gone)
@@ -128,8 +126,8 @@ static int store_rows(struct dd_cluster_api *a, const struct dd_report *r, size_
     for (size_t i = 0; i < r->n_volumes; i++) {
         const struct dd_report_volume *v = &r->volumes[i];
         char series[DD_SERIES_MAX], *text;
-        json_t *doc = json_pack("{s:s, s:o}", "pool", v->pool, "features",
-                                dd_features_to_json(&v->features));
+        json_t *doc =
+            json_pack("{s:s, s:o}", "pool", v->pool, "features", dd_features_to_json(&v->features));
         if (!doc) {
             e = -ENOMEM;
             break;
@@ -242,8 +240,8 @@ static int h_cluster(void *ctx, const struct dd_http_request *req, struct dd_htt
     dd_cluster_snapshot_free(s);
     return dd_http_reply_json(resp, 200,
                               json_pack("{s:o, s:i, s:i, s:I}", "nodes", nodes, "count",
-                                        (int)json_array_size(nodes), "stale", (int)stale,
-                                        "time_ms", (json_int_t)now));
+                                        (int)json_array_size(nodes), "stale", (int)stale, "time_ms",
+                                        (json_int_t)now));
 }
 
 static int h_cluster_node(void *ctx, const struct dd_http_request *req,

@@ -11,10 +11,9 @@
 
 #include "common/common.h"
 #include "dedupd/api/api.h"
-#include "dedupd/trainer.h"
 #include "dedupd/sampler.h"
+#include "dedupd/trainer.h"
 #include "placement/features.h"
-
 
 static int h_model(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
 {

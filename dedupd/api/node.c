@@ -135,14 +135,12 @@ size_t dd_api_node_routes(struct dd_api_node *ctx, struct dd_http_route *out)
     return DD_ARRAY_SIZE(templ);
 }
 
-int dd_api_not_in_role(void *ctx, const struct dd_http_request *req,
-                       struct dd_http_response *resp)
+int dd_api_not_in_role(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
 {
     const char *role = ctx;
-    bool placement = strncmp(req->path, "/v1/model", 9) == 0 ||
-                     strcmp(req->path, "/v1/predict") == 0 ||
-                     strncmp(req->path, "/v1/cluster", 11) == 0 ||
-                     strcmp(req->path, "/v1/reports") == 0;
+    bool placement =
+        strncmp(req->path, "/v1/model", 9) == 0 || strcmp(req->path, "/v1/predict") == 0 ||
+        strncmp(req->path, "/v1/cluster", 11) == 0 || strcmp(req->path, "/v1/reports") == 0;
     return dd_http_reply_error(resp, 404, "not_served",
                                "%s is served by dedupd with role %s; this one has role %s",
                                req->path, placement ? "placement or all" : "node or all", role);
