@@ -70,10 +70,24 @@ struct dd_store {
     /* Under write_lock: writers are the sampler and the model trainer. */
     pthread_mutex_t write_lock;
     bool write_failed;
-    bool low_space; /* below min_free_bytes at the last commit (logged once) */
+    bool low_space;       /* below min_free_bytes at the last commit */
+    bool damage_reopened; /* the one reopen without compaction is done */
     uint64_t last_recover_ms;
 
+    /* What dd_store_health reports, under health_lock (taken last, held
+     * briefly, never around RocksDB calls). */
+    pthread_mutex_t health_lock;
+    bool damaged;
+    char damage_msg[512];
+    uint64_t damaged_at_ms;
+    bool compaction_off;
+    int fail_error; /* the last write's error while writes fail; 0 when OK */
+    char fail_msg[512];
+    uint64_t fail_since_ms;
+
+    _Atomic uint64_t retention_ms; /* opts.retention_ms, changed by SIGHUP */
     _Atomic uint64_t samples_written, samples_dropped, commits_failed, reopens;
+    _Atomic uint64_t corruptions, tombstones;
 };
 
 struct dd_store_batch {
@@ -95,6 +109,15 @@ static int fail(char *errbuf, size_t errlen, int r, const char *fmt, ...)
         va_end(ap);
     }
     return r;
+}
+
+static uint64_t now_realtime_ms(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static uint64_t now_monotonic_ms(void)
@@ -152,6 +175,52 @@ static size_t prefix_successor(unsigned char *prefix, size_t len)
         return 0;
     prefix[len - 1]++;
     return len;
+}
+
+/* --- Health ----------------------------------------------------------------- */
+
+/* Records corruption RocksDB reported (msg: its text). The first message is
+ * kept: later ones are usually the same file seen again. */
+static void note_damage(struct dd_store *s, const char *msg)
+{
+    atomic_fetch_add(&s->corruptions, 1);
+    pthread_mutex_lock(&s->health_lock);
+    if (!s->damaged) {
+        s->damaged = true;
+        s->damaged_at_ms = now_realtime_ms();
+        snprintf(s->damage_msg, sizeof(s->damage_msg), "%s", msg);
+    }
+    pthread_mutex_unlock(&s->health_lock);
+    dd_log_debug("store %s: corruption: %s", s->path, msg);
+}
+
+/* dd_rocks_status for an operation on s's data: corruption marks s
+ * damaged. */
+static int rocks_check(struct dd_store *s, char *err)
+{
+    char msg[512];
+    int r = dd_rocks_status(err, msg, sizeof(msg));
+
+    if (r == -EUCLEAN)
+        note_damage(s, msg);
+    return r;
+}
+
+/* The outcome of a write (r: 0 or its error, msg: why). */
+static void note_write(struct dd_store *s, int r, const char *msg)
+{
+    pthread_mutex_lock(&s->health_lock);
+    if (r == 0) {
+        s->fail_error = 0;
+        s->fail_msg[0] = '\0';
+        s->fail_since_ms = 0;
+    } else {
+        if (s->fail_error == 0)
+            s->fail_since_ms = now_realtime_ms();
+        s->fail_error = r;
+        snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", msg && *msg ? msg : dd_strerror(r));
+    }
+    pthread_mutex_unlock(&s->health_lock);
 }
 
 /* --- Directory checks ------------------------------------------------------ */
@@ -529,6 +598,7 @@ int dd_store_open(const char *path, const struct dd_store_options *opts, struct 
     if (!s)
         return fail(errbuf, errlen, -ENOMEM, "out of memory opening store %s", path);
     pthread_mutex_init(&s->write_lock, NULL);
+    pthread_mutex_init(&s->health_lock, NULL);
     if (pthread_rwlock_init(&s->lock, NULL) != 0) {
         dd_free(s);
         return fail(errbuf, errlen, -ENOMEM, "out of memory opening store %s", path);
@@ -537,6 +607,7 @@ int dd_store_open(const char *path, const struct dd_store_options *opts, struct 
         s->opts = *opts;
     else
         dd_store_options_init(&s->opts);
+    atomic_store(&s->retention_ms, s->opts.retention_ms);
     s->path = dd_strdup(path);
     s->cf_names = dd_calloc(STORE_MAX_CFS, sizeof(*s->cf_names));
     s->handles = dd_calloc(STORE_MAX_CFS, sizeof(*s->handles));
@@ -631,6 +702,7 @@ struct dd_store *dd_store_free(struct dd_store *s)
         rocksdb_writeoptions_destroy(s->wo_sync);
     pthread_rwlock_destroy(&s->lock);
     pthread_mutex_destroy(&s->write_lock);
+    pthread_mutex_destroy(&s->health_lock);
     dd_free(s->path);
     dd_free(s);
     return NULL;
@@ -665,7 +737,8 @@ static void recover(struct dd_store *s)
     atomic_fetch_add(&s->reopens, 1);
 }
 
-static int write_once(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync)
+/* One write; msg (512 bytes) gets RocksDB's text on failure. */
+static int write_once(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync, char *msg)
 {
     dd_store_write_fn fn = dd_store_test_write ? dd_store_test_write : rocksdb_write;
     char *err = NULL;
@@ -674,17 +747,21 @@ static int write_once(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync)
     pthread_rwlock_rdlock(&s->lock);
     if (!s->db || s->read_only) {
         r = -EROFS;
+        snprintf(msg, 512, "the store is open read-only after a failed recovery");
     } else {
         fn(s->db, sync ? s->wo_sync : s->wo, wb, &err);
-        r = dd_rocks_status(err, NULL, 0);
+        r = dd_rocks_status(err, msg, 512);
+        if (r == -EUCLEAN)
+            note_damage(s, msg);
     }
     pthread_rwlock_unlock(&s->lock);
     return r;
 }
 
-/* Is the file system below the reserve? Says so once on the way down and
- * once on the way back up. A statvfs that fails does not stop writes. */
-static bool below_reserve(struct dd_store *s)
+/* Is the file system below the reserve? msg (512 bytes) says by how much.
+ * A statvfs that fails does not stop writes. Library code does not log: the
+ * state shows in dd_store_health, and the daemon logs its changes. */
+static bool below_reserve(struct dd_store *s, char *msg)
 {
     struct statvfs fs;
     uint64_t avail;
@@ -694,32 +771,60 @@ static bool below_reserve(struct dd_store *s)
         return false;
     avail = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
     low = avail < s->opts.min_free_bytes;
-    if (low && !s->low_space)
-        dd_log_warning("store %s: %llu KiB free, below the %llu MiB reserve: samples are "
-                       "dropped until space is freed",
-                       s->path, (unsigned long long)(avail >> 10),
-                       (unsigned long long)(s->opts.min_free_bytes >> 20));
-    else if (!low && s->low_space)
-        dd_log_info("store %s: space is back (%llu MiB free): writing again", s->path,
-                    (unsigned long long)(avail >> 20));
+    if (low != s->low_space)
+        dd_log_debug("store %s: %llu KiB free, %s the %llu MiB reserve", s->path,
+                     (unsigned long long)(avail >> 10), low ? "below" : "above",
+                     (unsigned long long)(s->opts.min_free_bytes >> 20));
+    if (low)
+        snprintf(msg, 512, "%llu KiB free on the store's file system, below the %llu MiB reserve",
+                 (unsigned long long)(avail >> 10),
+                 (unsigned long long)(s->opts.min_free_bytes >> 20));
     s->low_space = low;
     return low;
 }
 
+/*
+ * After corruption RocksDB stops every write with its background error, and
+ * a plain reopen does not help: the next compaction reads the damaged file
+ * again (measured: every commit failed, each reopen flushed one more L0 file
+ * that was never compacted). So reopen once with automatic compaction off;
+ * flushes still work and new samples land in new files.
+ */
+static void recover_damaged(struct dd_store *s)
+{
+    s->damage_reopened = true;
+    rocksdb_options_set_disable_auto_compactions(s->dbopts, 1);
+    recover(s);
+    pthread_mutex_lock(&s->health_lock);
+    s->compaction_off = s->db && !s->read_only;
+    pthread_mutex_unlock(&s->health_lock);
+}
+
 static int store_write_locked(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync)
 {
+    char msg[512] = "";
     int r;
 
-    if (below_reserve(s))
+    if (below_reserve(s, msg)) {
+        note_write(s, -ENOSPC, msg);
         return -ENOSPC;
-    r = write_once(s, wb, sync);
+    }
+    r = write_once(s, wb, sync, msg);
 
-    if (r < 0 && (s->write_failed || s->read_only || !s->db) &&
-        now_monotonic_ms() - s->last_recover_ms >= s->opts.recover_interval_ms) {
+    if (r == -EUCLEAN) {
+        /* Damage does not pass with time: one reopen without compaction,
+         * then fail at once. */
+        if (!s->damage_reopened) {
+            recover_damaged(s);
+            r = write_once(s, wb, sync, msg);
+        }
+    } else if (r < 0 && (s->write_failed || s->read_only || !s->db) &&
+               now_monotonic_ms() - s->last_recover_ms >= s->opts.recover_interval_ms) {
         recover(s);
-        r = write_once(s, wb, sync);
+        r = write_once(s, wb, sync, msg);
     }
     s->write_failed = r < 0;
+    note_write(s, r, msg);
     return r;
 }
 
@@ -859,7 +964,7 @@ static int list_series_locked(struct dd_store *s, const char *prefix, char ***re
     }
     if (r == 0) {
         rocksdb_iter_get_error(it, &err);
-        r = dd_rocks_status(err, NULL, 0);
+        r = rocks_check(s, err);
     }
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
@@ -928,7 +1033,7 @@ static int retain_samples(struct dd_store *s, rocksdb_writebatch_t *wb, uint64_t
     rocksdb_iter_get_error(it, &err);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    r = dd_rocks_status(err, NULL, 0);
+    r = rocks_check(s, err);
     return r;
 }
 
@@ -956,7 +1061,7 @@ static int retain_observations(struct dd_store *s, rocksdb_writebatch_t *wb, uin
     rocksdb_iter_get_error(it, &err);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    return dd_rocks_status(err, NULL, 0);
+    return rocks_check(s, err);
 }
 
 int dd_store_retain(struct dd_store *s, uint64_t now_ms)
@@ -965,9 +1070,11 @@ int dd_store_retain(struct dd_store *s, uint64_t now_ms)
     uint64_t cutoff;
     int count = 0, r;
 
-    if (s->opts.retention_ms == 0 || now_ms <= s->opts.retention_ms)
+    uint64_t retention = atomic_load(&s->retention_ms);
+
+    if (retention == 0 || now_ms <= retention)
         return 0;
-    cutoff = now_ms - s->opts.retention_ms;
+    cutoff = now_ms - retention;
     wb = rocksdb_writebatch_create();
     pthread_rwlock_rdlock(&s->lock);
     if (!s->db)
@@ -982,7 +1089,14 @@ int dd_store_retain(struct dd_store *s, uint64_t now_ms)
     if (r == 0 && count > 0)
         r = store_write(s, wb, false);
     rocksdb_writebatch_destroy(wb);
+    if (r == 0)
+        atomic_fetch_add(&s->tombstones, (uint64_t)count);
     return r < 0 ? r : count;
+}
+
+void dd_store_set_retention(struct dd_store *s, uint64_t retention_ms)
+{
+    atomic_store(&s->retention_ms, retention_ms);
 }
 
 /* --- Reading -------------------------------------------------------------------- */
@@ -1068,7 +1182,7 @@ static int query_locked(struct dd_store *s, const struct dd_store_query *q, dd_s
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     if (err) {
-        int e = dd_rocks_status(err, NULL, 0);
+        int e = rocks_check(s, err);
         if (r >= 0)
             r = e;
     }
@@ -1159,7 +1273,7 @@ static int get_copy(struct dd_store *s, rocksdb_column_family_handle_t *cf, cons
 
     v = rocksdb_get_cf(s->db, ro, cf, key, klen, &len, &err);
     rocksdb_readoptions_destroy(ro);
-    r = dd_rocks_status(err, NULL, 0);
+    r = rocks_check(s, err);
     if (r < 0)
         return r;
     if (!v)
@@ -1233,7 +1347,7 @@ static int query_obs_locked(struct dd_store *s, uint64_t from_ms, uint64_t to_ms
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     if (err) {
-        int e = dd_rocks_status(err, NULL, 0);
+        int e = rocks_check(s, err);
         if (r >= 0)
             r = e;
     }
@@ -1332,7 +1446,7 @@ static int latest_model_version(struct dd_store *s, const unsigned char *prefix,
     rocksdb_iter_get_error(it, &err);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    e = dd_rocks_status(err, NULL, 0);
+    e = rocks_check(s, err);
     return e < 0 ? e : r;
 }
 
@@ -1387,6 +1501,138 @@ int dd_store_get_stats(struct dd_store *s, struct dd_store_stats *ret)
     st.samples_dropped = atomic_load(&s->samples_dropped);
     st.commits_failed = atomic_load(&s->commits_failed);
     st.reopens = atomic_load(&s->reopens);
+    st.corruptions = atomic_load(&s->corruptions);
+    st.tombstones = atomic_load(&s->tombstones);
     *ret = st;
+    return 0;
+}
+
+/* --- Health ------------------------------------------------------------------ */
+
+const char *dd_store_state_name(enum dd_store_state state)
+{
+    switch (state) {
+    case DD_STORE_OK:
+        return "ok";
+    case DD_STORE_DEGRADED:
+        return "degraded";
+    case DD_STORE_DAMAGED:
+        return "damaged";
+    }
+    return "unknown";
+}
+
+static void damaged_advice(const struct dd_store *s, bool compaction_off, char *buf, size_t len)
+{
+    snprintf(buf, len,
+             "store %s is damaged: RocksDB found corruption (detail names the file). %s "
+             "History in the damaged block cannot be read, so model training fails. To repair: "
+             "stop dedupd; copy %s somewhere safe; then run RocksDB's repair on it (ldb "
+             "--db=%s repair, or dd_store_repair), which keeps the files it can read and "
+             "moves the damaged ones to %s/lost/ (their samples are lost), or move %s away so "
+             "dedupd starts an empty store "
+             "(all its history and trained models are lost; the model retrains as new history "
+             "accumulates). Then start dedupd.",
+             s->path,
+             compaction_off ? "New samples are still written, with compaction off: disk use "
+                              "grows and retention frees no space until the repair."
+                            : "Samples are dropped until the repair.",
+             s->path, s->path, s->path, s->path);
+}
+
+static void degraded_advice(const struct dd_store *s, int error, bool read_only, char *buf,
+                            size_t len)
+{
+    if (error == -ENOSPC)
+        snprintf(buf, len,
+                 "free space on the file system holding %s (dedupd keeps %llu MiB free there); "
+                 "samples are dropped until then and writing resumes by itself",
+                 s->path, (unsigned long long)(s->opts.min_free_bytes >> 20));
+    else if (read_only)
+        snprintf(buf, len,
+                 "store %s could only be reopened read-only after a failed write; check its "
+                 "file system (space, permissions, dmesg for I/O errors); dedupd retries and "
+                 "resumes writing by itself, or restart it once the cause is fixed",
+                 s->path);
+    else
+        snprintf(buf, len,
+                 "writes to store %s fail; check its file system (space, quota, dmesg for I/O "
+                 "errors); dedupd retries every %llu s and resumes by itself",
+                 s->path, (unsigned long long)(s->opts.recover_interval_ms / 1000));
+}
+
+int dd_store_health(struct dd_store *s, struct dd_store_health *ret)
+{
+    struct dd_store_health h = {.path = s->path};
+    bool read_only;
+
+    pthread_rwlock_rdlock(&s->lock);
+    read_only = s->read_only || !s->db;
+    pthread_rwlock_unlock(&s->lock);
+    h.corruptions = atomic_load(&s->corruptions);
+
+    pthread_mutex_lock(&s->health_lock);
+    h.compaction_off = s->compaction_off;
+    if (s->damaged) {
+        h.state = DD_STORE_DAMAGED;
+        h.error = -EUCLEAN;
+        h.since_ms = s->damaged_at_ms;
+        snprintf(h.detail, sizeof(h.detail), "%s", s->damage_msg);
+    } else if (s->fail_error < 0 || read_only) {
+        h.state = DD_STORE_DEGRADED;
+        h.error = s->fail_error < 0 ? s->fail_error : -EROFS;
+        h.since_ms = s->fail_since_ms;
+        snprintf(h.detail, sizeof(h.detail), "%s",
+                 s->fail_error < 0 ? s->fail_msg : "the store is open read-only");
+    }
+    pthread_mutex_unlock(&s->health_lock);
+
+    if (h.state == DD_STORE_DAMAGED)
+        damaged_advice(s, h.compaction_off && !read_only, h.advice, sizeof(h.advice));
+    else if (h.state == DD_STORE_DEGRADED)
+        degraded_advice(s, h.error, read_only, h.advice, sizeof(h.advice));
+    *ret = h;
+    return 0;
+}
+
+/* --- Repair ------------------------------------------------------------------ */
+
+int dd_store_repair(const char *path, char *errbuf, size_t errlen)
+{
+    char cur[PATH_MAX], rocks[512], *err = NULL;
+    rocksdb_options_t *o;
+    struct stat st;
+    int n, r;
+
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (!path || !*path)
+        return fail(errbuf, errlen, -EINVAL, "no store directory given");
+    if (stat(path, &st) != 0)
+        return fail(errbuf, errlen, -errno, "cannot repair store %s: %s", path, strerror(errno));
+    n = snprintf(cur, sizeof(cur), "%s/CURRENT", path);
+    if (n < 0 || (size_t)n >= sizeof(cur))
+        return fail(errbuf, errlen, -ENAMETOOLONG, "store directory name too long: %.64s...", path);
+    /* RepairDB writes a new CURRENT by rename, which a directory in its place
+     * blocks; an empty one holds nothing. */
+    if (lstat(cur, &st) == 0 && S_ISDIR(st.st_mode) && rmdir(cur) != 0)
+        return fail(errbuf, errlen, -EISDIR,
+                    "cannot repair store %s: %s is a directory that is not empty (%s); move it "
+                    "away and run the repair again",
+                    path, cur, strerror(errno));
+    o = rocksdb_options_create();
+    if (!o)
+        return fail(errbuf, errlen, -ENOMEM, "out of memory repairing store %s", path);
+    rocksdb_options_set_create_if_missing(o, 0);
+    rocksdb_repair_db(o, path, &err);
+    rocksdb_options_destroy(o);
+    r = dd_rocks_status(err, rocks, sizeof(rocks));
+    if (r == -EBUSY)
+        return fail(errbuf, errlen, r,
+                    "cannot repair store %s: it is open (is dedupd running?); stop dedupd first "
+                    "(RocksDB: %s)",
+                    path, rocks);
+    if (r < 0)
+        return fail(errbuf, errlen, r, "repair of store %s failed (RocksDB: %s)", path, rocks);
     return 0;
 }

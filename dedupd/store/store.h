@@ -99,6 +99,13 @@ struct dd_store_options {
     uint64_t min_free_bytes;      /* 0: no reserve */
 };
 
+/*
+ * Changes the retention of an open store (SIGHUP): the next dd_store_retain
+ * deletes at now - retention_ms (0: keeps everything). Points an earlier,
+ * shorter retention already deleted do not come back. Any thread.
+ */
+void dd_store_set_retention(struct dd_store *s, uint64_t retention_ms);
+
 /* Fills *o with the defaults above (what a NULL options pointer means). */
 void dd_store_options_init(struct dd_store_options *o);
 
@@ -249,8 +256,72 @@ struct dd_store_stats {
     uint64_t commits_failed;
     uint64_t reopens; /* recoveries after a failed write */
     bool read_only;   /* the last recovery could only open for reading */
+    /* Operations (writes, reads, compactions seen through a write) that met
+     * corruption; > 0 means the store is DAMAGED (dd_store_health). */
+    uint64_t corruptions;
+    /* Range tombstones written by dd_store_retain (retention and
+     * downsampling together). */
+    uint64_t tombstones;
 };
 
 int dd_store_get_stats(struct dd_store *s, struct dd_store_stats *ret);
+
+/* --- Health ----------------------------------------------------------------- */
+
+/*
+ * What an operator must know about the store, for /readyz, metrics and the
+ * log. The daemon logs each change of state once (this library does not).
+ *
+ *   OK        writes succeed.
+ *   DEGRADED  writes fail for a reason that can pass by itself: the file
+ *             system is below the reserve or returned an I/O error, or the
+ *             last recovery could only reopen read-only. Samples are counted
+ *             as dropped; the store retries (recover_interval_ms).
+ *   DAMAGED   RocksDB found corruption (a checksum mismatch in a .sst file,
+ *             a bad block) on a read, a write or in a background compaction.
+ *             It does not heal: it stays DAMAGED until dedupd is stopped and
+ *             the directory repaired or moved away (advice says how).
+ *             Meanwhile the store reopens once with automatic compaction
+ *             off, so new samples are written again (compaction would meet
+ *             the damaged file and stop every write); reads that touch the
+ *             damaged block fail with -EUCLEAN, others work; space freed by
+ *             retention is not reclaimed until repair. If writes still fail,
+ *             they fail at once (-EUCLEAN), counted as dropped.
+ */
+enum dd_store_state {
+    DD_STORE_OK,
+    DD_STORE_DEGRADED,
+    DD_STORE_DAMAGED,
+};
+
+/* "ok", "degraded", "damaged". */
+const char *dd_store_state_name(enum dd_store_state state);
+
+struct dd_store_health {
+    enum dd_store_state state;
+    int error;            /* the negative errno behind the state; 0 when OK */
+    uint64_t since_ms;    /* CLOCK_REALTIME ms when this state was entered */
+    const char *path;     /* the store directory (borrowed, lives as long as s) */
+    char detail[512];     /* RocksDB's message ("Corruption: block checksum
+                           * mismatch: ... in DIR/000021.sst offset ...") or ours */
+    char advice[1024];    /* what the operator should do; names the path */
+    uint64_t corruptions; /* operations that met corruption, since open */
+    bool compaction_off;  /* reopened without compaction after damage */
+};
+
+/* Fills *ret (never fails on a valid store; returns 0). Any thread. */
+int dd_store_health(struct dd_store *s, struct dd_store_health *ret);
+
+/*
+ * Offline repair of a store directory dedupd does not have open (stop it
+ * first): runs RocksDB's RepairDB, which rebuilds the MANIFEST and CURRENT
+ * from the .sst and WAL files and moves every file it cannot read in full to
+ * DIR/lost/: the samples in a file with one damaged block are all lost
+ * (measured: a 3 MiB file of 3,000 samples for one bad 279-byte block);
+ * everything else stays. An empty directory named CURRENT is removed first.
+ * On failure errbuf says why. Returns 0, -EBUSY (open by a process) or
+ * another error.
+ */
+int dd_store_repair(const char *path, char *errbuf, size_t errlen);
 
 #endif

@@ -11,6 +11,7 @@
  * RocksDB never runs in a forked copy of a process that had its threads.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -972,6 +973,339 @@ static void test_real_write_failure(void **state)
     free(dir);
 }
 
+/* SIGHUP raises the retention: the next pass deletes at the new cutoff, so
+ * points the old cutoff would have deleted stay; lowering it deletes more. */
+static void test_set_retention(void **state)
+{
+    const uint64_t base = 1700000000000ull, now = base + 20 * DAY_MS;
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store *s;
+    struct seen sn;
+    uint64_t ts[21];
+    (void)state;
+
+    dd_store_options_init(&o);
+    o.retention_ms = 7 * DAY_MS;
+    s = open_ok(dir, &o);
+    for (size_t d = 0; d < 21; d++)
+        ts[d] = base + d * DAY_MS;
+    put_samples(s, "vol/x", ts, 21);
+    dd_store_set_retention(s, 18 * DAY_MS); /* raised before any pass */
+    assert_int_equal(dd_store_retain(s, now), 1);
+    query(s, "vol/x", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    /* cutoff base + 2 days, not base + 13 days */
+    assert_int_equal(sn.n, 19);
+    assert_int_equal(sn.ts[0], base + 2 * DAY_MS);
+    dd_store_set_retention(s, 0); /* keep everything */
+    assert_int_equal(dd_store_retain(s, now + 100 * DAY_MS), 0);
+    query(s, "vol/x", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_int_equal(sn.n, 19);
+    dd_store_set_retention(s, 5 * DAY_MS); /* lowered */
+    assert_int_equal(dd_store_retain(s, now), 1);
+    query(s, "vol/x", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_int_equal(sn.n, 6);
+    assert_int_equal(sn.ts[0], base + 15 * DAY_MS);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+/* --- Damage -------------------------------------------------------------------- */
+
+/* Writes batches of 100 samples of 1 KiB each on "vol/NN" at ts, ts+1...;
+ * returns how many commits failed. */
+static int write_kib(struct dd_store *s, uint64_t ts, int batches)
+{
+    char value[1024];
+    int failed = 0;
+
+    memset(value, 'v', sizeof(value));
+    for (int i = 0; i < batches; i++, ts++) {
+        struct dd_store_batch *b;
+        assert_int_equal(dd_store_batch_begin(s, &b), 0);
+        for (int k = 0; k < 100; k++) {
+            char series[16];
+            snprintf(series, sizeof(series), "vol/%02d", k);
+            snprintf(value, 32, "{\"ts\":%llu,\"k\":%d}", (unsigned long long)ts, k);
+            assert_int_equal(dd_store_batch_put_sample(b, series, ts, value, sizeof(value)), 0);
+        }
+        failed += dd_store_batch_commit(b, false) < 0;
+    }
+    return failed;
+}
+
+/* The largest .sst in dir (the samples family's). */
+static char *largest_sst(const char *dir, off_t *ret_size)
+{
+    char *best = NULL;
+    off_t size = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        size_t nl = strlen(e->d_name);
+        char *p;
+        struct stat st;
+        if (nl < 4 || strcmp(e->d_name + nl - 4, ".sst") != 0)
+            continue;
+        p = tt_path(dir, e->d_name);
+        assert_int_equal(stat(p, &st), 0);
+        if (st.st_size > size) {
+            free(best);
+            best = p;
+            size = st.st_size;
+        } else {
+            free(p);
+        }
+    }
+    closedir(d);
+    assert_non_null(best);
+    *ret_size = size;
+    return best;
+}
+
+/* Overwrites 64 bytes in the middle of the data blocks of the largest .sst,
+ * as a bad sector or a stray write would. */
+static void corrupt_sst(const char *dir)
+{
+    off_t size;
+    char *p = largest_sst(dir, &size), junk[64];
+    int fd = open(p, O_RDWR | O_CLOEXEC);
+
+    memset(junk, 0x5a, sizeof(junk));
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, junk, sizeof(junk), size / 3), (ssize_t)sizeof(junk));
+    close(fd);
+    print_message("corrupted %s at %lld\n", p, (long long)(size / 3));
+    free(p);
+}
+
+/* Reads every point of vol/00..vol/99; returns the first error or 0. */
+static int read_everything(struct dd_store *s, size_t *ret_points)
+{
+    size_t n = 0;
+    int first = 0;
+
+    for (int k = 0; k < 100; k++) {
+        char series[16];
+        snprintf(series, sizeof(series), "vol/%02d", k);
+        struct dd_store_query q = {.series = series, .from_ms = 0, .to_ms = UINT64_MAX};
+        int r = dd_store_query(s, &q, count_cb, &n, NULL);
+        if (r < 0 && first == 0)
+            first = r;
+    }
+    *ret_points = n;
+    return first;
+}
+
+/*
+ * A corrupted data block in a real .sst: compaction meets it, RocksDB sets a
+ * background error and refuses every later write with it ("Corruption:
+ * block checksum mismatch ... in DIR/NNNNNN.sst"); reads of that block fail
+ * with -EUCLEAN. Without handling, every commit failed from then on (a reopen
+ * only ran into the same compaction again). Now the store says DAMAGED with
+ * RocksDB's message and advice, reopens once without compaction and writes
+ * go on; after dd_store_repair the store opens clean with the rest of its
+ * data.
+ */
+static void test_corrupt_sst(void **state)
+{
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store_health h;
+    struct dd_store_stats st;
+    struct dd_store *s;
+    char err[1024];
+    size_t before = 0, after = 0;
+    int failed = 0, r;
+    (void)state;
+
+    dd_store_options_init(&o);
+    o.recover_interval_ms = 0;
+    o.min_free_bytes = 0;
+    /* Two L0 files of ~3 MiB (closing flushes the memtable on reopen). */
+    for (int round = 0; round < 2; round++) {
+        s = open_ok(dir, &o);
+        assert_int_equal(write_kib(s, 1000 + (uint64_t)round * 1000, 30), 0);
+        dd_store_free(s);
+    }
+    s = open_ok(dir, &o);
+    assert_int_equal(dd_store_health(s, &h), 0);
+    assert_int_equal(h.state, DD_STORE_OK);
+    assert_string_equal(dd_store_state_name(h.state), "ok");
+    assert_int_equal(read_everything(s, &before), 0);
+    dd_store_free(s);
+    corrupt_sst(dir);
+
+    /* Open works (RocksDB does not read data blocks at open); writing on
+     * flushes more files until a compaction reads the damaged block. */
+    s = open_ok(dir, &o);
+    for (int i = 0; i < 40 && h.state == DD_STORE_OK; i++) {
+        failed += write_kib(s, 10000 + (uint64_t)i * 10, 10);
+        assert_int_equal(dd_store_health(s, &h), 0);
+    }
+    if (h.state == DD_STORE_OK) {
+        /* Compaction has not met it yet: a read will. */
+        r = read_everything(s, &after);
+        assert_int_equal(r, -EUCLEAN);
+        assert_int_equal(dd_store_health(s, &h), 0);
+    }
+    print_message("health: %s (%d) detail: %s\nadvice: %s\n", dd_store_state_name(h.state), h.error,
+                  h.detail, h.advice);
+    assert_int_equal(h.state, DD_STORE_DAMAGED);
+    assert_string_equal(dd_store_state_name(h.state), "damaged");
+    assert_int_equal(h.error, -EUCLEAN);
+    assert_string_equal(h.path, dir);
+    assert_non_null(strstr(h.detail, "Corruption:"));
+    assert_non_null(strstr(h.detail, ".sst"));
+    assert_non_null(strstr(h.advice, dir));
+    assert_non_null(strstr(h.advice, "stop dedupd"));
+    assert_non_null(strstr(h.advice, "repair"));
+    assert_non_null(strstr(h.advice, "move"));
+    assert_true(h.since_ms > 0);
+    assert_true(h.corruptions >= 1);
+
+    /* Sampling goes on: writes succeed (compaction is off after the first
+     * failed write), reads that miss the damaged block work. */
+    assert_int_equal(write_kib(s, 50000, 60), 0);
+    assert_int_equal(dd_store_get_stats(s, &st), 0);
+    print_message("after damage: written %llu, dropped %llu, failed commits %llu, reopens %llu, "
+                  "corruptions %llu, compaction off %d\n",
+                  (unsigned long long)st.samples_written, (unsigned long long)st.samples_dropped,
+                  (unsigned long long)st.commits_failed, (unsigned long long)st.reopens,
+                  (unsigned long long)st.corruptions, h.compaction_off);
+    assert_true(st.corruptions >= 1);
+    assert_int_equal(failed, 0);
+    assert_int_equal(st.samples_dropped, 0);
+    struct dd_store_query q = {.series = "vol/07", .from_ms = 50000, .to_ms = UINT64_MAX};
+    size_t n = 0;
+    assert_int_equal(dd_store_query(s, &q, count_cb, &n, NULL), 60);
+    /* Still damaged: it does not heal by itself. */
+    assert_int_equal(dd_store_health(s, &h), 0);
+    assert_int_equal(h.state, DD_STORE_DAMAGED);
+    dd_store_free(s);
+
+    /* Repair while open is refused; offline it keeps what is readable. */
+    s = open_ok(dir, &o);
+    assert_int_equal(dd_store_repair(dir, err, sizeof(err)), -EBUSY);
+    assert_non_null(strstr(err, "stop dedupd first"));
+    dd_store_free(s);
+    assert_int_equal(dd_store_repair(dir, err, sizeof(err)), 0);
+    s = open_ok(dir, &o);
+    r = read_everything(s, &after);
+    assert_int_equal(dd_store_health(s, &h), 0);
+    print_message("after repair: %d, %zu points (%zu before the damage, +6000 since), %s\n", r,
+                  after, before, dd_store_state_name(h.state));
+    assert_int_equal(r, 0);
+    assert_int_equal(h.state, DD_STORE_OK);
+    char *lost = tt_path(dir, "lost");
+    struct stat lst;
+    assert_int_equal(stat(lost, &lst), 0); /* where RepairDB put the damaged file */
+    free(lost);
+    assert_true(after < before + 6000 + 100 * 400);
+    assert_true(after >= 6000);
+    assert_int_equal(write_kib(s, 90000, 5), 0);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+static int corrupt_calls;
+
+static void corrupt_write(rocksdb_t *db, const rocksdb_writeoptions_t *wo, rocksdb_writebatch_t *wb,
+                          char **errptr)
+{
+    (void)db, (void)wo, (void)wb;
+    corrupt_calls++;
+    *errptr = strdup("Corruption: block checksum mismatch: stored = 1, computed = 2, type = 4 "
+                     "in /x/000021.sst offset 105149 size 279");
+}
+
+/* When writes still fail after the one reopen, they fail at once: no
+ * reopen per commit, every sample counted as dropped, no crash. */
+static void test_damaged_fails_fast(void **state)
+{
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store_health h;
+    struct dd_store_stats st;
+    struct dd_store *s;
+    struct seen sn;
+    (void)state;
+
+    dd_store_options_init(&o);
+    o.recover_interval_ms = 0;
+    s = open_ok(dir, &o);
+    put_samples(s, "node", (const uint64_t[]){1, 2}, 2);
+    dd_store_test_write = corrupt_write;
+    for (int i = 0; i < 5; i++) {
+        struct dd_store_batch *b;
+        assert_int_equal(dd_store_batch_begin(s, &b), 0);
+        assert_int_equal(dd_store_batch_put_sample(b, "node", 10 + (uint64_t)i, "a", 1), 0);
+        assert_int_equal(dd_store_batch_put_sample(b, "vol/a", 10 + (uint64_t)i, "b", 1), 0);
+        assert_int_equal(dd_store_batch_commit(b, false), -EUCLEAN);
+    }
+    dd_store_test_write = NULL;
+    /* The first failure: one reopen and one retry; then one call each. */
+    assert_int_equal(corrupt_calls, 6);
+    assert_int_equal(dd_store_get_stats(s, &st), 0);
+    assert_int_equal(st.reopens, 1);
+    assert_int_equal(st.samples_dropped, 10);
+    assert_int_equal(st.commits_failed, 5);
+    assert_int_equal(st.corruptions, 6);
+    assert_int_equal(dd_store_health(s, &h), 0);
+    assert_int_equal(h.state, DD_STORE_DAMAGED);
+    assert_non_null(strstr(h.detail, "000021.sst"));
+    query(s, "node", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_ts(&sn, (const uint64_t[]){1, 2}, 2);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+/* Below the reserve: DEGRADED with -ENOSPC and advice, back to OK when a
+ * write succeeds again; nothing logged above debug (store.c has no other
+ * log call). */
+static void test_health_low_space(void **state)
+{
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store_health h;
+    struct dd_store *s;
+    struct dd_store_batch *b;
+    (void)state;
+
+    dd_store_options_init(&o);
+    o.min_free_bytes = UINT64_MAX / 2;
+    s = open_ok(dir, &o);
+    assert_int_equal(dd_store_health(s, &h), 0);
+    assert_int_equal(h.state, DD_STORE_OK);
+    assert_int_equal(h.error, 0);
+    assert_string_equal(h.detail, "");
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    assert_int_equal(dd_store_batch_put_sample(b, "node", 1, "a", 1), 0);
+    assert_int_equal(dd_store_batch_commit(b, false), -ENOSPC);
+    assert_int_equal(dd_store_health(s, &h), 0);
+    print_message("%s: %s; %s\n", dd_store_state_name(h.state), h.detail, h.advice);
+    assert_int_equal(h.state, DD_STORE_DEGRADED);
+    assert_int_equal(h.error, -ENOSPC);
+    assert_non_null(strstr(h.detail, "below the"));
+    assert_non_null(strstr(h.advice, dir));
+    assert_non_null(strstr(h.advice, "free space"));
+    dd_store_free(s);
+
+    o.min_free_bytes = 0;
+    s = open_ok(dir, &o);
+    put_samples(s, "node", (const uint64_t[]){1}, 1);
+    assert_int_equal(dd_store_health(s, &h), 0);
+    assert_int_equal(h.state, DD_STORE_OK);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -979,6 +1313,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_put_get_query),
         cmocka_unit_test(test_series_do_not_mix),
         cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_set_retention),
         cmocka_unit_test(test_reopen_and_models),
         cmocka_unit_test(test_schema_and_foreign_db),
         cmocka_unit_test(test_locked),
@@ -987,6 +1322,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_kill9_durability),
         cmocka_unit_test(test_commit_failure_counts_dropped),
         cmocka_unit_test(test_real_write_failure),
+        cmocka_unit_test(test_corrupt_sst),
+        cmocka_unit_test(test_damaged_fails_fast),
+        cmocka_unit_test(test_health_low_space),
     };
 
     if (argc == 3 && strcmp(argv[1], "--child-open") == 0)
