@@ -308,6 +308,13 @@ static int dir_error(const char *path, int r, char *errbuf, size_t errlen)
     return fail(errbuf, errlen, r, "cannot create store directory %s: %s", path, strerror(-r));
 }
 
+/* What to do about a store RocksDB cannot open because its own files are
+ * damaged: repair keeps the data files, moving away loses them. */
+#define REPAIR_ADVICE                                                                              \
+    "stop dedupd and run RocksDB's repair (ldb --db=%s repair), which rebuilds the file list "     \
+    "from the .sst files; or restore it from a backup, or move the directory away so dedupd "      \
+    "starts an empty store (its history and models are lost)"
+
 /* The message for a RocksDB open error already translated to r. */
 static int open_error(const char *path, int r, const char *rocks, char *errbuf, size_t errlen)
 {
@@ -319,9 +326,8 @@ static int open_error(const char *path, int r, const char *rocks, char *errbuf, 
                     path, rocks);
     case -EUCLEAN:
         return fail(errbuf, errlen, r,
-                    "store directory %s is corrupt (RocksDB: %s); restore it from a backup, or "
-                    "move the directory away so dedupd starts an empty store",
-                    path, rocks);
+                    "store directory %s is corrupt (RocksDB: %s); " REPAIR_ADVICE, path, rocks,
+                    path);
     case -EACCES:
     case -EPERM:
     case -EROFS:
@@ -334,6 +340,51 @@ static int open_error(const char *path, int r, const char *rocks, char *errbuf, 
     default:
         return fail(errbuf, errlen, r, "cannot open store directory %s: %s", path, rocks);
     }
+}
+
+/*
+ * CURRENT names the live MANIFEST ("MANIFEST-000005\n"). RocksDB reports a
+ * CURRENT that is a directory, or a MANIFEST it names that is gone, as a raw
+ * I/O error; say what is wrong and what to do. Anything else (garbage in
+ * either file) is left to RocksDB, which calls it corruption.
+ */
+static int check_current(const char *path, char *errbuf, size_t errlen)
+{
+    char p[PATH_MAX], text[128];
+    struct stat st;
+    ssize_t n;
+    size_t len;
+    int fd;
+
+    snprintf(p, sizeof(p), "%s/CURRENT", path);
+    if (lstat(p, &st) != 0)
+        return 0;
+    if (!S_ISREG(st.st_mode))
+        return fail(
+            errbuf, errlen, -EUCLEAN,
+            "store directory %s is corrupt: %s is a %s, not RocksDB's pointer to its "
+            "MANIFEST; remove it (rmdir it if it is an empty directory), then " REPAIR_ADVICE,
+            path, p, S_ISDIR(st.st_mode) ? "directory" : "special file", path);
+    fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0; /* RocksDB says why */
+    n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    len = (size_t)n;
+    if (text[len - 1] != '\n')
+        return 0;
+    text[len - 1] = '\0';
+    if (strncmp(text, "MANIFEST-", 9) != 0 || strchr(text, '/'))
+        return 0;
+    if (!dir_has_file(path, text))
+        return fail(errbuf, errlen, -EUCLEAN,
+                    "store directory %s is corrupt: CURRENT names %s, which is missing (the "
+                    "MANIFEST lists the store's files; without it RocksDB cannot open "
+                    "them); " REPAIR_ADVICE,
+                    path, text, path);
+    return 0;
 }
 
 /* --- Opening and closing the database ------------------------------------- */
@@ -627,7 +678,11 @@ int dd_store_open(const char *path, const struct dd_store_options *opts, struct 
     }
 
     existing = dir_has_file(path, "CURRENT");
-    if (!existing) {
+    if (existing) {
+        r = check_current(path, errbuf, errlen);
+        if (r < 0)
+            goto out_free;
+    } else {
         size_t manifests = 0;
         if (dir_sum(path, "MANIFEST-", "", NULL, &manifests) == 0 && manifests > 0) {
             /* RocksDB would start an empty store and delete the data. */

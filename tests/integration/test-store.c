@@ -789,6 +789,64 @@ static void test_corrupt(void **state)
     free(dir);
 }
 
+/* Damage to RocksDB's own files that it reports as a raw I/O error: the
+ * message names the path, says what is wrong and what to do, and the repair
+ * it advises works. */
+static void test_open_advice(void **state)
+{
+    char *dir = tt_tmpdir(), *cur = tt_path(dir, "CURRENT"), *man;
+    struct dd_store *s = NULL;
+    struct seen sn;
+    char err[1024];
+    (void)state;
+
+    /* The MANIFEST that CURRENT names is gone. */
+    s = open_ok(dir, NULL);
+    put_samples(s, "node", (const uint64_t[]){1, 2}, 2);
+    dd_store_free(s);
+    s = open_ok(dir, NULL); /* the samples are in an .sst now */
+    dd_store_free(s);
+    man = find_manifest(dir);
+    assert_int_equal(unlink(man), 0);
+    expect_corrupt(dir, "MANIFEST missing");
+    assert_int_equal(dd_store_open(dir, NULL, &s, err, sizeof(err)), -EUCLEAN);
+    assert_non_null(strstr(err, "CURRENT names MANIFEST-"));
+    assert_non_null(strstr(err, "which is missing"));
+    assert_non_null(strstr(err, "stop dedupd and run RocksDB's repair"));
+    free(man);
+    assert_int_equal(dd_store_repair(dir, err, sizeof(err)), 0);
+    s = open_ok(dir, NULL);
+    query(s, "node", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_ts(&sn, (const uint64_t[]){1, 2}, 2);
+    dd_store_free(s);
+
+    /* CURRENT is a directory. */
+    assert_int_equal(unlink(cur), 0);
+    assert_int_equal(mkdir(cur, 0700), 0);
+    expect_corrupt(dir, "CURRENT a directory");
+    assert_int_equal(dd_store_open(dir, NULL, &s, err, sizeof(err)), -EUCLEAN);
+    assert_non_null(strstr(err, "/CURRENT is a directory, not RocksDB's pointer to its MANIFEST"));
+    assert_non_null(strstr(err, "rmdir"));
+    assert_int_equal(dd_store_repair(dir, err, sizeof(err)), 0);
+    s = open_ok(dir, NULL);
+    query(s, "node", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_ts(&sn, (const uint64_t[]){1, 2}, 2);
+    dd_store_free(s);
+
+    /* A non-empty directory is not removed by the repair. */
+    assert_int_equal(unlink(cur), 0);
+    assert_int_equal(mkdir(cur, 0700), 0);
+    char *inner = tt_path(cur, "x");
+    tt_write_file(inner, "x", 1);
+    assert_int_equal(dd_store_repair(dir, err, sizeof(err)), -EISDIR);
+    print_message("%s\n", err);
+    assert_non_null(strstr(err, "is a directory that is not empty"));
+    free(inner);
+    free(cur);
+    tt_rmtree(dir);
+    free(dir);
+}
+
 static void test_unwritable_parent(void **state)
 {
     char *dir = tt_tmpdir(), *parent = tt_path(dir, "ro"), *store = tt_path(parent, "store");
@@ -1318,6 +1376,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_schema_and_foreign_db),
         cmocka_unit_test(test_locked),
         cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_open_advice),
         cmocka_unit_test(test_unwritable_parent),
         cmocka_unit_test(test_kill9_durability),
         cmocka_unit_test(test_commit_failure_counts_dropped),
