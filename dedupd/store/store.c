@@ -981,46 +981,68 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Adds the series name k[1..1+k[0]) to names. */
+static int add_name(const unsigned char *k, char ***names, size_t *n, size_t *cap)
+{
+    char *name = dd_malloc((size_t)k[0] + 1);
+
+    if (!name || DD_ARRAY_RESERVE(*names, *cap, *n + 1) < 0) {
+        dd_free(name);
+        return -ENOMEM;
+    }
+    memcpy(name, k + 1, k[0]);
+    name[k[0]] = '\0';
+    (*names)[(*n)++] = name;
+    return 0;
+}
+
+/*
+ * Keys start with the name's length, so the series under a prefix of L
+ * bytes lie in one range per length n >= L: [n][prefix] up to its
+ * successor. One seek per length plus one per matching series; the
+ * series of other prefixes are never read.
+ */
 static int list_series_locked(struct dd_store *s, const char *prefix, char ***ret, size_t *ret_n)
 {
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_SAMPLES]);
-    unsigned char next[KEY_MAX];
+    unsigned char next[KEY_MAX], lo[KEY_MAX];
     size_t plen_prefix = strlen(prefix), n = 0, cap = 0;
     char **names = NULL, *err = NULL;
     int r = 0;
 
-    /* one seek per series: read a key, then jump past its series */
-    rocksdb_iter_seek_to_first(it);
-    while (rocksdb_iter_valid(it)) {
-        size_t klen, plen;
-        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
-        if (klen < 1 + 1 + 8 || klen != 1u + k[0] + 8u) {
-            r = -EUCLEAN;
-            break;
-        }
-        if (k[0] >= plen_prefix && memcmp(k + 1, prefix, plen_prefix) == 0) {
-            char *name = dd_malloc((size_t)k[0] + 1);
-            if (!name || DD_ARRAY_RESERVE(names, cap, n + 1) < 0) {
-                dd_free(name);
-                r = -ENOMEM;
+    if (plen_prefix > DD_STORE_SERIES_MAX)
+        goto done;
+    for (size_t len = plen_prefix ? plen_prefix : 1; len <= DD_STORE_SERIES_MAX && r == 0; len++) {
+        lo[0] = (unsigned char)len;
+        memcpy(lo + 1, prefix, plen_prefix);
+        rocksdb_iter_seek(it, (const char *)lo, 1 + plen_prefix);
+        while (rocksdb_iter_valid(it)) {
+            size_t klen, plen;
+            const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+            if (klen < 1 + 1 + 8 || klen != 1u + k[0] + 8u) {
+                r = -EUCLEAN;
                 break;
             }
-            memcpy(name, k + 1, k[0]);
-            name[k[0]] = '\0';
-            names[n++] = name;
+            if (k[0] != len || memcmp(k + 1, prefix, plen_prefix) != 0)
+                break; /* past this length's range */
+            r = add_name(k, &names, &n, &cap);
+            if (r < 0)
+                break;
+            /* one seek per series: jump past its keys */
+            plen = 1u + k[0];
+            memcpy(next, k, plen);
+            plen = prefix_successor(next, plen);
+            if (plen == 0)
+                break;
+            rocksdb_iter_seek(it, (const char *)next, plen);
         }
-        plen = 1u + k[0];
-        memcpy(next, k, plen);
-        plen = prefix_successor(next, plen);
-        if (plen == 0)
-            break;
-        rocksdb_iter_seek(it, (const char *)next, plen);
     }
     if (r == 0) {
         rocksdb_iter_get_error(it, &err);
         r = rocks_check(s, err);
     }
+done:
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     if (r < 0) {
@@ -1046,6 +1068,56 @@ int dd_store_list_series(struct dd_store *s, const char *prefix, char ***ret_nam
     r = s->db ? list_series_locked(s, prefix, ret_names, ret_n) : -EIO;
     pthread_rwlock_unlock(&s->lock);
     return r;
+}
+
+struct prefix_point {
+    dd_store_series_cb cb;
+    void *userdata;
+    const char *series;
+};
+
+static int prefix_point(void *userdata, uint64_t ts_ms, const void *value, size_t len)
+{
+    struct prefix_point *pp = userdata;
+
+    return pp->cb(pp->userdata, pp->series, ts_ms, value, len);
+}
+
+int dd_store_query_prefix(struct dd_store *s, const struct dd_store_prefix_query *q,
+                          dd_store_series_cb cb, void *userdata, bool *ret_truncated)
+{
+    struct prefix_point pp = {.cb = cb, .userdata = userdata};
+    char **names = NULL;
+    size_t n = 0, i;
+    bool truncated = false;
+    int r;
+
+    if (!q || !q->prefix || !cb || q->from_ms > q->to_ms)
+        return -EINVAL;
+    r = dd_store_list_series(s, q->prefix, &names, &n);
+    if (r < 0)
+        return r;
+    /* One query per series, each under the read lock on its own: a scan of
+     * every node's history does not hold off a recovery for its whole run. */
+    for (i = 0; i < n && r >= 0; i++) {
+        struct dd_store_query sq = {.series = names[i],
+                                    .from_ms = q->from_ms,
+                                    .to_ms = q->to_ms,
+                                    .limit = q->limit,
+                                    .newest_first = true};
+        bool t = false;
+        pp.series = names[i];
+        r = dd_store_query(s, &sq, prefix_point, &pp, &t);
+        truncated = truncated || t;
+    }
+    for (i = 0; i < n; i++)
+        dd_free(names[i]);
+    dd_free(names);
+    if (r < 0)
+        return r;
+    if (ret_truncated)
+        *ret_truncated = truncated;
+    return n > INT_MAX ? INT_MAX : (int)n;
 }
 
 /* --- Retention ---------------------------------------------------------------- */

@@ -223,9 +223,39 @@ int dd_store_query_observations(struct dd_store *s, uint64_t from_ms, uint64_t t
                                 dd_store_obs_cb cb, void *userdata, bool *ret_truncated);
 
 /* Names of the sample series that start with prefix ("" for all), sorted
- * bytewise: one seek per series. The caller frees each name and the array
+ * bytewise: one seek per name length and one per matching series (the
+ * series under other prefixes are not read). The caller frees each name and the array
  * with dd_free. Returns 0, -EUCLEAN (a malformed key) or an error. */
 int dd_store_list_series(struct dd_store *s, const char *prefix, char ***ret_names, size_t *ret_n);
+
+/*
+ * Every series under a prefix, newest points first: for the placement
+ * role's rows, stored as series "node/<node>/vol/<volume>", the trainer asks
+ * for prefix "node/" (or "node/<node>/") and gets each series' newest
+ * points in [from_ms, to_ms], at most limit per series (0 or above
+ * DD_STORE_QUERY_MAX_POINTS: that cap).
+ */
+struct dd_store_prefix_query {
+    const char *prefix;      /* "" for every series */
+    uint64_t from_ms, to_ms; /* inclusive */
+    size_t limit;            /* per series */
+};
+
+/* Called per point: series by series in bytewise name order, each series'
+ * points newest first. series and value are borrowed for the call. Return
+ * 0 to go on, > 0 to end this series (the next one follows), < 0 to fail. */
+typedef int (*dd_store_series_cb)(void *userdata, const char *series, uint64_t ts_ms,
+                                  const void *value, size_t len);
+
+/*
+ * Runs q: lists the series (as dd_store_list_series), then one newest-first
+ * query per series, each under the read lock by itself (writes go on
+ * meanwhile; a series written during the scan may show its new points).
+ * Returns the number of series visited or a negative error. *ret_truncated
+ * (may be NULL): some series had more points than limit.
+ */
+int dd_store_query_prefix(struct dd_store *s, const struct dd_store_prefix_query *q,
+                          dd_store_series_cb cb, void *userdata, bool *ret_truncated);
 
 /* --- Models --------------------------------------------------------------- */
 

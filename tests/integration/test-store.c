@@ -508,6 +508,93 @@ static void test_series_do_not_mix(void **state)
     free(dir);
 }
 
+struct prefix_seen {
+    char series[8][64];
+    uint64_t ts[8][8];
+    size_t npts[8], nseries;
+};
+
+static int prefix_record(void *ud, const char *series, uint64_t ts, const void *v, size_t len)
+{
+    struct prefix_seen *ps = ud;
+    char want[96];
+    int wl = snprintf(want, sizeof(want), "{\"series\":\"%.40s\",\"ts\":%llu}", series,
+                      (unsigned long long)ts);
+    assert_int_equal(len, (size_t)wl);
+    assert_memory_equal(v, want, len);
+    if (ps->nseries == 0 || strcmp(ps->series[ps->nseries - 1], series) != 0) {
+        assert_true(ps->nseries < 8);
+        snprintf(ps->series[ps->nseries++], sizeof(ps->series[0]), "%s", series);
+    }
+    size_t i = ps->nseries - 1;
+    assert_true(ps->npts[i] < 8);
+    ps->ts[i][ps->npts[i]++] = ts;
+    return 0;
+}
+
+/* The placement role's layout: node/<node>/vol/<volume>. A prefix visits
+ * exactly its series (not "node2/..." or "nodes"), in name order, each
+ * newest first up to the per-series limit. */
+static void test_query_prefix(void **state)
+{
+    const char *names[] = {"node/a/vol/x", "node/a/vol/y", "node/b/vol/x", "node/bb/vol/x",
+                           "nodes",        "node",         "vol/x",        "node2/a/vol/x"};
+    char *dir = tt_tmpdir();
+    struct dd_store *s = open_ok(dir, NULL);
+    struct prefix_seen ps;
+    bool trunc = false;
+    char **list;
+    size_t n;
+    (void)state;
+
+    for (size_t i = 0; i < DD_ARRAY_SIZE(names); i++)
+        put_samples(s, names[i], (const uint64_t[]){100, 200, 300, 400, 500}, 5);
+
+    assert_int_equal(dd_store_list_series(s, "node/", &list, &n), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(list[0], "node/a/vol/x");
+    assert_string_equal(list[3], "node/bb/vol/x");
+    for (size_t i = 0; i < n; i++)
+        dd_free(list[i]);
+    dd_free(list);
+
+    struct dd_store_prefix_query q = {.prefix = "node/", .from_ms = 0, .to_ms = 450, .limit = 3};
+    memset(&ps, 0, sizeof(ps));
+    assert_int_equal(dd_store_query_prefix(s, &q, prefix_record, &ps, &trunc), 4);
+    assert_true(trunc);
+    assert_int_equal(ps.nseries, 4);
+    const char *want[] = {"node/a/vol/x", "node/a/vol/y", "node/b/vol/x", "node/bb/vol/x"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(ps.series[i], want[i]);
+        assert_int_equal(ps.npts[i], 3);
+        assert_int_equal(ps.ts[i][0], 400);
+        assert_int_equal(ps.ts[i][2], 200);
+    }
+    /* One node; no limit: not truncated. */
+    q = (struct dd_store_prefix_query){.prefix = "node/b/", .from_ms = 0, .to_ms = UINT64_MAX};
+    memset(&ps, 0, sizeof(ps));
+    assert_int_equal(dd_store_query_prefix(s, &q, prefix_record, &ps, &trunc), 1);
+    assert_false(trunc);
+    assert_int_equal(ps.npts[0], 5);
+    assert_int_equal(ps.ts[0][0], 500);
+    /* Nothing under it; bad queries. */
+    q.prefix = "node/c";
+    assert_int_equal(dd_store_query_prefix(s, &q, prefix_record, &ps, NULL), 0);
+    q.prefix = NULL;
+    assert_int_equal(dd_store_query_prefix(s, &q, prefix_record, &ps, NULL), -EINVAL);
+    q = (struct dd_store_prefix_query){.prefix = "", .from_ms = 5, .to_ms = 4};
+    assert_int_equal(dd_store_query_prefix(s, &q, prefix_record, &ps, NULL), -EINVAL);
+    /* All series. */
+    q.from_ms = 0;
+    q.to_ms = UINT64_MAX;
+    q.limit = 1;
+    memset(&ps, 0, sizeof(ps));
+    assert_int_equal(dd_store_query_prefix(s, &q, prefix_record, &ps, NULL), 8);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
 static int obs_count(void *ud, uint64_t ts, const char *id, size_t idl, const void *v, size_t len)
 {
     (void)ts, (void)id, (void)idl, (void)v, (void)len;
@@ -1370,6 +1457,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_rocks_status_table),
         cmocka_unit_test(test_put_get_query),
         cmocka_unit_test(test_series_do_not_mix),
+        cmocka_unit_test(test_query_prefix),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_set_retention),
         cmocka_unit_test(test_reopen_and_models),
