@@ -44,6 +44,7 @@ static const char *const cf_names[CF_N_] = {
 };
 
 static const char schema_key[] = "schema";
+static const char downsampled_key[] = "downsampled_to";
 
 /* Column families we keep open: ours plus any a newer dedupd added (RocksDB
  * refuses to open a database without naming all of them). More than this is
@@ -85,7 +86,12 @@ struct dd_store {
     char fail_msg[512];
     uint64_t fail_since_ms;
 
-    _Atomic uint64_t retention_ms; /* opts.retention_ms, changed by SIGHUP */
+    _Atomic uint64_t retention_ms;         /* opts.retention_ms, changed by SIGHUP */
+    _Atomic uint64_t full_res_ms, step_ms; /* opts' downsampling, likewise */
+    /* Buckets below this are thinned (meta "downsampled_to"); read at the
+     * first retain. Used by retain only, one thread at a time. */
+    uint64_t downsampled_to;
+    bool downsampled_loaded;
     _Atomic uint64_t samples_written, samples_dropped, commits_failed, reopens;
     _Atomic uint64_t corruptions, tombstones;
 };
@@ -599,6 +605,8 @@ void dd_store_options_init(struct dd_store_options *o)
     o->retention_ms = DD_STORE_DEFAULT_RETENTION_MS;
     o->recover_interval_ms = DD_STORE_DEFAULT_RECOVER_INTERVAL_MS;
     o->min_free_bytes = DD_STORE_DEFAULT_MIN_FREE_BYTES;
+    o->full_resolution_ms = DD_STORE_DEFAULT_FULL_RESOLUTION_MS;
+    o->downsample_step_ms = DD_STORE_DEFAULT_DOWNSAMPLE_STEP_MS;
 }
 
 static int setup_options(struct dd_store *s, bool create)
@@ -624,6 +632,15 @@ static int setup_options(struct dd_store *s, bool create)
     rocksdb_options_set_max_write_buffer_number(s->dbopts, 2);
     /* RocksDB's own LOG: three files of 1 MiB, not an unbounded one. */
     rocksdb_options_set_max_log_file_size(s->dbopts, 1u << 20);
+    /* LZ4 where files are young and rewritten soon (L0, L1: cheap on a
+     * 2-core node), ZSTD where history settles. */
+    static const int per_level[7] = {
+        rocksdb_lz4_compression,  rocksdb_lz4_compression,  rocksdb_zstd_compression,
+        rocksdb_zstd_compression, rocksdb_zstd_compression, rocksdb_zstd_compression,
+        rocksdb_zstd_compression,
+    };
+    rocksdb_options_set_num_levels(s->dbopts, 7);
+    rocksdb_options_set_compression_per_level(s->dbopts, per_level, 7);
     rocksdb_options_set_keep_log_file_num(s->dbopts, 3);
     rocksdb_writeoptions_set_sync(s->wo, 0);
     rocksdb_writeoptions_set_sync(s->wo_sync, 1);
@@ -659,6 +676,8 @@ int dd_store_open(const char *path, const struct dd_store_options *opts, struct 
     else
         dd_store_options_init(&s->opts);
     atomic_store(&s->retention_ms, s->opts.retention_ms);
+    atomic_store(&s->full_res_ms, s->opts.full_resolution_ms);
+    atomic_store(&s->step_ms, s->opts.downsample_step_ms);
     s->path = dd_strdup(path);
     s->cf_names = dd_calloc(STORE_MAX_CFS, sizeof(*s->cf_names));
     s->handles = dd_calloc(STORE_MAX_CFS, sizeof(*s->handles));
@@ -1122,7 +1141,47 @@ int dd_store_query_prefix(struct dd_store *s, const struct dd_store_prefix_query
 
 /* --- Retention ---------------------------------------------------------------- */
 
-static int retain_samples(struct dd_store *s, rocksdb_writebatch_t *wb, uint64_t cutoff, int *count)
+/* Thins one series (key prefix p, plen bytes) over the buckets in
+ * [from, until), both multiples of step: keeps the first point of each
+ * bucket, one range tombstone for the rest. it is moved. */
+static void thin_series(struct dd_store *s, rocksdb_iterator_t *it, rocksdb_writebatch_t *wb,
+                        const unsigned char *p, size_t plen, uint64_t from, uint64_t until,
+                        uint64_t step, int *count)
+{
+    unsigned char key[KEY_MAX], hi[KEY_MAX];
+
+    memcpy(key, p, plen);
+    memcpy(hi, p, plen);
+    put_be64(key + plen, from);
+    rocksdb_iter_seek(it, (const char *)key, plen + 8);
+    while (rocksdb_iter_valid(it)) {
+        size_t klen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        uint64_t ts, end;
+        if (klen != plen + 8 || memcmp(k, p, plen) != 0)
+            break;
+        ts = get_be64(k + plen);
+        if (ts >= until)
+            break;
+        end = ts - ts % step + step; /* <= until: both are multiples of step */
+        rocksdb_iter_next(it);
+        if (rocksdb_iter_valid(it)) {
+            k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+            if (klen == plen + 8 && memcmp(k, p, plen) == 0 && get_be64(k + plen) < end) {
+                put_be64(key + plen, ts + 1);
+                put_be64(hi + plen, end);
+                rocksdb_writebatch_delete_range_cf(wb, s->cf[CF_SAMPLES], (const char *)key,
+                                                   plen + 8, (const char *)hi, plen + 8);
+                (*count)++;
+            }
+        }
+        put_be64(key + plen, end);
+        rocksdb_iter_seek(it, (const char *)key, plen + 8);
+    }
+}
+
+static int retain_samples(struct dd_store *s, rocksdb_writebatch_t *wb, uint64_t cutoff,
+                          uint64_t thin_from, uint64_t thin_until, uint64_t step, int *count)
 {
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_iterator_t *it;
@@ -1142,7 +1201,9 @@ static int retain_samples(struct dd_store *s, rocksdb_writebatch_t *wb, uint64_t
             return -EUCLEAN;
         }
         plen = 1u + k[0];
-        if (get_be64(k + plen) < cutoff) {
+        uint64_t oldest = get_be64(k + plen);
+        memcpy(next, k, plen);
+        if (oldest < cutoff) {
             memcpy(lo, k, plen);
             memcpy(hi, k, plen);
             put_be64(lo + plen, 0);
@@ -1151,7 +1212,12 @@ static int retain_samples(struct dd_store *s, rocksdb_writebatch_t *wb, uint64_t
                                                (const char *)hi, plen + 8);
             (*count)++;
         }
-        memcpy(next, k, plen);
+        if (step) {
+            uint64_t from = DD_MAX(DD_MAX(oldest, cutoff), thin_from);
+            from -= from % step;
+            if (from < thin_until)
+                thin_series(s, it, wb, next, plen, from, thin_until, step, count);
+        }
         plen = prefix_successor(next, plen);
         if (plen == 0)
             break;
@@ -1191,34 +1257,100 @@ static int retain_observations(struct dd_store *s, rocksdb_writebatch_t *wb, uin
     return rocks_check(s, err);
 }
 
+static int get_copy(struct dd_store *s, rocksdb_column_family_handle_t *cf, const void *key,
+                    size_t klen, size_t max, void **ret_value, size_t *ret_len);
+
+/* Reads meta "downsampled_to" once (absent: 0, nothing thinned yet). */
+static int load_downsampled(struct dd_store *s)
+{
+    void *v = NULL;
+    size_t len = 0;
+    uint64_t to = 0;
+    int r;
+
+    if (s->downsampled_loaded)
+        return 0;
+    r = get_copy(s, s->cf[CF_META], downsampled_key, sizeof(downsampled_key) - 1, 32, &v, &len);
+    if (r == -ENOENT)
+        r = 0;
+    else if (r == 0 && dd_parse_u64_n(v, len, &to) < 0)
+        r = -EUCLEAN;
+    dd_free(v);
+    if (r == 0) {
+        s->downsampled_to = to;
+        s->downsampled_loaded = true;
+    }
+    return r;
+}
+
 int dd_store_retain(struct dd_store *s, uint64_t now_ms)
 {
     rocksdb_writebatch_t *wb;
-    uint64_t cutoff;
+    uint64_t cutoff = 0, thin_until = 0;
+    uint64_t retention = atomic_load(&s->retention_ms);
+    uint64_t full_res = atomic_load(&s->full_res_ms), step = atomic_load(&s->step_ms);
+    char text[24];
     int count = 0, r;
 
-    uint64_t retention = atomic_load(&s->retention_ms);
-
-    if (retention == 0 || now_ms <= retention)
+    if (retention && now_ms > retention)
+        cutoff = now_ms - retention;
+    if (full_res && step && now_ms > full_res)
+        thin_until = (now_ms - full_res) - (now_ms - full_res) % step;
+    else
+        step = 0;
+    if (cutoff == 0 && step == 0)
         return 0;
-    cutoff = now_ms - retention;
     wb = rocksdb_writebatch_create();
     pthread_rwlock_rdlock(&s->lock);
-    if (!s->db)
-        r = -EIO;
-    else
-        r = retain_samples(s, wb, cutoff, &count);
-    if (r == 0 && s->db)
+    r = s->db ? 0 : -EIO;
+    if (r == 0 && step)
+        r = load_downsampled(s);
+    if (r == 0)
+        r = retain_samples(s, wb, cutoff, s->downsampled_to, thin_until, step, &count);
+    if (r == 0 && cutoff)
         r = retain_observations(s, wb, cutoff, &count);
     pthread_rwlock_unlock(&s->lock);
+    if (r == 0 && step && thin_until > s->downsampled_to) {
+        int n = snprintf(text, sizeof(text), "%llu", (unsigned long long)thin_until);
+        rocksdb_writebatch_put_cf(wb, s->cf[CF_META], downsampled_key, sizeof(downsampled_key) - 1,
+                                  text, (size_t)n);
+    }
     /* Not synced: a crash before the next sync only means the next call
      * writes the same tombstones again. */
-    if (r == 0 && count > 0)
+    if (r == 0 && rocksdb_writebatch_count(wb) > 0)
         r = store_write(s, wb, false);
     rocksdb_writebatch_destroy(wb);
-    if (r == 0)
+    if (r == 0) {
         atomic_fetch_add(&s->tombstones, (uint64_t)count);
+        if (step && thin_until > s->downsampled_to)
+            s->downsampled_to = thin_until;
+    }
     return r < 0 ? r : count;
+}
+
+void dd_store_set_downsampling(struct dd_store *s, uint64_t full_resolution_ms, uint64_t step_ms)
+{
+    atomic_store(&s->full_res_ms, full_resolution_ms);
+    atomic_store(&s->step_ms, step_ms);
+}
+
+int dd_store_compact(struct dd_store *s)
+{
+    char *err = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    int r = -EIO;
+
+    rocksdb_flushoptions_set_wait(fo, 1);
+    pthread_rwlock_rdlock(&s->lock);
+    if (s->db) {
+        rocksdb_flush_cf(s->db, fo, s->cf[CF_SAMPLES], &err);
+        r = rocks_check(s, err);
+        if (r == 0)
+            rocksdb_compact_range_cf(s->db, s->cf[CF_SAMPLES], NULL, 0, NULL, 0);
+    }
+    pthread_rwlock_unlock(&s->lock);
+    rocksdb_flushoptions_destroy(fo);
+    return r;
 }
 
 void dd_store_set_retention(struct dd_store *s, uint64_t retention_ms)

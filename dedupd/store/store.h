@@ -93,10 +93,29 @@
 struct dd_store;
 struct dd_store_batch;
 
+/*
+ * Downsampling, applied by dd_store_retain: samples newer than
+ * now - full_resolution_ms are all kept; older ones keep one point per
+ * series per downsample_step_ms, the first point of each bucket
+ * [k*step, (k+1)*step) in absolute time (so every pass, and every node,
+ * agrees on the buckets), the others removed with one range tombstone per
+ * bucket. Only whole buckets are thinned; a pass thins from where the last
+ * one stopped (kept in meta "downsampled_to"), so each point is looked at
+ * once. Thinned points do not come back when the window is widened later.
+ * Placement role (5,000 nodes x 16 volumes every 10 s): 24 h at full
+ * resolution, then 5 min, is 11 % of the rows of 14 days unthinned.
+ */
+#define DD_STORE_DEFAULT_FULL_RESOLUTION_MS 0u /* off: the agent keeps all */
+#define DD_STORE_DEFAULT_DOWNSAMPLE_STEP_MS (5u * 60 * 1000)
+
 struct dd_store_options {
     uint64_t retention_ms;        /* 0: keep everything */
     uint64_t recover_interval_ms; /* 0: reopen on every commit after a failure */
     uint64_t min_free_bytes;      /* 0: no reserve */
+    /* 0: no downsampling. Otherwise the newest full_resolution_ms are kept
+     * whole and older samples thinned to one per downsample_step_ms. */
+    uint64_t full_resolution_ms;
+    uint64_t downsample_step_ms; /* 0 with full_resolution_ms set: no thinning */
 };
 
 /*
@@ -105,6 +124,10 @@ struct dd_store_options {
  * shorter retention already deleted do not come back. Any thread.
  */
 void dd_store_set_retention(struct dd_store *s, uint64_t retention_ms);
+
+/* Changes the downsampling of an open store (as the options above; 0 turns
+ * it off) from the next dd_store_retain on. Any thread. */
+void dd_store_set_downsampling(struct dd_store *s, uint64_t full_resolution_ms, uint64_t step_ms);
 
 /* Fills *o with the defaults above (what a NULL options pointer means). */
 void dd_store_options_init(struct dd_store_options *o);
@@ -163,9 +186,11 @@ struct dd_store_batch *dd_store_batch_free(struct dd_store_batch *b);
 
 /*
  * Deletes samples and observations older than now_ms - retention (nothing
- * when retention is 0 or not yet reached). One seek per series, one range
- * tombstone per series that has expired points. Returns the number of
- * tombstones written (>= 0) or a negative error.
+ * when retention is 0 or not yet reached), and thins samples older than
+ * now_ms - full_resolution (see downsampling above). One seek per series,
+ * one range tombstone per series that has expired points, one seek and one
+ * tombstone per bucket thinned. Returns the number of tombstones written
+ * (>= 0) or a negative error.
  */
 int dd_store_retain(struct dd_store *s, uint64_t now_ms);
 

@@ -1156,6 +1156,153 @@ static void test_set_retention(void **state)
     free(dir);
 }
 
+/* Every 10 s for 3 h on two series, one at bucket starts, one 7 s after. */
+static void put_every_10s(struct dd_store *s, uint64_t base, uint64_t hours)
+{
+    struct dd_store_batch *b;
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    for (uint64_t t = base; t < base + hours * 3600000; t += 10000) {
+        assert_int_equal(dd_store_batch_put_sample(b, "vol/x", t, "{}", 2), 0);
+        assert_int_equal(dd_store_batch_put_sample(b, "vol/y", t + 7000, "{}", 2), 0);
+    }
+    assert_int_equal(dd_store_batch_commit(b, false), 0);
+}
+
+static size_t count_points(struct dd_store *s, const char *series, uint64_t from, uint64_t to,
+                           struct dd_store_point **ret)
+{
+    struct dd_store_query q = {.series = series, .from_ms = from, .to_ms = to};
+    size_t n = 0;
+    assert_true(dd_store_query_array(s, &q, ret, &n, NULL) >= 0);
+    return n;
+}
+
+/* Full resolution for the newest hour, then the first point of each
+ * 5-minute bucket (absolute time); the pass resumes where it stopped, also
+ * after reopening. */
+static void test_downsampling(void **state)
+{
+    const uint64_t step = 300000, base = 5666667ull * step, hour = 3600000;
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store_point *p;
+    struct dd_store *s;
+    size_t n;
+    (void)state;
+
+    dd_store_options_init(&o);
+    assert_int_equal(o.full_resolution_ms, 0); /* off unless asked for */
+    o.retention_ms = 0;
+    o.full_resolution_ms = hour;
+    o.downsample_step_ms = step;
+    s = open_ok(dir, &o);
+    put_every_10s(s, base, 3);
+    assert_int_equal(count_points(s, "vol/x", 0, UINT64_MAX, &p), 1080);
+    dd_store_points_free(p, 1080);
+
+    /* now = base + 3 h: [base, base + 2 h) thinned, 24 buckets a series. */
+    assert_int_equal(dd_store_retain(s, base + 3 * hour), 48);
+    n = count_points(s, "vol/x", 0, base + 2 * hour - 1, &p);
+    assert_int_equal(n, 24);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(p[i].ts_ms, base + i * step);
+    dd_store_points_free(p, n);
+    n = count_points(s, "vol/y", 0, base + 2 * hour - 1, &p);
+    assert_int_equal(n, 24);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(p[i].ts_ms, base + i * step + 7000);
+    dd_store_points_free(p, n);
+    /* The newest hour and the not yet whole bucket are untouched. */
+    n = count_points(s, "vol/x", base + 2 * hour, UINT64_MAX, &p);
+    assert_int_equal(n, 360);
+    dd_store_points_free(p, n);
+    assert_int_equal(dd_store_retain(s, base + 3 * hour + step - 1), 0);
+    dd_store_free(s);
+
+    /* Reopened: resumes at base + 2 h; ten minutes on, two buckets more. */
+    s = open_ok(dir, &o);
+    assert_int_equal(dd_store_retain(s, base + 3 * hour), 0);
+    assert_int_equal(dd_store_retain(s, base + 3 * hour + 2 * step), 4);
+    n = count_points(s, "vol/x", 0, UINT64_MAX, &p);
+    assert_int_equal(n, 24 + 2 + 360 - 60);
+    dd_store_points_free(p, n);
+    /* Turned off by the setter: nothing more is thinned. */
+    dd_store_set_downsampling(s, 0, step);
+    assert_int_equal(dd_store_retain(s, base + 10 * hour), 0);
+    dd_store_set_downsampling(s, hour, step);
+    assert_int_equal(dd_store_retain(s, base + 10 * hour), 2 * (360 - 60) / 30);
+    n = count_points(s, "vol/y", 0, UINT64_MAX, &p);
+    assert_int_equal(n, 36);
+    dd_store_points_free(p, n);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+/* Not a test: `test-store --bench-rows N DIR` writes N rows of a ~600-byte
+ * JSON volume document (5 nodes x 16 volumes every 10 s, counters that
+ * move), compacts, and prints the SST bytes per row. */
+static int bench_rows(const char *arg, const char *dir)
+{
+    struct dd_store_options o;
+    struct dd_store *s = NULL;
+    struct dd_store_stats st;
+    uint64_t rows = 0, n, seed = 42;
+    char err[1024];
+
+    if (dd_parse_u64(arg, &n) < 0)
+        return 2;
+    dd_store_options_init(&o);
+    o.retention_ms = 0;
+    o.min_free_bytes = 0;
+    if (dd_store_open(dir, &o, &s, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    for (uint64_t t = 1700000000000ull; rows < n; t += 10000) {
+        struct dd_store_batch *b;
+        CHILD_CHECK(dd_store_batch_begin(s, &b) == 0);
+        for (int node = 0; node < 5; node++)
+            for (int vol = 0; vol < 16 && rows < n; vol++, rows++) {
+                char series[64], v[1024];
+                uint64_t r = tt_rand64(&seed), i = (t - 1700000000000ull) / 10000;
+                snprintf(series, sizeof(series), "node/worker-%04d.cluster.local/vol/vdo-pv-%02d",
+                         node, vol);
+                int len = snprintf(
+                    v, sizeof(v),
+                    "{\"ts\":%llu,\"node\":\"worker-%04d.cluster.local\",\"volume\":\"vdo-pv-%"
+                    "02d\","
+                    "\"pool\":\"vg-vdo/pool0\",\"logical_blocks\":268435456,\"physical_blocks\":"
+                    "67108864,\"data_blocks_used\":%llu,\"overhead_blocks_used\":%llu,"
+                    "\"logical_blocks_used\":%llu,\"bios_in_write\":%llu,\"bios_in_read\":%llu,"
+                    "\"dedupe_advice_valid\":%llu,\"dedupe_advice_stale\":%llu,"
+                    "\"compressed_fragments_written\":%llu,\"write_mib_s\":%.2f,"
+                    "\"read_mib_s\":%.2f,\"savings_percent\":%.1f,\"packer_savings\":%.3f,"
+                    "\"cpu_seconds\":{\"kvdo_bio\":%.3f,\"kvdo_cpu\":%.3f,\"kvdo_hash\":%.3f},"
+                    "\"mode\":\"normal\",\"index_state\":\"online\"}",
+                    (unsigned long long)t, node, vol,
+                    (unsigned long long)(1000000 + i * 37 + (uint64_t)vol),
+                    (unsigned long long)(40000 + i / 50), (unsigned long long)(2000000 + i * 91),
+                    (unsigned long long)(i * 1200 + (r & 1023)),
+                    (unsigned long long)(i * 700 + (r >> 10 & 511)),
+                    (unsigned long long)(i * 300 + (r >> 20 & 255)),
+                    (unsigned long long)(r >> 30 & 63), (unsigned long long)(i * 150),
+                    (double)(r >> 40 & 4095) / 40.0, (double)(r >> 12 & 2047) / 50.0,
+                    30.0 + (double)(r >> 50 & 255) / 10.0, (double)(r >> 8 & 999) / 1000.0,
+                    (double)i * 0.011, (double)i * 0.023, (double)i * 0.017);
+                CHILD_CHECK(len > 0 && (size_t)len < sizeof(v));
+                CHILD_CHECK(dd_store_batch_put_sample(b, series, t, v, (size_t)len) == 0);
+            }
+        CHILD_CHECK(dd_store_batch_commit(b, false) == 0);
+    }
+    CHILD_CHECK(dd_store_compact(s) == 0);
+    CHILD_CHECK(dd_store_get_stats(s, &st) == 0);
+    printf("rows %llu sst_bytes %llu bytes/row %.1f\n", (unsigned long long)rows,
+           (unsigned long long)st.sst_bytes, (double)st.sst_bytes / (double)rows);
+    dd_store_free(s);
+    return 0;
+}
+
 /* --- Damage -------------------------------------------------------------------- */
 
 /* Writes batches of 100 samples of 1 KiB each on "vol/NN" at ts, ts+1...;
@@ -1460,6 +1607,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_query_prefix),
         cmocka_unit_test(test_retention),
         cmocka_unit_test(test_set_retention),
+        cmocka_unit_test(test_downsampling),
         cmocka_unit_test(test_reopen_and_models),
         cmocka_unit_test(test_schema_and_foreign_db),
         cmocka_unit_test(test_locked),
@@ -1480,5 +1628,7 @@ int main(int argc, char **argv)
         return child_writer(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--child-fsize") == 0)
         return child_fsize(argv[2]);
+    if (argc == 4 && strcmp(argv[1], "--bench-rows") == 0)
+        return bench_rows(argv[2], argv[3]);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
