@@ -103,7 +103,10 @@ struct dd_store_batch;
  * one stopped (kept in meta "downsampled_to"), so each point is looked at
  * once. Thinned points do not come back when the window is widened later.
  * Placement role (5,000 nodes x 16 volumes every 10 s): 24 h at full
- * resolution, then 5 min, is 11 % of the rows of 14 days unthinned.
+ * resolution, then 5 min, keeps 10 % of the rows of 14 days unthinned;
+ * measured 179 bytes a row after compaction (~600-byte JSON rows, test-store
+ * --bench-rows): 124 GB for the full-resolution day plus 4.1 GB per older
+ * day, 177 GB at 14 days instead of 1.73 TB.
  */
 #define DD_STORE_DEFAULT_FULL_RESOLUTION_MS 0u /* off: the agent keeps all */
 #define DD_STORE_DEFAULT_DOWNSAMPLE_STEP_MS (5u * 60 * 1000)
