@@ -30,4 +30,10 @@ typedef void (*dd_store_write_fn)(rocksdb_t *db, const rocksdb_writeoptions_t *w
                                   rocksdb_writebatch_t *batch, char **errptr);
 extern dd_store_write_fn dd_store_test_write;
 
+struct dd_store;
+
+/* Tests and measurements: flushes the memtables and compacts the samples
+ * family fully (as RocksDB would in time). Returns 0 or an error. */
+int dd_store_compact(struct dd_store *s);
+
 #endif

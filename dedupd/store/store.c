@@ -44,6 +44,7 @@ static const char *const cf_names[CF_N_] = {
 };
 
 static const char schema_key[] = "schema";
+static const char downsampled_key[] = "downsampled_to";
 
 /* Column families we keep open: ours plus any a newer dedupd added (RocksDB
  * refuses to open a database without naming all of them). More than this is
@@ -70,10 +71,29 @@ struct dd_store {
     /* Under write_lock: writers are the sampler and the model trainer. */
     pthread_mutex_t write_lock;
     bool write_failed;
-    bool low_space; /* below min_free_bytes at the last commit (logged once) */
+    bool low_space;       /* below min_free_bytes at the last commit */
+    bool damage_reopened; /* the one reopen without compaction is done */
     uint64_t last_recover_ms;
 
+    /* What dd_store_health reports, under health_lock (taken last, held
+     * briefly, never around RocksDB calls). */
+    pthread_mutex_t health_lock;
+    bool damaged;
+    char damage_msg[512];
+    uint64_t damaged_at_ms;
+    bool compaction_off;
+    int fail_error; /* the last write's error while writes fail; 0 when OK */
+    char fail_msg[512];
+    uint64_t fail_since_ms;
+
+    _Atomic uint64_t retention_ms;         /* opts.retention_ms, changed by SIGHUP */
+    _Atomic uint64_t full_res_ms, step_ms; /* opts' downsampling, likewise */
+    /* Buckets below this are thinned (meta "downsampled_to"); read at the
+     * first retain. Used by retain only, one thread at a time. */
+    uint64_t downsampled_to;
+    bool downsampled_loaded;
     _Atomic uint64_t samples_written, samples_dropped, commits_failed, reopens;
+    _Atomic uint64_t corruptions, tombstones;
 };
 
 struct dd_store_batch {
@@ -95,6 +115,15 @@ static int fail(char *errbuf, size_t errlen, int r, const char *fmt, ...)
         va_end(ap);
     }
     return r;
+}
+
+static uint64_t now_realtime_ms(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static uint64_t now_monotonic_ms(void)
@@ -152,6 +181,52 @@ static size_t prefix_successor(unsigned char *prefix, size_t len)
         return 0;
     prefix[len - 1]++;
     return len;
+}
+
+/* --- Health ----------------------------------------------------------------- */
+
+/* Records corruption RocksDB reported (msg: its text). The first message is
+ * kept: later ones are usually the same file seen again. */
+static void note_damage(struct dd_store *s, const char *msg)
+{
+    atomic_fetch_add(&s->corruptions, 1);
+    pthread_mutex_lock(&s->health_lock);
+    if (!s->damaged) {
+        s->damaged = true;
+        s->damaged_at_ms = now_realtime_ms();
+        snprintf(s->damage_msg, sizeof(s->damage_msg), "%s", msg);
+    }
+    pthread_mutex_unlock(&s->health_lock);
+    dd_log_debug("store %s: corruption: %s", s->path, msg);
+}
+
+/* dd_rocks_status for an operation on s's data: corruption marks s
+ * damaged. */
+static int rocks_check(struct dd_store *s, char *err)
+{
+    char msg[512];
+    int r = dd_rocks_status(err, msg, sizeof(msg));
+
+    if (r == -EUCLEAN)
+        note_damage(s, msg);
+    return r;
+}
+
+/* The outcome of a write (r: 0 or its error, msg: why). */
+static void note_write(struct dd_store *s, int r, const char *msg)
+{
+    pthread_mutex_lock(&s->health_lock);
+    if (r == 0) {
+        s->fail_error = 0;
+        s->fail_msg[0] = '\0';
+        s->fail_since_ms = 0;
+    } else {
+        if (s->fail_error == 0)
+            s->fail_since_ms = now_realtime_ms();
+        s->fail_error = r;
+        snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", msg && *msg ? msg : dd_strerror(r));
+    }
+    pthread_mutex_unlock(&s->health_lock);
 }
 
 /* --- Directory checks ------------------------------------------------------ */
@@ -239,6 +314,13 @@ static int dir_error(const char *path, int r, char *errbuf, size_t errlen)
     return fail(errbuf, errlen, r, "cannot create store directory %s: %s", path, strerror(-r));
 }
 
+/* What to do about a store RocksDB cannot open because its own files are
+ * damaged: repair keeps the data files, moving away loses them. */
+#define REPAIR_ADVICE                                                                              \
+    "stop dedupd and run RocksDB's repair (ldb --db=%s repair), which rebuilds the file list "     \
+    "from the .sst files; or restore it from a backup, or move the directory away so dedupd "      \
+    "starts an empty store (its history and models are lost)"
+
 /* The message for a RocksDB open error already translated to r. */
 static int open_error(const char *path, int r, const char *rocks, char *errbuf, size_t errlen)
 {
@@ -250,9 +332,8 @@ static int open_error(const char *path, int r, const char *rocks, char *errbuf, 
                     path, rocks);
     case -EUCLEAN:
         return fail(errbuf, errlen, r,
-                    "store directory %s is corrupt (RocksDB: %s); restore it from a backup, or "
-                    "move the directory away so dedupd starts an empty store",
-                    path, rocks);
+                    "store directory %s is corrupt (RocksDB: %s); " REPAIR_ADVICE, path, rocks,
+                    path);
     case -EACCES:
     case -EPERM:
     case -EROFS:
@@ -265,6 +346,51 @@ static int open_error(const char *path, int r, const char *rocks, char *errbuf, 
     default:
         return fail(errbuf, errlen, r, "cannot open store directory %s: %s", path, rocks);
     }
+}
+
+/*
+ * CURRENT names the live MANIFEST ("MANIFEST-000005\n"). RocksDB reports a
+ * CURRENT that is a directory, or a MANIFEST it names that is gone, as a raw
+ * I/O error; say what is wrong and what to do. Anything else (garbage in
+ * either file) is left to RocksDB, which calls it corruption.
+ */
+static int check_current(const char *path, char *errbuf, size_t errlen)
+{
+    char p[PATH_MAX], text[128];
+    struct stat st;
+    ssize_t n;
+    size_t len;
+    int fd;
+
+    snprintf(p, sizeof(p), "%s/CURRENT", path);
+    if (lstat(p, &st) != 0)
+        return 0;
+    if (!S_ISREG(st.st_mode))
+        return fail(
+            errbuf, errlen, -EUCLEAN,
+            "store directory %s is corrupt: %s is a %s, not RocksDB's pointer to its "
+            "MANIFEST; remove it (rmdir it if it is an empty directory), then " REPAIR_ADVICE,
+            path, p, S_ISDIR(st.st_mode) ? "directory" : "special file", path);
+    fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0; /* RocksDB says why */
+    n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    len = (size_t)n;
+    if (text[len - 1] != '\n')
+        return 0;
+    text[len - 1] = '\0';
+    if (strncmp(text, "MANIFEST-", 9) != 0 || strchr(text, '/'))
+        return 0;
+    if (!dir_has_file(path, text))
+        return fail(errbuf, errlen, -EUCLEAN,
+                    "store directory %s is corrupt: CURRENT names %s, which is missing (the "
+                    "MANIFEST lists the store's files; without it RocksDB cannot open "
+                    "them); " REPAIR_ADVICE,
+                    path, text, path);
+    return 0;
 }
 
 /* --- Opening and closing the database ------------------------------------- */
@@ -479,6 +605,8 @@ void dd_store_options_init(struct dd_store_options *o)
     o->retention_ms = DD_STORE_DEFAULT_RETENTION_MS;
     o->recover_interval_ms = DD_STORE_DEFAULT_RECOVER_INTERVAL_MS;
     o->min_free_bytes = DD_STORE_DEFAULT_MIN_FREE_BYTES;
+    o->full_resolution_ms = DD_STORE_DEFAULT_FULL_RESOLUTION_MS;
+    o->downsample_step_ms = DD_STORE_DEFAULT_DOWNSAMPLE_STEP_MS;
 }
 
 static int setup_options(struct dd_store *s, bool create)
@@ -504,6 +632,15 @@ static int setup_options(struct dd_store *s, bool create)
     rocksdb_options_set_max_write_buffer_number(s->dbopts, 2);
     /* RocksDB's own LOG: three files of 1 MiB, not an unbounded one. */
     rocksdb_options_set_max_log_file_size(s->dbopts, 1u << 20);
+    /* LZ4 where files are young and rewritten soon (L0, L1: cheap on a
+     * 2-core node), ZSTD where history settles. */
+    static const int per_level[7] = {
+        rocksdb_lz4_compression,  rocksdb_lz4_compression,  rocksdb_zstd_compression,
+        rocksdb_zstd_compression, rocksdb_zstd_compression, rocksdb_zstd_compression,
+        rocksdb_zstd_compression,
+    };
+    rocksdb_options_set_num_levels(s->dbopts, 7);
+    rocksdb_options_set_compression_per_level(s->dbopts, per_level, 7);
     rocksdb_options_set_keep_log_file_num(s->dbopts, 3);
     rocksdb_writeoptions_set_sync(s->wo, 0);
     rocksdb_writeoptions_set_sync(s->wo_sync, 1);
@@ -529,6 +666,7 @@ int dd_store_open(const char *path, const struct dd_store_options *opts, struct 
     if (!s)
         return fail(errbuf, errlen, -ENOMEM, "out of memory opening store %s", path);
     pthread_mutex_init(&s->write_lock, NULL);
+    pthread_mutex_init(&s->health_lock, NULL);
     if (pthread_rwlock_init(&s->lock, NULL) != 0) {
         dd_free(s);
         return fail(errbuf, errlen, -ENOMEM, "out of memory opening store %s", path);
@@ -537,6 +675,9 @@ int dd_store_open(const char *path, const struct dd_store_options *opts, struct 
         s->opts = *opts;
     else
         dd_store_options_init(&s->opts);
+    atomic_store(&s->retention_ms, s->opts.retention_ms);
+    atomic_store(&s->full_res_ms, s->opts.full_resolution_ms);
+    atomic_store(&s->step_ms, s->opts.downsample_step_ms);
     s->path = dd_strdup(path);
     s->cf_names = dd_calloc(STORE_MAX_CFS, sizeof(*s->cf_names));
     s->handles = dd_calloc(STORE_MAX_CFS, sizeof(*s->handles));
@@ -556,7 +697,11 @@ int dd_store_open(const char *path, const struct dd_store_options *opts, struct 
     }
 
     existing = dir_has_file(path, "CURRENT");
-    if (!existing) {
+    if (existing) {
+        r = check_current(path, errbuf, errlen);
+        if (r < 0)
+            goto out_free;
+    } else {
         size_t manifests = 0;
         if (dir_sum(path, "MANIFEST-", "", NULL, &manifests) == 0 && manifests > 0) {
             /* RocksDB would start an empty store and delete the data. */
@@ -631,6 +776,7 @@ struct dd_store *dd_store_free(struct dd_store *s)
         rocksdb_writeoptions_destroy(s->wo_sync);
     pthread_rwlock_destroy(&s->lock);
     pthread_mutex_destroy(&s->write_lock);
+    pthread_mutex_destroy(&s->health_lock);
     dd_free(s->path);
     dd_free(s);
     return NULL;
@@ -665,7 +811,8 @@ static void recover(struct dd_store *s)
     atomic_fetch_add(&s->reopens, 1);
 }
 
-static int write_once(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync)
+/* One write; msg (512 bytes) gets RocksDB's text on failure. */
+static int write_once(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync, char *msg)
 {
     dd_store_write_fn fn = dd_store_test_write ? dd_store_test_write : rocksdb_write;
     char *err = NULL;
@@ -674,17 +821,21 @@ static int write_once(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync)
     pthread_rwlock_rdlock(&s->lock);
     if (!s->db || s->read_only) {
         r = -EROFS;
+        snprintf(msg, 512, "the store is open read-only after a failed recovery");
     } else {
         fn(s->db, sync ? s->wo_sync : s->wo, wb, &err);
-        r = dd_rocks_status(err, NULL, 0);
+        r = dd_rocks_status(err, msg, 512);
+        if (r == -EUCLEAN)
+            note_damage(s, msg);
     }
     pthread_rwlock_unlock(&s->lock);
     return r;
 }
 
-/* Is the file system below the reserve? Says so once on the way down and
- * once on the way back up. A statvfs that fails does not stop writes. */
-static bool below_reserve(struct dd_store *s)
+/* Is the file system below the reserve? msg (512 bytes) says by how much.
+ * A statvfs that fails does not stop writes. Library code does not log: the
+ * state shows in dd_store_health, and the daemon logs its changes. */
+static bool below_reserve(struct dd_store *s, char *msg)
 {
     struct statvfs fs;
     uint64_t avail;
@@ -694,32 +845,60 @@ static bool below_reserve(struct dd_store *s)
         return false;
     avail = (uint64_t)fs.f_bavail * (uint64_t)fs.f_frsize;
     low = avail < s->opts.min_free_bytes;
-    if (low && !s->low_space)
-        dd_log_warning("store %s: %llu KiB free, below the %llu MiB reserve: samples are "
-                       "dropped until space is freed",
-                       s->path, (unsigned long long)(avail >> 10),
-                       (unsigned long long)(s->opts.min_free_bytes >> 20));
-    else if (!low && s->low_space)
-        dd_log_info("store %s: space is back (%llu MiB free): writing again", s->path,
-                    (unsigned long long)(avail >> 20));
+    if (low != s->low_space)
+        dd_log_debug("store %s: %llu KiB free, %s the %llu MiB reserve", s->path,
+                     (unsigned long long)(avail >> 10), low ? "below" : "above",
+                     (unsigned long long)(s->opts.min_free_bytes >> 20));
+    if (low)
+        snprintf(msg, 512, "%llu KiB free on the store's file system, below the %llu MiB reserve",
+                 (unsigned long long)(avail >> 10),
+                 (unsigned long long)(s->opts.min_free_bytes >> 20));
     s->low_space = low;
     return low;
 }
 
+/*
+ * After corruption RocksDB stops every write with its background error, and
+ * a plain reopen does not help: the next compaction reads the damaged file
+ * again (measured: every commit failed, each reopen flushed one more L0 file
+ * that was never compacted). So reopen once with automatic compaction off;
+ * flushes still work and new samples land in new files.
+ */
+static void recover_damaged(struct dd_store *s)
+{
+    s->damage_reopened = true;
+    rocksdb_options_set_disable_auto_compactions(s->dbopts, 1);
+    recover(s);
+    pthread_mutex_lock(&s->health_lock);
+    s->compaction_off = s->db && !s->read_only;
+    pthread_mutex_unlock(&s->health_lock);
+}
+
 static int store_write_locked(struct dd_store *s, rocksdb_writebatch_t *wb, bool sync)
 {
+    char msg[512] = "";
     int r;
 
-    if (below_reserve(s))
+    if (below_reserve(s, msg)) {
+        note_write(s, -ENOSPC, msg);
         return -ENOSPC;
-    r = write_once(s, wb, sync);
+    }
+    r = write_once(s, wb, sync, msg);
 
-    if (r < 0 && (s->write_failed || s->read_only || !s->db) &&
-        now_monotonic_ms() - s->last_recover_ms >= s->opts.recover_interval_ms) {
+    if (r == -EUCLEAN) {
+        /* Damage does not pass with time: one reopen without compaction,
+         * then fail at once. */
+        if (!s->damage_reopened) {
+            recover_damaged(s);
+            r = write_once(s, wb, sync, msg);
+        }
+    } else if (r < 0 && (s->write_failed || s->read_only || !s->db) &&
+               now_monotonic_ms() - s->last_recover_ms >= s->opts.recover_interval_ms) {
         recover(s);
-        r = write_once(s, wb, sync);
+        r = write_once(s, wb, sync, msg);
     }
     s->write_failed = r < 0;
+    note_write(s, r, msg);
     return r;
 }
 
@@ -821,46 +1000,68 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Adds the series name k[1..1+k[0]) to names. */
+static int add_name(const unsigned char *k, char ***names, size_t *n, size_t *cap)
+{
+    char *name = dd_malloc((size_t)k[0] + 1);
+
+    if (!name || DD_ARRAY_RESERVE(*names, *cap, *n + 1) < 0) {
+        dd_free(name);
+        return -ENOMEM;
+    }
+    memcpy(name, k + 1, k[0]);
+    name[k[0]] = '\0';
+    (*names)[(*n)++] = name;
+    return 0;
+}
+
+/*
+ * Keys start with the name's length, so the series under a prefix of L
+ * bytes lie in one range per length n >= L: [n][prefix] up to its
+ * successor. One seek per length plus one per matching series; the
+ * series of other prefixes are never read.
+ */
 static int list_series_locked(struct dd_store *s, const char *prefix, char ***ret, size_t *ret_n)
 {
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_SAMPLES]);
-    unsigned char next[KEY_MAX];
+    unsigned char next[KEY_MAX], lo[KEY_MAX];
     size_t plen_prefix = strlen(prefix), n = 0, cap = 0;
     char **names = NULL, *err = NULL;
     int r = 0;
 
-    /* one seek per series: read a key, then jump past its series */
-    rocksdb_iter_seek_to_first(it);
-    while (rocksdb_iter_valid(it)) {
-        size_t klen, plen;
-        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
-        if (klen < 1 + 1 + 8 || klen != 1u + k[0] + 8u) {
-            r = -EUCLEAN;
-            break;
-        }
-        if (k[0] >= plen_prefix && memcmp(k + 1, prefix, plen_prefix) == 0) {
-            char *name = dd_malloc((size_t)k[0] + 1);
-            if (!name || DD_ARRAY_RESERVE(names, cap, n + 1) < 0) {
-                dd_free(name);
-                r = -ENOMEM;
+    if (plen_prefix > DD_STORE_SERIES_MAX)
+        goto done;
+    for (size_t len = plen_prefix ? plen_prefix : 1; len <= DD_STORE_SERIES_MAX && r == 0; len++) {
+        lo[0] = (unsigned char)len;
+        memcpy(lo + 1, prefix, plen_prefix);
+        rocksdb_iter_seek(it, (const char *)lo, 1 + plen_prefix);
+        while (rocksdb_iter_valid(it)) {
+            size_t klen, plen;
+            const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+            if (klen < 1 + 1 + 8 || klen != 1u + k[0] + 8u) {
+                r = -EUCLEAN;
                 break;
             }
-            memcpy(name, k + 1, k[0]);
-            name[k[0]] = '\0';
-            names[n++] = name;
+            if (k[0] != len || memcmp(k + 1, prefix, plen_prefix) != 0)
+                break; /* past this length's range */
+            r = add_name(k, &names, &n, &cap);
+            if (r < 0)
+                break;
+            /* one seek per series: jump past its keys */
+            plen = 1u + k[0];
+            memcpy(next, k, plen);
+            plen = prefix_successor(next, plen);
+            if (plen == 0)
+                break;
+            rocksdb_iter_seek(it, (const char *)next, plen);
         }
-        plen = 1u + k[0];
-        memcpy(next, k, plen);
-        plen = prefix_successor(next, plen);
-        if (plen == 0)
-            break;
-        rocksdb_iter_seek(it, (const char *)next, plen);
     }
     if (r == 0) {
         rocksdb_iter_get_error(it, &err);
-        r = dd_rocks_status(err, NULL, 0);
+        r = rocks_check(s, err);
     }
+done:
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     if (r < 0) {
@@ -888,9 +1089,99 @@ int dd_store_list_series(struct dd_store *s, const char *prefix, char ***ret_nam
     return r;
 }
 
+struct prefix_point {
+    dd_store_series_cb cb;
+    void *userdata;
+    const char *series;
+};
+
+static int prefix_point(void *userdata, uint64_t ts_ms, const void *value, size_t len)
+{
+    struct prefix_point *pp = userdata;
+
+    return pp->cb(pp->userdata, pp->series, ts_ms, value, len);
+}
+
+int dd_store_query_prefix(struct dd_store *s, const struct dd_store_prefix_query *q,
+                          dd_store_series_cb cb, void *userdata, bool *ret_truncated)
+{
+    struct prefix_point pp = {.cb = cb, .userdata = userdata};
+    char **names = NULL;
+    size_t n = 0, i;
+    bool truncated = false;
+    int r;
+
+    if (!q || !q->prefix || !cb || q->from_ms > q->to_ms)
+        return -EINVAL;
+    r = dd_store_list_series(s, q->prefix, &names, &n);
+    if (r < 0)
+        return r;
+    /* One query per series, each under the read lock on its own: a scan of
+     * every node's history does not hold off a recovery for its whole run. */
+    for (i = 0; i < n && r >= 0; i++) {
+        struct dd_store_query sq = {.series = names[i],
+                                    .from_ms = q->from_ms,
+                                    .to_ms = q->to_ms,
+                                    .limit = q->limit,
+                                    .newest_first = true};
+        bool t = false;
+        pp.series = names[i];
+        r = dd_store_query(s, &sq, prefix_point, &pp, &t);
+        truncated = truncated || t;
+    }
+    for (i = 0; i < n; i++)
+        dd_free(names[i]);
+    dd_free(names);
+    if (r < 0)
+        return r;
+    if (ret_truncated)
+        *ret_truncated = truncated;
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
 /* --- Retention ---------------------------------------------------------------- */
 
-static int retain_samples(struct dd_store *s, rocksdb_writebatch_t *wb, uint64_t cutoff, int *count)
+/* Thins one series (key prefix p, plen bytes) over the buckets in
+ * [from, until), both multiples of step: keeps the first point of each
+ * bucket, one range tombstone for the rest. it is moved. */
+static void thin_series(struct dd_store *s, rocksdb_iterator_t *it, rocksdb_writebatch_t *wb,
+                        const unsigned char *p, size_t plen, uint64_t from, uint64_t until,
+                        uint64_t step, int *count)
+{
+    unsigned char key[KEY_MAX], hi[KEY_MAX];
+
+    memcpy(key, p, plen);
+    memcpy(hi, p, plen);
+    put_be64(key + plen, from);
+    rocksdb_iter_seek(it, (const char *)key, plen + 8);
+    while (rocksdb_iter_valid(it)) {
+        size_t klen;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+        uint64_t ts, end;
+        if (klen != plen + 8 || memcmp(k, p, plen) != 0)
+            break;
+        ts = get_be64(k + plen);
+        if (ts >= until)
+            break;
+        end = ts - ts % step + step; /* <= until: both are multiples of step */
+        rocksdb_iter_next(it);
+        if (rocksdb_iter_valid(it)) {
+            k = (const unsigned char *)rocksdb_iter_key(it, &klen);
+            if (klen == plen + 8 && memcmp(k, p, plen) == 0 && get_be64(k + plen) < end) {
+                put_be64(key + plen, ts + 1);
+                put_be64(hi + plen, end);
+                rocksdb_writebatch_delete_range_cf(wb, s->cf[CF_SAMPLES], (const char *)key,
+                                                   plen + 8, (const char *)hi, plen + 8);
+                (*count)++;
+            }
+        }
+        put_be64(key + plen, end);
+        rocksdb_iter_seek(it, (const char *)key, plen + 8);
+    }
+}
+
+static int retain_samples(struct dd_store *s, rocksdb_writebatch_t *wb, uint64_t cutoff,
+                          uint64_t thin_from, uint64_t thin_until, uint64_t step, int *count)
 {
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     rocksdb_iterator_t *it;
@@ -910,7 +1201,9 @@ static int retain_samples(struct dd_store *s, rocksdb_writebatch_t *wb, uint64_t
             return -EUCLEAN;
         }
         plen = 1u + k[0];
-        if (get_be64(k + plen) < cutoff) {
+        uint64_t oldest = get_be64(k + plen);
+        memcpy(next, k, plen);
+        if (oldest < cutoff) {
             memcpy(lo, k, plen);
             memcpy(hi, k, plen);
             put_be64(lo + plen, 0);
@@ -919,7 +1212,12 @@ static int retain_samples(struct dd_store *s, rocksdb_writebatch_t *wb, uint64_t
                                                (const char *)hi, plen + 8);
             (*count)++;
         }
-        memcpy(next, k, plen);
+        if (step) {
+            uint64_t from = DD_MAX(DD_MAX(oldest, cutoff), thin_from);
+            from -= from % step;
+            if (from < thin_until)
+                thin_series(s, it, wb, next, plen, from, thin_until, step, count);
+        }
         plen = prefix_successor(next, plen);
         if (plen == 0)
             break;
@@ -928,7 +1226,7 @@ static int retain_samples(struct dd_store *s, rocksdb_writebatch_t *wb, uint64_t
     rocksdb_iter_get_error(it, &err);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    r = dd_rocks_status(err, NULL, 0);
+    r = rocks_check(s, err);
     return r;
 }
 
@@ -956,40 +1254,108 @@ static int retain_observations(struct dd_store *s, rocksdb_writebatch_t *wb, uin
     rocksdb_iter_get_error(it, &err);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    return dd_rocks_status(err, NULL, 0);
+    return rocks_check(s, err);
 }
 
-void dd_store_set_retention(struct dd_store *s, uint64_t retention_ms)
+static int get_copy(struct dd_store *s, rocksdb_column_family_handle_t *cf, const void *key,
+                    size_t klen, size_t max, void **ret_value, size_t *ret_len);
+
+/* Reads meta "downsampled_to" once (absent: 0, nothing thinned yet). */
+static int load_downsampled(struct dd_store *s)
 {
-    __atomic_store_n(&s->opts.retention_ms, retention_ms, __ATOMIC_RELAXED);
+    void *v = NULL;
+    size_t len = 0;
+    uint64_t to = 0;
+    int r;
+
+    if (s->downsampled_loaded)
+        return 0;
+    r = get_copy(s, s->cf[CF_META], downsampled_key, sizeof(downsampled_key) - 1, 32, &v, &len);
+    if (r == -ENOENT)
+        r = 0;
+    else if (r == 0 && dd_parse_u64_n(v, len, &to) < 0)
+        r = -EUCLEAN;
+    dd_free(v);
+    if (r == 0) {
+        s->downsampled_to = to;
+        s->downsampled_loaded = true;
+    }
+    return r;
 }
 
 int dd_store_retain(struct dd_store *s, uint64_t now_ms)
 {
     rocksdb_writebatch_t *wb;
-    uint64_t cutoff;
+    uint64_t cutoff = 0, thin_until = 0;
+    uint64_t retention = atomic_load(&s->retention_ms);
+    uint64_t full_res = atomic_load(&s->full_res_ms), step = atomic_load(&s->step_ms);
+    char text[24];
     int count = 0, r;
-    /* read once: SIGHUP may change it (dd_store_set_retention) */
-    uint64_t retention = __atomic_load_n(&s->opts.retention_ms, __ATOMIC_RELAXED);
 
-    if (retention == 0 || now_ms <= retention)
+    if (retention && now_ms > retention)
+        cutoff = now_ms - retention;
+    if (full_res && step && now_ms > full_res)
+        thin_until = (now_ms - full_res) - (now_ms - full_res) % step;
+    else
+        step = 0;
+    if (cutoff == 0 && step == 0)
         return 0;
-    cutoff = now_ms - retention;
     wb = rocksdb_writebatch_create();
     pthread_rwlock_rdlock(&s->lock);
-    if (!s->db)
-        r = -EIO;
-    else
-        r = retain_samples(s, wb, cutoff, &count);
-    if (r == 0 && s->db)
+    r = s->db ? 0 : -EIO;
+    if (r == 0 && step)
+        r = load_downsampled(s);
+    if (r == 0)
+        r = retain_samples(s, wb, cutoff, s->downsampled_to, thin_until, step, &count);
+    if (r == 0 && cutoff)
         r = retain_observations(s, wb, cutoff, &count);
     pthread_rwlock_unlock(&s->lock);
+    if (r == 0 && step && thin_until > s->downsampled_to) {
+        int n = snprintf(text, sizeof(text), "%llu", (unsigned long long)thin_until);
+        rocksdb_writebatch_put_cf(wb, s->cf[CF_META], downsampled_key, sizeof(downsampled_key) - 1,
+                                  text, (size_t)n);
+    }
     /* Not synced: a crash before the next sync only means the next call
      * writes the same tombstones again. */
-    if (r == 0 && count > 0)
+    if (r == 0 && rocksdb_writebatch_count(wb) > 0)
         r = store_write(s, wb, false);
     rocksdb_writebatch_destroy(wb);
+    if (r == 0) {
+        atomic_fetch_add(&s->tombstones, (uint64_t)count);
+        if (step && thin_until > s->downsampled_to)
+            s->downsampled_to = thin_until;
+    }
     return r < 0 ? r : count;
+}
+
+void dd_store_set_downsampling(struct dd_store *s, uint64_t full_resolution_ms, uint64_t step_ms)
+{
+    atomic_store(&s->full_res_ms, full_resolution_ms);
+    atomic_store(&s->step_ms, step_ms);
+}
+
+int dd_store_compact(struct dd_store *s)
+{
+    char *err = NULL;
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    int r = -EIO;
+
+    rocksdb_flushoptions_set_wait(fo, 1);
+    pthread_rwlock_rdlock(&s->lock);
+    if (s->db) {
+        rocksdb_flush_cf(s->db, fo, s->cf[CF_SAMPLES], &err);
+        r = rocks_check(s, err);
+        if (r == 0)
+            rocksdb_compact_range_cf(s->db, s->cf[CF_SAMPLES], NULL, 0, NULL, 0);
+    }
+    pthread_rwlock_unlock(&s->lock);
+    rocksdb_flushoptions_destroy(fo);
+    return r;
+}
+
+void dd_store_set_retention(struct dd_store *s, uint64_t retention_ms)
+{
+    atomic_store(&s->retention_ms, retention_ms);
 }
 
 /* --- Reading -------------------------------------------------------------------- */
@@ -1075,7 +1441,7 @@ static int query_locked(struct dd_store *s, const struct dd_store_query *q, dd_s
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     if (err) {
-        int e = dd_rocks_status(err, NULL, 0);
+        int e = rocks_check(s, err);
         if (r >= 0)
             r = e;
     }
@@ -1166,7 +1532,7 @@ static int get_copy(struct dd_store *s, rocksdb_column_family_handle_t *cf, cons
 
     v = rocksdb_get_cf(s->db, ro, cf, key, klen, &len, &err);
     rocksdb_readoptions_destroy(ro);
-    r = dd_rocks_status(err, NULL, 0);
+    r = rocks_check(s, err);
     if (r < 0)
         return r;
     if (!v)
@@ -1240,7 +1606,7 @@ static int query_obs_locked(struct dd_store *s, uint64_t from_ms, uint64_t to_ms
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     if (err) {
-        int e = dd_rocks_status(err, NULL, 0);
+        int e = rocks_check(s, err);
         if (r >= 0)
             r = e;
     }
@@ -1339,7 +1705,7 @@ static int latest_model_version(struct dd_store *s, const unsigned char *prefix,
     rocksdb_iter_get_error(it, &err);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
-    e = dd_rocks_status(err, NULL, 0);
+    e = rocks_check(s, err);
     return e < 0 ? e : r;
 }
 
@@ -1394,6 +1760,138 @@ int dd_store_get_stats(struct dd_store *s, struct dd_store_stats *ret)
     st.samples_dropped = atomic_load(&s->samples_dropped);
     st.commits_failed = atomic_load(&s->commits_failed);
     st.reopens = atomic_load(&s->reopens);
+    st.corruptions = atomic_load(&s->corruptions);
+    st.tombstones = atomic_load(&s->tombstones);
     *ret = st;
+    return 0;
+}
+
+/* --- Health ------------------------------------------------------------------ */
+
+const char *dd_store_state_name(enum dd_store_state state)
+{
+    switch (state) {
+    case DD_STORE_OK:
+        return "ok";
+    case DD_STORE_DEGRADED:
+        return "degraded";
+    case DD_STORE_DAMAGED:
+        return "damaged";
+    }
+    return "unknown";
+}
+
+static void damaged_advice(const struct dd_store *s, bool compaction_off, char *buf, size_t len)
+{
+    snprintf(buf, len,
+             "store %s is damaged: RocksDB found corruption (detail names the file). %s "
+             "History in the damaged block cannot be read, so model training fails. To repair: "
+             "stop dedupd; copy %s somewhere safe; then run RocksDB's repair on it (ldb "
+             "--db=%s repair, or dd_store_repair), which keeps the files it can read and "
+             "moves the damaged ones to %s/lost/ (their samples are lost), or move %s away so "
+             "dedupd starts an empty store "
+             "(all its history and trained models are lost; the model retrains as new history "
+             "accumulates). Then start dedupd.",
+             s->path,
+             compaction_off ? "New samples are still written, with compaction off: disk use "
+                              "grows and retention frees no space until the repair."
+                            : "Samples are dropped until the repair.",
+             s->path, s->path, s->path, s->path);
+}
+
+static void degraded_advice(const struct dd_store *s, int error, bool read_only, char *buf,
+                            size_t len)
+{
+    if (error == -ENOSPC)
+        snprintf(buf, len,
+                 "free space on the file system holding %s (dedupd keeps %llu MiB free there); "
+                 "samples are dropped until then and writing resumes by itself",
+                 s->path, (unsigned long long)(s->opts.min_free_bytes >> 20));
+    else if (read_only)
+        snprintf(buf, len,
+                 "store %s could only be reopened read-only after a failed write; check its "
+                 "file system (space, permissions, dmesg for I/O errors); dedupd retries and "
+                 "resumes writing by itself, or restart it once the cause is fixed",
+                 s->path);
+    else
+        snprintf(buf, len,
+                 "writes to store %s fail; check its file system (space, quota, dmesg for I/O "
+                 "errors); dedupd retries every %llu s and resumes by itself",
+                 s->path, (unsigned long long)(s->opts.recover_interval_ms / 1000));
+}
+
+int dd_store_health(struct dd_store *s, struct dd_store_health *ret)
+{
+    struct dd_store_health h = {.path = s->path};
+    bool read_only;
+
+    pthread_rwlock_rdlock(&s->lock);
+    read_only = s->read_only || !s->db;
+    pthread_rwlock_unlock(&s->lock);
+    h.corruptions = atomic_load(&s->corruptions);
+
+    pthread_mutex_lock(&s->health_lock);
+    h.compaction_off = s->compaction_off;
+    if (s->damaged) {
+        h.state = DD_STORE_DAMAGED;
+        h.error = -EUCLEAN;
+        h.since_ms = s->damaged_at_ms;
+        snprintf(h.detail, sizeof(h.detail), "%s", s->damage_msg);
+    } else if (s->fail_error < 0 || read_only) {
+        h.state = DD_STORE_DEGRADED;
+        h.error = s->fail_error < 0 ? s->fail_error : -EROFS;
+        h.since_ms = s->fail_since_ms;
+        snprintf(h.detail, sizeof(h.detail), "%s",
+                 s->fail_error < 0 ? s->fail_msg : "the store is open read-only");
+    }
+    pthread_mutex_unlock(&s->health_lock);
+
+    if (h.state == DD_STORE_DAMAGED)
+        damaged_advice(s, h.compaction_off && !read_only, h.advice, sizeof(h.advice));
+    else if (h.state == DD_STORE_DEGRADED)
+        degraded_advice(s, h.error, read_only, h.advice, sizeof(h.advice));
+    *ret = h;
+    return 0;
+}
+
+/* --- Repair ------------------------------------------------------------------ */
+
+int dd_store_repair(const char *path, char *errbuf, size_t errlen)
+{
+    char cur[PATH_MAX], rocks[512], *err = NULL;
+    rocksdb_options_t *o;
+    struct stat st;
+    int n, r;
+
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (!path || !*path)
+        return fail(errbuf, errlen, -EINVAL, "no store directory given");
+    if (stat(path, &st) != 0)
+        return fail(errbuf, errlen, -errno, "cannot repair store %s: %s", path, strerror(errno));
+    n = snprintf(cur, sizeof(cur), "%s/CURRENT", path);
+    if (n < 0 || (size_t)n >= sizeof(cur))
+        return fail(errbuf, errlen, -ENAMETOOLONG, "store directory name too long: %.64s...", path);
+    /* RepairDB writes a new CURRENT by rename, which a directory in its place
+     * blocks; an empty one holds nothing. */
+    if (lstat(cur, &st) == 0 && S_ISDIR(st.st_mode) && rmdir(cur) != 0)
+        return fail(errbuf, errlen, -EISDIR,
+                    "cannot repair store %s: %s is a directory that is not empty (%s); move it "
+                    "away and run the repair again",
+                    path, cur, strerror(errno));
+    o = rocksdb_options_create();
+    if (!o)
+        return fail(errbuf, errlen, -ENOMEM, "out of memory repairing store %s", path);
+    rocksdb_options_set_create_if_missing(o, 0);
+    rocksdb_repair_db(o, path, &err);
+    rocksdb_options_destroy(o);
+    r = dd_rocks_status(err, rocks, sizeof(rocks));
+    if (r == -EBUSY)
+        return fail(errbuf, errlen, r,
+                    "cannot repair store %s: it is open (is dedupd running?); stop dedupd first "
+                    "(RocksDB: %s)",
+                    path, rocks);
+    if (r < 0)
+        return fail(errbuf, errlen, r, "repair of store %s failed (RocksDB: %s)", path, rocks);
     return 0;
 }

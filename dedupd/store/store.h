@@ -93,11 +93,44 @@
 struct dd_store;
 struct dd_store_batch;
 
+/*
+ * Downsampling, applied by dd_store_retain: samples newer than
+ * now - full_resolution_ms are all kept; older ones keep one point per
+ * series per downsample_step_ms, the first point of each bucket
+ * [k*step, (k+1)*step) in absolute time (so every pass, and every node,
+ * agrees on the buckets), the others removed with one range tombstone per
+ * bucket. Only whole buckets are thinned; a pass thins from where the last
+ * one stopped (kept in meta "downsampled_to"), so each point is looked at
+ * once. Thinned points do not come back when the window is widened later.
+ * Placement role (5,000 nodes x 16 volumes every 10 s): 24 h at full
+ * resolution, then 5 min, keeps 10 % of the rows of 14 days unthinned;
+ * measured 179 bytes a row after compaction (~600-byte JSON rows, test-store
+ * --bench-rows): 124 GB for the full-resolution day plus 4.1 GB per older
+ * day, 177 GB at 14 days instead of 1.73 TB.
+ */
+#define DD_STORE_DEFAULT_FULL_RESOLUTION_MS 0u /* off: the agent keeps all */
+#define DD_STORE_DEFAULT_DOWNSAMPLE_STEP_MS (5u * 60 * 1000)
+
 struct dd_store_options {
     uint64_t retention_ms;        /* 0: keep everything */
     uint64_t recover_interval_ms; /* 0: reopen on every commit after a failure */
     uint64_t min_free_bytes;      /* 0: no reserve */
+    /* 0: no downsampling. Otherwise the newest full_resolution_ms are kept
+     * whole and older samples thinned to one per downsample_step_ms. */
+    uint64_t full_resolution_ms;
+    uint64_t downsample_step_ms; /* 0 with full_resolution_ms set: no thinning */
 };
+
+/*
+ * Changes the retention of an open store (SIGHUP): the next dd_store_retain
+ * deletes at now - retention_ms (0: keeps everything). Points an earlier,
+ * shorter retention already deleted do not come back. Any thread.
+ */
+void dd_store_set_retention(struct dd_store *s, uint64_t retention_ms);
+
+/* Changes the downsampling of an open store (as the options above; 0 turns
+ * it off) from the next dd_store_retain on. Any thread. */
+void dd_store_set_downsampling(struct dd_store *s, uint64_t full_resolution_ms, uint64_t step_ms);
 
 /* Fills *o with the defaults above (what a NULL options pointer means). */
 void dd_store_options_init(struct dd_store_options *o);
@@ -156,14 +189,13 @@ struct dd_store_batch *dd_store_batch_free(struct dd_store_batch *b);
 
 /*
  * Deletes samples and observations older than now_ms - retention (nothing
- * when retention is 0 or not yet reached). One seek per series, one range
- * tombstone per series that has expired points. Returns the number of
- * tombstones written (>= 0) or a negative error.
+ * when retention is 0 or not yet reached), and thins samples older than
+ * now_ms - full_resolution (see downsampling above). One seek per series,
+ * one range tombstone per series that has expired points, one seek and one
+ * tombstone per bucket thinned. Returns the number of tombstones written
+ * (>= 0) or a negative error.
  */
 int dd_store_retain(struct dd_store *s, uint64_t now_ms);
-/* A new retention (SIGHUP), used by the next dd_store_retain; 0 keeps
- * everything. Thread-safe. */
-void dd_store_set_retention(struct dd_store *s, uint64_t retention_ms);
 
 /* --- Reading -------------------------------------------------------------- */
 
@@ -219,9 +251,39 @@ int dd_store_query_observations(struct dd_store *s, uint64_t from_ms, uint64_t t
                                 dd_store_obs_cb cb, void *userdata, bool *ret_truncated);
 
 /* Names of the sample series that start with prefix ("" for all), sorted
- * bytewise: one seek per series. The caller frees each name and the array
+ * bytewise: one seek per name length and one per matching series (the
+ * series under other prefixes are not read). The caller frees each name and the array
  * with dd_free. Returns 0, -EUCLEAN (a malformed key) or an error. */
 int dd_store_list_series(struct dd_store *s, const char *prefix, char ***ret_names, size_t *ret_n);
+
+/*
+ * Every series under a prefix, newest points first: for the placement
+ * role's rows, stored as series "node/<node>/vol/<volume>", the trainer asks
+ * for prefix "node/" (or "node/<node>/") and gets each series' newest
+ * points in [from_ms, to_ms], at most limit per series (0 or above
+ * DD_STORE_QUERY_MAX_POINTS: that cap).
+ */
+struct dd_store_prefix_query {
+    const char *prefix;      /* "" for every series */
+    uint64_t from_ms, to_ms; /* inclusive */
+    size_t limit;            /* per series */
+};
+
+/* Called per point: series by series in bytewise name order, each series'
+ * points newest first. series and value are borrowed for the call. Return
+ * 0 to go on, > 0 to end this series (the next one follows), < 0 to fail. */
+typedef int (*dd_store_series_cb)(void *userdata, const char *series, uint64_t ts_ms,
+                                  const void *value, size_t len);
+
+/*
+ * Runs q: lists the series (as dd_store_list_series), then one newest-first
+ * query per series, each under the read lock by itself (writes go on
+ * meanwhile; a series written during the scan may show its new points).
+ * Returns the number of series visited or a negative error. *ret_truncated
+ * (may be NULL): some series had more points than limit.
+ */
+int dd_store_query_prefix(struct dd_store *s, const struct dd_store_prefix_query *q,
+                          dd_store_series_cb cb, void *userdata, bool *ret_truncated);
 
 /* --- Models --------------------------------------------------------------- */
 
@@ -252,8 +314,72 @@ struct dd_store_stats {
     uint64_t commits_failed;
     uint64_t reopens; /* recoveries after a failed write */
     bool read_only;   /* the last recovery could only open for reading */
+    /* Operations (writes, reads, compactions seen through a write) that met
+     * corruption; > 0 means the store is DAMAGED (dd_store_health). */
+    uint64_t corruptions;
+    /* Range tombstones written by dd_store_retain (retention and
+     * downsampling together). */
+    uint64_t tombstones;
 };
 
 int dd_store_get_stats(struct dd_store *s, struct dd_store_stats *ret);
+
+/* --- Health ----------------------------------------------------------------- */
+
+/*
+ * What an operator must know about the store, for /readyz, metrics and the
+ * log. The daemon logs each change of state once (this library does not).
+ *
+ *   OK        writes succeed.
+ *   DEGRADED  writes fail for a reason that can pass by itself: the file
+ *             system is below the reserve or returned an I/O error, or the
+ *             last recovery could only reopen read-only. Samples are counted
+ *             as dropped; the store retries (recover_interval_ms).
+ *   DAMAGED   RocksDB found corruption (a checksum mismatch in a .sst file,
+ *             a bad block) on a read, a write or in a background compaction.
+ *             It does not heal: it stays DAMAGED until dedupd is stopped and
+ *             the directory repaired or moved away (advice says how).
+ *             Meanwhile the store reopens once with automatic compaction
+ *             off, so new samples are written again (compaction would meet
+ *             the damaged file and stop every write); reads that touch the
+ *             damaged block fail with -EUCLEAN, others work; space freed by
+ *             retention is not reclaimed until repair. If writes still fail,
+ *             they fail at once (-EUCLEAN), counted as dropped.
+ */
+enum dd_store_state {
+    DD_STORE_OK,
+    DD_STORE_DEGRADED,
+    DD_STORE_DAMAGED,
+};
+
+/* "ok", "degraded", "damaged". */
+const char *dd_store_state_name(enum dd_store_state state);
+
+struct dd_store_health {
+    enum dd_store_state state;
+    int error;            /* the negative errno behind the state; 0 when OK */
+    uint64_t since_ms;    /* CLOCK_REALTIME ms when this state was entered */
+    const char *path;     /* the store directory (borrowed, lives as long as s) */
+    char detail[512];     /* RocksDB's message ("Corruption: block checksum
+                           * mismatch: ... in DIR/000021.sst offset ...") or ours */
+    char advice[1024];    /* what the operator should do; names the path */
+    uint64_t corruptions; /* operations that met corruption, since open */
+    bool compaction_off;  /* reopened without compaction after damage */
+};
+
+/* Fills *ret (never fails on a valid store; returns 0). Any thread. */
+int dd_store_health(struct dd_store *s, struct dd_store_health *ret);
+
+/*
+ * Offline repair of a store directory dedupd does not have open (stop it
+ * first): runs RocksDB's RepairDB, which rebuilds the MANIFEST and CURRENT
+ * from the .sst and WAL files and moves every file it cannot read in full to
+ * DIR/lost/: the samples in a file with one damaged block are all lost
+ * (measured: a 3 MiB file of 3,000 samples for one bad 279-byte block);
+ * everything else stays. An empty directory named CURRENT is removed first.
+ * On failure errbuf says why. Returns 0, -EBUSY (open by a process) or
+ * another error.
+ */
+int dd_store_repair(const char *path, char *errbuf, size_t errlen);
 
 #endif

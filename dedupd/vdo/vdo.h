@@ -163,7 +163,7 @@ struct dd_vdo_rates {
     double write_mb_per_s; /* biosIn.write x 4 KiB / s (MB = 10^6 bytes) */
     double dedup_hit_rate; /* d(dedupeAdviceValid) / d(biosIn.write); NaN if no writes */
     double journal_blocks_per_s, block_map_pages_per_s; /* journal and block-map pressure */
-    double read_mb_per_s;  /* biosIn.read x 4 KiB / s */
+    double read_mb_per_s;                               /* biosIn.read x 4 KiB / s */
     double blocks_written; /* d(biosIn.write): 4 KiB writes in the interval */
     /* The packer's savings over this interval, when it stored anything: the
      * share of the interval's blocks the packer saved, (d fragments - d

@@ -11,6 +11,7 @@
  * RocksDB never runs in a forked copy of a process that had its threads.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -507,6 +508,93 @@ static void test_series_do_not_mix(void **state)
     free(dir);
 }
 
+struct prefix_seen {
+    char series[8][64];
+    uint64_t ts[8][8];
+    size_t npts[8], nseries;
+};
+
+static int prefix_record(void *ud, const char *series, uint64_t ts, const void *v, size_t len)
+{
+    struct prefix_seen *ps = ud;
+    char want[96];
+    int wl = snprintf(want, sizeof(want), "{\"series\":\"%.40s\",\"ts\":%llu}", series,
+                      (unsigned long long)ts);
+    assert_int_equal(len, (size_t)wl);
+    assert_memory_equal(v, want, len);
+    if (ps->nseries == 0 || strcmp(ps->series[ps->nseries - 1], series) != 0) {
+        assert_true(ps->nseries < 8);
+        snprintf(ps->series[ps->nseries++], sizeof(ps->series[0]), "%s", series);
+    }
+    size_t i = ps->nseries - 1;
+    assert_true(ps->npts[i] < 8);
+    ps->ts[i][ps->npts[i]++] = ts;
+    return 0;
+}
+
+/* The placement role's layout: node/<node>/vol/<volume>. A prefix visits
+ * exactly its series (not "node2/..." or "nodes"), in name order, each
+ * newest first up to the per-series limit. */
+static void test_query_prefix(void **state)
+{
+    const char *names[] = {"node/a/vol/x", "node/a/vol/y", "node/b/vol/x", "node/bb/vol/x",
+                           "nodes",        "node",         "vol/x",        "node2/a/vol/x"};
+    char *dir = tt_tmpdir();
+    struct dd_store *s = open_ok(dir, NULL);
+    struct prefix_seen ps;
+    bool trunc = false;
+    char **list;
+    size_t n;
+    (void)state;
+
+    for (size_t i = 0; i < DD_ARRAY_SIZE(names); i++)
+        put_samples(s, names[i], (const uint64_t[]){100, 200, 300, 400, 500}, 5);
+
+    assert_int_equal(dd_store_list_series(s, "node/", &list, &n), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(list[0], "node/a/vol/x");
+    assert_string_equal(list[3], "node/bb/vol/x");
+    for (size_t i = 0; i < n; i++)
+        dd_free(list[i]);
+    dd_free(list);
+
+    struct dd_store_prefix_query q = {.prefix = "node/", .from_ms = 0, .to_ms = 450, .limit = 3};
+    memset(&ps, 0, sizeof(ps));
+    assert_int_equal(dd_store_query_prefix(s, &q, prefix_record, &ps, &trunc), 4);
+    assert_true(trunc);
+    assert_int_equal(ps.nseries, 4);
+    const char *want[] = {"node/a/vol/x", "node/a/vol/y", "node/b/vol/x", "node/bb/vol/x"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(ps.series[i], want[i]);
+        assert_int_equal(ps.npts[i], 3);
+        assert_int_equal(ps.ts[i][0], 400);
+        assert_int_equal(ps.ts[i][2], 200);
+    }
+    /* One node; no limit: not truncated. */
+    q = (struct dd_store_prefix_query){.prefix = "node/b/", .from_ms = 0, .to_ms = UINT64_MAX};
+    memset(&ps, 0, sizeof(ps));
+    assert_int_equal(dd_store_query_prefix(s, &q, prefix_record, &ps, &trunc), 1);
+    assert_false(trunc);
+    assert_int_equal(ps.npts[0], 5);
+    assert_int_equal(ps.ts[0][0], 500);
+    /* Nothing under it; bad queries. */
+    q.prefix = "node/c";
+    assert_int_equal(dd_store_query_prefix(s, &q, prefix_record, &ps, NULL), 0);
+    q.prefix = NULL;
+    assert_int_equal(dd_store_query_prefix(s, &q, prefix_record, &ps, NULL), -EINVAL);
+    q = (struct dd_store_prefix_query){.prefix = "", .from_ms = 5, .to_ms = 4};
+    assert_int_equal(dd_store_query_prefix(s, &q, prefix_record, &ps, NULL), -EINVAL);
+    /* All series. */
+    q.from_ms = 0;
+    q.to_ms = UINT64_MAX;
+    q.limit = 1;
+    memset(&ps, 0, sizeof(ps));
+    assert_int_equal(dd_store_query_prefix(s, &q, prefix_record, &ps, NULL), 8);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
 static int obs_count(void *ud, uint64_t ts, const char *id, size_t idl, const void *v, size_t len)
 {
     (void)ts, (void)id, (void)idl, (void)v, (void)len;
@@ -788,6 +876,64 @@ static void test_corrupt(void **state)
     free(dir);
 }
 
+/* Damage to RocksDB's own files that it reports as a raw I/O error: the
+ * message names the path, says what is wrong and what to do, and the repair
+ * it advises works. */
+static void test_open_advice(void **state)
+{
+    char *dir = tt_tmpdir(), *cur = tt_path(dir, "CURRENT"), *man;
+    struct dd_store *s = NULL;
+    struct seen sn;
+    char err[1024];
+    (void)state;
+
+    /* The MANIFEST that CURRENT names is gone. */
+    s = open_ok(dir, NULL);
+    put_samples(s, "node", (const uint64_t[]){1, 2}, 2);
+    dd_store_free(s);
+    s = open_ok(dir, NULL); /* the samples are in an .sst now */
+    dd_store_free(s);
+    man = find_manifest(dir);
+    assert_int_equal(unlink(man), 0);
+    expect_corrupt(dir, "MANIFEST missing");
+    assert_int_equal(dd_store_open(dir, NULL, &s, err, sizeof(err)), -EUCLEAN);
+    assert_non_null(strstr(err, "CURRENT names MANIFEST-"));
+    assert_non_null(strstr(err, "which is missing"));
+    assert_non_null(strstr(err, "stop dedupd and run RocksDB's repair"));
+    free(man);
+    assert_int_equal(dd_store_repair(dir, err, sizeof(err)), 0);
+    s = open_ok(dir, NULL);
+    query(s, "node", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_ts(&sn, (const uint64_t[]){1, 2}, 2);
+    dd_store_free(s);
+
+    /* CURRENT is a directory. */
+    assert_int_equal(unlink(cur), 0);
+    assert_int_equal(mkdir(cur, 0700), 0);
+    expect_corrupt(dir, "CURRENT a directory");
+    assert_int_equal(dd_store_open(dir, NULL, &s, err, sizeof(err)), -EUCLEAN);
+    assert_non_null(strstr(err, "/CURRENT is a directory, not RocksDB's pointer to its MANIFEST"));
+    assert_non_null(strstr(err, "rmdir"));
+    assert_int_equal(dd_store_repair(dir, err, sizeof(err)), 0);
+    s = open_ok(dir, NULL);
+    query(s, "node", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_ts(&sn, (const uint64_t[]){1, 2}, 2);
+    dd_store_free(s);
+
+    /* A non-empty directory is not removed by the repair. */
+    assert_int_equal(unlink(cur), 0);
+    assert_int_equal(mkdir(cur, 0700), 0);
+    char *inner = tt_path(cur, "x");
+    tt_write_file(inner, "x", 1);
+    assert_int_equal(dd_store_repair(dir, err, sizeof(err)), -EISDIR);
+    print_message("%s\n", err);
+    assert_non_null(strstr(err, "is a directory that is not empty"));
+    free(inner);
+    free(cur);
+    tt_rmtree(dir);
+    free(dir);
+}
+
 static void test_unwritable_parent(void **state)
 {
     char *dir = tt_tmpdir(), *parent = tt_path(dir, "ro"), *store = tt_path(parent, "store");
@@ -972,21 +1118,508 @@ static void test_real_write_failure(void **state)
     free(dir);
 }
 
+/* SIGHUP raises the retention: the next pass deletes at the new cutoff, so
+ * points the old cutoff would have deleted stay; lowering it deletes more. */
+static void test_set_retention(void **state)
+{
+    const uint64_t base = 1700000000000ull, now = base + 20 * DAY_MS;
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store *s;
+    struct seen sn;
+    uint64_t ts[21];
+    (void)state;
+
+    dd_store_options_init(&o);
+    o.retention_ms = 7 * DAY_MS;
+    s = open_ok(dir, &o);
+    for (size_t d = 0; d < 21; d++)
+        ts[d] = base + d * DAY_MS;
+    put_samples(s, "vol/x", ts, 21);
+    dd_store_set_retention(s, 18 * DAY_MS); /* raised before any pass */
+    assert_int_equal(dd_store_retain(s, now), 1);
+    query(s, "vol/x", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    /* cutoff base + 2 days, not base + 13 days */
+    assert_int_equal(sn.n, 19);
+    assert_int_equal(sn.ts[0], base + 2 * DAY_MS);
+    dd_store_set_retention(s, 0); /* keep everything */
+    assert_int_equal(dd_store_retain(s, now + 100 * DAY_MS), 0);
+    query(s, "vol/x", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_int_equal(sn.n, 19);
+    dd_store_set_retention(s, 5 * DAY_MS); /* lowered */
+    assert_int_equal(dd_store_retain(s, now), 1);
+    query(s, "vol/x", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_int_equal(sn.n, 6);
+    assert_int_equal(sn.ts[0], base + 15 * DAY_MS);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+/* Every 10 s for 3 h on two series, one at bucket starts, one 7 s after. */
+static void put_every_10s(struct dd_store *s, uint64_t base, uint64_t hours)
+{
+    struct dd_store_batch *b;
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    for (uint64_t t = base; t < base + hours * 3600000; t += 10000) {
+        assert_int_equal(dd_store_batch_put_sample(b, "vol/x", t, "{}", 2), 0);
+        assert_int_equal(dd_store_batch_put_sample(b, "vol/y", t + 7000, "{}", 2), 0);
+    }
+    assert_int_equal(dd_store_batch_commit(b, false), 0);
+}
+
+static size_t count_points(struct dd_store *s, const char *series, uint64_t from, uint64_t to,
+                           struct dd_store_point **ret)
+{
+    struct dd_store_query q = {.series = series, .from_ms = from, .to_ms = to};
+    size_t n = 0;
+    assert_true(dd_store_query_array(s, &q, ret, &n, NULL) >= 0);
+    return n;
+}
+
+/* Full resolution for the newest hour, then the first point of each
+ * 5-minute bucket (absolute time); the pass resumes where it stopped, also
+ * after reopening. */
+static void test_downsampling(void **state)
+{
+    const uint64_t step = 300000, base = 5666667ull * step, hour = 3600000;
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store_point *p;
+    struct dd_store *s;
+    size_t n;
+    (void)state;
+
+    dd_store_options_init(&o);
+    assert_int_equal(o.full_resolution_ms, 0); /* off unless asked for */
+    o.retention_ms = 0;
+    o.full_resolution_ms = hour;
+    o.downsample_step_ms = step;
+    s = open_ok(dir, &o);
+    put_every_10s(s, base, 3);
+    assert_int_equal(count_points(s, "vol/x", 0, UINT64_MAX, &p), 1080);
+    dd_store_points_free(p, 1080);
+
+    /* now = base + 3 h: [base, base + 2 h) thinned, 24 buckets a series. */
+    assert_int_equal(dd_store_retain(s, base + 3 * hour), 48);
+    n = count_points(s, "vol/x", 0, base + 2 * hour - 1, &p);
+    assert_int_equal(n, 24);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(p[i].ts_ms, base + i * step);
+    dd_store_points_free(p, n);
+    n = count_points(s, "vol/y", 0, base + 2 * hour - 1, &p);
+    assert_int_equal(n, 24);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(p[i].ts_ms, base + i * step + 7000);
+    dd_store_points_free(p, n);
+    /* The newest hour and the not yet whole bucket are untouched. */
+    n = count_points(s, "vol/x", base + 2 * hour, UINT64_MAX, &p);
+    assert_int_equal(n, 360);
+    dd_store_points_free(p, n);
+    assert_int_equal(dd_store_retain(s, base + 3 * hour + step - 1), 0);
+    dd_store_free(s);
+
+    /* Reopened: resumes at base + 2 h; ten minutes on, two buckets more. */
+    s = open_ok(dir, &o);
+    assert_int_equal(dd_store_retain(s, base + 3 * hour), 0);
+    assert_int_equal(dd_store_retain(s, base + 3 * hour + 2 * step), 4);
+    n = count_points(s, "vol/x", 0, UINT64_MAX, &p);
+    assert_int_equal(n, 24 + 2 + 360 - 60);
+    dd_store_points_free(p, n);
+    /* Turned off by the setter: nothing more is thinned. */
+    dd_store_set_downsampling(s, 0, step);
+    assert_int_equal(dd_store_retain(s, base + 10 * hour), 0);
+    dd_store_set_downsampling(s, hour, step);
+    assert_int_equal(dd_store_retain(s, base + 10 * hour), 2 * (360 - 60) / 30);
+    n = count_points(s, "vol/y", 0, UINT64_MAX, &p);
+    assert_int_equal(n, 36);
+    dd_store_points_free(p, n);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+/* Not a test: `test-store --bench-rows N DIR` writes N rows of a ~600-byte
+ * JSON volume document (5 nodes x 16 volumes every 10 s, counters that
+ * move), compacts, and prints the SST bytes per row. */
+static int bench_rows(const char *arg, const char *dir)
+{
+    struct dd_store_options o;
+    struct dd_store *s = NULL;
+    struct dd_store_stats st;
+    uint64_t rows = 0, n, seed = 42;
+    char err[1024];
+
+    if (dd_parse_u64(arg, &n) < 0)
+        return 2;
+    dd_store_options_init(&o);
+    o.retention_ms = 0;
+    o.min_free_bytes = 0;
+    if (dd_store_open(dir, &o, &s, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    for (uint64_t t = 1700000000000ull; rows < n; t += 10000) {
+        struct dd_store_batch *b;
+        CHILD_CHECK(dd_store_batch_begin(s, &b) == 0);
+        for (int node = 0; node < 5; node++)
+            for (int vol = 0; vol < 16 && rows < n; vol++, rows++) {
+                char series[64], v[1024];
+                uint64_t r = tt_rand64(&seed), i = (t - 1700000000000ull) / 10000;
+                snprintf(series, sizeof(series), "node/worker-%04d.cluster.local/vol/vdo-pv-%02d",
+                         node, vol);
+                int len = snprintf(
+                    v, sizeof(v),
+                    "{\"ts\":%llu,\"node\":\"worker-%04d.cluster.local\",\"volume\":\"vdo-pv-%"
+                    "02d\","
+                    "\"pool\":\"vg-vdo/pool0\",\"logical_blocks\":268435456,\"physical_blocks\":"
+                    "67108864,\"data_blocks_used\":%llu,\"overhead_blocks_used\":%llu,"
+                    "\"logical_blocks_used\":%llu,\"bios_in_write\":%llu,\"bios_in_read\":%llu,"
+                    "\"dedupe_advice_valid\":%llu,\"dedupe_advice_stale\":%llu,"
+                    "\"compressed_fragments_written\":%llu,\"write_mib_s\":%.2f,"
+                    "\"read_mib_s\":%.2f,\"savings_percent\":%.1f,\"packer_savings\":%.3f,"
+                    "\"cpu_seconds\":{\"kvdo_bio\":%.3f,\"kvdo_cpu\":%.3f,\"kvdo_hash\":%.3f},"
+                    "\"mode\":\"normal\",\"index_state\":\"online\"}",
+                    (unsigned long long)t, node, vol,
+                    (unsigned long long)(1000000 + i * 37 + (uint64_t)vol),
+                    (unsigned long long)(40000 + i / 50), (unsigned long long)(2000000 + i * 91),
+                    (unsigned long long)(i * 1200 + (r & 1023)),
+                    (unsigned long long)(i * 700 + (r >> 10 & 511)),
+                    (unsigned long long)(i * 300 + (r >> 20 & 255)),
+                    (unsigned long long)(r >> 30 & 63), (unsigned long long)(i * 150),
+                    (double)(r >> 40 & 4095) / 40.0, (double)(r >> 12 & 2047) / 50.0,
+                    30.0 + (double)(r >> 50 & 255) / 10.0, (double)(r >> 8 & 999) / 1000.0,
+                    (double)i * 0.011, (double)i * 0.023, (double)i * 0.017);
+                CHILD_CHECK(len > 0 && (size_t)len < sizeof(v));
+                CHILD_CHECK(dd_store_batch_put_sample(b, series, t, v, (size_t)len) == 0);
+            }
+        CHILD_CHECK(dd_store_batch_commit(b, false) == 0);
+    }
+    CHILD_CHECK(dd_store_compact(s) == 0);
+    CHILD_CHECK(dd_store_get_stats(s, &st) == 0);
+    printf("rows %llu sst_bytes %llu bytes/row %.1f\n", (unsigned long long)rows,
+           (unsigned long long)st.sst_bytes, (double)st.sst_bytes / (double)rows);
+    dd_store_free(s);
+    return 0;
+}
+
+/* --- Damage -------------------------------------------------------------------- */
+
+/* Writes batches of 100 samples of 1 KiB each on "vol/NN" at ts, ts+1...;
+ * returns how many commits failed. */
+static int write_kib(struct dd_store *s, uint64_t ts, int batches)
+{
+    char value[1024];
+    int failed = 0;
+
+    memset(value, 'v', sizeof(value));
+    for (int i = 0; i < batches; i++, ts++) {
+        struct dd_store_batch *b;
+        assert_int_equal(dd_store_batch_begin(s, &b), 0);
+        for (int k = 0; k < 100; k++) {
+            char series[16];
+            snprintf(series, sizeof(series), "vol/%02d", k);
+            snprintf(value, 32, "{\"ts\":%llu,\"k\":%d}", (unsigned long long)ts, k);
+            assert_int_equal(dd_store_batch_put_sample(b, series, ts, value, sizeof(value)), 0);
+        }
+        failed += dd_store_batch_commit(b, false) < 0;
+    }
+    return failed;
+}
+
+/* The largest .sst in dir (the samples family's). */
+static char *largest_sst(const char *dir, off_t *ret_size)
+{
+    char *best = NULL;
+    off_t size = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        size_t nl = strlen(e->d_name);
+        char *p;
+        struct stat st;
+        if (nl < 4 || strcmp(e->d_name + nl - 4, ".sst") != 0)
+            continue;
+        p = tt_path(dir, e->d_name);
+        assert_int_equal(stat(p, &st), 0);
+        if (st.st_size > size) {
+            free(best);
+            best = p;
+            size = st.st_size;
+        } else {
+            free(p);
+        }
+    }
+    closedir(d);
+    assert_non_null(best);
+    *ret_size = size;
+    return best;
+}
+
+/* Overwrites 64 bytes in the middle of the data blocks of the largest .sst,
+ * as a bad sector or a stray write would. */
+static void corrupt_sst(const char *dir)
+{
+    off_t size;
+    char *p = largest_sst(dir, &size), junk[64];
+    int fd = open(p, O_RDWR | O_CLOEXEC);
+
+    memset(junk, 0x5a, sizeof(junk));
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, junk, sizeof(junk), size / 3), (ssize_t)sizeof(junk));
+    close(fd);
+    print_message("corrupted %s at %lld\n", p, (long long)(size / 3));
+    free(p);
+}
+
+/* Reads every point of vol/00..vol/99; returns the first error or 0. */
+static int read_everything(struct dd_store *s, size_t *ret_points)
+{
+    size_t n = 0;
+    int first = 0;
+
+    for (int k = 0; k < 100; k++) {
+        char series[16];
+        snprintf(series, sizeof(series), "vol/%02d", k);
+        struct dd_store_query q = {.series = series, .from_ms = 0, .to_ms = UINT64_MAX};
+        int r = dd_store_query(s, &q, count_cb, &n, NULL);
+        if (r < 0 && first == 0)
+            first = r;
+    }
+    *ret_points = n;
+    return first;
+}
+
+/*
+ * A corrupted data block in a real .sst: compaction meets it, RocksDB sets a
+ * background error and refuses every later write with it ("Corruption:
+ * block checksum mismatch ... in DIR/NNNNNN.sst"); reads of that block fail
+ * with -EUCLEAN. Without handling, every commit failed from then on (a reopen
+ * only ran into the same compaction again). Now the store says DAMAGED with
+ * RocksDB's message and advice, reopens once without compaction and writes
+ * go on; after dd_store_repair the store opens clean with the rest of its
+ * data.
+ */
+static void test_corrupt_sst(void **state)
+{
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store_health h;
+    struct dd_store_stats st;
+    struct dd_store *s;
+    char err[1024];
+    size_t before = 0, after = 0;
+    int failed = 0, r;
+    (void)state;
+
+    dd_store_options_init(&o);
+    o.recover_interval_ms = 0;
+    o.min_free_bytes = 0;
+    /* Two L0 files of ~3 MiB (closing flushes the memtable on reopen). */
+    for (int round = 0; round < 2; round++) {
+        s = open_ok(dir, &o);
+        assert_int_equal(write_kib(s, 1000 + (uint64_t)round * 1000, 30), 0);
+        dd_store_free(s);
+    }
+    s = open_ok(dir, &o);
+    assert_int_equal(dd_store_health(s, &h), 0);
+    assert_int_equal(h.state, DD_STORE_OK);
+    assert_string_equal(dd_store_state_name(h.state), "ok");
+    assert_int_equal(read_everything(s, &before), 0);
+    dd_store_free(s);
+    corrupt_sst(dir);
+
+    /* Open works (RocksDB does not read data blocks at open); writing on
+     * flushes more files until a compaction reads the damaged block. */
+    s = open_ok(dir, &o);
+    for (int i = 0; i < 40 && h.state == DD_STORE_OK; i++) {
+        failed += write_kib(s, 10000 + (uint64_t)i * 10, 10);
+        assert_int_equal(dd_store_health(s, &h), 0);
+    }
+    if (h.state == DD_STORE_OK) {
+        /* Compaction has not met it yet: a read will. */
+        r = read_everything(s, &after);
+        assert_int_equal(r, -EUCLEAN);
+        assert_int_equal(dd_store_health(s, &h), 0);
+    }
+    print_message("health: %s (%d) detail: %s\nadvice: %s\n", dd_store_state_name(h.state), h.error,
+                  h.detail, h.advice);
+    assert_int_equal(h.state, DD_STORE_DAMAGED);
+    assert_string_equal(dd_store_state_name(h.state), "damaged");
+    assert_int_equal(h.error, -EUCLEAN);
+    assert_string_equal(h.path, dir);
+    assert_non_null(strstr(h.detail, "Corruption:"));
+    assert_non_null(strstr(h.detail, ".sst"));
+    assert_non_null(strstr(h.advice, dir));
+    assert_non_null(strstr(h.advice, "stop dedupd"));
+    assert_non_null(strstr(h.advice, "repair"));
+    assert_non_null(strstr(h.advice, "move"));
+    assert_true(h.since_ms > 0);
+    assert_true(h.corruptions >= 1);
+
+    /* Sampling goes on: writes succeed (compaction is off after the first
+     * failed write), reads that miss the damaged block work. */
+    assert_int_equal(write_kib(s, 50000, 60), 0);
+    assert_int_equal(dd_store_get_stats(s, &st), 0);
+    print_message("after damage: written %llu, dropped %llu, failed commits %llu, reopens %llu, "
+                  "corruptions %llu, compaction off %d\n",
+                  (unsigned long long)st.samples_written, (unsigned long long)st.samples_dropped,
+                  (unsigned long long)st.commits_failed, (unsigned long long)st.reopens,
+                  (unsigned long long)st.corruptions, h.compaction_off);
+    assert_true(st.corruptions >= 1);
+    assert_int_equal(failed, 0);
+    assert_int_equal(st.samples_dropped, 0);
+    struct dd_store_query q = {.series = "vol/07", .from_ms = 50000, .to_ms = UINT64_MAX};
+    size_t n = 0;
+    assert_int_equal(dd_store_query(s, &q, count_cb, &n, NULL), 60);
+    /* Still damaged: it does not heal by itself. */
+    assert_int_equal(dd_store_health(s, &h), 0);
+    assert_int_equal(h.state, DD_STORE_DAMAGED);
+    dd_store_free(s);
+
+    /* Repair while open is refused; offline it keeps what is readable. */
+    s = open_ok(dir, &o);
+    assert_int_equal(dd_store_repair(dir, err, sizeof(err)), -EBUSY);
+    assert_non_null(strstr(err, "stop dedupd first"));
+    dd_store_free(s);
+    assert_int_equal(dd_store_repair(dir, err, sizeof(err)), 0);
+    s = open_ok(dir, &o);
+    r = read_everything(s, &after);
+    assert_int_equal(dd_store_health(s, &h), 0);
+    print_message("after repair: %d, %zu points (%zu before the damage, +6000 since), %s\n", r,
+                  after, before, dd_store_state_name(h.state));
+    assert_int_equal(r, 0);
+    assert_int_equal(h.state, DD_STORE_OK);
+    char *lost = tt_path(dir, "lost");
+    struct stat lst;
+    assert_int_equal(stat(lost, &lst), 0); /* where RepairDB put the damaged file */
+    free(lost);
+    assert_true(after < before + 6000 + 100 * 400);
+    assert_true(after >= 6000);
+    assert_int_equal(write_kib(s, 90000, 5), 0);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+static int corrupt_calls;
+
+static void corrupt_write(rocksdb_t *db, const rocksdb_writeoptions_t *wo, rocksdb_writebatch_t *wb,
+                          char **errptr)
+{
+    (void)db, (void)wo, (void)wb;
+    corrupt_calls++;
+    *errptr = strdup("Corruption: block checksum mismatch: stored = 1, computed = 2, type = 4 "
+                     "in /x/000021.sst offset 105149 size 279");
+}
+
+/* When writes still fail after the one reopen, they fail at once: no
+ * reopen per commit, every sample counted as dropped, no crash. */
+static void test_damaged_fails_fast(void **state)
+{
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store_health h;
+    struct dd_store_stats st;
+    struct dd_store *s;
+    struct seen sn;
+    (void)state;
+
+    dd_store_options_init(&o);
+    o.recover_interval_ms = 0;
+    s = open_ok(dir, &o);
+    put_samples(s, "node", (const uint64_t[]){1, 2}, 2);
+    dd_store_test_write = corrupt_write;
+    for (int i = 0; i < 5; i++) {
+        struct dd_store_batch *b;
+        assert_int_equal(dd_store_batch_begin(s, &b), 0);
+        assert_int_equal(dd_store_batch_put_sample(b, "node", 10 + (uint64_t)i, "a", 1), 0);
+        assert_int_equal(dd_store_batch_put_sample(b, "vol/a", 10 + (uint64_t)i, "b", 1), 0);
+        assert_int_equal(dd_store_batch_commit(b, false), -EUCLEAN);
+    }
+    dd_store_test_write = NULL;
+    /* The first failure: one reopen and one retry; then one call each. */
+    assert_int_equal(corrupt_calls, 6);
+    assert_int_equal(dd_store_get_stats(s, &st), 0);
+    assert_int_equal(st.reopens, 1);
+    assert_int_equal(st.samples_dropped, 10);
+    assert_int_equal(st.commits_failed, 5);
+    assert_int_equal(st.corruptions, 6);
+    assert_int_equal(dd_store_health(s, &h), 0);
+    assert_int_equal(h.state, DD_STORE_DAMAGED);
+    assert_non_null(strstr(h.detail, "000021.sst"));
+    query(s, "node", 0, UINT64_MAX, 0, 0, &sn, NULL);
+    assert_ts(&sn, (const uint64_t[]){1, 2}, 2);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
+/* Below the reserve: DEGRADED with -ENOSPC and advice, back to OK when a
+ * write succeeds again; nothing logged above debug (store.c has no other
+ * log call). */
+static void test_health_low_space(void **state)
+{
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store_health h;
+    struct dd_store *s;
+    struct dd_store_batch *b;
+    (void)state;
+
+    dd_store_options_init(&o);
+    o.min_free_bytes = UINT64_MAX / 2;
+    s = open_ok(dir, &o);
+    assert_int_equal(dd_store_health(s, &h), 0);
+    assert_int_equal(h.state, DD_STORE_OK);
+    assert_int_equal(h.error, 0);
+    assert_string_equal(h.detail, "");
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    assert_int_equal(dd_store_batch_put_sample(b, "node", 1, "a", 1), 0);
+    assert_int_equal(dd_store_batch_commit(b, false), -ENOSPC);
+    assert_int_equal(dd_store_health(s, &h), 0);
+    print_message("%s: %s; %s\n", dd_store_state_name(h.state), h.detail, h.advice);
+    assert_int_equal(h.state, DD_STORE_DEGRADED);
+    assert_int_equal(h.error, -ENOSPC);
+    assert_non_null(strstr(h.detail, "below the"));
+    assert_non_null(strstr(h.advice, dir));
+    assert_non_null(strstr(h.advice, "free space"));
+    dd_store_free(s);
+
+    o.min_free_bytes = 0;
+    s = open_ok(dir, &o);
+    put_samples(s, "node", (const uint64_t[]){1}, 1);
+    assert_int_equal(dd_store_health(s, &h), 0);
+    assert_int_equal(h.state, DD_STORE_OK);
+    dd_store_free(s);
+    tt_rmtree(dir);
+    free(dir);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rocks_status_table),
         cmocka_unit_test(test_put_get_query),
         cmocka_unit_test(test_series_do_not_mix),
+        cmocka_unit_test(test_query_prefix),
         cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_set_retention),
+        cmocka_unit_test(test_downsampling),
         cmocka_unit_test(test_reopen_and_models),
         cmocka_unit_test(test_schema_and_foreign_db),
         cmocka_unit_test(test_locked),
         cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_open_advice),
         cmocka_unit_test(test_unwritable_parent),
         cmocka_unit_test(test_kill9_durability),
         cmocka_unit_test(test_commit_failure_counts_dropped),
         cmocka_unit_test(test_real_write_failure),
+        cmocka_unit_test(test_corrupt_sst),
+        cmocka_unit_test(test_damaged_fails_fast),
+        cmocka_unit_test(test_health_low_space),
     };
 
     if (argc == 3 && strcmp(argv[1], "--child-open") == 0)
@@ -995,5 +1628,7 @@ int main(int argc, char **argv)
         return child_writer(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--child-fsize") == 0)
         return child_fsize(argv[2]);
+    if (argc == 4 && strcmp(argv[1], "--bench-rows") == 0)
+        return bench_rows(argv[2], argv[3]);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
