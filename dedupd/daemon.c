@@ -51,8 +51,14 @@ static int h_readyz(void *ctx, const struct dd_http_request *req, struct dd_http
 {
     struct dd_daemon *d = ctx;
     (void)req;
+    struct dd_store_health h;
     if (d->sampler && !dd_sampler_ready(d->sampler))
         return dd_http_reply_error(resp, 503, "not_ready", "no sample has been taken yet");
+    /* a damaged store is not ready: sampling and serving go on, but the
+     * history cannot be trusted, and the operator must act */
+    if (dd_store_health(d->store, &h) == 0 && h.state == DD_STORE_DAMAGED)
+        return dd_http_reply_error(resp, 503, "store_damaged", "store %s is damaged: %s. %s",
+                                   h.path, h.detail, h.advice);
     return dd_http_reply_json(resp, 200, json_pack("{s:s}", "status", "ready"));
 }
 
@@ -78,6 +84,15 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
     if (d->model)
         dd_model_metrics(d->model, f);
     dd_http_metrics(d->http, f);
+    struct dd_store_health h;
+    if (dd_store_health(d->store, &h) == 0)
+        fprintf(f,
+                "# HELP dedupd_store_state Store health: 0 ok, 1 degraded, 2 damaged.\n"
+                "# TYPE dedupd_store_state gauge\ndedupd_store_state %d\n"
+                "# HELP dedupd_store_corruptions_total Corruption errors RocksDB reported.\n"
+                "# TYPE dedupd_store_corruptions_total counter\n"
+                "dedupd_store_corruptions_total %llu\n",
+                (int)h.state, (unsigned long long)h.corruptions);
     fclose(f);
     int r = dd_http_reply_text(resp, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
     free(buf);
