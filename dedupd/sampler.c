@@ -67,7 +67,8 @@ struct dd_sampler {
     bool have_prev_disks;
     struct dd_pods prev_pods;
     bool have_prev_pods;
-    json_t *vol_errors; /* name -> the error last logged for it */
+    json_t *vol_errors;              /* name -> the error last logged for it */
+    enum dd_store_state store_state; /* last logged */
 };
 
 /* What one interval of node readings gives (NaN where unavailable). */
@@ -475,6 +476,22 @@ static void note_volume_error(struct dd_sampler *s, const struct dd_vdo_volume *
     }
 }
 
+/* The store's health, logged when it changes (the store itself logs
+ * nothing above debug): what is wrong, and what the operator can do. */
+static void note_store_health(struct dd_sampler *s)
+{
+    struct dd_store_health h;
+    if (dd_store_health(s->store, &h) < 0 || h.state == s->store_state)
+        return;
+    if (h.state == DD_STORE_DAMAGED)
+        dd_log_error("store %s is damaged: %s; %s", h.path, h.detail, h.advice);
+    else if (h.state == DD_STORE_DEGRADED)
+        dd_log_warning("store %s: %s; samples are dropped until this passes", h.path, h.detail);
+    else
+        dd_log_info("store %s: writing again", h.path);
+    s->store_state = h.state;
+}
+
 /* Node load over the interval: CPU (without the VDO threads' share), load,
  * pressure, memory, disks. */
 static void read_node(struct dd_sampler *s, const char *pr, double vdo_total, struct node_now *nn,
@@ -668,6 +685,7 @@ void dd_sampler_sample_once(struct dd_sampler *s, double dt)
         rows = 0;
     if (s->samples % 60 == 0)
         (void)dd_store_retain(s->store, now);
+    note_store_health(s);
 
     render_metrics(s, arr, node, &m, &mlen);
     json_t *top = json_pack("{s:o, s:I}", "volumes", arr, "time_ms", (json_int_t)now);
