@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <math.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 
 extern char **environ;
 
@@ -322,4 +324,47 @@ char *tt_read_text(const char *path)
         return strdup("");
     buf[len] = '\0';
     return buf;
+}
+
+int tt_in_ci(void)
+{
+    const char *ci = getenv("CI");
+    return ci && strcmp(ci, "true") == 0;
+}
+
+void tt_random_workload(const char *path, unsigned volumes, unsigned intervals, unsigned cpus,
+                        uint64_t seed)
+{
+    uint64_t st = seed;
+    json_t *vols = json_array(), *phases = json_array();
+#define U(lo, hi) ((lo) + ((hi) - (lo)) * (double)(tt_rand64(&st) >> 11) / 9007199254740992.0)
+    for (unsigned i = 0; i < volumes; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "v%u", i);
+        json_array_append_new(
+            vols, json_pack("{s:s, s:f, s:f, s:f, s:f, s:f, s:I, s:f, s:f, s:b}", "name", name,
+                            "write_mbps", U(20, 200), "read_mbps", U(0, 300), "duplicate_share",
+                            U(0, 0.8), "zero_share", 0.03, "compressible_share", U(0, 0.15),
+                            "index_entries", (json_int_t)pow(10, U(6, 8)), "stored_gib", U(10, 400),
+                            "cpu_load", U(0, 0.1), "compression", U(0, 1) < 0.5));
+    }
+    for (unsigned k = 10; k < intervals; k += 10) {
+        json_t *pv = json_object();
+        for (unsigned i = 0; i < volumes; i++) {
+            char name[16];
+            snprintf(name, sizeof(name), "v%u", i);
+            json_object_set_new(pv, name,
+                                json_pack("{s:f, s:f, s:f, s:f, s:b}", "write_mbps", U(20, 200),
+                                          "read_mbps", U(0, 300), "duplicate_share", U(0, 0.8),
+                                          "cpu_load", U(0, 0.12), "compression", U(0, 1) < 0.5));
+        }
+        json_array_append_new(phases,
+                              json_pack("{s:i, s:o}", "at_interval", (int)k, "volumes", pv));
+    }
+#undef U
+    json_t *w = json_pack("{s:{s:i}, s:o, s:o}", "node", "cpus", (int)cpus, "volumes", vols,
+                          "phases", phases);
+    if (json_dump_file(w, path, 0) != 0)
+        fail_msg("cannot write the workload %s", path);
+    json_decref(w);
 }

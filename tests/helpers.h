@@ -42,6 +42,20 @@ int tt_run(const char *const argv[], char **ret_stdout, char **ret_stderr);
  */
 char *tt_fixture(const char *rel, size_t *ret_len);
 
+/* True under CI=true, where no check may silently not run. */
+int tt_in_ci(void);
+
+/* A required real part (a tool, root, /proc) is missing: outside CI the
+ * test skips and says why; under CI=true it fails with the reason. */
+#define tt_skip(...)                                                                               \
+    do {                                                                                           \
+        if (tt_in_ci())                                                                            \
+            fail_msg(__VA_ARGS__);                                                                 \
+        print_message(__VA_ARGS__);                                                                \
+        print_message(" (skipped)\n");                                                             \
+        skip();                                                                                    \
+    } while (0)
+
 /* True when the named program is on PATH. */
 int tt_have_program(const char *name);
 
@@ -57,6 +71,12 @@ const char *tt_bin(const char *name);
  * `intervals` 10 s intervals and the given seed; fails the test with
  * vdo-sim's message otherwise. */
 void tt_vdo_sim(const char *workload_file, unsigned intervals, unsigned seed, const char *out);
+
+/* A workload file for dedupctl vdo-sim: `volumes` volumes v0, v1, ... with
+ * rates, duplicate shares, index sizes, load and compression drawn from
+ * seed, and a new phase of them every 10 intervals up to `intervals`. */
+void tt_random_workload(const char *path, unsigned volumes, unsigned intervals, unsigned cpus,
+                        uint64_t seed);
 
 /* An HTTP answer: status -1 when no answer came; body NUL-terminated, never
  * NULL, freed by the caller. */

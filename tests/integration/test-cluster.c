@@ -297,6 +297,14 @@ static void test_cluster_end_to_end(void **state)
                   "{\"schema\": 1, \"node\": \"Intruder!\", \"interval_seconds\": 1, "
                   "\"time_ms\": 1700000000000, \"volumes\": []}",
                   400, "node");
+    /* over the report cap (512 KiB): 413 on the headers */
+    size_t big_len = 600u * 1024u;
+    char *big = malloc(big_len + 1);
+    assert_non_null(big);
+    memset(big, ' ', big_len);
+    big[big_len] = '\0';
+    expect_status(&p, TOKEN, big, 413, "payload_too_large");
+    free(big);
     c = call(&p, NULL, "GET", "/v1/cluster/nodes/intruder", NULL, &st);
     assert_int_equal(st, 404);
     json_decref(c);
@@ -383,42 +391,12 @@ static int group_setup(void **state)
     g_token_file = tt_path(g_root, "token");
     tt_write_file(g_token_file, TOKEN "\n", strlen(TOKEN) + 1);
     for (int n = 0; n < N_NODES; n++) {
-        uint64_t st = 77 + (uint64_t)n * 1000;
         char name[32], *wl;
         snprintf(name, sizeof(name), "replay-%d", n);
         g_replay[n] = tt_path(g_root, name);
         snprintf(name, sizeof(name), "w-%d.json", n);
         wl = tt_path(g_root, name);
-        json_t *vols = json_array(), *phases = json_array();
-#define U(lo, hi) ((lo) + ((hi) - (lo)) * (double)(tt_rand64(&st) >> 11) / 9007199254740992.0)
-        for (int i = 0; i < 2; i++) {
-            char vname[8];
-            snprintf(vname, sizeof(vname), "v%d", i);
-            json_array_append_new(
-                vols, json_pack("{s:s, s:f, s:f, s:f, s:f, s:f, s:I, s:f, s:f, s:b}", "name", vname,
-                                "write_mbps", U(20, 200), "read_mbps", U(0, 300), "duplicate_share",
-                                U(0, 0.8), "zero_share", 0.03, "compressible_share", U(0, 0.15),
-                                "index_entries", (json_int_t)pow(10, U(6, 8)), "stored_gib",
-                                U(10, 400), "cpu_load", U(0, 0.1), "compression", U(0, 1) < 0.5));
-        }
-        for (int k = 10; k < 320; k += 10) {
-            json_t *pv = json_object();
-            for (int i = 0; i < 2; i++) {
-                char vname[8];
-                snprintf(vname, sizeof(vname), "v%d", i);
-                json_object_set_new(pv, vname,
-                                    json_pack("{s:f, s:f, s:f, s:f, s:b}", "write_mbps", U(20, 200),
-                                              "read_mbps", U(0, 300), "duplicate_share", U(0, 0.8),
-                                              "cpu_load", U(0, 0.12), "compression",
-                                              U(0, 1) < 0.5));
-            }
-            json_array_append_new(phases, json_pack("{s:i, s:o}", "at_interval", k, "volumes", pv));
-        }
-#undef U
-        json_t *w = json_pack("{s:{s:i}, s:o, s:o}", "node", "cpus", 8 + 8 * n, "volumes", vols,
-                              "phases", phases);
-        assert_int_equal(json_dump_file(w, wl, 0), 0);
-        json_decref(w);
+        tt_random_workload(wl, 2, 320, 8 + 8 * (unsigned)n, 77 + (uint64_t)n * 1000);
         tt_vdo_sim(wl, 320, (unsigned)(11 + n), g_replay[n]);
         free(wl);
     }

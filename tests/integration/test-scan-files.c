@@ -433,10 +433,8 @@ static void test_pseudo_fs_refused(void **state)
         assert_int_equal(in->files, 0);
         dd_scan_free(scan);
     }
-    if (ran == 0) {
-        print_message("neither /proc nor /sys readable here; case not run\n");
-        skip();
-    }
+    if (ran == 0)
+        tt_skip("neither /proc nor /sys readable here; case not run");
 }
 
 static void test_permission_denied(void **state)

@@ -1159,7 +1159,7 @@ static void test_live_proc(void **state)
     tck = dd_clock_ticks();
     assert_true(tck > 0);
     if (access("/proc/self/stat", R_OK) != 0)
-        skip();
+        tt_skip("/proc/self/stat is not readable here");
     /* our own line, in the format of the kernel we run on */
     self = read_text("/proc/self/stat");
     if (dd_proc_stat_parse(self, strlen(self), &st, &err) != 0)

@@ -94,6 +94,17 @@ DD_VM_QPID=
 # dd_vm_host_ready WHAT NEED_GIB: root, host packages, can qemu run at all
 # (if not: exit 77, ctest's skip), the host tools, NEED_GIB free in the work
 # base. WHAT names the caller in messages ("the test").
+# A skip outside CI; under CI=true a test that cannot run is a failure,
+# never a green run.
+dd_vm_skip() {
+  if [ "${CI:-}" = true ]; then
+    echo "vm: FAIL (CI=true, a skip is a failure): $*" >&2
+    exit 1
+  fi
+  echo "vm: SKIP: $*"
+  exit 77
+}
+
 dd_vm_host_ready() {
   local what=$1 need_gib=$2 t qerr qrc tool base free_kb
   if [ "$(id -u)" -ne 0 ]; then
@@ -104,8 +115,7 @@ dd_vm_host_ready() {
   bash "$DD_VM_LIB_DIR/host-deps.sh" || echo "vm: host packages could not all be installed" >&2
   dd_vm_phase host-packages "$t"
   if ! command -v qemu-system-x86_64 >/dev/null; then
-    echo "vm: SKIP: qemu cannot run at all: qemu-system-x86_64 is not installed and could not be (apt-get install qemu-system-x86)"
-    exit 77
+    dd_vm_skip "qemu cannot run at all: qemu-system-x86_64 is not installed and could not be (apt-get install qemu-system-x86)"
   fi
   qerr=$(mktemp)
   set +e
@@ -114,9 +124,10 @@ dd_vm_host_ready() {
   qrc=$?
   set -e
   if [ $qrc -ne 124 ]; then
-    echo "vm: SKIP: qemu cannot run at all: a paused TCG machine exited at once (status $qrc): $(head -c 400 "$qerr")"
+    local why
+    why=$(head -c 400 "$qerr")
     rm -f "$qerr"
-    exit 77
+    dd_vm_skip "qemu cannot run at all: a paused TCG machine exited at once (status $qrc): $why"
   fi
   rm -f "$qerr"
   for tool in debootstrap mke2fs debugfs zstd python3 chroot; do
