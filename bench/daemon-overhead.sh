@@ -36,6 +36,9 @@ SEED=${SEED:-1}
 PORT=${PORT:-}
 NE_PORT=${NE_PORT:-}
 KEEP=${KEEP:-0}
+# extra dedupd flags, word-split (e.g. "--role node --placement-url http://...
+# --node-name bench" to measure a node role that pushes reports)
+DEDUPD_ARGS=${DEDUPD_ARGS:-}
 REBUILD=${REBUILD:-0}
 
 GOAL_CPU_PCT=0.5
@@ -291,8 +294,9 @@ hdr "start"
 PORT=${PORT:-$(free_port)}
 NE_PORT=${NE_PORT:-$(free_port "$PORT")}
 DD_URL=http://127.0.0.1:$PORT; NE_URL=http://127.0.0.1:$NE_PORT
+# shellcheck disable=SC2086 # DEDUPD_ARGS is a list of flags
 "$DEDUPD" --listen "127.0.0.1:$PORT" --data-dir "$WORKDIR/data" --source "replay:$WORKDIR/replay" \
-    --interval "$INTERVAL" >"$WORKDIR/dedupd.log" 2>&1 &
+    --interval "$INTERVAL" $DEDUPD_ARGS >"$WORKDIR/dedupd.log" 2>&1 &
 DD_PID=$!
 if [ "$HAVE_NE" = 1 ]; then
     "$NODE_EXPORTER" --web.listen-address="127.0.0.1:$NE_PORT" >"$WORKDIR/node-exporter.log" 2>&1 &

@@ -18,6 +18,7 @@
 
 #include "common/common.h"
 #include "dedupd/trainer.h"
+#include "placement/report.h"
 
 static const char *const role_names[] = {"all", "node", "placement"};
 
@@ -447,16 +448,24 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
             snprintf(c->node_name, sizeof(c->node_name), "%s", env);
         else if (gethostname(c->node_name, sizeof(c->node_name) - 1) < 0 || !c->node_name[0])
             snprintf(c->node_name, sizeof(c->node_name), "localhost");
+        else /* as the kubelet names a node after its host: lower case */
+            for (char *p = c->node_name; *p; p++) {
+                *p = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.'))
+                    *p = '-';
+            }
+        /* a host name that is still no node name ("(none)" before init
+         * names the host) gives the fallback rather than a refusal */
+        if (!(env && env[0]) && !dd_report_node_name_ok(c->node_name))
+            snprintf(c->node_name, sizeof(c->node_name), "localhost");
     }
-    for (const char *p = c->node_name; *p; p++) {
-        /* a node name goes into store keys and URLs: Kubernetes' own rule
-         * (a DNS subdomain: lower-case letters, digits, '-' and '.') */
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.')) {
-            snprintf(errbuf, errlen,
-                     "node name '%.64s': expected a Kubernetes node name (a-z, 0-9, '-', '.')",
-                     c->node_name);
-            return DD_E_USAGE;
-        }
+    /* a node name goes into store keys and URLs: Kubernetes' own rule, as
+     * the placement role checks it in every report */
+    if (!dd_report_node_name_ok(c->node_name)) {
+        snprintf(errbuf, errlen,
+                 "node name '%.64s': expected a Kubernetes node name (a-z, 0-9, '-', '.')",
+                 c->node_name);
+        return DD_E_USAGE;
     }
     if (c->placement_url[0] && strncmp(c->placement_url, "http://", 7) != 0 &&
         strncmp(c->placement_url, "https://", 8) != 0) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/common.h"
 #include "common/dynbuf.h"
 #include "dedupd/http/client.h"
@@ -48,13 +49,6 @@ struct dd_pusher {
     uint64_t last_success_ms;
     char last_error[256];
 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 int dd_pusher_new(const struct dd_config *c, struct dd_pusher **ret, char *errbuf, size_t errlen)
 {
@@ -131,7 +125,7 @@ void dd_pusher_enqueue(struct dd_pusher *p, const struct dd_report *r)
         p->n--;
         p->dropped[D_QUEUE_FULL]++;
     }
-    p->ring[(p->head + p->n) % DD_PUSH_QUEUE_MAX] = (struct item){text, mono_ms()};
+    p->ring[(p->head + p->n) % DD_PUSH_QUEUE_MAX] = (struct item){text, dd_mono_ms()};
     p->n++;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
@@ -165,7 +159,7 @@ static void *pusher_main(void *arg)
 {
     struct dd_pusher *p = arg;
     struct dd_dynbuf reply;
-    unsigned backoff = 0, seed = (unsigned)mono_ms();
+    unsigned backoff = 0, seed = (unsigned)dd_mono_ms();
     int logged_status = 0;
 
     dd_dynbuf_init(&reply, REPLY_MAX);
@@ -177,7 +171,7 @@ static void *pusher_main(void *arg)
             break;
         /* reports older than the queue's retention are of no use */
         uint64_t retention = (uint64_t)(p->interval * 1000.0) * DD_PUSH_QUEUE_MAX;
-        while (p->n && mono_ms() - p->ring[p->head].queued_ms > retention) {
+        while (p->n && dd_mono_ms() - p->ring[p->head].queued_ms > retention) {
             free(p->ring[p->head].text);
             p->head = (p->head + 1) % DD_PUSH_QUEUE_MAX;
             p->n--;
@@ -194,7 +188,6 @@ static void *pusher_main(void *arg)
         pthread_mutex_unlock(&p->lock);
 
         char err[256] = "";
-        dd_dynbuf_reset(&reply);
         int status = dd_http_client_call(p->client, "POST", "/v1/reports", it.text, &reply, err,
                                          sizeof(err));
 
@@ -202,7 +195,7 @@ static void *pusher_main(void *arg)
         p->last_status = status;
         if (status >= 200 && status < 300) {
             p->sent++;
-            p->last_success_ms = mono_ms();
+            p->last_success_ms = dd_mono_ms();
             backoff = 0;
             if (logged_status != 0)
                 dd_log_info("report push to %s: delivering again", p->url);

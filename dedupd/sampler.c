@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/common.h"
 #include "dedupd/metrics.h"
 #include "dedupd/node/node.h"
@@ -69,6 +70,13 @@ struct dd_sampler {
     bool have_prev_pods;
     json_t *vol_errors;              /* name -> the error last logged for it */
     enum dd_store_state store_state; /* last logged */
+    /* backing devices' rotational flag: a property of the device, read
+     * from sysfs once per device rather than every interval */
+    struct {
+        char dev[64];
+        int rotational;
+    } rot_cache[DD_MAX_VOLUMES_PER_NODE];
+    size_t n_rot;
 };
 
 /* What one interval of node readings gives (NaN where unavailable). */
@@ -79,13 +87,6 @@ struct node_now {
     struct dd_diskstats disks;
     bool have_disks;
 };
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static json_t *num_or_null(double v)
 {
@@ -171,6 +172,21 @@ static int rotational(const char *sys_root, const char *dev)
             return buf[0] == '1';
     }
     return -1;
+}
+
+static int backing_rotational(struct dd_sampler *s, const char *dev)
+{
+    for (size_t i = 0; i < s->n_rot; i++) {
+        if (strcmp(s->rot_cache[i].dev, dev) == 0)
+            return s->rot_cache[i].rotational;
+    }
+    int r = rotational(s->cfg.sys_root, dev);
+    if (r >= 0 && s->n_rot < DD_ARRAY_SIZE(s->rot_cache) &&
+        strlen(dev) < sizeof(s->rot_cache[0].dev)) {
+        snprintf(s->rot_cache[s->n_rot].dev, sizeof(s->rot_cache[0].dev), "%s", dev);
+        s->rot_cache[s->n_rot++].rotational = r;
+    }
+    return r;
 }
 
 static int64_t blocks_bytes(uint64_t blocks, uint64_t block_size)
@@ -282,7 +298,7 @@ static json_t *volume_sample(struct dd_sampler *s, const struct dd_vdo_volume *v
         f->v[DD_F_RUN_QUEUE] = node->run_queue;
         const struct dd_diskstat *back = node->have_disks ? backing_disk(&node->disks, v) : NULL;
         if (back)
-            rv->rotational = rotational(s->cfg.sys_root, back->name);
+            rv->rotational = backing_rotational(s, back->name);
         if (node->have_disks && prev_disks) {
             const struct dd_diskstat *cur = volume_disk(&node->disks, v, instance);
             const struct dd_diskstat *old = volume_disk(prev_disks, v, instance);
@@ -578,7 +594,7 @@ void dd_sampler_sample_once(struct dd_sampler *s, double dt)
     const char *pr, *gpu_why;
     json_t *arr = json_array(), *docs = json_object();
     struct dd_store_batch *b = NULL;
-    uint64_t now = wall_ms(), errors = 0, dropped = 0;
+    uint64_t now = dd_wall_ms(), errors = 0, dropped = 0;
     char *m = NULL, *vj = NULL, *nj = NULL;
     size_t mlen = 0;
     double vdo_total = 0;

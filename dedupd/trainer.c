@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/common.h"
 #include "dedupd/store/store.h"
 
@@ -35,6 +36,11 @@
  * take about a second on one core (bench/model-bench: 1.2 s for 100,000
  * rows with the larger model of earlier versions). */
 #define MAX_TRAIN_ROWS 100000u
+/* Scheduled trainings (by sample count) are at least this far apart; a
+ * requested one (POST /v1/model/retrain) is not held back. A run on
+ * MAX_TRAIN_ROWS takes about a second on one core, so this bounds training
+ * to a few % of a core however fast rows arrive. */
+#define MIN_SCHEDULED_GAP_MS 60000u
 /* Model versions kept in the store and listed by /v1/model. */
 #define KEEP_VERSIONS 20u
 /* Finished runs remembered for polling. */
@@ -58,10 +64,11 @@ struct dd_model_service {
     struct dd_model_config cfg;
     uint64_t new_samples;
     uint64_t next_version;
-    uint64_t last_train_ms; /* monotonic */
-    uint64_t queued_run;    /* a requested run not started yet; 0 = none */
-    uint64_t last_run_id;   /* ids of runs, requested or scheduled */
-    unsigned waiters;       /* retrain calls waiting on done */
+    uint64_t last_train_ms;     /* monotonic */
+    uint64_t last_scheduled_ms; /* the last run started by the sample count; 0 none */
+    uint64_t queued_run;        /* a requested run not started yet; 0 = none */
+    uint64_t last_run_id;       /* ids of runs, requested or scheduled */
+    unsigned waiters;           /* retrain calls waiting on done */
     struct run {
         uint64_t id;
         enum { RUN_QUEUED, RUN_RUNNING, RUN_DONE } state;
@@ -76,20 +83,6 @@ struct dd_model_service {
     uint64_t trainings, failures;
     double last_seconds;
 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 void dd_model_config_defaults(struct dd_model_config *c)
 {
@@ -244,7 +237,7 @@ static int train_now(struct dd_model_service *s, uint64_t version, unsigned min_
     }
     dd_cm_train_options_init(&o);
     o.rounds = rounds;
-    r = dd_cm_train(&d, &s->prior, &o, version, wall_ms(), &m, errbuf, errlen);
+    r = dd_cm_train(&d, &s->prior, &o, version, dd_wall_ms(), &m, errbuf, errlen);
     if (r < 0)
         goto out;
     r = dd_cm_model_save(m, &blob, &blen);
@@ -337,9 +330,13 @@ static void *trainer_main(void *arg)
 
     pthread_mutex_lock(&s->lock);
     for (;;) {
-        uint64_t now = mono_ms();
+        uint64_t now = dd_mono_ms();
+        /* scheduled runs are spaced: a placement role fed by thousands of
+         * nodes passes --retrain-every samples many times a second, and each
+         * run reads up to MAX_TRAIN_ROWS of history */
+        bool spaced = !s->last_scheduled_ms || now - s->last_scheduled_ms >= MIN_SCHEDULED_GAP_MS;
         bool due = s->queued_run ||
-                   (s->new_samples >= s->cfg.retrain_every && s->cfg.retrain_every > 0) ||
+                   (spaced && s->new_samples >= s->cfg.retrain_every && s->cfg.retrain_every > 0) ||
                    (s->new_samples > 0 &&
                     (double)(now - s->last_train_ms) >= s->cfg.retrain_interval_s * 1000.0);
         if (s->stop)
@@ -357,6 +354,8 @@ static void *trainer_main(void *arg)
         unsigned rounds = s->cfg.rounds;
         id = run->id;
         run->state = RUN_RUNNING;
+        if (!s->queued_run)
+            s->last_scheduled_ms = now;
         s->queued_run = 0;
         s->new_samples = 0;
         s->last_train_ms = now;
@@ -365,9 +364,9 @@ static void *trainer_main(void *arg)
         json_t *summary = NULL;
         char err[512] = "";
         size_t rows = 0;
-        uint64_t t0 = mono_ms();
+        uint64_t t0 = dd_mono_ms();
         int r = train_now(s, version, min_rows, rounds, &summary, &rows, err, sizeof(err));
-        double secs = (double)(mono_ms() - t0) / 1000.0;
+        double secs = (double)(dd_mono_ms() - t0) / 1000.0;
 
         pthread_mutex_lock(&s->lock);
         run = run_slot(s, id);
@@ -492,7 +491,7 @@ int dd_model_service_new(struct dd_store *store, const struct dd_model_config *c
     }
     if (store)
         load_stored(s);
-    s->last_train_ms = mono_ms();
+    s->last_train_ms = dd_mono_ms();
     /* a store with history but no model trains at once */
     if (store && !s->model)
         s->new_samples = s->cfg.retrain_every;
@@ -677,6 +676,9 @@ json_t *dd_model_status(struct dd_model_service *s)
     active = json_pack("{s:s, s:I, s:o}", "kind", xgb ? "xgboost" : "prior", "version",
                        (json_int_t)version, "holdout",
                        summary ? holdout_of(summary, xgb ? "xgboost" : "prior") : json_null());
+    /* which nodes' history the active model learned from */
+    if (summary && json_object_get(summary, "rows_by_node"))
+        json_object_set(active, "rows_by_node", json_object_get(summary, "rows_by_node"));
     training =
         json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f}", "min_train_samples",
                   (json_int_t)s->cfg.min_train_samples, "retrain_every",

@@ -76,6 +76,12 @@ struct dd_cluster *dd_cluster_api_cluster(struct dd_cluster_api *a);
 void dd_cluster_api_metrics(struct dd_cluster_api *a, FILE *m);
 size_t dd_api_cluster_routes(struct dd_cluster_api *a, const char *role, struct dd_http_route *out);
 
+/* Copies templ[n] into out with ctx; a NULL ctx (the subsystem is not in
+ * this role) makes every route answer dd_api_not_in_role for role.
+ * Returns n. */
+size_t dd_api_fill_routes(const struct dd_http_route *templ, size_t n, void *ctx, const char *role,
+                          struct dd_http_route *out);
+
 /* The 404 of a route this role does not serve; ctx is the role name. */
 int dd_api_not_in_role(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp);
 

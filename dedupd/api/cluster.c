@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/common.h"
 #include "dedupd/api/api.h"
 #include "dedupd/config.h"
@@ -25,8 +26,9 @@
 #include "dedupd/trainer.h"
 #include "placement/cluster.h"
 
-enum reject { R_AUTH_OR_SIZE, R_INVALID, R_STALE, R_STORE, R_COUNT };
-static const char *const reject_names[R_COUNT] = {"too_large", "invalid", "out_of_order", "store"};
+/* 401 and 413 are answered on the headers and counted by the HTTP layer */
+enum reject { R_INVALID, R_STALE, R_STORE, R_COUNT };
+static const char *const reject_names[R_COUNT] = {"invalid", "out_of_order", "store"};
 
 struct dd_cluster_api {
     struct dd_cluster *cluster;
@@ -35,13 +37,39 @@ struct dd_cluster_api {
     char role[16];
     uint64_t received, rows_stored, rejected[R_COUNT]; /* atomic */
     uint64_t last_forget_ms;                           /* atomic */
+    /* role placement: no sampler runs the store's retention pass, this
+     * thread does (retention, then downsampling of older history) */
+    pthread_t housekeeper;
+    bool housekeeping;
+    pthread_mutex_t lock; /* guards stop */
+    pthread_cond_t wake;
+    bool stop;
 };
 
-static uint64_t wall_ms(void)
+/* How often the placement role's store is trimmed: each pass deletes by
+ * range, one tombstone per series with expired points. */
+#define RETAIN_EVERY_MS (5u * 60u * 1000u)
+
+static void *housekeeper_main(void *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    struct dd_cluster_api *a = arg;
+    pthread_mutex_lock(&a->lock);
+    while (!a->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += RETAIN_EVERY_MS / 1000u;
+        while (!a->stop && pthread_cond_timedwait(&a->wake, &a->lock, &until) != ETIMEDOUT)
+            ;
+        if (a->stop)
+            break;
+        pthread_mutex_unlock(&a->lock);
+        int n = dd_store_retain(a->store, dd_wall_ms());
+        if (n < 0)
+            dd_log_warning("store retention pass failed: %s", dd_strerror(n));
+        pthread_mutex_lock(&a->lock);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return NULL;
 }
 
 static void options_of(const struct dd_config *c, struct dd_cluster_options *o)
@@ -66,6 +94,16 @@ int dd_cluster_api_new(const struct dd_config *c, struct dd_store *store,
     a->store = store;
     a->model = model;
     snprintf(a->role, sizeof(a->role), "%s", dd_role_name(c->role));
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->wake, NULL);
+    /* roles with a node side: the sampler runs the retention pass */
+    if (!dd_role_has_node(c->role)) {
+        if (pthread_create(&a->housekeeper, NULL, housekeeper_main, a) != 0) {
+            dd_cluster_api_free(a);
+            return -EAGAIN;
+        }
+        a->housekeeping = true;
+    }
     *ret = a;
     return 0;
 }
@@ -74,6 +112,15 @@ struct dd_cluster_api *dd_cluster_api_free(struct dd_cluster_api *a)
 {
     if (!a)
         return NULL;
+    if (a->housekeeping) {
+        pthread_mutex_lock(&a->lock);
+        a->stop = true;
+        pthread_cond_broadcast(&a->wake);
+        pthread_mutex_unlock(&a->lock);
+        pthread_join(a->housekeeper, NULL);
+    }
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->wake);
     dd_cluster_free(a->cluster);
     dd_free(a);
     return NULL;
@@ -106,7 +153,7 @@ static void forget_now_and_then(struct dd_cluster_api *a, uint64_t now)
 void dd_cluster_api_ingest_local(struct dd_cluster_api *a, const struct dd_report *r)
 {
     struct dd_report copy;
-    uint64_t now = wall_ms();
+    uint64_t now = dd_wall_ms();
     if (dd_report_copy(r, &copy) < 0)
         return;
     if (dd_cluster_put(a->cluster, &copy, now) == 0)
@@ -156,16 +203,10 @@ static int h_report(void *ctx, const struct dd_http_request *req, struct dd_http
     struct dd_report r;
     char err[512];
     size_t rows = 0, n_volumes;
-    uint64_t now = wall_ms();
+    uint64_t now = dd_wall_ms();
     json_t *doc;
     int e;
 
-    if (req->body_len > DD_REPORT_MAX_BODY) {
-        __atomic_add_fetch(&a->rejected[R_AUTH_OR_SIZE], 1, __ATOMIC_RELAXED);
-        return dd_http_reply_error(resp, 413, "too_large",
-                                   "a report is at most %u bytes (64 volumes, 512 pods)",
-                                   DD_REPORT_MAX_BODY);
-    }
     doc = dd_http_body_json(req, resp);
     if (!doc) {
         __atomic_add_fetch(&a->rejected[R_INVALID], 1, __ATOMIC_RELAXED);
@@ -219,7 +260,7 @@ static int h_report(void *ctx, const struct dd_http_request *req, struct dd_http
 static int h_cluster(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
 {
     struct dd_cluster_api *a = ctx;
-    uint64_t now = wall_ms();
+    uint64_t now = dd_wall_ms();
     (void)req;
     forget_now_and_then(a, now);
     struct dd_cluster_snapshot *s = dd_cluster_snapshot(a->cluster);
@@ -248,7 +289,7 @@ static int h_cluster_node(void *ctx, const struct dd_http_request *req,
                           struct dd_http_response *resp)
 {
     struct dd_cluster_api *a = ctx;
-    uint64_t now = wall_ms();
+    uint64_t now = dd_wall_ms();
     struct dd_cluster_snapshot *s = dd_cluster_snapshot(a->cluster);
     if (!s)
         return -ENOMEM;
@@ -265,7 +306,7 @@ static int h_cluster_node(void *ctx, const struct dd_http_request *req,
 
 void dd_cluster_api_metrics(struct dd_cluster_api *a, FILE *m)
 {
-    uint64_t now = wall_ms();
+    uint64_t now = dd_wall_ms();
     struct dd_cluster_snapshot *s = dd_cluster_snapshot(a->cluster);
     size_t stale = 0;
 
@@ -274,7 +315,7 @@ void dd_cluster_api_metrics(struct dd_cluster_api *a, FILE *m)
     fprintf(m, "dedupd_reports_received_total %llu\n",
             (unsigned long long)__atomic_load_n(&a->received, __ATOMIC_RELAXED));
     dd_metrics_family(m, "dedupd_reports_rejected_total", "counter",
-                      "Node reports refused, by reason (401s are counted by the HTTP layer).");
+                      "Node reports refused, by reason (401 and 413: the HTTP layer's counts).");
     for (size_t i = 0; i < R_COUNT; i++)
         fprintf(m, "dedupd_reports_rejected_total{reason=\"%s\"} %llu\n", reject_names[i],
                 (unsigned long long)__atomic_load_n(&a->rejected[i], __ATOMIC_RELAXED));
@@ -303,17 +344,10 @@ void dd_cluster_api_metrics(struct dd_cluster_api *a, FILE *m)
 size_t dd_api_cluster_routes(struct dd_cluster_api *a, const char *role, struct dd_http_route *out)
 {
     static const struct dd_http_route templ[] = {
-        {"POST", "/v1/reports", h_report, NULL, true, NULL},
-        {"GET", "/v1/cluster", h_cluster, NULL, false, NULL},
-        {"GET", "/v1/cluster/nodes/{name}", h_cluster_node, NULL, false, NULL},
+        /* the cap is checked on the headers, before any byte is read */
+        {"POST", "/v1/reports", h_report, NULL, true, NULL, DD_REPORT_MAX_BODY},
+        {"GET", "/v1/cluster", h_cluster, NULL, false, NULL, 0},
+        {"GET", "/v1/cluster/nodes/{name}", h_cluster_node, NULL, false, NULL, 0},
     };
-    for (size_t i = 0; i < DD_ARRAY_SIZE(templ); i++) {
-        out[i] = templ[i];
-        out[i].ctx = a;
-        if (!a) {
-            out[i].handler = dd_api_not_in_role;
-            out[i].ctx = (void *)(uintptr_t)role;
-        }
-    }
-    return DD_ARRAY_SIZE(templ);
+    return dd_api_fill_routes(templ, DD_ARRAY_SIZE(templ), a, role, out);
 }

@@ -84,15 +84,19 @@ static bool allowed_path(struct dd_estimate_jobs *d, const char *path, char *why
         snprintf(why, len, "%.200s is not allowed (not under an estimate root)", path);
         return false;
     }
-    for (size_t i = 0; i < d->n_roots; i++) {
+    bool ok = false;
+    pthread_mutex_lock(&d->lock); /* SIGHUP replaces the roots */
+    for (size_t i = 0; i < d->n_roots && !ok; i++) {
         char root[PATH_MAX];
         size_t rl;
         if (!realpath(d->roots[i], root))
             continue;
         rl = strlen(root);
-        if (strncmp(real, root, rl) == 0 && (real[rl] == '\0' || real[rl] == '/' || rl == 1))
-            return true;
+        ok = strncmp(real, root, rl) == 0 && (real[rl] == '\0' || real[rl] == '/' || rl == 1);
     }
+    pthread_mutex_unlock(&d->lock);
+    if (ok)
+        return true;
     snprintf(why, len, "%.200s is not allowed (not under an estimate root)", path);
     return false;
 }
@@ -125,7 +129,10 @@ static int h_estimate_start(void *ctx, const struct dd_http_request *req,
         return dd_http_reply_error(resp, 400, "bad_request",
                                    "'paths' must be an array of 1..64 path strings");
     }
-    if (d->n_roots == 0) {
+    pthread_mutex_lock(&d->lock);
+    size_t n_roots = d->n_roots;
+    pthread_mutex_unlock(&d->lock);
+    if (n_roots == 0) {
         json_decref(doc);
         return dd_http_reply_error(resp, 403, "forbidden",
                                    "no estimate roots are configured (estimate_roots)");
@@ -236,7 +243,8 @@ static int h_estimate_get(void *ctx, const struct dd_http_request *req,
 
 size_t dd_api_estimate_routes(struct dd_estimate_jobs *jobs, struct dd_http_route *out)
 {
-    out[0] = (struct dd_http_route){"POST", "/v1/estimate", h_estimate_start, jobs, true, NULL};
-    out[1] = (struct dd_http_route){"GET", "/v1/estimate/{id}", h_estimate_get, jobs, false, NULL};
+    out[0] = (struct dd_http_route){"POST", "/v1/estimate", h_estimate_start, jobs, true, NULL, 0};
+    out[1] =
+        (struct dd_http_route){"GET", "/v1/estimate/{id}", h_estimate_get, jobs, false, NULL, 0};
     return 2;
 }

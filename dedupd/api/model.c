@@ -130,18 +130,10 @@ static int h_predict(void *ctx, const struct dd_http_request *req, struct dd_htt
 size_t dd_api_model_routes(struct dd_api_model *ctx, struct dd_http_route *out)
 {
     static const struct dd_http_route templ[] = {
-        {"GET", "/v1/model", h_model, NULL, false, NULL},
-        {"POST", "/v1/model/retrain", h_model_retrain, NULL, true, NULL},
-        {"GET", "/v1/model/runs/{id}", h_model_run, NULL, false, NULL},
-        {"POST", "/v1/predict", h_predict, NULL, false, NULL},
+        {"GET", "/v1/model", h_model, NULL, false, NULL, 0},
+        {"POST", "/v1/model/retrain", h_model_retrain, NULL, true, NULL, 0},
+        {"GET", "/v1/model/runs/{id}", h_model_run, NULL, false, NULL, 0},
+        {"POST", "/v1/predict", h_predict, NULL, false, NULL, 0},
     };
-    for (size_t i = 0; i < DD_ARRAY_SIZE(templ); i++) {
-        out[i] = templ[i];
-        out[i].ctx = ctx;
-        if (!ctx->model) {
-            out[i].handler = dd_api_not_in_role;
-            out[i].ctx = (void *)(uintptr_t)ctx->role;
-        }
-    }
-    return DD_ARRAY_SIZE(templ);
+    return dd_api_fill_routes(templ, DD_ARRAY_SIZE(templ), ctx->model ? ctx : NULL, ctx->role, out);
 }

@@ -8,17 +8,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/common.h"
 #include "dedupd/api/api.h"
 #include "dedupd/sampler.h"
 #include "dedupd/store/store.h"
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static int reply_doc(struct dd_api_node *a, enum dd_sampler_doc which,
                      struct dd_http_response *resp)
@@ -77,7 +71,7 @@ static int time_arg(const struct dd_http_request *req, const char *name, uint64_
 static int h_history(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
 {
     struct dd_api_node *a = ctx;
-    uint64_t now = wall_ms(), from, to, step;
+    uint64_t now = dd_wall_ms(), from, to, step;
     struct dd_store_point *pts = NULL;
     size_t n = 0;
     bool truncated = false;
@@ -119,29 +113,11 @@ static int h_history(void *ctx, const struct dd_http_request *req, struct dd_htt
 size_t dd_api_node_routes(struct dd_api_node *ctx, struct dd_http_route *out)
 {
     static const struct dd_http_route templ[] = {
-        {"GET", "/v1/node", h_node, NULL, false, NULL},
-        {"GET", "/v1/volumes", h_volumes, NULL, false, NULL},
-        {"GET", "/v1/volumes/{name}", h_volume, NULL, false, NULL},
-        {"GET", "/v1/volumes/{name}/history", h_history, NULL, false, NULL},
+        {"GET", "/v1/node", h_node, NULL, false, NULL, 0},
+        {"GET", "/v1/volumes", h_volumes, NULL, false, NULL, 0},
+        {"GET", "/v1/volumes/{name}", h_volume, NULL, false, NULL, 0},
+        {"GET", "/v1/volumes/{name}/history", h_history, NULL, false, NULL, 0},
     };
-    for (size_t i = 0; i < DD_ARRAY_SIZE(templ); i++) {
-        out[i] = templ[i];
-        out[i].ctx = ctx;
-        if (!ctx->sampler) {
-            out[i].handler = dd_api_not_in_role;
-            out[i].ctx = (void *)(uintptr_t)ctx->role;
-        }
-    }
-    return DD_ARRAY_SIZE(templ);
-}
-
-int dd_api_not_in_role(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
-{
-    const char *role = ctx;
-    bool placement =
-        strncmp(req->path, "/v1/model", 9) == 0 || strcmp(req->path, "/v1/predict") == 0 ||
-        strncmp(req->path, "/v1/cluster", 11) == 0 || strcmp(req->path, "/v1/reports") == 0;
-    return dd_http_reply_error(resp, 404, "not_served",
-                               "%s is served by dedupd with role %s; this one has role %s",
-                               req->path, placement ? "placement or all" : "node or all", role);
+    return dd_api_fill_routes(templ, DD_ARRAY_SIZE(templ), ctx->sampler ? ctx : NULL, ctx->role,
+                              out);
 }

@@ -494,6 +494,12 @@ static int route(struct dd_http_server *srv, const char *method, const char *url
     return path_matched ? 405 : 404;
 }
 
+/* A route's body cap: its own, else the server's. */
+static size_t body_cap(const struct dd_http_server *srv, const struct dd_http_route *rt)
+{
+    return rt->max_body ? rt->max_body : srv->max_body;
+}
+
 /*
  * The first call, with the request line and headers only: everything that
  * can be decided without the body is decided here, and an error is answered
@@ -557,10 +563,10 @@ static enum MHD_Result first_call(struct dd_http_server *srv, struct MHD_Connect
         return reject(srv, c, rs, 401, "unauthorized",
                       "this endpoint needs 'Authorization: Bearer <token>'");
     }
-    if (sc.content_length && dd_parse_u64(sc.content_length, &length) == 0 &&
-        length > srv->max_body) {
+    size_t cap = body_cap(srv, &srv->routes[rs->route]);
+    if (sc.content_length && dd_parse_u64(sc.content_length, &length) == 0 && length > cap) {
         atomic_fetch_add(&srv->too_big, 1);
-        snprintf(msg, sizeof(msg), "request body over %zu bytes", srv->max_body);
+        snprintf(msg, sizeof(msg), "request body over %zu bytes", cap);
         return reject(srv, c, rs, 413, "payload_too_large", msg);
     }
     return MHD_YES;
@@ -577,7 +583,7 @@ static enum MHD_Result dispatch(struct dd_http_server *srv, struct MHD_Connectio
     if (rs->too_big) {
         atomic_fetch_add(&srv->too_big, 1);
         dd_http_reply_error(&resp, 413, "payload_too_large", "request body over %zu bytes",
-                            srv->max_body);
+                            body_cap(srv, rt));
         return answer(srv, c, rs, &resp, NULL, false);
     }
     req.body = rs->body ? rs->body : "";
@@ -783,7 +789,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
     if (*upload_size > 0) {
         size_t n = *upload_size, old_cap = rs->cap;
         *upload_size = 0;
-        if (rs->too_big || rs->len + n > srv->max_body) {
+        if (rs->too_big || rs->len + n > body_cap(srv, &srv->routes[rs->route])) {
             rs->too_big = true; /* chunked: drain the rest, answer 413 at the end */
             return MHD_YES;
         }

@@ -86,6 +86,7 @@ struct dd_http_route {
     void *ctx;
     bool mutating;    /* needs the bearer token when one is configured */
     const char *name; /* label in metrics; the pattern when NULL */
+    size_t max_body;  /* this route's body cap; 0 = the server's (dd_http_config) */
 };
 
 /*

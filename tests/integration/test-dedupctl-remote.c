@@ -61,11 +61,11 @@ static int h_retrain(void *ctx, const struct dd_http_request *req, struct dd_htt
 }
 
 static const struct dd_http_route routes[] = {
-    {"GET", "/healthz", h_health, NULL, false, NULL},
-    {"GET", "/readyz", h_health, NULL, false, NULL},
-    {"GET", "/v1/node", h_node, NULL, false, NULL},
-    {"GET", "/v1/volumes/{name}/history", h_history, NULL, false, NULL},
-    {"POST", "/v1/model/retrain", h_retrain, NULL, true, NULL},
+    {"GET", "/healthz", h_health, NULL, false, NULL, 0},
+    {"GET", "/readyz", h_health, NULL, false, NULL, 0},
+    {"GET", "/v1/node", h_node, NULL, false, NULL, 0},
+    {"GET", "/v1/volumes/{name}/history", h_history, NULL, false, NULL, 0},
+    {"POST", "/v1/model/retrain", h_retrain, NULL, true, NULL, 0},
 };
 
 static struct dd_http_server *srv;

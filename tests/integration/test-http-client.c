@@ -68,12 +68,12 @@ static int h_slow(void *ctx, const struct dd_http_request *req, struct dd_http_r
 }
 
 static const struct dd_http_route routes[] = {
-    {"GET", "/v1/echo", h_echo, NULL, false, NULL},
-    {"PUT", "/v1/echo", h_echo, NULL, false, NULL},
-    {"POST", "/v1/reports", h_report, NULL, true, NULL},
-    {"DELETE", "/v1/things/{name}", h_delete, NULL, false, NULL},
-    {"GET", "/v1/big", h_big, NULL, false, NULL},
-    {"GET", "/v1/slow", h_slow, NULL, false, NULL},
+    {"GET", "/v1/echo", h_echo, NULL, false, NULL, 0},
+    {"PUT", "/v1/echo", h_echo, NULL, false, NULL, 0},
+    {"POST", "/v1/reports", h_report, NULL, true, NULL, 0},
+    {"DELETE", "/v1/things/{name}", h_delete, NULL, false, NULL, 0},
+    {"GET", "/v1/big", h_big, NULL, false, NULL, 0},
+    {"GET", "/v1/slow", h_slow, NULL, false, NULL, 0},
 };
 
 struct fixture {

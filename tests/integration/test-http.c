@@ -60,8 +60,8 @@ static int h_post(void *ctx, const struct dd_http_request *req, struct dd_http_r
 }
 
 static const struct dd_http_route routes[] = {
-    {"GET", "/v1/echo/{name}", h_echo, NULL, false, NULL},
-    {"POST", "/v1/things", h_post, NULL, true, "things"},
+    {"GET", "/v1/echo/{name}", h_echo, NULL, false, NULL, 0},
+    {"POST", "/v1/things", h_post, NULL, true, "things", 0},
 };
 
 struct reply {
@@ -358,7 +358,7 @@ static int h_health(void *ctx, const struct dd_http_request *req, struct dd_http
 }
 
 static const struct dd_http_route health_routes[] = {
-    {"GET", "/healthz", h_health, NULL, false, NULL},
+    {"GET", "/healthz", h_health, NULL, false, NULL, 0},
 };
 
 /* Finding 1: connections past libmicrohttpd's old limit (~1,020 with
@@ -634,8 +634,8 @@ static int h_slow(void *ctx, const struct dd_http_request *req, struct dd_http_r
 }
 
 static const struct dd_http_route defer_routes[] = {
-    {"GET", "/healthz", h_health, NULL, false, NULL},
-    {"GET", "/v1/slow", h_slow, NULL, false, NULL},
+    {"GET", "/healthz", h_health, NULL, false, NULL, 0},
+    {"GET", "/v1/slow", h_slow, NULL, false, NULL, 0},
 };
 
 static bool slow_pending(void)

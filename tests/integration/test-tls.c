@@ -117,8 +117,8 @@ static int h_poke(void *ctx, const struct dd_http_request *req, struct dd_http_r
 }
 
 static const struct dd_http_route routes[] = {
-    {"GET", "/v1/hello", h_hello, NULL, false, NULL},
-    {"POST", "/v1/poke", h_poke, NULL, true, NULL},
+    {"GET", "/v1/hello", h_hello, NULL, false, NULL, 0},
+    {"POST", "/v1/poke", h_poke, NULL, true, NULL, 0},
 };
 
 struct reply {
