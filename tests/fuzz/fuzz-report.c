@@ -11,9 +11,9 @@
 
 #include <jansson.h>
 
+#include "fuzz.h"
 #include "placement/cluster.h"
 #include "placement/report.h"
-#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
