@@ -578,17 +578,19 @@ static json_t *run_json(const struct run *r, int *ret_http)
     return doc;
 }
 
-json_t *dd_model_retrain(struct dd_model_service *s, unsigned wait_ms, int *ret_http)
+/* Most retrain calls waiting at once (each async one holds a small thread). */
+#define MAX_RETRAIN_WAITERS 32u
+
+static json_t *no_history(int *ret_http)
+{
+    *ret_http = 409;
+    return json_pack("{s:s, s:s}", "status", "skipped", "error",
+                     "this daemon keeps no history to train on");
+}
+
+static struct timespec deadline_after(unsigned wait_ms)
 {
     struct timespec until;
-    uint64_t id;
-    json_t *doc;
-
-    if (!s->thread_started) {
-        *ret_http = 409;
-        return json_pack("{s:s, s:s}", "status", "skipped", "error",
-                         "this daemon keeps no history to train on");
-    }
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += (time_t)(wait_ms / 1000);
     until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
@@ -596,15 +598,30 @@ json_t *dd_model_retrain(struct dd_model_service *s, unsigned wait_ms, int *ret_
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
-    pthread_mutex_lock(&s->lock);
-    /* requests made before the run starts share it */
+    return until;
+}
+
+/* Under s->lock: queues a run (requests made before it starts share it) and
+ * counts the caller as a waiter. Returns the run's id. */
+static uint64_t retrain_enqueue_locked(struct dd_model_service *s)
+{
+    uint64_t id;
     if (!s->queued_run)
         s->queued_run = run_new(s, ++s->last_run_id)->id;
     id = s->queued_run;
     pthread_cond_broadcast(&s->wake);
     s->waiters++;
+    return id;
+}
+
+/* Under s->lock: waits for run id until the deadline or a stop, then
+ * returns its document and stops counting the caller as a waiter. */
+static json_t *retrain_wait_locked(struct dd_model_service *s, uint64_t id,
+                                   const struct timespec *until, int *ret_http)
+{
+    json_t *doc;
     while (!s->stop && run_slot(s, id)->id == id && run_slot(s, id)->state != RUN_DONE) {
-        if (pthread_cond_timedwait(&s->done, &s->lock, &until) == ETIMEDOUT)
+        if (pthread_cond_timedwait(&s->done, &s->lock, until) == ETIMEDOUT)
             break;
     }
     if (run_slot(s, id)->id == id) {
@@ -618,8 +635,92 @@ json_t *dd_model_retrain(struct dd_model_service *s, unsigned wait_ms, int *ret_
     }
     s->waiters--;
     pthread_cond_broadcast(&s->done); /* a shutdown may wait for the last waiter */
+    return doc;
+}
+
+json_t *dd_model_retrain(struct dd_model_service *s, unsigned wait_ms, int *ret_http)
+{
+    struct timespec until;
+    json_t *doc;
+    uint64_t id;
+
+    if (!s->thread_started)
+        return no_history(ret_http);
+    until = deadline_after(wait_ms);
+    pthread_mutex_lock(&s->lock);
+    id = retrain_enqueue_locked(s);
+    doc = retrain_wait_locked(s, id, &until, ret_http);
     pthread_mutex_unlock(&s->lock);
     return doc;
+}
+
+struct retrain_waiter {
+    struct dd_model_service *s;
+    uint64_t id;
+    struct timespec until;
+    dd_model_retrain_cb cb;
+    void *arg;
+};
+
+static void *retrain_waiter_main(void *arg)
+{
+    struct retrain_waiter *w = arg;
+    dd_model_retrain_cb cb = w->cb;
+    void *cb_arg = w->arg;
+    int http = 500;
+    json_t *doc;
+
+    pthread_mutex_lock(&w->s->lock);
+    doc = retrain_wait_locked(w->s, w->id, &w->until, &http);
+    /* from here on the service may be freed: only the callback runs */
+    pthread_mutex_unlock(&w->s->lock);
+    dd_free(w);
+    cb(cb_arg, doc, http);
+    return NULL;
+}
+
+int dd_model_retrain_async(struct dd_model_service *s, unsigned wait_ms, dd_model_retrain_cb cb,
+                           void *arg)
+{
+    struct retrain_waiter *w;
+    pthread_attr_t attr;
+    pthread_t t;
+    int r;
+
+    if (!s->thread_started) {
+        int http;
+        json_t *doc = no_history(&http);
+        cb(arg, doc, http);
+        return 0;
+    }
+    w = dd_calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    *w = (struct retrain_waiter){.s = s, .until = deadline_after(wait_ms), .cb = cb, .arg = arg};
+    pthread_mutex_lock(&s->lock);
+    if (s->stop || s->waiters >= MAX_RETRAIN_WAITERS) {
+        pthread_mutex_unlock(&s->lock);
+        dd_free(w);
+        return -EBUSY;
+    }
+    /* counted as a waiter before the thread exists, so a shutdown waits for it */
+    w->id = retrain_enqueue_locked(s);
+    pthread_mutex_unlock(&s->lock);
+
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 128u * 1024u);
+    r = pthread_create(&t, &attr, retrain_waiter_main, w);
+    pthread_attr_destroy(&attr);
+    if (r != 0) {
+        pthread_mutex_lock(&s->lock);
+        s->waiters--;
+        pthread_cond_broadcast(&s->done);
+        pthread_mutex_unlock(&s->lock);
+        dd_free(w);
+        return -r;
+    }
+    return 0;
 }
 
 json_t *dd_model_run(struct dd_model_service *s, uint64_t id, int *ret_http)

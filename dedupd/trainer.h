@@ -69,6 +69,16 @@ json_t *dd_model_status(struct dd_model_service *s);
  * still queued or running (with "poll": "/v1/model/runs/<id>").
  */
 json_t *dd_model_retrain(struct dd_model_service *s, unsigned wait_ms, int *ret_http);
+/*
+ * The same without blocking the caller: a small thread waits (at most
+ * wait_ms) and then calls cb(arg, doc, http) with what dd_model_retrain
+ * would have returned (cb owns doc). Returns 0 (cb will be called exactly
+ * once, possibly before this returns), -EBUSY (stopping, or 32 calls
+ * waiting already) or another negative errno; then cb is not called.
+ */
+typedef void (*dd_model_retrain_cb)(void *arg, json_t *doc, int http);
+int dd_model_retrain_async(struct dd_model_service *s, unsigned wait_ms, dd_model_retrain_cb cb,
+                           void *arg);
 /* A run's document by id (as above), or NULL when unknown or forgotten
  * (the last 8 runs are kept). */
 json_t *dd_model_run(struct dd_model_service *s, uint64_t id, int *ret_http);

@@ -1,14 +1,19 @@
 /*
  * Estimate jobs: POST /v1/estimate checks the request and the paths
- * against the configured roots, then the job runs dedupd/scan on a thread
- * of its own (one scan thread each, at most MAX_RUNNING_JOBS at once: a
- * background estimate must not take the node's CPUs). GET
- * /v1/estimate/{id} polls it; finished jobs keep their result until their
- * slot is reused, oldest first.
+ * against the configured roots and takes a job slot (429 when
+ * MAX_RUNNING_JOBS run); everything slow — walking directories, the scan —
+ * runs on the job's own thread (one scan thread each: a background estimate
+ * must not take the node's CPUs), never on an HTTP worker. GET
+ * /v1/estimate/{id} polls it. A finished job keeps only its result
+ * document: the scan and its fingerprint table are freed (and the heap
+ * trimmed) when it ends, so a daemon that ran big estimates goes back to
+ * its usual size. Results are kept until their slot is reused, oldest
+ * first.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +28,15 @@
 #define MAX_RUNNING_JOBS 2
 
 struct job {
+    struct dd_estimate_jobs *owner;
     unsigned id;
-    struct dd_scan *scan;
+    struct dd_scan *scan; /* while running; NULL once finished */
+    json_t *paths;        /* the request's paths, walked by the job */
     pthread_t thread;
     bool started, done;
     int result;
-    char error[256];
+    json_t *result_doc;               /* once finished: the result or the error */
+    uint64_t bytes_done, bytes_total; /* once finished */
 };
 
 struct dd_estimate_jobs {
@@ -49,15 +57,28 @@ int dd_estimate_jobs_new(struct dd_estimate_jobs **ret)
     return 0;
 }
 
+/* Frees what a joined job holds. */
+static void job_clear(struct job *j)
+{
+    dd_scan_free(j->scan);
+    json_decref(j->paths);
+    json_decref(j->result_doc);
+    memset(j, 0, sizeof(*j));
+}
+
 struct dd_estimate_jobs *dd_estimate_jobs_free(struct dd_estimate_jobs *d)
 {
     if (!d)
         return NULL;
     for (size_t i = 0; i < MAX_JOBS; i++) {
-        if (d->jobs[i].started) {
-            dd_scan_cancel(d->jobs[i].scan);
-            pthread_join(d->jobs[i].thread, NULL);
-            dd_scan_free(d->jobs[i].scan);
+        struct job *j = &d->jobs[i];
+        if (j->started) {
+            pthread_mutex_lock(&d->lock);
+            if (j->scan)
+                dd_scan_cancel(j->scan);
+            pthread_mutex_unlock(&d->lock);
+            pthread_join(j->thread, NULL);
+            job_clear(j);
         }
     }
     pthread_mutex_destroy(&d->lock);
@@ -104,9 +125,40 @@ static bool allowed_path(struct dd_estimate_jobs *d, const char *path, char *why
 static void *job_main(void *arg)
 {
     struct job *j = arg;
-    int r = dd_scan_run(j->scan);
+    struct dd_estimate_jobs *d = j->owner;
+    json_t *p, *doc = NULL;
+    uint64_t done = 0, total = 0;
+    size_t i;
+    int r = 0;
+
+    /* the directory walk: slow on big trees, so here and not on a worker */
+    json_array_foreach(j->paths, i, p)
+    {
+        if (dd_scan_add_path(j->scan, json_string_value(p)) < 0) {
+            const struct dd_scan_input *in =
+                dd_scan_get_input(j->scan, dd_scan_n_inputs(j->scan) - 1);
+            doc = json_pack("{s:s, s:s++}", "error", "bad_path", "message", json_string_value(p),
+                            ": ", in && in->n_errors ? in->errors[0].message : "unusable");
+            r = DD_E_INPUT;
+            break;
+        }
+    }
+    if (r == 0) {
+        r = dd_scan_run(j->scan);
+        doc = dd_scan_to_json(j->scan);
+    }
+    dd_scan_progress(j->scan, &done, &total);
+
+    pthread_mutex_lock(&d->lock);
     j->result = r;
+    j->result_doc = doc;
+    j->bytes_done = done;
+    j->bytes_total = total;
+    dd_scan_free(j->scan);
+    j->scan = NULL;
     __atomic_store_n(&j->done, true, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&d->lock);
+    malloc_trim(0); /* give the fingerprint table's pages back */
     return NULL;
 }
 
@@ -163,18 +215,6 @@ static int h_estimate_start(void *ctx, const struct dd_http_request *req,
         json_decref(doc);
         return -ENOMEM;
     }
-    json_array_foreach(paths, i, p)
-    {
-        if (dd_scan_add_path(scan, json_string_value(p)) < 0) {
-            const struct dd_scan_input *in = dd_scan_get_input(scan, dd_scan_n_inputs(scan) - 1);
-            int r = dd_http_reply_error(resp, 400, "bad_path", "%s: %s", json_string_value(p),
-                                        in && in->n_errors ? in->errors[0].message : "unusable");
-            dd_scan_free(scan);
-            json_decref(doc);
-            return r;
-        }
-    }
-    json_decref(doc);
 
     pthread_mutex_lock(&d->lock);
     for (i = 0; i < MAX_JOBS; i++) {
@@ -191,16 +231,22 @@ static int h_estimate_start(void *ctx, const struct dd_http_request *req,
     }
     if (slot) {
         if (slot->started) {
-            pthread_join(slot->thread, NULL);
-            dd_scan_free(slot->scan);
+            pthread_join(slot->thread, NULL); /* finished: returns at once */
+            job_clear(slot);
         }
-        memset(slot, 0, sizeof(*slot));
+        slot->owner = d;
         slot->id = ++d->next_job;
         slot->scan = scan;
+        slot->paths = json_incref(paths);
         slot->started = pthread_create(&slot->thread, NULL, job_main, slot) == 0;
+        if (!slot->started) {
+            json_decref(slot->paths);
+            memset(slot, 0, sizeof(*slot));
+        }
     }
     unsigned id = slot && slot->started ? slot->id : 0;
     pthread_mutex_unlock(&d->lock);
+    json_decref(doc);
     if (!id) {
         dd_scan_free(scan);
         return dd_http_reply_error(resp, 429, "busy", "%d estimates are already running",
@@ -224,14 +270,15 @@ static int h_estimate_get(void *ctx, const struct dd_http_request *req,
         struct job *j = &d->jobs[i];
         if (!j->started || j->id != id)
             continue;
-        uint64_t done, total;
-        dd_scan_progress(j->scan, &done, &total);
+        uint64_t done = j->bytes_done, total = j->bytes_total;
         bool finished = __atomic_load_n(&j->done, __ATOMIC_ACQUIRE);
+        if (!finished)
+            dd_scan_progress(j->scan, &done, &total);
         out = json_pack("{s:i, s:s, s:I, s:I}", "id", (int)j->id, "status",
                         finished ? (j->result == 0 ? "done" : "failed") : "running", "bytes_done",
                         (json_int_t)done, "bytes_total", (json_int_t)total);
-        if (finished)
-            json_object_set_new(out, "result", dd_scan_to_json(j->scan));
+        if (finished && j->result_doc)
+            json_object_set(out, "result", j->result_doc);
         break;
     }
     pthread_mutex_unlock(&d->lock);

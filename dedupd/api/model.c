@@ -22,26 +22,51 @@ static int h_model(void *ctx, const struct dd_http_request *req, struct dd_http_
     return dd_http_reply_json(resp, 200, dd_model_status(d->model));
 }
 
-/* Waits this long for a retrain before answering 202 with the run to poll:
- * an HTTP worker (two in the pool) is not held for a whole training. */
+/* A retrain is answered when it finishes, or after this long with 202 and
+ * the run to poll. The connection is suspended meanwhile (dd_http_defer):
+ * no HTTP worker waits for a training. */
 #define RETRAIN_WAIT_MS 10000u
+
+static void retrain_answer(struct dd_http_response *resp, json_t *doc, int status)
+{
+    if (status == 409 || status == 500) {
+        dd_http_reply_error(resp, status, status == 409 ? "not_enough_data" : "training_failed",
+                            "%s", json_string_value(json_object_get(doc, "error")));
+        json_decref(doc);
+        return;
+    }
+    dd_http_reply_json(resp, status, doc);
+}
+
+/* Runs on the trainer's waiting thread (or at once when there is nothing
+ * to wait for). */
+static void retrain_done(void *arg, json_t *doc, int status)
+{
+    struct dd_http_response resp = {0};
+    retrain_answer(&resp, doc, status);
+    dd_http_deferred_reply(arg, &resp); /* frees resp.body */
+    dd_free(resp.body);
+}
 
 static int h_model_retrain(void *ctx, const struct dd_http_request *req,
                            struct dd_http_response *resp)
 {
     struct dd_api_model *d = ctx;
-    int status = 500;
-    json_t *doc;
-    (void)req;
-    doc = dd_model_retrain(d->model, RETRAIN_WAIT_MS, &status);
-    if (status == 409 || status == 500) {
-        int r =
-            dd_http_reply_error(resp, status, status == 409 ? "not_enough_data" : "training_failed",
-                                "%s", json_string_value(json_object_get(doc, "error")));
-        json_decref(doc);
-        return r;
+    struct dd_http_deferred *h = dd_http_defer(req);
+    int r;
+
+    if (!h)
+        return dd_http_reply_error(resp, 503, "unavailable", "the server is stopping");
+    r = dd_model_retrain_async(d->model, RETRAIN_WAIT_MS, retrain_done, h);
+    if (r < 0) {
+        struct dd_http_response busy = {0};
+        dd_http_reply_error(&busy, 503, "busy",
+                            "too many retrain requests waiting; poll GET /v1/model (%s)",
+                            strerror(-r));
+        dd_http_deferred_reply(h, &busy);
+        dd_free(busy.body);
     }
-    return dd_http_reply_json(resp, status, doc);
+    return 0;
 }
 
 static int h_model_run(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)

@@ -443,6 +443,37 @@ static void test_endpoints(void **state)
     if (!fin)
         fail_msg("estimate job %s never finished", path);
     free(f);
+
+    /* a path that passes the root check but cannot be scanned (a FIFO): the
+     * walk runs on the job's thread, so POST answers 202 and the job fails
+     * naming the path */
+    char *fifo = tt_path(g_root, "estimate-fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    blen = snprintf(body, sizeof(body), "{\"paths\": [\"%s\"]}", fifo);
+    r = http(&d, "POST", "/v1/estimate", body, (size_t)blen);
+    assert_int_equal(r.status, 202);
+    job = json_loads(r.body, 0, NULL);
+    free(r.body);
+    snprintf(path, sizeof(path), "/v1/estimate/%lld",
+             (long long)json_integer_value(json_object_get(job, "id")));
+    json_decref(job);
+    fin = false;
+    for (int i = 0; i < 200 && !fin; i++) {
+        doc = get_json(&d, path, 200);
+        fin = strcmp(json_string_value(json_object_get(doc, "status")), "running") != 0;
+        if (fin) {
+            json_t *res = json_object_get(doc, "result");
+            assert_string_equal(json_string_value(json_object_get(doc, "status")), "failed");
+            assert_string_equal(json_string_value(json_object_get(res, "error")), "bad_path");
+            assert_non_null(strstr(json_string_value(json_object_get(res, "message")), fifo));
+        }
+        json_decref(doc);
+        if (!fin)
+            msleep(20);
+    }
+    if (!fin)
+        fail_msg("estimate job %s never finished", path);
+    free(fifo);
     assert_int_equal(stop(&d, SIGTERM), 0);
     free(data);
 }
