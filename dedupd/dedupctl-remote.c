@@ -5,6 +5,9 @@
  *   dedupctl history  --remote URL NAME [--from S] [--to S] [--step S]
  *   dedupctl estimate --remote URL PATH...    start a job on the daemon, wait, print
  *   dedupctl model    --remote URL [retrain]  the cost model's status, or train it now
+ *   dedupctl cluster  --remote URL [NODE]     a placement role's cluster view: one line
+ *                     per node (report age, stale, skew, GPUs) and per volume (pool,
+ *                     mode, free physical space, write rate, cost)
  *   dedupctl predict  --remote URL --volume NAME [--write-mbps W] [--duplicate-share D]
  *                     [--cpu-load L]  |  --features FILE   cost and latency, with the source
  * --json prints the daemon's JSON as it came. A bearer token is read from
@@ -382,6 +385,63 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
                                    json_integer_value(json_object_get(hc, "holdout_rows"))));
             }
             (void)h;
+        }
+        ret = 0;
+    } else if (strcmp(verb, "cluster") == 0) {
+        if (optind + 1 < argc) {
+            fprintf(stderr, "dedupctl: cluster: at most one NODE\n");
+            ret = 2;
+            goto out;
+        }
+        if (optind < argc) {
+            char *name = curl_easy_escape(NULL, argv[optind], 0);
+            snprintf(path, sizeof(path), "/v1/cluster/nodes/%s", name);
+            curl_free(name);
+        } else {
+            snprintf(path, sizeof(path), "/v1/cluster");
+        }
+        if (call(api, "GET", path, NULL, &doc, err, sizeof(err)) != 200)
+            goto fail;
+        if (json) {
+            dump(doc);
+        } else {
+            json_t *nodes = json_object_get(doc, "nodes"), *one = NULL, *n;
+            size_t i;
+            if (!nodes) { /* a single node's document */
+                one = json_array();
+                json_array_append(one, doc);
+                nodes = one;
+            }
+            printf("%-32s %8s %6s %8s %5s %8s\n", "NODE", "AGE s", "STALE", "SKEW s", "GPUS",
+                   "REPORTS");
+            json_array_foreach(nodes, i, n)
+            {
+                json_t *v;
+                size_t k;
+                char age[32], skew[32];
+                cell(age, sizeof(age), num(n, "report_age_seconds"), 1);
+                cell(skew, sizeof(skew), num(n, "clock_skew_seconds"), 1);
+                printf("%-32s %8s %6s %8s %5zu %8lld\n",
+                       json_string_value(json_object_get(n, "name")), age,
+                       json_is_true(json_object_get(n, "stale")) ? "stale" : "fresh", skew,
+                       json_array_size(json_object_get(n, "gpus")),
+                       (long long)json_integer_value(json_object_get(n, "reports")));
+                json_array_foreach(json_object_get(n, "volumes"), k, v)
+                {
+                    json_t *f = json_object_get(v, "features");
+                    char free_gib[32], w[32], cost[32];
+                    cell(free_gib, sizeof(free_gib), num(v, "physical_free_bytes") / 1073741824.0,
+                         1);
+                    cell(w, sizeof(w), num(f, "write_mbps"), 1);
+                    cell(cost, sizeof(cost), num(f, "cost"), 2);
+                    printf("  %-22s pool %-20s %-8s free %8s GiB  write %8s MB/s  cost %6s "
+                           "CPU s/GiB\n",
+                           json_string_value(json_object_get(v, "name")),
+                           json_string_value(json_object_get(v, "pool")),
+                           json_string_value(json_object_get(v, "mode")), free_gib, w, cost);
+                }
+            }
+            json_decref(one);
         }
         ret = 0;
     } else if (strcmp(verb, "predict") == 0) {

@@ -274,6 +274,35 @@ static void test_cluster_end_to_end(void **state)
     assert_string_equal(json_string_value(json_object_get(c, "name")), "gpu-b-02");
     json_decref(c);
 
+    /* dedupctl cluster: every node and its pools in the table; one node;
+     * a node the view does not have is an error */
+    {
+        char url[64], *out = NULL, *err = NULL;
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d", p.port);
+        const char *all[] = {tt_bin("dedupctl"), "cluster", "--remote", url, NULL};
+        assert_int_equal(tt_run(all, &out, &err), 0);
+        for (int i = 0; i < N_NODES; i++) {
+            char fast[32];
+            snprintf(fast, sizeof(fast), "pool fast-%c ", 'a' + i);
+            assert_non_null(strstr(out, g_names[i]));
+            assert_non_null(strstr(out, fast));
+        }
+        assert_non_null(strstr(out, "fresh"));
+        free(out);
+        free(err);
+        const char *one[] = {tt_bin("dedupctl"), "cluster", "gpu-b-02", "--remote", url, NULL};
+        assert_int_equal(tt_run(one, &out, &err), 0);
+        assert_non_null(strstr(out, "gpu-b-02"));
+        assert_null(strstr(out, g_names[0]));
+        free(out);
+        free(err);
+        const char *none[] = {tt_bin("dedupctl"), "cluster", "no-such-node", "--remote", url, NULL};
+        assert_int_equal(tt_run(none, &out, &err), 1);
+        assert_non_null(strstr(err, "404"));
+        free(out);
+        free(err);
+    }
+
     /* bad reports change nothing */
     long st;
     json_t *before = get_ok(&p, "/v1/cluster");
