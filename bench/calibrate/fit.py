@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
-"""Fit the cost model's analytic prior to bench/calibrate data (python3 stdlib only).
+"""Fit a per-stage decomposition of the proxy's cost to bench/calibrate data (python3 stdlib only).
 
-The prior (placement/costmodel implements it; this only fits and reports):
+This is the proxy's own analysis (it sees zero blocks and profiles the hash stage), kept for
+its stage figures and plots. The daemon's prior is NOT fitted here: `dedupctl model fit`
+fits placement/costmodel's five-term prior (new_block, index_lookup, duplicate_verify,
+compression_on, lz4; see placement/costmodel.h) on the same data and on
+bench/vdo-vm-series, and writes it into this file's "costmodel_prior" section, which this
+script keeps as it is. The form fitted here:
 
   cost    = [a(1-z) + b(1-z)log2(E) + d u + w n + q c s'] / max(0.05, 1-L)
   latency = [l0 + l1(1-z)log2(E) + l2 n + l3 c s']        / max(0.05, 1-L)
