@@ -143,6 +143,16 @@
  * subdomain); 256 bytes with the NUL holds both. */
 #define DD_NAME_MAX 256u
 
+/* Named pod profiles in the placement configuration: a handful per workload
+ * class; a profile is looked up per scored pod, linearly. */
+#define DD_MAX_PROFILES 64u
+
+/* In-flight ledger entries: pods placed in the last minutes and not yet seen
+ * doing I/O. A burst of 10,000 pods fits; a runaway caller cannot grow it
+ * without bound (a full ledger answers ENOSPC and the pod is scored, not
+ * recorded). */
+#define DD_LEDGER_MAX_ENTRIES 10000u
+
 /* A store series name: a prefix ("node/<node>/vol/") and two names. */
 #define DD_SERIES_MAX (2u * DD_NAME_MAX + 16u)
 
