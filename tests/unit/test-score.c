@@ -1,0 +1,743 @@
+/*
+ * placement/score, profile and ledger without HTTP: the scorer on reports
+ * built in memory, the real cost model prior as the model.
+ *
+ * The monotone properties are table-driven: for each contention input
+ * (pool writes, node CPU without VDO, CPU and IO pressure, run queue, VDO
+ * cores in use, an in-flight ledger entry) and several starting levels, a
+ * node with more of it never scores higher, and its slowdown is never
+ * lower, than the same node with less. The absolute scale, neutral and
+ * fast paths, each filter reason, GPU shortage, tie-breaking and the
+ * explanation's fields are checked as well.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "helpers.h"
+#include "placement/cluster.h"
+#include "placement/costmodel.h"
+#include "placement/ledger.h"
+#include "placement/profile.h"
+#include "placement/score.h"
+
+#define NOW 1000000000ull
+#define GIB 1073741824.0
+
+/* ---- the model: the real prior ---- */
+
+static int prior_predict(void *ctx, const struct dd_features *rows, size_t n, double *cost,
+                         double *latency, bool *xgb, uint64_t *version, char *errbuf, size_t errlen)
+{
+    const struct dd_cm_prior *p = ctx;
+    (void)errbuf;
+    (void)errlen;
+    for (size_t i = 0; i < n; i++) {
+        float row[DD_CM_NFEATURES];
+        dd_features_model_row(&rows[i], row);
+        cost[i] = dd_cm_prior_predict(p, DD_CM_COST, row, NULL);
+        latency[i] = dd_cm_prior_predict(p, DD_CM_LATENCY, row, NULL);
+    }
+    *xgb = false;
+    *version = 0;
+    return 0;
+}
+
+/* A model in which pool writes raise latency too (the prior's latency does
+ * not depend on the write rate): latency grows with writes and CPU. */
+static int write_sensitive_predict(void *ctx, const struct dd_features *rows, size_t n,
+                                   double *cost, double *latency, bool *xgb, uint64_t *version,
+                                   char *errbuf, size_t errlen)
+{
+    int r = prior_predict(ctx, rows, n, cost, latency, xgb, version, errbuf, errlen);
+    for (size_t i = 0; i < n; i++) {
+        double w = rows[i].v[DD_F_WRITE_MBPS];
+        latency[i] *= 1 + (isfinite(w) ? w : 0) / 200.0;
+    }
+    *version = 7;
+    return r;
+}
+
+/* ---- a node report in memory ---- */
+
+struct node_spec {
+    const char *name;
+    const char *pool;
+    double write_mbps, cpu_ex, cpu_psi, io_psi, run_queue, vdo_cores;
+    double free_gib, phys_gib;
+    const char *mode, *index_state;
+    unsigned cores, gpus;
+    double gpu_util;
+    uint64_t age_ms;
+};
+
+static struct node_spec base_spec(const char *name)
+{
+    return (struct node_spec){.name = name,
+                              .pool = "fast",
+                              .write_mbps = 40,
+                              .cpu_ex = 0.3,
+                              .cpu_psi = 2,
+                              .io_psi = 5,
+                              .run_queue = 4,
+                              .vdo_cores = 0.5,
+                              .free_gib = 500,
+                              .phys_gib = 1000,
+                              .mode = "normal",
+                              .index_state = "online",
+                              .cores = 16,
+                              .gpus = 4,
+                              .gpu_util = 10,
+                              .age_ms = 1000};
+}
+
+static void put_node(struct dd_cluster *c, const struct node_spec *s)
+{
+    struct dd_report r;
+    assert_int_equal(dd_report_alloc(&r, s->gpus, 1, 0), 0);
+    r.schema = DD_REPORT_SCHEMA;
+    snprintf(r.node, sizeof(r.node), "%s", s->name);
+    r.interval_s = 10;
+    r.time_ms = NOW - s->age_ms;
+    r.cores = s->cores;
+    r.cpu_util_ex_vdo = s->cpu_ex;
+    r.cpu_psi = s->cpu_psi;
+    r.io_psi = s->io_psi;
+    r.run_queue = s->run_queue;
+    r.vdo_cpu_seconds = s->vdo_cores * r.interval_s;
+    for (unsigned g = 0; g < s->gpus; g++) {
+        r.gpus[g].index = g;
+        r.gpus[g].util_gpu_percent = s->gpu_util;
+    }
+    struct dd_report_volume *v = &r.volumes[0];
+    snprintf(v->name, sizeof(v->name), "vdo-%s", s->name);
+    snprintf(v->pool, sizeof(v->pool), "%s", s->pool);
+    snprintf(v->mode, sizeof(v->mode), "%s", s->mode);
+    snprintf(v->index_state, sizeof(v->index_state), "%s", s->index_state);
+    v->rotational = 0;
+    v->physical_bytes = (int64_t)(s->phys_gib * GIB);
+    v->physical_free_bytes = (int64_t)(s->free_gib * GIB);
+    v->logical_bytes = v->physical_bytes * 3;
+    v->logical_free_bytes = v->logical_bytes / 2;
+    struct dd_features *f = &v->features;
+    dd_features_clear(f);
+    f->v[DD_F_WRITE_MBPS] = s->write_mbps;
+    f->v[DD_F_READ_MBPS] = 100;
+    f->v[DD_F_WRITE_IOPS] = s->write_mbps * 1e6 / 4096;
+    f->v[DD_F_DEDUP_HIT_RATE] = 0.4;
+    f->v[DD_F_INDEX_ENTRIES] = 5e6;
+    f->v[DD_F_COMPRESSION] = 1;
+    f->v[DD_F_PACKER_SAVINGS] = 0.2;
+    f->v[DD_F_NODE_CPU_UTIL_EX_VDO] = s->cpu_ex;
+    f->v[DD_F_CPU_PSI] = s->cpu_psi;
+    f->v[DD_F_IO_PSI] = s->io_psi;
+    f->v[DD_F_RUN_QUEUE] = s->run_queue;
+    f->v[DD_F_DEDUP_RATIO] = 2.0;
+    assert_int_equal(dd_cluster_put(c, &r, NOW - s->age_ms + 5), 0);
+}
+
+static struct dd_pod_profile gpu_pod(const char *uid, double gpus, double write, double read)
+{
+    struct dd_pod_profile p;
+    memset(&p, 0, sizeof(p));
+    snprintf(p.uid, sizeof(p.uid), "%s", uid);
+    snprintf(p.ns, sizeof(p.ns), "ml");
+    snprintf(p.name, sizeof(p.name), "pod-%s", uid);
+    p.gpus = gpus;
+    p.source = "annotations";
+    p.n_claims = 1;
+    struct dd_claim_load *c = &p.claims[0];
+    snprintf(c->claim, sizeof(c->claim), "data-%s", uid);
+    snprintf(c->pool, sizeof(c->pool), "fast");
+    c->write_mbps = write;
+    c->read_mbps = read;
+    c->duplicate_share = 0.4; /* the pools' own share: the mix does not move */
+    c->request_bytes = (uint64_t)(10 * GIB);
+    c->known = true;
+    return p;
+}
+
+struct world {
+    struct dd_cluster *cluster;
+    struct dd_cluster_snapshot *snap;
+    struct dd_ledger *ledger;
+    struct dd_ledger_view view;
+    struct dd_cm_prior prior;
+    struct dd_score_options opts;
+    struct dd_score_env env;
+};
+
+static void world_open(struct world *w)
+{
+    struct dd_cluster_options co = {.stale_after_s = 0, .forget_after_s = 3600};
+    memset(w, 0, sizeof(*w));
+    assert_int_equal(dd_cluster_new(&co, &w->cluster), 0);
+    assert_int_equal(dd_ledger_new(NULL, &w->ledger), 0);
+    dd_cm_prior_defaults(&w->prior);
+    dd_score_options_init(&w->opts);
+}
+
+/* Snapshot the cluster and the ledger (without exclude_uid). */
+static void world_ready(struct world *w, const char *exclude_uid)
+{
+    if (w->snap)
+        dd_cluster_snapshot_free(w->snap);
+    dd_ledger_view_release(&w->view);
+    w->snap = dd_cluster_snapshot(w->cluster);
+    assert_non_null(w->snap);
+    assert_int_equal(dd_ledger_view(w->ledger, exclude_uid, NOW, &w->view), 0);
+    w->env = (struct dd_score_env){.cluster = w->snap,
+                                   .ledger = &w->view,
+                                   .model = {prior_predict, &w->prior},
+                                   .kube_source = "none",
+                                   .now_ms = NOW};
+}
+
+static void world_close(struct world *w)
+{
+    dd_cluster_snapshot_free(w->snap);
+    dd_ledger_view_release(&w->view);
+    dd_ledger_free(w->ledger);
+    dd_cluster_free(w->cluster);
+}
+
+static struct dd_node_score score_one(struct world *w, const struct dd_pod_profile *pod,
+                                      const char *node, bool explain)
+{
+    struct dd_node_score s;
+    char err[256];
+    const char *names[1] = {node};
+    assert_int_equal(dd_score_pod(&w->opts, &w->env, pod, names, 1, DD_SCORE_PRIORITIZE, explain,
+                                  &s, err, sizeof(err)),
+                     0);
+    return s;
+}
+
+/* ---- monotone properties ---- */
+
+enum knob { K_WRITE, K_CPU, K_CPU_PSI, K_IO_PSI, K_RUNQ, K_VDO, K_LEDGER, K_NKNOBS };
+static const char *const knob_names[K_NKNOBS] = {
+    "pool writes", "node CPU without VDO", "CPU pressure", "IO pressure", "run queue",
+    "VDO cores",   "ledger entries"};
+
+static void apply(struct node_spec *s, enum knob k, double level)
+{
+    switch (k) {
+    case K_WRITE:
+        s->write_mbps = level * 400;
+        break;
+    case K_CPU:
+        s->cpu_ex = level * 0.94;
+        break;
+    case K_CPU_PSI:
+        s->cpu_psi = level * 90;
+        break;
+    case K_IO_PSI:
+        s->io_psi = level * 90;
+        break;
+    case K_RUNQ:
+        s->run_queue = level * 64;
+        break;
+    case K_VDO:
+        s->vdo_cores = level * 12;
+        break;
+    default:
+        break;
+    }
+}
+
+static void test_more_contention_never_scores_higher(void **state)
+{
+    static const double levels[] = {0, 0.05, 0.2, 0.4, 0.6, 0.8, 0.95, 1.0};
+    const size_t nl = sizeof(levels) / sizeof(levels[0]);
+    (void)state;
+    for (int model = 0; model < 2; model++) {
+        for (int k = 0; k < K_NKNOBS; k++) {
+            double prev_slow = -1;
+            int prev_score = 11;
+            for (size_t li = 0; li < nl; li++) {
+                struct world w;
+                struct node_spec s = base_spec("n1");
+                struct dd_pod_profile pod = gpu_pod("p", 1, 60, 200);
+                world_open(&w);
+                if (k == K_LEDGER) {
+                    for (int e = 0; e < (int)(levels[li] * 20); e++) {
+                        struct dd_ledger_entry le = {.gpus = 0, .n_loads = 1};
+                        snprintf(le.uid, sizeof(le.uid), "other-%d", e);
+                        snprintf(le.node, sizeof(le.node), "n1");
+                        snprintf(le.loads[0].pool, sizeof(le.loads[0].pool), "fast");
+                        le.loads[0].write_mbps = 30;
+                        le.loads[0].read_mbps = 100;
+                        le.loads[0].duplicate_share = 0.4;
+                        assert_int_equal(dd_ledger_record(w.ledger, &le, NOW), 0);
+                    }
+                } else {
+                    apply(&s, (enum knob)k, levels[li]);
+                }
+                put_node(w.cluster, &s);
+                world_ready(&w, pod.uid);
+                if (model == 1)
+                    w.env.model.predict = write_sensitive_predict;
+                struct dd_node_score sc = score_one(&w, &pod, "n1", false);
+                assert_int_equal(sc.verdict, DD_VERDICT_OK);
+                if (sc.score > prev_score || sc.slowdown_percent < prev_slow - 1e-9)
+                    fail_msg("%s at level %.2f (model %d): score %d slowdown %.3f %% after %d / "
+                             "%.3f %%",
+                             knob_names[k], levels[li], model, sc.score, sc.slowdown_percent,
+                             prev_score, prev_slow);
+                prev_score = sc.score;
+                prev_slow = sc.slowdown_percent;
+                world_close(&w);
+            }
+            /* the knob matters at all: its highest level costs something */
+            if (!(prev_slow > 0))
+                fail_msg("%s (model %d): no slowdown even at the highest level", knob_names[k],
+                         model);
+        }
+    }
+}
+
+static void test_absolute_scale(void **state)
+{
+    struct dd_score_options o;
+    static const struct {
+        double slow;
+        int score;
+    } table[] = {{0, 10}, {-3, 10}, {5, 8},   {10, 7},   {25, 5},
+                 {50, 3}, {100, 2}, {225, 1}, {1000, 0}, {INFINITY, 0}};
+    (void)state;
+    dd_score_options_init(&o);
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        assert_int_equal(dd_score_from_slowdown(&o, table[i].slow), table[i].score);
+    assert_int_equal(dd_score_from_slowdown(&o, NAN), o.neutral_score);
+    int prev = 10;
+    for (double s = 0; s < 5000; s += 0.25) {
+        int sc = dd_score_from_slowdown(&o, s);
+        assert_true(sc <= prev && sc >= 0);
+        prev = sc;
+    }
+}
+
+/* The same node figures score the same whatever else is in the request. */
+static void test_score_independent_of_candidates(void **state)
+{
+    struct world w;
+    struct node_spec a = base_spec("a"), b = base_spec("b"), c = base_spec("c");
+    struct dd_pod_profile pod = gpu_pod("p", 1, 60, 200);
+    struct dd_node_score out[3];
+    const char *names[3] = {"a", "b", "c"};
+    char err[128];
+    (void)state;
+    world_open(&w);
+    b.cpu_ex = 0.9;
+    c.cpu_ex = 0.05;
+    put_node(w.cluster, &a);
+    put_node(w.cluster, &b);
+    put_node(w.cluster, &c);
+    world_ready(&w, pod.uid);
+    struct dd_node_score alone = score_one(&w, &pod, "a", false);
+    assert_int_equal(dd_score_pod(&w.opts, &w.env, &pod, names, 3, DD_SCORE_PRIORITIZE, false, out,
+                                  err, sizeof(err)),
+                     0);
+    assert_int_equal(out[0].score, alone.score);
+    assert_true(fabs(out[0].slowdown_percent - alone.slowdown_percent) < 1e-9);
+    assert_true(out[2].score >= out[0].score && out[0].score >= out[1].score);
+    assert_int_equal(dd_score_best(out, 3), 2);
+    world_close(&w);
+}
+
+static void test_neutral_and_fast_paths(void **state)
+{
+    struct world w;
+    struct node_spec a = base_spec("fresh"), old = base_spec("old");
+    struct dd_pod_profile pod = gpu_pod("p", 1, 60, 200), cpu_pod = gpu_pod("c", 0, 60, 200),
+                          no_pool = gpu_pod("n", 1, 60, 200);
+    const char *names[3] = {"fresh", "old", "unknown"};
+    struct dd_node_score out[3];
+    char err[128];
+    (void)state;
+    no_pool.n_claims = 0;
+    old.age_ms = 120000; /* 3 x 10 s interval = 30 s bound */
+    world_open(&w);
+    w.opts.neutral_score = 4;
+    put_node(w.cluster, &a);
+    put_node(w.cluster, &old);
+    world_ready(&w, pod.uid);
+    assert_int_equal(dd_score_pod(&w.opts, &w.env, &pod, names, 3, DD_SCORE_PRIORITIZE, true, out,
+                                  err, sizeof(err)),
+                     0);
+    assert_int_equal(out[0].verdict, DD_VERDICT_OK);
+    assert_int_equal(out[1].verdict, DD_VERDICT_NEUTRAL);
+    assert_int_equal(out[1].score, 4);
+    assert_non_null(strstr(out[1].reason, "stale"));
+    assert_true(json_is_true(json_object_get(out[1].explanation, "stale")));
+    assert_true(json_real_value(json_object_get(out[1].explanation, "report_age_seconds")) > 100);
+    assert_int_equal(out[2].verdict, DD_VERDICT_NEUTRAL);
+    assert_int_equal(out[2].score, 4);
+    assert_non_null(strstr(out[2].reason, "no report"));
+    dd_node_scores_release(out, 3);
+
+    assert_int_equal(dd_score_pod(&w.opts, &w.env, &cpu_pod, names, 3, DD_SCORE_PRIORITIZE, false,
+                                  out, err, sizeof(err)),
+                     0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(out[i].score, 4);
+        assert_non_null(strstr(out[i].reason, "no GPU"));
+    }
+    assert_int_equal(dd_score_pod(&w.opts, &w.env, &no_pool, names, 3, DD_SCORE_PRIORITIZE, false,
+                                  out, err, sizeof(err)),
+                     0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(out[i].verdict, DD_VERDICT_NEUTRAL);
+    assert_int_equal(dd_score_best(out, 3), -1);
+    world_close(&w);
+}
+
+static void test_filter_reasons(void **state)
+{
+    struct world w;
+    struct node_spec ok = base_spec("ok"), other = base_spec("other-pool"),
+                     ro = base_spec("read-only"), off = base_spec("index-off"),
+                     full = base_spec("full"), ceil = base_spec("ceiling"),
+                     rec = base_spec("recovering"), tight = base_spec("tight");
+    struct dd_pod_profile pod = gpu_pod("p", 1, 60, 200);
+    const char *names[8] = {"ok",   "other-pool", "read-only",  "index-off",
+                            "full", "ceiling",    "recovering", "tight"};
+    const enum dd_filter_reason want[8] = {DD_FR_NONE,          DD_FR_NO_POOL,  DD_FR_READ_ONLY,
+                                           DD_FR_INDEX_OFFLINE, DD_FR_NO_SPACE, DD_FR_CEILING,
+                                           DD_FR_NONE,          DD_FR_NO_SPACE};
+    struct dd_node_score out[8];
+    char err[128];
+    (void)state;
+    world_open(&w);
+    other.pool = "bulk";
+    ro.mode = "read-only";
+    off.index_state = "offline";
+    full.free_gib = 3;  /* 10 GiB / ratio 2 * 1.1 = 5.5 GiB needed */
+    ceil.free_gib = 52; /* 948 + 5.5 of 1000 used: above 95 % */
+    rec.mode = "recovering";
+    tight.free_gib = 16; /* fits alone (94.7 % used after); 12 GiB reserved in flight: not */
+    tight.phys_gib = 200;
+    struct node_spec *all[8] = {&ok, &other, &ro, &off, &full, &ceil, &rec, &tight};
+    for (int i = 0; i < 8; i++)
+        put_node(w.cluster, all[i]);
+    struct dd_ledger_entry le = {.n_loads = 1};
+    snprintf(le.uid, sizeof(le.uid), "earlier");
+    snprintf(le.node, sizeof(le.node), "tight");
+    snprintf(le.loads[0].pool, sizeof(le.loads[0].pool), "fast");
+    le.loads[0].reserve_bytes = (uint64_t)(12 * GIB);
+    le.loads[0].duplicate_share = NAN;
+    assert_int_equal(dd_ledger_record(w.ledger, &le, NOW), 0);
+    world_ready(&w, pod.uid);
+    for (int what = 0; what < 2; what++) {
+        assert_int_equal(dd_score_pod(&w.opts, &w.env, &pod, names, 8, (enum dd_score_what)what,
+                                      false, out, err, sizeof(err)),
+                         0);
+        for (int i = 0; i < 8; i++) {
+            if (out[i].filter_reason != want[i])
+                fail_msg("%s: filter reason %d (%s), want %d", names[i], out[i].filter_reason,
+                         out[i].reason, want[i]);
+            if (want[i] != DD_FR_NONE) {
+                assert_int_equal(out[i].verdict, DD_VERDICT_UNRESOLVABLE);
+                assert_non_null(strstr(out[i].reason, dd_filter_reason_names[want[i]]));
+            } else {
+                assert_int_equal(out[i].verdict, DD_VERDICT_OK);
+            }
+        }
+    }
+    /* the pod's own reservation never counts against it */
+    world_ready(&w, "earlier");
+    assert_int_equal(dd_score_pod(&w.opts, &w.env, &pod, names, 8, DD_SCORE_FILTER, false, out, err,
+                                  sizeof(err)),
+                     0);
+    assert_int_equal(out[7].filter_reason, DD_FR_NONE);
+    world_close(&w);
+}
+
+static void test_gpus_and_explanation(void **state)
+{
+    struct world w;
+    struct node_spec a = base_spec("a");
+    struct dd_pod_profile pod = gpu_pod("p", 2, 60, 200);
+    (void)state;
+    world_open(&w);
+    put_node(w.cluster, &a);
+    world_ready(&w, pod.uid);
+    w.env.model.predict = write_sensitive_predict;
+    struct dd_node_score s = score_one(&w, &pod, "a", true);
+    json_t *e = s.explanation;
+    assert_int_equal(s.verdict, DD_VERDICT_OK);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(e, "model"), "source")),
+                        "prior");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(e, "model"), "version")),
+                     7);
+    assert_false(json_is_true(json_object_get(e, "stale")));
+    assert_true(json_is_number(json_object_get(e, "report_age_seconds")));
+    json_t *c0 = json_array_get(json_object_get(e, "claims"), 0);
+    assert_string_equal(json_string_value(json_object_get(c0, "pool")), "fast");
+    assert_true(json_is_object(json_object_get(c0, "features_used")));
+    assert_true(json_is_object(json_object_get(c0, "ledger")));
+    assert_true(
+        json_is_number(json_object_get(json_object_get(c0, "terms"), "latency_stretch_percent")));
+    assert_true(json_is_number(json_object_get(json_object_get(e, "cpu"), "stretch_percent")));
+    assert_true(fabs(json_real_value(json_object_get(e, "slowdown_percent")) - s.slowdown_percent) <
+                1e-9);
+    dd_node_scores_release(&s, 1);
+    world_close(&w);
+}
+
+/* GPUs from the cache: 4 allocatable, 3 requested by bound pods. */
+static int three_of_four(void *ctx, const char *node, double *alloc, double *req)
+{
+    (void)ctx;
+    (void)node;
+    *alloc = 4;
+    *req = 3;
+    return 0;
+}
+
+static void test_gpu_shortage(void **state)
+{
+    struct world w;
+    struct node_spec a = base_spec("a");
+    struct dd_pod_profile one = gpu_pod("one", 1, 60, 200), two = gpu_pod("two", 2, 60, 200);
+    (void)state;
+    world_open(&w);
+    put_node(w.cluster, &a);
+    world_ready(&w, "none");
+    w.env.gpus.node_gpus = three_of_four;
+    struct dd_node_score s = score_one(&w, &one, "a", false);
+    assert_true(s.score > 0);
+    s = score_one(&w, &two, "a", false);
+    assert_int_equal(s.score, 0);
+    assert_true(isinf(s.slowdown_percent));
+    /* a provisional entry takes the last free GPU */
+    struct dd_ledger_entry le = {.gpus = 1};
+    snprintf(le.uid, sizeof(le.uid), "first");
+    snprintf(le.node, sizeof(le.node), "a");
+    assert_int_equal(dd_ledger_record(w.ledger, &le, NOW), 0);
+    world_ready(&w, "one");
+    w.env.gpus.node_gpus = three_of_four;
+    s = score_one(&w, &one, "a", false);
+    assert_int_equal(s.score, 0);
+    world_close(&w);
+}
+
+/* Equal nodes: ties go to the first name; lower GPU utilisation breaks them. */
+static void test_ties(void **state)
+{
+    struct world w;
+    struct node_spec a = base_spec("a"), b = base_spec("b");
+    struct dd_pod_profile pod = gpu_pod("p", 1, 60, 200);
+    const char *names[2] = {"a", "b"};
+    struct dd_node_score out[2];
+    char err[128];
+    (void)state;
+    world_open(&w);
+    put_node(w.cluster, &a);
+    put_node(w.cluster, &b);
+    world_ready(&w, pod.uid);
+    assert_int_equal(dd_score_pod(&w.opts, &w.env, &pod, names, 2, DD_SCORE_PRIORITIZE, false, out,
+                                  err, sizeof(err)),
+                     0);
+    assert_int_equal(dd_score_best(out, 2), 0);
+    out[0].gpu_util = 90;
+    out[1].gpu_util = 10;
+    assert_int_equal(dd_score_best(out, 2), 1);
+    world_close(&w);
+}
+
+/* ---- ledger ---- */
+
+static void test_ledger_life(void **state)
+{
+    struct dd_ledger_options o;
+    struct dd_ledger *l;
+    struct dd_ledger_view v;
+    struct dd_ledger_entry e = {.gpus = 1, .n_loads = 1};
+    (void)state;
+    dd_ledger_options_init(&o);
+    assert_int_equal(dd_ledger_new(&o, &l), 0);
+    snprintf(e.uid, sizeof(e.uid), "u1");
+    snprintf(e.node, sizeof(e.node), "a");
+    snprintf(e.loads[0].pool, sizeof(e.loads[0].pool), "fast");
+    e.loads[0].write_mbps = 50;
+    e.loads[0].duplicate_share = 0.5;
+    assert_int_equal(dd_ledger_record(l, &e, NOW), 0);
+    /* scoring again replaces, on another node */
+    snprintf(e.node, sizeof(e.node), "b");
+    assert_int_equal(dd_ledger_record(l, &e, NOW), 0);
+    assert_int_equal(dd_ledger_size(l), 1);
+    assert_int_equal(dd_ledger_view(l, NULL, NOW, &v), 0);
+    assert_null(dd_ledger_view_find(&v, "a", "fast"));
+    const struct dd_ledger_sum *s = dd_ledger_view_find(&v, "b", "fast");
+    assert_non_null(s);
+    assert_true(fabs(s->write_mbps - 50) < 1e-9 && fabs(s->dup_write_mbps - 25) < 1e-9);
+    assert_true(fabs(dd_ledger_view_find(&v, "b", "")->provisional_gpus - 1) < 1e-9);
+    dd_ledger_view_release(&v);
+    /* its own entry is not counted */
+    assert_int_equal(dd_ledger_view(l, "u1", NOW, &v), 0);
+    assert_int_equal(v.n, 0);
+    dd_ledger_view_release(&v);
+    /* provisional expires after 30 s unless bound */
+    assert_int_equal(dd_ledger_expire(l, NOW + 29000), 0);
+    assert_int_equal(dd_ledger_bind(l, "u1", "c", NULL, NOW + 29000), 0); /* moved by the binding */
+    assert_int_equal(dd_ledger_expire(l, NOW + 31000), 0);
+    assert_int_equal(dd_ledger_view(l, NULL, NOW + 31000, &v), 0);
+    assert_non_null(dd_ledger_view_find(&v, "c", "fast"));
+    assert_int_equal(dd_ledger_view_find(&v, "c", "")->provisional_gpus,
+                     0); /* bound: in the cache */
+    dd_ledger_view_release(&v);
+    /* a report of c that shows the pod's I/O ends it; one without does not */
+    struct dd_report r;
+    assert_int_equal(dd_report_alloc(&r, 0, 0, 1), 0);
+    snprintf(r.node, sizeof(r.node), "c");
+    snprintf(r.pods[0].uid, sizeof(r.pods[0].uid), "u1");
+    r.pods[0].io_read_mbps = 0;
+    r.pods[0].io_write_mbps = 0.1;
+    assert_int_equal(dd_ledger_observe(l, &r, NOW + 40000), 0);
+    r.pods[0].io_write_mbps = 80;
+    snprintf(r.node, sizeof(r.node), "b");
+    assert_int_equal(dd_ledger_observe(l, &r, NOW + 40000), 0); /* another node */
+    snprintf(r.node, sizeof(r.node), "c");
+    assert_int_equal(dd_ledger_observe(l, &r, NOW + 40000), 1);
+    assert_int_equal(dd_ledger_size(l), 0);
+    dd_report_release(&r);
+    /* the rebuild after a restart: a binding with the pod's load */
+    assert_int_equal(dd_ledger_bind(l, "u2", "a", NULL, NOW), 0);
+    assert_int_equal(dd_ledger_size(l), 0);
+    assert_int_equal(dd_ledger_bind(l, "u2", "a", &e, NOW), 0);
+    assert_int_equal(dd_ledger_size(l), 1);
+    json_t *j = dd_ledger_to_json(l, "a", NOW);
+    json_t *je = json_array_get(json_object_get(j, "entries"), 0);
+    assert_string_equal(json_string_value(json_object_get(je, "uid")), "u2");
+    assert_string_equal(json_string_value(json_object_get(je, "state")), "bound");
+    json_decref(j);
+    assert_true(dd_ledger_remove(l, "u2"));
+    assert_false(dd_ledger_remove(l, "u2"));
+    /* bound entries expire after bound_ttl_s */
+    assert_int_equal(dd_ledger_bind(l, "u3", "a", &e, NOW), 0);
+    assert_int_equal(dd_ledger_expire(l, NOW + 599000), 0);
+    assert_int_equal(dd_ledger_expire(l, NOW + 600000), 1);
+    dd_ledger_free(l);
+}
+
+/* ---- profiles ---- */
+
+static struct dd_kube_claim claim(const char *name, const char *pool, bool rw)
+{
+    struct dd_kube_claim c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.name, sizeof(c.name), "%s", name);
+    c.known = true;
+    c.ours = pool != NULL;
+    snprintf(c.pool, sizeof(c.pool), "%s", pool ? pool : "");
+    c.read_write = rw;
+    c.request_bytes = 1u << 30;
+    return c;
+}
+
+static void test_profiles(void **state)
+{
+    struct dd_profile_set set;
+    struct dd_kube_pod pod;
+    struct dd_pod_profile p;
+    char err[256];
+    json_t *cfg;
+    (void)state;
+    dd_profile_set_init(&set);
+    cfg = json_loads("{\"trainer\": {\"read_mbps\": 800, \"write_mbps\": 30, "
+                     "\"duplicate_share\": 0.7}, \"default\": {\"write_mbps\": 20}}",
+                     0, NULL);
+    assert_int_equal(dd_profile_set_from_json(&set, cfg, err, sizeof(err)), 0);
+    json_decref(cfg);
+    assert_true(fabs(set.dflt.write_mbps - 20) < 1e-9);
+    cfg = json_loads("{\"x\": {\"write_mbps\": -1}}", 0, NULL);
+    assert_int_equal(dd_profile_set_from_json(&set, cfg, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "profiles.x.write_mbps"));
+    json_decref(cfg);
+    cfg = json_loads("{\"x\": {\"writes\": 1}}", 0, NULL);
+    assert_int_equal(dd_profile_set_from_json(&set, cfg, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "writes"));
+    json_decref(cfg);
+
+    /* the pod's annotations split: writes over rw claims, reads over all,
+     * claims of other classes dropped, unknown claims counted */
+    memset(&pod, 0, sizeof(pod));
+    snprintf(pod.uid, sizeof(pod.uid), "u");
+    pod.gpus = 2;
+    snprintf(pod.write_mbps, sizeof(pod.write_mbps), "100");
+    snprintf(pod.read_mbps, sizeof(pod.read_mbps), "300");
+    snprintf(pod.duplicate_share, sizeof(pod.duplicate_share), "0.25");
+    pod.claims[0] = claim("ckpt", "fast", true);
+    pod.claims[1] = claim("data", "bulk", false);
+    pod.claims[2] = claim("scratch", NULL, true);
+    pod.claims[3] = claim("later", "fast", true);
+    pod.claims[3].known = false;
+    pod.n_claims = 4;
+    dd_profile_resolve(&set, &pod, &p);
+    assert_string_equal(p.source, "annotations");
+    assert_int_equal(p.n_claims, 2);
+    assert_int_equal(p.n_unknown_claims, 1);
+    /* rw claims: ckpt, scratch (later is unknown but still counted in the split) */
+    assert_true(fabs(p.claims[0].write_mbps - 100.0 / 3) < 1e-9);
+    assert_true(fabs(p.claims[0].read_mbps - 75) < 1e-9);
+    assert_true(fabs(p.claims[1].write_mbps) < 1e-9); /* read-only claim */
+    assert_true(fabs(p.claims[1].duplicate_share - 0.25) < 1e-9);
+    assert_int_equal(p.n_notes, 0);
+
+    /* malformed annotations: noted, default used, never a failure */
+    snprintf(pod.write_mbps, sizeof(pod.write_mbps), "lots");
+    snprintf(pod.duplicate_share, sizeof(pod.duplicate_share), "1.5");
+    snprintf(pod.read_mbps, sizeof(pod.read_mbps), "%s", "");
+    snprintf(pod.profile, sizeof(pod.profile), "nope");
+    pod.n_claims = 1;
+    dd_profile_resolve(&set, &pod, &p);
+    assert_int_equal(p.n_notes, 3);
+    assert_non_null(strstr(p.notes[0], "nope"));
+    assert_non_null(strstr(p.notes[1], "write-mbps"));
+    assert_non_null(strstr(p.notes[2], "duplicate-share"));
+    assert_true(fabs(p.claims[0].write_mbps - 20) < 1e-9);
+    assert_true(isnan(p.claims[0].duplicate_share));
+    assert_string_equal(p.source, "default");
+
+    /* a named profile, and a PVC's own annotation overriding for its claim */
+    snprintf(pod.profile, sizeof(pod.profile), "trainer");
+    snprintf(pod.write_mbps, sizeof(pod.write_mbps), "%s", "");
+    snprintf(pod.duplicate_share, sizeof(pod.duplicate_share), "%s", "");
+    pod.claims[1] = claim("ckpt2", "fast", true);
+    snprintf(pod.claims[1].write_mbps, sizeof(pod.claims[1].write_mbps), "5");
+    pod.n_claims = 2;
+    dd_profile_resolve(&set, &pod, &p);
+    assert_string_equal(p.source, "profile");
+    assert_true(fabs(p.claims[0].write_mbps - 30) < 1e-9); /* all the pod's writes */
+    assert_true(fabs(p.claims[1].write_mbps - 5) < 1e-9);
+    assert_true(fabs(p.claims[0].read_mbps - 400) < 1e-9);
+    assert_true(fabs(p.claims[0].duplicate_share - 0.7) < 1e-9);
+    json_t *j = dd_profile_to_json(&p);
+    assert_int_equal(json_array_size(json_object_get(j, "claims")), 2);
+    json_decref(j);
+    dd_profile_set_release(&set);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_more_contention_never_scores_higher),
+        cmocka_unit_test(test_absolute_scale),
+        cmocka_unit_test(test_score_independent_of_candidates),
+        cmocka_unit_test(test_neutral_and_fast_paths),
+        cmocka_unit_test(test_filter_reasons),
+        cmocka_unit_test(test_gpus_and_explanation),
+        cmocka_unit_test(test_gpu_shortage),
+        cmocka_unit_test(test_ties),
+        cmocka_unit_test(test_ledger_life),
+        cmocka_unit_test(test_profiles),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
