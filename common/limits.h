@@ -153,6 +153,17 @@
  * recorded). */
 #define DD_LEDGER_MAX_ENTRIES 10000u
 
+/* Candidate nodes in one extender request: kube-scheduler sends the nodes
+ * that passed its filters, at most the cluster's nodes (5,000 is the
+ * Kubernetes scalability limit); room for twice that. */
+#define DD_EXTENDER_MAX_NODES 10000u
+
+/* Body cap of the extender routes. Names mode (recommended) is ~40 B a node
+ * plus the pod: 5,000 names fit in 256 KiB. Full-Nodes mode carries whole
+ * Node objects (3-30 KB each, status.images alone can be ~25 KB): 16 MiB
+ * holds ~500-5,000 of them; larger clusters must use names mode. */
+#define DD_EXTENDER_MAX_BODY (16u * 1024u * 1024u)
+
 /* A store series name: a prefix ("node/<node>/vol/") and two names. */
 #define DD_SERIES_MAX (2u * DD_NAME_MAX + 16u)
 

@@ -473,6 +473,35 @@ out:
     return r;
 }
 
+void dd_score_ledger_entry(const struct dd_score_options *o, const struct dd_score_env *env,
+                           const struct dd_pod_profile *pod, const char *node,
+                           struct dd_ledger_entry *ret)
+{
+    const struct dd_cluster_node *cn = env->cluster ? dd_cluster_find(env->cluster, node) : NULL;
+    memset(ret, 0, sizeof(*ret));
+    snprintf(ret->uid, sizeof(ret->uid), "%s", pod->uid);
+    snprintf(ret->ns, sizeof(ret->ns), "%s", pod->ns);
+    snprintf(ret->name, sizeof(ret->name), "%s", pod->name);
+    snprintf(ret->node, sizeof(ret->node), "%s", node);
+    ret->gpus = pod->gpus;
+    for (size_t i = 0; i < pod->n_claims && ret->n_loads < DD_KUBE_MAX_CLAIMS; i++) {
+        const struct dd_claim_load *c = &pod->claims[i];
+        struct dd_ledger_load *l;
+        const struct dd_report_volume *v;
+        if (c->node[0] && strcmp(c->node, node) != 0)
+            continue;
+        l = &ret->loads[ret->n_loads++];
+        snprintf(l->pool, sizeof(l->pool), "%s", c->pool);
+        l->read_mbps = c->read_mbps;
+        l->write_mbps = c->write_mbps;
+        l->duplicate_share = c->duplicate_share;
+        if (c->bound)
+            continue;
+        v = cn ? pool_volume(&cn->report, c->pool) : NULL;
+        l->reserve_bytes = v ? (uint64_t)space_need(o, v, c->request_bytes) : c->request_bytes;
+    }
+}
+
 long dd_score_best(const struct dd_node_score *s, size_t n)
 {
     long best = -1;

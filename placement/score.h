@@ -140,6 +140,15 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
                  size_t errlen);
 void dd_node_scores_release(struct dd_node_score *s, size_t n);
 
+/* The ledger entry of pod placed on node: its claims' loads on the pools
+ * there (claims pinned to another node left out) and, for unbound claims,
+ * the physical space they will take after the pool's observed reduction
+ * (plus the margin), from the node's report in env (none: the requested
+ * bytes). */
+void dd_score_ledger_entry(const struct dd_score_options *o, const struct dd_score_env *env,
+                           const struct dd_pod_profile *pod, const char *node,
+                           struct dd_ledger_entry *ret);
+
 /* The absolute scale: slowdown (%) -> 0..10. */
 int dd_score_from_slowdown(const struct dd_score_options *o, double slowdown_percent);
 
