@@ -310,9 +310,10 @@ static int get_str(const json_t *o, const char *key, const char *path, size_t ma
         return 0;
     if (!json_is_string(v))
         return fail(err, errlen, DD_E_PARSE, "%s: expected a string", path);
-    if (json_string_length(v) >= max || strlen(json_string_value(v)) != json_string_length(v))
-        return fail(err, errlen, DD_E_PARSE, "%s: longer than %zu bytes or holds a NUL", path,
-                    max - 1);
+    if (json_string_length(v) >= max)
+        return fail(err, errlen, DD_E_PARSE, "%s: longer than %zu bytes", path, max - 1);
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return fail(err, errlen, DD_E_PARSE, "%s: holds a NUL byte", path);
     *ret = json_string_value(v);
     return 0;
 }
