@@ -187,4 +187,23 @@
  * with a 10 s interval, 5 minutes; older reports are dropped (counted). */
 #define DD_PUSH_QUEUE_MAX 30u
 
+/* The Kubernetes cache (placement/kube, dedupd/kubewatch). */
+/* Claims kept per pod: pods mount a handful; past 16 the rest are dropped
+ * and the pod says so (claims_truncated), so one pod cannot grow a reply. */
+#define DD_KUBE_MAX_CLAIMS 16u
+/* GPU resource names counted (nvidia.com/gpu and MIG profiles): a node
+ * offers a few MIG shapes at most. */
+#define DD_KUBE_MAX_GPU_RESOURCES 16u
+/* A resourceVersion: etcd revisions are 20 digits at most; opaque strings
+ * from other stores are short too. */
+#define DD_KUBE_MAX_RV 128u
+/* A list's continue token: base64 of a key and a version, well under 1 KiB
+ * in kube-apiserver; 4 KiB leaves room. */
+#define DD_KUBE_MAX_CONTINUE 4096u
+/* One watch event line: etcd keeps objects up to 1.5 MiB, JSON may be
+ * larger; a line past 16 MiB is not an event (the watch restarts). */
+#define DD_KUBE_MAX_EVENT_BYTES (16u << 20)
+/* Items asked per list page: client-go's reflector uses 500. */
+#define DD_KUBE_LIST_LIMIT 500u
+
 #endif

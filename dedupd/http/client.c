@@ -34,12 +34,16 @@ struct dd_http_client {
     char *key_file;
     long connect_timeout_ms;
     long timeout_ms;
+    bool (*cancel)(void *ud);
+    void *cancel_ud;
     unsigned long connections;
     char curl_err[CURL_ERROR_SIZE];
 };
 
 /* Where the body goes during one request. */
 struct sink {
+    struct dd_http_client *c;
+    CURL *h;
     struct dd_dynbuf *buf;
     dd_http_client_data_fn fn;
     void *ud;
@@ -143,6 +147,8 @@ int dd_http_client_new(const struct dd_http_client_config *cfg, struct dd_http_c
     c->connect_timeout_ms =
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : CONNECT_TIMEOUT_MS_DEFAULT;
     c->timeout_ms = cfg->timeout_ms == 0 ? TIMEOUT_MS_DEFAULT : cfg->timeout_ms;
+    c->cancel = cfg->cancel;
+    c->cancel_ud = cfg->cancel_ud;
     c->curl = curl_easy_init();
     if (!c->curl) {
         snprintf(errbuf, errlen, "libcurl: cannot create a handle");
@@ -158,6 +164,18 @@ unsigned long dd_http_client_connections(const struct dd_http_client *c)
     return c->connections;
 }
 
+char *dd_http_client_escape(const char *s)
+{
+    char *e, *r;
+    pthread_once(&global_once, global_init);
+    e = curl_easy_escape(NULL, s, (int)strlen(s));
+    if (!e)
+        return NULL;
+    r = dd_strdup(e); /* ours: freed with dd_free like everything else */
+    curl_free(e);
+    return r;
+}
+
 const char *dd_http_client_base(const struct dd_http_client *c)
 {
     return c->base;
@@ -169,15 +187,35 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
     size_t len = size * nmemb;
     int r;
 
-    if (s->buf)
+    if (s->buf) {
         r = dd_dynbuf_append(s->buf, data, len);
-    else
-        r = s->fn(s->ud, data, len);
+    } else {
+        long status = 0;
+        curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+        r = status >= 200 && status < 300 ? s->fn(s->ud, data, len) : 0;
+    }
     if (r < 0) {
         s->err = r;
         return 0; /* anything but len: curl stops with CURLE_WRITE_ERROR */
     }
     return len;
+}
+
+/* CURLOPT_XFERINFOFUNCTION: curl calls it about once a second even while
+ * no byte arrives, so a cancel is seen promptly during a quiet watch. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct sink *s = ud;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    if (s->c->cancel && s->c->cancel(s->c->cancel_ud)) {
+        s->err = DD_E_CANCELLED;
+        return 1;
+    }
+    return 0;
 }
 
 static int translate(CURLcode cr)
@@ -237,6 +275,11 @@ static CURLcode set_options(struct dd_http_client *c, const char *url, const cha
     }
     if (hdr)
         SET(CURLOPT_HTTPHEADER, hdr);
+    if (c->cancel) {
+        SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+        SET(CURLOPT_XFERINFODATA, sink);
+        SET(CURLOPT_NOPROGRESS, 0L);
+    }
 #undef SET
     return cr;
 }
@@ -288,6 +331,9 @@ static int perform(struct dd_http_client *c, const char *method, const char *pat
     if (cr == CURLE_OK) {
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
         r = (int)status;
+    } else if (cr == CURLE_ABORTED_BY_CALLBACK && sink->err < 0) {
+        r = sink->err;
+        snprintf(errbuf, errlen, "%s: cancelled", dd_dynbuf_str(&url));
     } else if (cr == CURLE_WRITE_ERROR && sink->err < 0) {
         r = sink->err;
         if (r == DD_E_TOOBIG && sink->buf)
@@ -318,7 +364,7 @@ oom:
 int dd_http_client_call(struct dd_http_client *c, const char *method, const char *path,
                         const char *json_body, struct dd_dynbuf *reply, char *errbuf, size_t errlen)
 {
-    struct sink s = {.buf = reply};
+    struct sink s = {.c = c, .h = c->curl, .buf = reply};
 
     dd_dynbuf_reset(reply);
     return perform(c, method, path, json_body, &s, errbuf, errlen);
@@ -328,7 +374,7 @@ int dd_http_client_stream(struct dd_http_client *c, const char *method, const ch
                           const char *json_body, dd_http_client_data_fn on_data, void *ud,
                           char *errbuf, size_t errlen)
 {
-    struct sink s = {.fn = on_data, .ud = ud};
+    struct sink s = {.c = c, .h = c->curl, .fn = on_data, .ud = ud};
 
     return perform(c, method, path, json_body, &s, errbuf, errlen);
 }

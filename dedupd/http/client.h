@@ -27,6 +27,7 @@
 #ifndef DD_HTTP_CLIENT_H
 #define DD_HTTP_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/dynbuf.h"
@@ -50,6 +51,12 @@ struct dd_http_client_config {
     /* Milliseconds for a whole request, body included; 0: 30000; -1: no
      * limit (a watch: it ends when the server or the callback ends it). */
     long timeout_ms;
+    /* Optional: asked about once a second while a request waits, and with
+     * each piece of data; true stops the request, which returns
+     * DD_E_CANCELLED (a watch thread stopping at SIGTERM). Any thread may
+     * make it true; it must be cheap and thread-safe. */
+    bool (*cancel)(void *ud);
+    void *cancel_ud;
 };
 
 /* Copies every string of cfg. Returns 0, -EINVAL (no base URL, not http or
@@ -78,8 +85,9 @@ int dd_http_client_call(struct dd_http_client *c, const char *method, const char
  * error to stop: the request then returns that error. */
 typedef int (*dd_http_client_data_fn)(void *ud, const char *data, size_t len);
 
-/* As dd_http_client_call, but the body goes to on_data (nothing is kept).
- * For watches, use a client whose timeout_ms is -1. */
+/* As dd_http_client_call, but the body of a 2xx reply goes to on_data
+ * (nothing is kept); another status's body is dropped, the status says what
+ * happened. For watches, use a client whose timeout_ms is -1. */
 int dd_http_client_stream(struct dd_http_client *c, const char *method, const char *path,
                           const char *json_body, dd_http_client_data_fn on_data, void *ud,
                           char *errbuf, size_t errlen);
@@ -87,6 +95,10 @@ int dd_http_client_stream(struct dd_http_client *c, const char *method, const ch
 /* Connections opened so far (1 after many requests to one server that keeps
  * them alive): for tests and the pusher's metrics. */
 unsigned long dd_http_client_connections(const struct dd_http_client *c);
+
+/* s percent-encoded for a query value (every byte but A-Z a-z 0-9 - . _ ~);
+ * the caller frees with dd_free. NULL on ENOMEM. */
+char *dd_http_client_escape(const char *s);
 
 /* The base URL as stored (no trailing '/'), for messages. */
 const char *dd_http_client_base(const struct dd_http_client *c);

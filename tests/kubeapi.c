@@ -1,0 +1,687 @@
+/*
+ * The test Kubernetes API server (kubeapi.h). State, under one mutex:
+ * per kind an array of objects in insertion order (deleted slots NULL, so
+ * a page offset stays valid while objects change) with a key -> slot index,
+ * and one event log for all kinds whose position is the resourceVersion.
+ * A watch is a libmicrohttpd callback response that walks the log from
+ * its start position, blocking on a condition variable for new entries
+ * (thread-per-connection mode allows that), and writes each event line,
+ * cut into pieces when asked. Fault switches are counters and generations
+ * the watch callbacks look at.
+ */
+#define _GNU_SOURCE
+#include "kubeapi.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "common/common.h"
+
+static const char *const obj_kinds[DD_KUBE_KINDS] = {"Pod", "PersistentVolumeClaim",
+                                                     "PersistentVolume", "StorageClass", "Node"};
+static const char *const api_versions[DD_KUBE_KINDS] = {"v1", "v1", "v1", "storage.k8s.io/v1",
+                                                        "v1"};
+
+enum ev_type { E_ADDED, E_MODIFIED, E_DELETED, E_BOOKMARK, E_ERROR };
+static const char *const ev_names[] = {"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"};
+
+struct logent {
+    enum dd_kube_kind kind;
+    enum ev_type type;
+    char *line; /* the event's JSON and '\n'; NULL once compacted */
+    size_t len;
+};
+
+struct store {
+    json_t **objs; /* NULL: deleted */
+    size_t n, cap;
+    json_t *index; /* key -> slot (integer) */
+};
+
+struct tt_kubeapi {
+    struct MHD_Daemon *mhd;
+    char url[64];
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    bool stopping;
+    struct store st[DD_KUBE_KINDS];
+    struct logent *log;
+    size_t nlog, caplog, compacted; /* positions below compacted: 410 */
+    unsigned page_size;
+    unsigned cont_expire; /* continue requests still to answer 410 */
+    size_t split;
+    unsigned cut[DD_KUBE_KINDS];
+    unsigned end_gen[DD_KUBE_KINDS];
+    char *token;
+    struct tt_kubeapi_stats stats;
+};
+
+/* "rv.<pos>.q": opaque to clients, parsed only here. */
+static void rv_str(size_t pos, char *buf, size_t len)
+{
+    snprintf(buf, len, "rv.%zu.q", pos);
+}
+
+static bool rv_parse(const char *s, size_t *ret)
+{
+    char *end;
+    unsigned long long v;
+    if (strncmp(s, "rv.", 3) != 0 || s[3] < '0' || s[3] > '9')
+        return false;
+    errno = 0;
+    v = strtoull(s + 3, &end, 10);
+    if (errno || strcmp(end, ".q") != 0)
+        return false;
+    *ret = (size_t)v;
+    return true;
+}
+
+static int log_add(struct tt_kubeapi *s, enum dd_kube_kind kind, enum ev_type type, json_t *obj)
+{
+    json_t *ev = json_pack("{s:s, s:O}", "type", ev_names[type], "object", obj);
+    char *text = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (!text)
+        return -ENOMEM;
+    if (s->nlog == s->caplog) {
+        size_t cap = s->caplog ? s->caplog * 2 : 256;
+        struct logent *l = realloc(s->log, cap * sizeof(*l));
+        if (!l) {
+            free(text);
+            return -ENOMEM;
+        }
+        s->log = l;
+        s->caplog = cap;
+    }
+    size_t len = strlen(text);
+    char *line = realloc(text, len + 2);
+    if (!line) {
+        free(text);
+        return -ENOMEM;
+    }
+    line[len] = '\n';
+    line[len + 1] = '\0';
+    s->log[s->nlog++] = (struct logent){kind, type, line, len + 1};
+    pthread_cond_broadcast(&s->changed);
+    return 0;
+}
+
+/* The key of an object: "ns/name" or "name"; false when it lacks them. */
+static bool obj_key(enum dd_kube_kind kind, const json_t *obj, char *buf, size_t len)
+{
+    const json_t *md = json_object_get(obj, "metadata");
+    const char *name = json_string_value(json_object_get(md, "name"));
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    bool namespaced = kind == DD_KUBE_POD || kind == DD_KUBE_PVC;
+    if (!name || !name[0] || (namespaced && (!ns || !ns[0])))
+        return false;
+    if (namespaced)
+        snprintf(buf, len, "%s/%s", ns, name);
+    else
+        snprintf(buf, len, "%s", name);
+    return true;
+}
+
+static void set_rv(json_t *obj, size_t pos)
+{
+    char rv[32];
+    rv_str(pos, rv, sizeof(rv));
+    json_object_set_new(json_object_get(obj, "metadata"), "resourceVersion", json_string(rv));
+}
+
+static int put(struct tt_kubeapi *s, enum dd_kube_kind kind, const json_t *in, bool event)
+{
+    char key[600];
+    struct store *st;
+    json_t *obj, *slot;
+    enum ev_type type = E_ADDED;
+    int r = 0;
+
+    if ((unsigned)kind >= DD_KUBE_KINDS || !json_is_object(in) ||
+        !obj_key(kind, in, key, sizeof(key)))
+        return -EINVAL;
+    obj = json_deep_copy(in);
+    if (!obj)
+        return -ENOMEM;
+    json_object_set_new(obj, "kind", json_string(obj_kinds[kind]));
+    json_object_set_new(obj, "apiVersion", json_string(api_versions[kind]));
+    pthread_mutex_lock(&s->lock);
+    st = &s->st[kind];
+    set_rv(obj, s->nlog + (event ? 1 : 0));
+    slot = json_object_get(st->index, key);
+    if (slot) {
+        size_t i = (size_t)json_integer_value(slot);
+        json_decref(st->objs[i]);
+        st->objs[i] = obj;
+        type = E_MODIFIED;
+    } else {
+        if (st->n == st->cap) {
+            size_t cap = st->cap ? st->cap * 2 : 64;
+            json_t **o = realloc(st->objs, cap * sizeof(*o));
+            if (!o) {
+                json_decref(obj);
+                pthread_mutex_unlock(&s->lock);
+                return -ENOMEM;
+            }
+            st->objs = o;
+            st->cap = cap;
+        }
+        st->objs[st->n] = obj;
+        json_object_set_new(st->index, key, json_integer((json_int_t)st->n));
+        st->n++;
+    }
+    if (event)
+        r = log_add(s, kind, type, obj);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+int tt_kubeapi_put(struct tt_kubeapi *s, enum dd_kube_kind kind, const json_t *obj)
+{
+    return put(s, kind, obj, true);
+}
+
+int tt_kubeapi_load(struct tt_kubeapi *s, enum dd_kube_kind kind, const json_t *obj)
+{
+    return put(s, kind, obj, false);
+}
+
+int tt_kubeapi_delete(struct tt_kubeapi *s, enum dd_kube_kind kind, const char *ns,
+                      const char *name)
+{
+    char key[600];
+    json_t *slot, *obj;
+    int r;
+    if (ns)
+        snprintf(key, sizeof(key), "%s/%s", ns, name);
+    else
+        snprintf(key, sizeof(key), "%s", name);
+    pthread_mutex_lock(&s->lock);
+    slot = json_object_get(s->st[kind].index, key);
+    if (!slot) {
+        pthread_mutex_unlock(&s->lock);
+        return -ENOENT;
+    }
+    obj = s->st[kind].objs[json_integer_value(slot)];
+    s->st[kind].objs[json_integer_value(slot)] = NULL;
+    json_object_del(s->st[kind].index, key);
+    set_rv(obj, s->nlog + 1);
+    r = log_add(s, kind, E_DELETED, obj);
+    json_decref(obj);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+void tt_kubeapi_rv(struct tt_kubeapi *s, char *buf, size_t len)
+{
+    pthread_mutex_lock(&s->lock);
+    rv_str(s->nlog, buf, len);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- faults ---- */
+
+void tt_kubeapi_set_page_size(struct tt_kubeapi *s, unsigned n)
+{
+    pthread_mutex_lock(&s->lock);
+    s->page_size = n;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void tt_kubeapi_expire_continue(struct tt_kubeapi *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->cont_expire++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void tt_kubeapi_set_split(struct tt_kubeapi *s, size_t n)
+{
+    pthread_mutex_lock(&s->lock);
+    s->split = n;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void tt_kubeapi_cut_next_event(struct tt_kubeapi *s, enum dd_kube_kind kind)
+{
+    pthread_mutex_lock(&s->lock);
+    s->cut[kind]++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void tt_kubeapi_bookmark(struct tt_kubeapi *s, enum dd_kube_kind kind)
+{
+    char rv[32];
+    pthread_mutex_lock(&s->lock);
+    rv_str(s->nlog + 1, rv, sizeof(rv));
+    json_t *o = json_pack("{s:s, s:s, s:{s:s, s:{s:s}}}", "kind", obj_kinds[kind], "apiVersion",
+                          api_versions[kind], "metadata", "resourceVersion", rv, "annotations",
+                          "k8s.io/initial-events-end", "true");
+    log_add(s, kind, E_BOOKMARK, o);
+    json_decref(o);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static json_t *status(int code, const char *reason, const char *message)
+{
+    return json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status", "apiVersion", "v1",
+                     "metadata", "status", "Failure", "message", message, "reason", reason, "code",
+                     code);
+}
+
+void tt_kubeapi_error_410(struct tt_kubeapi *s, enum dd_kube_kind kind)
+{
+    json_t *o = status(410, "Expired", "too old resource version: 1 (2)");
+    pthread_mutex_lock(&s->lock);
+    log_add(s, kind, E_ERROR, o);
+    pthread_mutex_unlock(&s->lock);
+    json_decref(o);
+}
+
+void tt_kubeapi_compact(struct tt_kubeapi *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->compacted = s->nlog;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void tt_kubeapi_end_watches(struct tt_kubeapi *s, enum dd_kube_kind kind)
+{
+    pthread_mutex_lock(&s->lock);
+    s->end_gen[kind]++;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void tt_kubeapi_set_token(struct tt_kubeapi *s, const char *token)
+{
+    pthread_mutex_lock(&s->lock);
+    free(s->token);
+    s->token = token ? strdup(token) : NULL;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void tt_kubeapi_stats(struct tt_kubeapi *s, struct tt_kubeapi_stats *ret)
+{
+    pthread_mutex_lock(&s->lock);
+    *ret = s->stats;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- HTTP ---- */
+
+static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!text)
+        return MHD_NO;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    enum MHD_Result ret = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static int kind_of(const char *url)
+{
+    for (int k = 0; k < DD_KUBE_KINDS; k++)
+        if (strcmp(url, dd_kube_kind_path((enum dd_kube_kind)k)) == 0)
+            return k;
+    return -1;
+}
+
+static const char *list_kinds[DD_KUBE_KINDS] = {
+    "PodList", "PersistentVolumeClaimList", "PersistentVolumeList", "StorageClassList", "NodeList"};
+
+/* A continue token: "ct.<epoch>.<kind>.<offset>.<rv pos>" */
+static enum MHD_Result serve_list(struct tt_kubeapi *s, struct MHD_Connection *c, int kind)
+{
+    const char *limit_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *cont = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "continue");
+    size_t offset = 0, rvpos, limit = SIZE_MAX;
+    unsigned epoch = 0;
+    int k2 = -1;
+    char rv[32];
+
+    if (limit_s && limit_s[0]) {
+        char *end;
+        unsigned long long l = strtoull(limit_s, &end, 10);
+        if (*end || l == 0)
+            return reply_json(c, 400, status(400, "BadRequest", "bad limit"));
+        limit = (size_t)l;
+    }
+    pthread_mutex_lock(&s->lock);
+    rvpos = s->nlog;
+    if (cont && cont[0]) {
+        if (sscanf(cont, "ct.%u.%d.%zu.%zu", &epoch, &k2, &offset, &rvpos) != 4 || k2 != kind ||
+            epoch != 7) {
+            pthread_mutex_unlock(&s->lock);
+            return reply_json(c, 400, status(400, "BadRequest", "bad continue token"));
+        }
+        if (s->cont_expire) {
+            s->cont_expire--;
+            s->stats.gone++;
+            pthread_mutex_unlock(&s->lock);
+            return reply_json(
+                c, 410,
+                status(410, "Expired",
+                       "The provided continue parameter is too old to display a consistent list "
+                       "result. You can start a new list without the continue parameter."));
+        }
+    } else {
+        s->stats.lists[kind]++;
+    }
+    s->stats.pages[kind]++;
+    if (s->page_size && s->page_size < limit)
+        limit = s->page_size;
+    struct store *st = &s->st[kind];
+    json_t *items = json_array();
+    size_t i = offset, taken = 0;
+    for (; i < st->n && taken < limit; i++) {
+        if (!st->objs[i])
+            continue;
+        json_t *it = json_copy(st->objs[i]); /* shallow: only the top keys change */
+        json_object_del(it, "kind");
+        json_object_del(it, "apiVersion");
+        json_array_append_new(items, it);
+        taken++;
+    }
+    while (i < st->n && !st->objs[i])
+        i++;
+    rv_str(rvpos, rv, sizeof(rv));
+    json_t *md = json_pack("{s:s}", "resourceVersion", rv);
+    if (i < st->n) {
+        char tok[96];
+        snprintf(tok, sizeof(tok), "ct.%u.%d.%zu.%zu", 7u, kind, i, rvpos);
+        json_object_set_new(md, "continue", json_string(tok));
+    }
+    json_t *doc = json_pack("{s:s, s:s, s:o, s:o}", "kind", list_kinds[kind], "apiVersion",
+                            api_versions[kind], "metadata", md, "items", items);
+    /* serialise under the lock: the items share objects with the store */
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    pthread_mutex_unlock(&s->lock);
+    if (!text)
+        return MHD_NO;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+struct watch {
+    struct tt_kubeapi *s;
+    int fd; /* the connection's socket: a client gone is seen while idle */
+    int kind;
+    size_t pos; /* next log entry to look at */
+    unsigned end_gen;
+    bool bookmarks, end_after, cut_close;
+    uint64_t deadline_ms;
+    const char *pending; /* a log line being written */
+    size_t plen, poff, cut_at;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+/* The client closed its end (a watch writes nothing while idle, so
+ * libmicrohttpd would not notice). */
+static bool peer_gone(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    char c;
+    if (fd < 0 || poll(&p, 1, 0) <= 0)
+        return false;
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR))
+        return true;
+    return (p.revents & POLLIN) && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+static ssize_t watch_read(void *cls, uint64_t off, char *buf, size_t max)
+{
+    struct watch *w = cls;
+    struct tt_kubeapi *s = w->s;
+    ssize_t ret;
+    (void)off;
+
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        if (w->pending) {
+            size_t n = w->plen - w->poff;
+            if (w->cut_at && w->poff >= w->cut_at) {
+                ret = MHD_CONTENT_READER_END_WITH_ERROR;
+                break;
+            }
+            if (w->cut_at)
+                n = DD_MIN(n, w->cut_at - w->poff);
+            if (s->split)
+                n = DD_MIN(n, s->split);
+            n = DD_MIN(n, max);
+            memcpy(buf, w->pending + w->poff, n);
+            w->poff += n;
+            if (w->poff == w->plen)
+                w->pending = NULL;
+            ret = (ssize_t)n;
+            break;
+        }
+        if (s->stopping || w->end_after || w->end_gen != s->end_gen[w->kind] ||
+            mono_ms() >= w->deadline_ms) {
+            ret = MHD_CONTENT_READER_END_OF_STREAM;
+            break;
+        }
+        bool found = false;
+        while (w->pos < s->nlog) {
+            struct logent *e = &s->log[w->pos++];
+            if ((int)e->kind != w->kind || !e->line || (e->type == E_BOOKMARK && !w->bookmarks))
+                continue;
+            w->pending = e->line;
+            w->plen = e->len;
+            w->poff = 0;
+            w->cut_at = 0;
+            if (e->type == E_ERROR)
+                w->end_after = true;
+            else if (e->type != E_BOOKMARK && s->cut[w->kind]) {
+                s->cut[w->kind]--;
+                w->cut_at = e->len / 2;
+            }
+            found = true;
+            break;
+        }
+        if (found)
+            continue;
+        if (peer_gone(w->fd)) {
+            ret = MHD_CONTENT_READER_END_WITH_ERROR;
+            break;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 100 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->changed, &s->lock, &until);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+static void watch_free(void *cls)
+{
+    struct watch *w = cls;
+    pthread_mutex_lock(&w->s->lock);
+    w->s->stats.open_watches[w->kind]--;
+    pthread_mutex_unlock(&w->s->lock);
+    free(w);
+}
+
+static enum MHD_Result serve_watch(struct tt_kubeapi *s, struct MHD_Connection *c, int kind)
+{
+    const char *rv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "resourceVersion");
+    const char *bm = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "allowWatchBookmarks");
+    const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "timeoutSeconds");
+    size_t pos;
+    struct watch *w;
+
+    pthread_mutex_lock(&s->lock);
+    if (!rv || !rv[0]) {
+        pos = s->nlog;
+    } else if (!rv_parse(rv, &pos) || pos < s->compacted || pos > s->nlog) {
+        char msg[256];
+        s->stats.gone++;
+        pthread_mutex_unlock(&s->lock);
+        snprintf(msg, sizeof(msg), "too old resource version: %.100s (%zu)", rv, s->nlog);
+        return reply_json(c, 410, status(410, "Expired", msg));
+    }
+    w = calloc(1, sizeof(*w));
+    if (!w) {
+        pthread_mutex_unlock(&s->lock);
+        return MHD_NO;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    w->fd = ci ? ci->connect_fd : -1;
+    w->s = s;
+    w->kind = kind;
+    w->pos = pos;
+    w->end_gen = s->end_gen[kind];
+    w->bookmarks = bm && strcmp(bm, "true") == 0;
+    w->deadline_ms = mono_ms() + (to && atoll(to) > 0 ? (uint64_t)atoll(to) * 1000u : 1800000u);
+    s->stats.watches[kind]++;
+    s->stats.open_watches[kind]++;
+    if (w->bookmarks)
+        s->stats.bookmarks_asked++;
+    pthread_mutex_unlock(&s->lock);
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, watch_read, w, watch_free);
+    if (!r) {
+        watch_free(w);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls)
+{
+    struct tt_kubeapi *s = cls;
+    (void)version;
+    (void)upload;
+    if (!*con_cls) { /* first call: headers only */
+        *con_cls = s;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->token) {
+        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        if (!auth || strncmp(auth, "Bearer ", 7) != 0 || strcmp(auth + 7, s->token) != 0) {
+            s->stats.unauthorized++;
+            pthread_mutex_unlock(&s->lock);
+            return reply_json(c, 401, status(401, "Unauthorized", "Unauthorized"));
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (strcmp(method, "GET") != 0)
+        return reply_json(c, 405, status(405, "MethodNotAllowed", "only GET is served"));
+    int kind = kind_of(url);
+    if (kind < 0)
+        return reply_json(c, 404,
+                          status(404, "NotFound",
+                                 "the server could not find the "
+                                 "requested resource"));
+    const char *watch = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "watch");
+    if (watch && (strcmp(watch, "1") == 0 || strcmp(watch, "true") == 0))
+        return serve_watch(s, c, kind);
+    return serve_list(s, c, kind);
+}
+
+int tt_kubeapi_start(struct tt_kubeapi **ret)
+{
+    struct tt_kubeapi *s = calloc(1, sizeof(*s));
+    struct sockaddr_in sa = {0};
+    const union MHD_DaemonInfo *info;
+
+    if (!s)
+        return -ENOMEM;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->changed, NULL);
+    for (int k = 0; k < DD_KUBE_KINDS; k++)
+        s->st[k].index = json_object();
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = 0;
+    s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
+                              NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0, MHD_OPTION_END);
+    if (!s->mhd) {
+        tt_kubeapi_stop(s);
+        return -EADDRNOTAVAIL;
+    }
+    info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%u", info ? (unsigned)info->port : 0u);
+    *ret = s;
+    return 0;
+}
+
+const char *tt_kubeapi_url(const struct tt_kubeapi *s)
+{
+    return s->url;
+}
+
+void tt_kubeapi_stop(struct tt_kubeapi *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    if (s->mhd)
+        MHD_stop_daemon(s->mhd);
+    for (int k = 0; k < DD_KUBE_KINDS; k++) {
+        for (size_t i = 0; i < s->st[k].n; i++)
+            json_decref(s->st[k].objs[i]);
+        free(s->st[k].objs);
+        json_decref(s->st[k].index);
+    }
+    for (size_t i = 0; i < s->nlog; i++)
+        free(s->log[i].line);
+    free(s->log);
+    free(s->token);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->changed);
+    free(s);
+}

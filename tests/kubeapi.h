@@ -1,0 +1,103 @@
+/*
+ * A Kubernetes API server for tests: the list/watch protocol of Pods,
+ * PVCs, PVs, StorageClasses and Nodes (shared/reference/k8s/LIST-WATCH.md)
+ * on an ephemeral 127.0.0.1 port, in the process that starts it, on
+ * libmicrohttpd threads of its own (one per connection, so a watch may
+ * block). Real JSON shapes: lists {"kind":"PodList","apiVersion":"v1",
+ * "metadata":{"resourceVersion":RV,"continue":TOKEN},"items":[...]} with
+ * items stripped of kind/apiVersion; watches as chunked lines
+ * {"type":"ADDED","object":{...}}; errors as Status objects.
+ *
+ * Served: GET /api/v1/pods, /api/v1/persistentvolumeclaims,
+ * /api/v1/persistentvolumes, /api/v1/nodes,
+ * /apis/storage.k8s.io/v1/storageclasses with limit, continue, watch,
+ * resourceVersion, allowWatchBookmarks and timeoutSeconds (cluster-wide
+ * only; namespaced paths are 404). Resource versions are opaque strings
+ * ("rv.<n>.q"), one per change, shared by all kinds as in etcd. A watch
+ * with an empty resourceVersion starts at the current version.
+ *
+ * Test code changes objects with tt_kubeapi_put/delete: each change is a
+ * watch event for the open watches of its kind and every later watch that
+ * starts from an older version. The fault switches below inject what a
+ * real API server and network do. All functions are thread-safe.
+ *
+ * Also used by the extender end-to-end test (daemons pointing --kube-api
+ * at tt_kubeapi_url) and by bench/kube-bench.c. Links dd_placement (for
+ * the kind enum and paths), jansson and libmicrohttpd.
+ */
+#ifndef DD_TESTS_KUBEAPI_H
+#define DD_TESTS_KUBEAPI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "placement/kube.h"
+
+struct tt_kubeapi;
+
+/* Starts on 127.0.0.1, an ephemeral port. 0 or a negative errno. */
+int tt_kubeapi_start(struct tt_kubeapi **ret);
+/* "http://127.0.0.1:PORT" (valid until stop). */
+const char *tt_kubeapi_url(const struct tt_kubeapi *s);
+/* Ends every watch, stops and frees. NULL-safe. */
+void tt_kubeapi_stop(struct tt_kubeapi *s);
+
+/*
+ * Adds or replaces an object (copied; metadata.name, and metadata.namespace
+ * for pods and PVCs, required): an ADDED or MODIFIED event with a new
+ * resourceVersion written into the object. Returns 0 or -EINVAL.
+ */
+int tt_kubeapi_put(struct tt_kubeapi *s, enum dd_kube_kind kind, const json_t *obj);
+/* As put, but no watch event (state before any client came: fast bulk
+ * loading for benchmarks). */
+int tt_kubeapi_load(struct tt_kubeapi *s, enum dd_kube_kind kind, const json_t *obj);
+/* Deletes (ns NULL for cluster-scoped kinds): a DELETED event carrying
+ * the last state. 0 or -ENOENT. */
+int tt_kubeapi_delete(struct tt_kubeapi *s, enum dd_kube_kind kind, const char *ns,
+                      const char *name);
+/* The current resourceVersion, copied into buf. */
+void tt_kubeapi_rv(struct tt_kubeapi *s, char *buf, size_t len);
+
+/* ---- faults ---- */
+
+/* Lists answer at most n items a page (the client's limit still applies
+ * when smaller); 0: only the client's limit. */
+void tt_kubeapi_set_page_size(struct tt_kubeapi *s, unsigned n);
+/* The next list request carrying a continue token is answered 410 Gone,
+ * as when the token expired (once per call). */
+void tt_kubeapi_expire_continue(struct tt_kubeapi *s);
+/* Watch bytes go out in pieces of at most n bytes, one chunk each, so
+ * chunk boundaries fall inside events; 0: whole events. */
+void tt_kubeapi_set_split(struct tt_kubeapi *s, size_t n);
+/* The next event of kind on each open watch is cut half way and the
+ * connection closed (no final chunk). Counts once per call. */
+void tt_kubeapi_cut_next_event(struct tt_kubeapi *s, enum dd_kube_kind kind);
+/* A BOOKMARK for kind's watches at a new resourceVersion (watches that
+ * asked for them). */
+void tt_kubeapi_bookmark(struct tt_kubeapi *s, enum dd_kube_kind kind);
+/* An ERROR event (Status, code 410, reason Expired) for kind's watches,
+ * which then end. */
+void tt_kubeapi_error_410(struct tt_kubeapi *s, enum dd_kube_kind kind);
+/* History is compacted: a watch from any older resourceVersion is
+ * refused with HTTP 410. */
+void tt_kubeapi_compact(struct tt_kubeapi *s);
+/* Open watches of kind end cleanly, as at the server's watch timeout. */
+void tt_kubeapi_end_watches(struct tt_kubeapi *s, enum dd_kube_kind kind);
+/* Requests must carry "Authorization: Bearer TOKEN" (else 401); NULL:
+ * none needed. */
+void tt_kubeapi_set_token(struct tt_kubeapi *s, const char *token);
+
+struct tt_kubeapi_stats {
+    unsigned long lists[DD_KUBE_KINDS];   /* first pages (a list started) */
+    unsigned long pages[DD_KUBE_KINDS];   /* pages served */
+    unsigned long watches[DD_KUBE_KINDS]; /* watches accepted */
+    unsigned long open_watches[DD_KUBE_KINDS];
+    unsigned long gone;            /* 410 answers (continue or watch) */
+    unsigned long unauthorized;    /* 401 answers */
+    unsigned long bookmarks_asked; /* watches with allowWatchBookmarks=true */
+};
+void tt_kubeapi_stats(struct tt_kubeapi *s, struct tt_kubeapi_stats *ret);
+
+#endif
