@@ -57,6 +57,12 @@ void dd_config_defaults(struct dd_config *c)
     c->retrain_every = mc.retrain_every;
     c->stale_after = 0;
     c->forget_after = 3600;
+    snprintf(c->placement_mode, sizeof(c->placement_mode), "enforce");
+    c->neutral_score = 5;
+    c->score_scale_percent = 25;
+    c->max_physical_use = 0.95;
+    c->ledger_ttl = 30;
+    c->ledger_bound_ttl = 600;
 }
 
 /* String options: the config file's key, the flag and where it goes. */
@@ -82,6 +88,7 @@ static const struct str_opt {
     STR_OPT("node_name", "node-name", node_name),
     STR_OPT("placement_url", "placement-url", placement_url),
     STR_OPT("placement_token_file", "placement-token-file", placement_token_file),
+    STR_OPT("placement_mode", "placement-mode", placement_mode),
 };
 
 static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
@@ -149,7 +156,12 @@ enum num_field {
     N_RETRAIN,
     N_HTTP_THREADS,
     N_STALE,
-    N_FORGET
+    N_FORGET,
+    N_NEUTRAL,
+    N_SCALE,
+    N_MAX_PHYS,
+    N_LEDGER_TTL,
+    N_LEDGER_BOUND_TTL
 };
 static const struct num_opt {
     const char *key, *flag;
@@ -164,6 +176,11 @@ static const struct num_opt {
     [N_HTTP_THREADS] = {"http_threads", "http-threads", 1, 256, true, "threads"},
     [N_STALE] = {"stale_after", "stale-after", 0, 86400 * 365.0, false, "seconds"},
     [N_FORGET] = {"forget_after", "forget-after", 1, 86400 * 365.0, false, "seconds"},
+    [N_NEUTRAL] = {"neutral_score", "neutral-score", 0, 10, true, "score"},
+    [N_SCALE] = {"score_scale", "score-scale", 1, 10000, false, "percent slowdown scoring 5"},
+    [N_MAX_PHYS] = {"max_physical_use", "max-physical-use", 0.05, 1, false, "share"},
+    [N_LEDGER_TTL] = {"ledger_ttl", "ledger-ttl", 1, 3600, false, "seconds"},
+    [N_LEDGER_BOUND_TTL] = {"ledger_bound_ttl", "ledger-bound-ttl", 1, 86400, false, "seconds"},
 };
 
 static void set_num(struct dd_config *c, enum num_field f, double v)
@@ -189,6 +206,21 @@ static void set_num(struct dd_config *c, enum num_field f, double v)
         break;
     case N_FORGET:
         c->forget_after = v;
+        break;
+    case N_NEUTRAL:
+        c->neutral_score = (unsigned)v;
+        break;
+    case N_SCALE:
+        c->score_scale_percent = v;
+        break;
+    case N_MAX_PHYS:
+        c->max_physical_use = v;
+        break;
+    case N_LEDGER_TTL:
+        c->ledger_ttl = v;
+        break;
+    case N_LEDGER_BOUND_TTL:
+        c->ledger_bound_ttl = v;
         break;
     }
 }
@@ -267,6 +299,21 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
         }
         return 0;
     }
+    if (strcmp(key, "profiles") == 0) {
+        struct dd_profile_set set;
+        char perr[256];
+        dd_profile_set_init(&set);
+        if (dd_profile_set_from_json(&set, v, perr, sizeof(perr)) < 0) {
+            snprintf(why, wlen, "%s", perr);
+            return DD_E_PARSE;
+        }
+        c->n_profiles = set.n;
+        memcpy(c->profiles, set.defs, set.n * sizeof(*set.defs));
+        c->has_default_profile = json_object_get(v, "default") != NULL;
+        c->default_profile = set.dflt;
+        dd_profile_set_release(&set);
+        return 0;
+    }
     snprintf(why, wlen, "unknown key '%.64s'", key);
     return DD_E_PARSE;
 }
@@ -327,7 +374,13 @@ void dd_config_usage(FILE *out)
           "  --pool VOLUME=POOL          the pool a volume belongs to (repeatable)\n"
           " placement role:\n"
           "  --stale-after SECONDS       report age that makes a node stale (3 x its interval)\n"
-          "  --forget-after SECONDS      a silent node leaves the view (default 3600)\n",
+          "  --forget-after SECONDS      a silent node leaves the view (default 3600)\n"
+          "  --placement-mode MODE       enforce (default) or shadow: score, answer neutral\n"
+          "  --neutral-score N           score of nodes without a fresh report (default 5)\n"
+          "  --score-scale PERCENT       the predicted slowdown that scores 5 (default 25)\n"
+          "  --max-physical-use SHARE    filter pools above this physical use (default 0.95)\n"
+          "  --ledger-ttl SECONDS        a placed pod counts this long before it binds (30)\n"
+          "  --ledger-bound-ttl SECONDS  a bound pod counts until its I/O shows, at most (600)\n",
           out);
 }
 
@@ -477,6 +530,11 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "--placement-url is for roles node and all (a node pushes)");
         return DD_E_USAGE;
     }
+    if (strcmp(c->placement_mode, "enforce") != 0 && strcmp(c->placement_mode, "shadow") != 0) {
+        snprintf(errbuf, errlen, "placement mode '%.16s': expected enforce or shadow",
+                 c->placement_mode);
+        return DD_E_USAGE;
+    }
     if (c->stale_after > 0 && c->forget_after < c->stale_after) {
         snprintf(errbuf, errlen, "forget-after %g s is shorter than stale-after %g s",
                  c->forget_after, c->stale_after);
@@ -504,6 +562,18 @@ char *dd_config_json(const struct dd_config *c)
         c->prior_file, "http_threads", (int)c->http_threads, "node_name", c->node_name,
         "placement_url", c->placement_url, "placement_token", c->placement_token_file[0] != '\0',
         "pools", pools, "stale_after", c->stale_after, "forget_after", c->forget_after);
+    if (o) {
+        json_t *profiles = json_array();
+        for (size_t i = 0; i < c->n_profiles; i++)
+            json_array_append_new(profiles, json_string(c->profiles[i].name));
+        json_object_set_new(o, "placement_mode", json_string(c->placement_mode));
+        json_object_set_new(o, "neutral_score", json_integer(c->neutral_score));
+        json_object_set_new(o, "score_scale", json_real(c->score_scale_percent));
+        json_object_set_new(o, "max_physical_use", json_real(c->max_physical_use));
+        json_object_set_new(o, "ledger_ttl", json_real(c->ledger_ttl));
+        json_object_set_new(o, "ledger_bound_ttl", json_real(c->ledger_bound_ttl));
+        json_object_set_new(o, "profiles", profiles);
+    }
     s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 
 #include "common/limits.h"
+#include "placement/profile.h"
 
 #define DD_CONFIG_MAX_ESTIMATE_ROOTS 16
 
@@ -69,6 +70,18 @@ struct dd_config {
      * seconds is stale (0: 3 x the interval its report states); one silent
      * for forget_after seconds leaves the view */
     double stale_after, forget_after;
+    /* the extender (roles all and placement) */
+    char placement_mode[16];    /* "enforce" (default) or "shadow": score, answer neutral */
+    unsigned neutral_score;     /* 0..10, nodes without a fresh report and pods not ours */
+    double score_scale_percent; /* the slowdown that scores 5 (default 25) */
+    double max_physical_use;    /* filter ceiling on a pool's physical use (default 0.95) */
+    double ledger_ttl;          /* seconds a provisional ledger entry waits for its binding */
+    double ledger_bound_ttl;    /* seconds a bound entry waits for the node's reports */
+    /* pod profiles (config file "profiles"; "default" replaces the default) */
+    struct dd_profile_def profiles[DD_MAX_PROFILES];
+    size_t n_profiles;
+    struct dd_profile_def default_profile;
+    bool has_default_profile;
 };
 
 void dd_config_defaults(struct dd_config *c);

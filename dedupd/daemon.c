@@ -32,6 +32,7 @@ struct dd_daemon {
     struct dd_store *store;
     struct dd_model_service *model;     /* roles all, placement */
     struct dd_cluster_api *cluster;     /* roles all, placement */
+    struct dd_extender_api *extender;   /* roles all, placement */
     struct dd_sampler *sampler;         /* roles all, node */
     struct dd_pusher *pusher;           /* a node with --placement-url */
     struct dd_estimate_jobs *estimates; /* roles all, node */
@@ -81,6 +82,8 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
         dd_pusher_metrics(d->pusher, f);
     if (d->cluster)
         dd_cluster_api_metrics(d->cluster, f);
+    if (d->extender)
+        dd_extender_api_metrics(d->extender, f);
     if (d->model)
         dd_model_metrics(d->model, f);
     dd_http_metrics(d->http, f);
@@ -157,6 +160,12 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
             snprintf(errbuf, errlen, "cluster view: %s", dd_strerror(r));
             goto fail;
         }
+        if ((r = dd_extender_api_new(c, dd_cluster_api_cluster(d->cluster), d->model,
+                                     &d->extender)) < 0) {
+            snprintf(errbuf, errlen, "extender: %s", dd_strerror(r));
+            goto fail;
+        }
+        dd_cluster_api_set_ledger(d->cluster, dd_extender_api_ledger(d->extender));
     }
     if (dd_role_has_node(c->role)) {
         struct dd_sampler_hooks hooks = {.ctx = d, .sampled = sampled};
@@ -186,6 +195,7 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
     d->model_api = (struct dd_api_model){d->model, d->sampler, role};
     n += dd_api_model_routes(&d->model_api, routes + n);
     n += dd_api_cluster_routes(d->cluster, role, routes + n);
+    n += dd_api_extender_routes(d->extender, role, routes + n);
 
     hc.listen = c->listen;
     hc.token = token;
@@ -224,6 +234,8 @@ void dd_daemon_reload(struct dd_daemon *d, const struct dd_config *c)
         dd_estimate_jobs_set_roots(d->estimates, c->estimate_roots, c->n_estimate_roots);
     if (d->cluster)
         dd_cluster_api_reconfigure(d->cluster, c);
+    if (d->extender)
+        dd_extender_api_reconfigure(d->extender, c);
     if (d->model) {
         struct dd_model_config mc;
         model_config(c, &mc);
@@ -245,6 +257,7 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_sampler_free(d->sampler); /* finishes the sample in progress */
     dd_pusher_free(d->pusher);
     dd_estimate_jobs_free(d->estimates);
+    dd_extender_api_free(d->extender);
     dd_cluster_api_free(d->cluster);
     dd_model_service_free(d->model); /* a training in progress finishes */
     dd_store_free(d->store);         /* committed batches are in the WAL */

@@ -64,6 +64,7 @@ size_t dd_api_model_routes(struct dd_api_model *ctx, struct dd_http_route *out);
 struct dd_config;
 struct dd_report;
 struct dd_cluster;
+struct dd_ledger;
 int dd_cluster_api_new(const struct dd_config *c, struct dd_store *store,
                        struct dd_model_service *model, struct dd_cluster_api **ret);
 struct dd_cluster_api *dd_cluster_api_free(struct dd_cluster_api *a);
@@ -71,10 +72,39 @@ void dd_cluster_api_reconfigure(struct dd_cluster_api *a, const struct dd_config
 /* Role all: this node's own report, in-process; its rows are already in
  * the store as "vol/<volume>", so only the view is updated. */
 void dd_cluster_api_ingest_local(struct dd_cluster_api *a, const struct dd_report *r);
+/* Accepted reports end the ledger entries of pods they show doing I/O. */
+void dd_cluster_api_set_ledger(struct dd_cluster_api *a, struct dd_ledger *ledger);
 /* The view itself, for the scorer (borrowed). */
 struct dd_cluster *dd_cluster_api_cluster(struct dd_cluster_api *a);
 void dd_cluster_api_metrics(struct dd_cluster_api *a, FILE *m);
 size_t dd_api_cluster_routes(struct dd_cluster_api *a, const char *role, struct dd_http_route *out);
+
+/*
+ * The scheduler extender and placement REST (roles all, placement):
+ * POST /scheduler/filter, POST /scheduler/prioritize (kube-scheduler
+ * extender v1, names and full-Nodes modes), POST /v1/placement (every
+ * node's score and explanation for a pod), GET /v1/ledger. Owns the
+ * in-flight ledger.
+ */
+struct dd_extender_api;
+struct dd_kube;
+struct dd_ledger;
+int dd_extender_api_new(const struct dd_config *c, struct dd_cluster *cluster,
+                        struct dd_model_service *model, struct dd_extender_api **ret);
+struct dd_extender_api *dd_extender_api_free(struct dd_extender_api *a);
+void dd_extender_api_reconfigure(struct dd_extender_api *a, const struct dd_config *c);
+/* The Kubernetes cache (borrowed; NULL: none) and how it is configured
+ * ("none", "in-cluster", "--kube-api URL"), shown in explanations. */
+void dd_extender_api_set_kube(struct dd_extender_api *a, struct dd_kube *kube, const char *source);
+struct dd_ledger *dd_extender_api_ledger(struct dd_extender_api *a);
+/* The pod watch's hooks: a binding confirms, moves or (after a restart)
+ * rebuilds the pod's ledger entry; a deletion drops it. */
+void dd_extender_api_pod_bound(struct dd_extender_api *a, const char *uid, const char *ns,
+                               const char *name, const char *node);
+void dd_extender_api_pod_deleted(struct dd_extender_api *a, const char *uid);
+void dd_extender_api_metrics(struct dd_extender_api *a, FILE *m);
+size_t dd_api_extender_routes(struct dd_extender_api *a, const char *role,
+                              struct dd_http_route *out);
 
 /* Copies templ[n] into out with ctx; a NULL ctx (the subsystem is not in
  * this role) makes every route answer dd_api_not_in_role for role.

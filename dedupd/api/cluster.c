@@ -25,6 +25,7 @@
 #include "dedupd/store/store.h"
 #include "dedupd/trainer.h"
 #include "placement/cluster.h"
+#include "placement/ledger.h"
 
 /* 401 and 413 are answered on the headers and counted by the HTTP layer */
 enum reject { R_INVALID, R_STALE, R_STORE, R_COUNT };
@@ -34,6 +35,7 @@ struct dd_cluster_api {
     struct dd_cluster *cluster;
     struct dd_store *store;
     struct dd_model_service *model;
+    struct dd_ledger *ledger; /* borrowed; NULL: none */
     char role[16];
     uint64_t received, rows_stored, rejected[R_COUNT]; /* atomic */
     uint64_t last_forget_ms;                           /* atomic */
@@ -150,12 +152,19 @@ static void forget_now_and_then(struct dd_cluster_api *a, uint64_t now)
         dd_log_info("cluster: %zu silent node(s) left the view", gone);
 }
 
+void dd_cluster_api_set_ledger(struct dd_cluster_api *a, struct dd_ledger *ledger)
+{
+    a->ledger = ledger;
+}
+
 void dd_cluster_api_ingest_local(struct dd_cluster_api *a, const struct dd_report *r)
 {
     struct dd_report copy;
     uint64_t now = dd_wall_ms();
     if (dd_report_copy(r, &copy) < 0)
         return;
+    if (a->ledger)
+        dd_ledger_observe(a->ledger, &copy, now);
     if (dd_cluster_put(a->cluster, &copy, now) == 0)
         __atomic_add_fetch(&a->received, 1, __ATOMIC_RELAXED);
     forget_now_and_then(a, now);
@@ -239,6 +248,8 @@ static int h_report(void *ctx, const struct dd_http_request *req, struct dd_http
         return dd_http_reply_error(resp, 503, "store", "the report's rows cannot be stored: %s",
                                    dd_strerror(e));
     }
+    if (a->ledger) /* pods this report shows doing I/O leave the ledger */
+        dd_ledger_observe(a->ledger, &r, now);
     e = dd_cluster_put(a->cluster, &r, now); /* takes r */
     if (e == -ESTALE) {
         __atomic_add_fetch(&a->rejected[R_STALE], 1, __ATOMIC_RELAXED);

@@ -1,0 +1,634 @@
+/*
+ * The scheduler extender and placement REST (api.h): POST /scheduler/filter,
+ * POST /scheduler/prioritize, POST /v1/placement, GET /v1/ledger.
+ *
+ * A request is decoded (placement/extender), its pod resolved against the
+ * Kubernetes cache (placement/kube: claims, classes, pools, PVs) and turned
+ * into a workload profile (placement/profile), then scored on a snapshot of
+ * the cluster view and of the in-flight ledger (placement/score) with the
+ * active cost model's batch predict. Everything here is glue; the decisions
+ * are in placement/.
+ *
+ * kube-scheduler's rules for the answers (reference/k8s/README.md): the
+ * filter answers HTTP 200 always, a malformed request with "Error" set;
+ * prioritize answers a bare array with every requested node, or 400 with a
+ * JSON error for a malformed request (kube-scheduler logs it and goes on
+ * without us). Never a 5xx: when the model fails, prioritize answers the
+ * neutral score for every node and logs why.
+ *
+ * Prioritize records the pod's provisional ledger entry on its best node
+ * at once (kube-scheduler binds asynchronously); the pod watch confirms or
+ * moves it (dd_extender_api_pod_bound).
+ *
+ * Shadow mode (--placement-mode shadow) scores, records and counts what it
+ * would have done, but answers neutral: every node passes, every score is
+ * the neutral one.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/common.h"
+#include "dedupd/api/api.h"
+#include "dedupd/config.h"
+#include "dedupd/trainer.h"
+#include "placement/cluster.h"
+#include "placement/extender.h"
+#include "placement/kube.h"
+#include "placement/ledger.h"
+#include "placement/profile.h"
+#include "placement/score.h"
+
+enum verb { V_FILTER, V_PRIORITIZE, V_PLACEMENT, V_COUNT };
+static const char *const verb_names[V_COUNT] = {"filter", "prioritize", "placement"};
+enum outcome { O_OK, O_BAD_REQUEST, O_MODEL_ERROR, O_COUNT };
+static const char *const outcome_names[O_COUNT] = {"ok", "bad_request", "model_error"};
+
+struct dd_extender_api {
+    struct dd_cluster *cluster;     /* borrowed */
+    struct dd_model_service *model; /* borrowed */
+    struct dd_kube *kube;           /* borrowed; NULL until set */
+    char kube_source[1100];         /* "none", "in-cluster", "--kube-api URL" */
+    struct dd_ledger *ledger;       /* owned */
+
+    pthread_rwlock_t cfg_lock; /* opts, profiles, shadow: SIGHUP replaces them */
+    struct dd_score_options opts;
+    struct dd_profile_set profiles;
+    bool shadow;
+
+    /* atomic counters */
+    uint64_t requests[V_COUNT][O_COUNT];
+    uint64_t filtered[DD_FR_COUNT];
+    uint64_t neutral_nodes, scored_nodes, recorded, ledger_full, bound;
+};
+
+/* ---- configuration ---- */
+
+static void options_from(const struct dd_config *c, struct dd_score_options *o,
+                         struct dd_ledger_options *lo)
+{
+    dd_score_options_init(o);
+    o->neutral_score = (int)c->neutral_score;
+    o->scale_percent = c->score_scale_percent;
+    o->max_physical_use = c->max_physical_use;
+    if (lo) {
+        dd_ledger_options_init(lo);
+        lo->provisional_ttl_s = c->ledger_ttl;
+        lo->bound_ttl_s = c->ledger_bound_ttl;
+    }
+}
+
+static void profiles_from(const struct dd_config *c, struct dd_profile_set *s)
+{
+    dd_profile_set_init(s);
+    if (c->has_default_profile)
+        s->dflt = c->default_profile;
+    s->n = c->n_profiles;
+    s->defs = s->n ? dd_calloc(s->n, sizeof(*s->defs)) : NULL;
+    if (s->n && !s->defs)
+        s->n = 0;
+    if (s->n)
+        memcpy(s->defs, c->profiles, s->n * sizeof(*s->defs));
+}
+
+int dd_extender_api_new(const struct dd_config *c, struct dd_cluster *cluster,
+                        struct dd_model_service *model, struct dd_extender_api **ret)
+{
+    struct dd_extender_api *a = dd_calloc(1, sizeof(*a));
+    struct dd_ledger_options lo;
+    int r;
+    if (!a)
+        return -ENOMEM;
+    a->cluster = cluster;
+    a->model = model;
+    snprintf(a->kube_source, sizeof(a->kube_source), "none");
+    options_from(c, &a->opts, &lo);
+    profiles_from(c, &a->profiles);
+    a->shadow = strcmp(c->placement_mode, "shadow") == 0;
+    if ((r = dd_ledger_new(&lo, &a->ledger)) < 0) {
+        dd_profile_set_release(&a->profiles);
+        dd_free(a);
+        return r;
+    }
+    pthread_rwlock_init(&a->cfg_lock, NULL);
+    *ret = a;
+    return 0;
+}
+
+struct dd_extender_api *dd_extender_api_free(struct dd_extender_api *a)
+{
+    if (!a)
+        return NULL;
+    dd_ledger_free(a->ledger);
+    dd_profile_set_release(&a->profiles);
+    pthread_rwlock_destroy(&a->cfg_lock);
+    dd_free(a);
+    return NULL;
+}
+
+void dd_extender_api_reconfigure(struct dd_extender_api *a, const struct dd_config *c)
+{
+    struct dd_profile_set fresh;
+    profiles_from(c, &fresh);
+    pthread_rwlock_wrlock(&a->cfg_lock);
+    options_from(c, &a->opts, NULL);
+    dd_profile_set_release(&a->profiles);
+    a->profiles = fresh;
+    a->shadow = strcmp(c->placement_mode, "shadow") == 0;
+    pthread_rwlock_unlock(&a->cfg_lock);
+}
+
+void dd_extender_api_set_kube(struct dd_extender_api *a, struct dd_kube *kube, const char *source)
+{
+    a->kube = kube;
+    snprintf(a->kube_source, sizeof(a->kube_source), "%s", source ? source : "none");
+}
+
+struct dd_ledger *dd_extender_api_ledger(struct dd_extender_api *a)
+{
+    return a->ledger;
+}
+
+/* ---- the pod watch's bindings: confirm, move or rebuild ledger entries ---- */
+
+void dd_extender_api_pod_bound(struct dd_extender_api *a, const char *uid, const char *ns,
+                               const char *name, const char *node)
+{
+    struct dd_kube_pod kp;
+    struct dd_pod_profile prof;
+    struct dd_ledger_entry e;
+    struct dd_score_env env = {0};
+    struct dd_score_options o;
+    struct dd_cluster_snapshot *snap;
+
+    /* the common case: prioritize recorded it; the binding confirms */
+    if (!a->kube || dd_kube_pod_lookup(a->kube, ns, name, &kp) < 0) {
+        dd_ledger_bind(a->ledger, uid, node, NULL, dd_wall_ms());
+        return;
+    }
+    pthread_rwlock_rdlock(&a->cfg_lock);
+    dd_profile_resolve(&a->profiles, &kp, &prof);
+    o = a->opts;
+    pthread_rwlock_unlock(&a->cfg_lock);
+    if (prof.gpus <= 0 || prof.n_claims == 0) { /* not a pod we place */
+        dd_ledger_remove(a->ledger, uid);
+        return;
+    }
+    snap = dd_cluster_snapshot(a->cluster);
+    env.cluster = snap;
+    dd_score_ledger_entry(&o, &env, &prof, node, &e);
+    dd_cluster_snapshot_free(snap);
+    if (dd_ledger_bind(a->ledger, uid, node, &e, dd_wall_ms()) == 0)
+        __atomic_add_fetch(&a->bound, 1, __ATOMIC_RELAXED);
+}
+
+void dd_extender_api_pod_deleted(struct dd_extender_api *a, const char *uid)
+{
+    dd_ledger_remove(a->ledger, uid);
+}
+
+/* ---- one request ---- */
+
+static int model_predict(void *ctx, const struct dd_features *rows, size_t n, double *cost,
+                         double *latency, bool *xgb, uint64_t *version, char *errbuf, size_t errlen)
+{
+    struct dd_model_source src = {0};
+    int r = dd_model_predict_batch(ctx, rows, n, cost, latency, &src, errbuf, errlen);
+    *xgb = src.xgboost;
+    *version = src.version;
+    return r;
+}
+
+static int node_gpus(void *ctx, const char *node, double *alloc, double *requested)
+{
+    return dd_kube_node_gpus(ctx, node, alloc, requested);
+}
+
+/* With no Kubernetes cache, a pod may name its pool itself
+ * (dedupd.io/pool): its claims are taken to be on it. */
+static void pool_from_annotation(const json_t *pod, struct dd_kube_pod *kp)
+{
+    json_t *ann = json_object_get(json_object_get(pod, "metadata"), "annotations");
+    const char *pool = json_string_value(json_object_get(ann, "dedupd.io/pool"));
+    if (!pool || !pool[0] || strlen(pool) >= DD_NAME_MAX)
+        return;
+    if (kp->n_claims == 0) {
+        kp->n_claims = 1;
+        memset(&kp->claims[0], 0, sizeof(kp->claims[0]));
+        snprintf(kp->claims[0].name, sizeof(kp->claims[0].name), "(pod)");
+        kp->claims[0].read_write = true;
+    }
+    for (size_t i = 0; i < kp->n_claims; i++) {
+        struct dd_kube_claim *c = &kp->claims[i];
+        if (c->known)
+            continue;
+        c->known = c->ours = true;
+        snprintf(c->pool, sizeof(c->pool), "%s", pool);
+    }
+}
+
+/* A request's shared state: options and profiles copied under the config
+ * lock, the pod resolved, the snapshots taken. */
+struct req {
+    struct dd_extender_api *a;
+    struct dd_score_options opts;
+    bool shadow;
+    struct dd_kube_pod kp;
+    struct dd_pod_profile prof;
+    struct dd_cluster_snapshot *snap;
+    struct dd_ledger_view view;
+    struct dd_score_env env;
+    uint64_t now;
+};
+
+static int req_open(struct req *q, struct dd_extender_api *a, const json_t *pod,
+                    const struct dd_kube_pod *cached, char *err, size_t errlen)
+{
+    int r;
+    memset(q, 0, sizeof(*q));
+    q->a = a;
+    q->now = dd_wall_ms();
+    if (cached) {
+        q->kp = *cached;
+    } else if (a->kube) {
+        if ((r = dd_kube_pod_resolve(a->kube, pod, &q->kp, err, errlen)) < 0)
+            return r;
+    } else {
+        /* no cache: an empty one resolves the pod itself (claims unknown) */
+        struct dd_kube *empty;
+        if ((r = dd_kube_new(&empty, NULL, 0)) < 0)
+            return r;
+        r = dd_kube_pod_resolve(empty, pod, &q->kp, err, errlen);
+        dd_kube_free(empty);
+        if (r < 0)
+            return r;
+        pool_from_annotation(pod, &q->kp);
+    }
+    pthread_rwlock_rdlock(&a->cfg_lock);
+    q->opts = a->opts;
+    q->shadow = a->shadow;
+    dd_profile_resolve(&a->profiles, &q->kp, &q->prof);
+    pthread_rwlock_unlock(&a->cfg_lock);
+
+    dd_ledger_expire(a->ledger, q->now);
+    q->snap = dd_cluster_snapshot(a->cluster);
+    if (!q->snap)
+        return -ENOMEM;
+    if ((r = dd_ledger_view(a->ledger, q->prof.uid[0] ? q->prof.uid : NULL, q->now, &q->view)) <
+        0) {
+        dd_cluster_snapshot_free(q->snap);
+        q->snap = NULL;
+        return r;
+    }
+    q->env = (struct dd_score_env){.cluster = q->snap,
+                                   .ledger = &q->view,
+                                   .model = {model_predict, a->model},
+                                   .gpus = {a->kube ? node_gpus : NULL, a->kube},
+                                   .kube_source = a->kube_source,
+                                   .now_ms = q->now};
+    return 0;
+}
+
+static void req_close(struct req *q)
+{
+    dd_ledger_view_release(&q->view);
+    dd_cluster_snapshot_free(q->snap);
+    q->snap = NULL;
+}
+
+static void count(struct dd_extender_api *a, enum verb v, enum outcome o)
+{
+    __atomic_add_fetch(&a->requests[v][o], 1, __ATOMIC_RELAXED);
+}
+
+static void count_verdicts(struct dd_extender_api *a, const struct dd_node_score *s, size_t n,
+                           bool filter)
+{
+    uint64_t neutral = 0, scored = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i].verdict == DD_VERDICT_UNRESOLVABLE && filter)
+            __atomic_add_fetch(&a->filtered[s[i].filter_reason], 1, __ATOMIC_RELAXED);
+        else if (s[i].verdict == DD_VERDICT_NEUTRAL)
+            neutral++;
+        else if (s[i].verdict == DD_VERDICT_OK)
+            scored++;
+    }
+    if (!filter) {
+        __atomic_add_fetch(&a->neutral_nodes, neutral, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&a->scored_nodes, scored, __ATOMIC_RELAXED);
+    }
+}
+
+/* Records the pod on its best node (both modes: shadow's figures then
+ * reflect what enforcing would have done). */
+static void record_best(struct req *q, const struct dd_node_score *s, size_t n)
+{
+    long best = dd_score_best(s, n);
+    struct dd_ledger_entry e;
+    if (best < 0 || !q->prof.uid[0])
+        return;
+    dd_score_ledger_entry(&q->opts, &q->env, &q->prof, s[best].node, &e);
+    if (dd_ledger_record(q->a->ledger, &e, q->now) == 0)
+        __atomic_add_fetch(&q->a->recorded, 1, __ATOMIC_RELAXED);
+    else
+        __atomic_add_fetch(&q->a->ledger_full, 1, __ATOMIC_RELAXED);
+}
+
+/* Parses the body; NULL with a message on failure. */
+static json_t *body_json(const struct dd_http_request *req, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *doc = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (!doc)
+        snprintf(err, errlen, "malformed JSON at line %d column %d: %s", je.line, je.column,
+                 je.text);
+    return doc;
+}
+
+static int h_filter(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    struct dd_extender_api *a = ctx;
+    struct dd_extender_args args;
+    struct dd_node_score *s = NULL;
+    struct req q;
+    char err[512] = "";
+    json_t *doc = body_json(req, err, sizeof(err)), *out;
+    int r;
+
+    if (!doc || dd_extender_args_decode(doc, &args, err, sizeof(err)) < 0) {
+        json_decref(doc);
+        count(a, V_FILTER, O_BAD_REQUEST);
+        return dd_http_reply_json(resp, 200, dd_extender_filter_error(err));
+    }
+    if ((r = req_open(&q, a, args.pod, NULL, err, sizeof(err))) < 0) {
+        dd_extender_args_release(&args);
+        json_decref(doc);
+        count(a, V_FILTER, O_BAD_REQUEST);
+        return dd_http_reply_json(resp, 200, dd_extender_filter_error(err));
+    }
+    s = dd_calloc(args.n ? args.n : 1, sizeof(*s));
+    if (!s || dd_score_pod(&q.opts, &q.env, &q.prof, args.names, args.n, DD_SCORE_FILTER, false, s,
+                           err, sizeof(err)) < 0) {
+        /* cannot happen short of memory: fail open, every node passes */
+        for (size_t i = 0; s && i < args.n; i++)
+            s[i] = (struct dd_node_score){.node = args.names[i], .verdict = DD_VERDICT_NEUTRAL};
+        dd_log_warning("extender filter: %s; every node passes", s ? err : "out of memory");
+    }
+    if (s)
+        count_verdicts(a, s, args.n, true);
+    if (s && q.shadow) /* would have filtered (counted above); answers that all pass */
+        for (size_t i = 0; i < args.n; i++)
+            s[i].verdict = DD_VERDICT_NEUTRAL;
+    out = s ? dd_extender_filter_result(&args, s) : dd_extender_filter_error("out of memory");
+    count(a, V_FILTER, O_OK);
+    dd_free(s);
+    req_close(&q);
+    dd_extender_args_release(&args);
+    r = dd_http_reply_json(resp, 200, out);
+    json_decref(doc); /* after the reply: full-Nodes items are borrowed from it */
+    return r;
+}
+
+static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    struct dd_extender_api *a = ctx;
+    struct dd_extender_args args;
+    struct dd_node_score *s;
+    struct req q;
+    char err[512] = "";
+    json_t *doc = body_json(req, err, sizeof(err)), *out;
+    int r;
+
+    if (!doc || dd_extender_args_decode(doc, &args, err, sizeof(err)) < 0) {
+        json_decref(doc);
+        count(a, V_PRIORITIZE, O_BAD_REQUEST);
+        return dd_http_reply_error(resp, 400, "bad_request", "%s", err);
+    }
+    if ((r = req_open(&q, a, args.pod, NULL, err, sizeof(err))) < 0) {
+        dd_extender_args_release(&args);
+        json_decref(doc);
+        count(a, V_PRIORITIZE, O_BAD_REQUEST);
+        return dd_http_reply_error(resp, 400, "bad_request", "%s", err);
+    }
+    s = dd_calloc(args.n ? args.n : 1, sizeof(*s));
+    if (!s) {
+        req_close(&q);
+        dd_extender_args_release(&args);
+        json_decref(doc);
+        return -ENOMEM;
+    }
+    if (dd_score_pod(&q.opts, &q.env, &q.prof, args.names, args.n, DD_SCORE_PRIORITIZE, false, s,
+                     err, sizeof(err)) < 0) {
+        dd_log_warning("extender prioritize: the cost model failed (%s): neutral scores", err);
+        for (size_t i = 0; i < args.n; i++)
+            s[i] = (struct dd_node_score){.node = args.names[i],
+                                          .verdict = DD_VERDICT_NEUTRAL,
+                                          .score = q.opts.neutral_score};
+        count(a, V_PRIORITIZE, O_MODEL_ERROR);
+    } else {
+        count_verdicts(a, s, args.n, false);
+        record_best(&q, s, args.n);
+        count(a, V_PRIORITIZE, O_OK);
+    }
+    if (q.shadow)
+        for (size_t i = 0; i < args.n; i++)
+            s[i].score = q.opts.neutral_score;
+    out = dd_extender_prioritize_result(&args, s);
+    dd_free(s);
+    req_close(&q);
+    dd_extender_args_release(&args);
+    json_decref(doc);
+    return dd_http_reply_json(resp, 200, out);
+}
+
+static int score_desc(const void *x, const void *y)
+{
+    const struct dd_node_score *a = x, *b = y;
+    if (a->score != b->score)
+        return b->score - a->score;
+    if (isfinite(a->slowdown_percent) && isfinite(b->slowdown_percent) &&
+        a->slowdown_percent != b->slowdown_percent)
+        return a->slowdown_percent < b->slowdown_percent ? -1 : 1;
+    return strcmp(a->node, b->node);
+}
+
+/* POST /v1/placement: a Pod object, or {"namespace", "name"} of a cached
+ * pod; optional "nodes": [names] (default: every node in the view). */
+static int h_placement(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    struct dd_extender_api *a = ctx;
+    json_t *doc = dd_http_body_json(req, resp), *nodes_in, *out, *list;
+    struct dd_kube_pod cached;
+    struct dd_node_score *s = NULL;
+    const char **names = NULL;
+    const json_t *pod = NULL;
+    struct req q;
+    char err[512] = "";
+    size_t n = 0;
+    int r;
+
+    if (!doc)
+        return 0;
+    if (json_object_get(doc, "metadata")) {
+        pod = doc;
+    } else {
+        const char *ns = json_string_value(json_object_get(doc, "namespace"));
+        const char *name = json_string_value(json_object_get(doc, "name"));
+        if (!ns || !name) {
+            json_decref(doc);
+            count(a, V_PLACEMENT, O_BAD_REQUEST);
+            return dd_http_reply_error(resp, 400, "bad_request",
+                                       "expected a Pod object or {\"namespace\", \"name\"}");
+        }
+        if (!a->kube || dd_kube_pod_lookup(a->kube, ns, name, &cached) < 0) {
+            json_decref(doc);
+            count(a, V_PLACEMENT, O_BAD_REQUEST);
+            return dd_http_reply_error(resp, 404, "not_found",
+                                       "pod %.200s/%.200s is not in the Kubernetes cache (%s)", ns,
+                                       name, a->kube_source);
+        }
+    }
+    if ((r = req_open(&q, a, pod, pod ? NULL : &cached, err, sizeof(err))) < 0) {
+        json_decref(doc);
+        count(a, V_PLACEMENT, O_BAD_REQUEST);
+        return dd_http_reply_error(resp, 400, "bad_request", "%s", err);
+    }
+    nodes_in = json_object_get(doc, "nodes");
+    if (json_is_array(nodes_in)) {
+        n = json_array_size(nodes_in);
+        if (n > DD_EXTENDER_MAX_NODES)
+            n = DD_EXTENDER_MAX_NODES;
+        names = dd_calloc(n ? n : 1, sizeof(*names));
+        for (size_t i = 0; names && i < n; i++) {
+            names[i] = json_string_value(json_array_get(nodes_in, i));
+            if (!names[i] || !names[i][0]) {
+                dd_free(names);
+                req_close(&q);
+                json_decref(doc);
+                return dd_http_reply_error(resp, 400, "bad_request",
+                                           "nodes[%zu]: expected a node name", i);
+            }
+        }
+    } else {
+        n = q.snap->n;
+        names = dd_calloc(n ? n : 1, sizeof(*names));
+        for (size_t i = 0; names && i < n; i++)
+            names[i] = q.snap->nodes[i]->report.node;
+    }
+    s = names ? dd_calloc(n ? n : 1, sizeof(*s)) : NULL;
+    if (!s) {
+        dd_free(names);
+        req_close(&q);
+        json_decref(doc);
+        return -ENOMEM;
+    }
+    r = dd_score_pod(&q.opts, &q.env, &q.prof, names, n, DD_SCORE_PRIORITIZE, true, s, err,
+                     sizeof(err));
+    if (r < 0) {
+        dd_free(s);
+        dd_free(names);
+        req_close(&q);
+        json_decref(doc);
+        count(a, V_PLACEMENT, O_MODEL_ERROR);
+        return dd_http_reply_error(resp, 503, "model_unavailable", "%s", err);
+    }
+    long best = dd_score_best(s, n);
+    const char *best_name = best >= 0 ? s[best].node : NULL;
+    qsort(s, n, sizeof(*s), score_desc);
+    list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = s[i].explanation ? json_incref(s[i].explanation) : json_object();
+        json_object_set_new(e, "node", json_string(s[i].node));
+        json_object_set_new(e, "score", json_integer(s[i].score));
+        json_object_set_new(e, "verdict", json_string(dd_verdict_names[s[i].verdict]));
+        json_object_set_new(e, "reason", json_string(s[i].reason));
+        json_array_append_new(list, e);
+    }
+    out = json_pack("{s:o, s:s, s:s, s:o, s:o}", "pod", dd_profile_to_json(&q.prof), "mode",
+                    q.shadow ? "shadow" : "enforce", "kubernetes", a->kube_source, "best",
+                    best_name ? json_string(best_name) : json_null(), "nodes", list);
+    json_object_set_new(json_object_get(out, "pod"), "uid", json_string(q.prof.uid));
+    json_object_set_new(json_object_get(out, "pod"), "namespace", json_string(q.prof.ns));
+    json_object_set_new(json_object_get(out, "pod"), "name", json_string(q.prof.name));
+    dd_node_scores_release(s, n);
+    dd_free(s);
+    dd_free(names);
+    req_close(&q);
+    json_decref(doc);
+    count(a, V_PLACEMENT, O_OK);
+    return dd_http_reply_json(resp, 200, out);
+}
+
+static int h_ledger(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    struct dd_extender_api *a = ctx;
+    uint64_t now = dd_wall_ms();
+    dd_ledger_expire(a->ledger, now);
+    return dd_http_reply_json(resp, 200,
+                              dd_ledger_to_json(a->ledger, dd_http_query(req, "node"), now));
+}
+
+size_t dd_api_extender_routes(struct dd_extender_api *a, const char *role,
+                              struct dd_http_route *out)
+{
+    const struct dd_http_route templ[] = {
+        {"POST", "/scheduler/filter", h_filter, NULL, false, NULL, DD_EXTENDER_MAX_BODY},
+        {"POST", "/scheduler/prioritize", h_prioritize, NULL, false, NULL, DD_EXTENDER_MAX_BODY},
+        {"POST", "/v1/placement", h_placement, NULL, false, NULL, DD_EXTENDER_MAX_BODY},
+        {"GET", "/v1/ledger", h_ledger, NULL, false, NULL, 0},
+    };
+    return dd_api_fill_routes(templ, DD_ARRAY_SIZE(templ), a, role, out);
+}
+
+void dd_extender_api_metrics(struct dd_extender_api *a, FILE *m)
+{
+    bool shadow;
+    pthread_rwlock_rdlock(&a->cfg_lock);
+    shadow = a->shadow;
+    pthread_rwlock_unlock(&a->cfg_lock);
+    fputs("# HELP dedupd_extender_requests_total Extender and placement requests by verb and "
+          "outcome.\n# TYPE dedupd_extender_requests_total counter\n",
+          m);
+    for (int v = 0; v < V_COUNT; v++)
+        for (int o = 0; o < O_COUNT; o++)
+            fprintf(m, "dedupd_extender_requests_total{verb=\"%s\",outcome=\"%s\"} %llu\n",
+                    verb_names[v], outcome_names[o],
+                    (unsigned long long)__atomic_load_n(&a->requests[v][o], __ATOMIC_RELAXED));
+    fprintf(m,
+            "# HELP dedupd_extender_filtered_nodes_total Nodes the filter found unresolvable, by "
+            "reason (in shadow mode: would have).\n"
+            "# TYPE dedupd_extender_filtered_nodes_total counter\n");
+    for (int r = 0; r < DD_FR_COUNT; r++)
+        fprintf(m, "dedupd_extender_filtered_nodes_total{reason=\"%s\"} %llu\n",
+                dd_filter_reason_names[r],
+                (unsigned long long)__atomic_load_n(&a->filtered[r], __ATOMIC_RELAXED));
+    fprintf(m,
+            "# HELP dedupd_extender_scored_nodes_total Nodes prioritize scored from the model.\n"
+            "# TYPE dedupd_extender_scored_nodes_total counter\n"
+            "dedupd_extender_scored_nodes_total %llu\n"
+            "# HELP dedupd_extender_neutral_nodes_total Nodes prioritize scored neutral (no or "
+            "stale report, pod without GPUs or pools).\n"
+            "# TYPE dedupd_extender_neutral_nodes_total counter\n"
+            "dedupd_extender_neutral_nodes_total %llu\n"
+            "# HELP dedupd_extender_shadow 1 when answers are neutral (--placement-mode shadow).\n"
+            "# TYPE dedupd_extender_shadow gauge\ndedupd_extender_shadow %d\n"
+            "# HELP dedupd_ledger_entries In-flight ledger entries.\n"
+            "# TYPE dedupd_ledger_entries gauge\ndedupd_ledger_entries %zu\n"
+            "# HELP dedupd_ledger_recorded_total Provisional entries recorded by prioritize.\n"
+            "# TYPE dedupd_ledger_recorded_total counter\ndedupd_ledger_recorded_total %llu\n"
+            "# HELP dedupd_ledger_full_total Pods scored but not recorded: the ledger was full.\n"
+            "# TYPE dedupd_ledger_full_total counter\ndedupd_ledger_full_total %llu\n"
+            "# HELP dedupd_ledger_bindings_total Bindings from the pod watch applied.\n"
+            "# TYPE dedupd_ledger_bindings_total counter\ndedupd_ledger_bindings_total %llu\n",
+            (unsigned long long)__atomic_load_n(&a->scored_nodes, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&a->neutral_nodes, __ATOMIC_RELAXED),
+            shadow ? 1 : 0, dd_ledger_size(a->ledger),
+            (unsigned long long)__atomic_load_n(&a->recorded, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&a->ledger_full, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&a->bound, __ATOMIC_RELAXED));
+}
