@@ -15,6 +15,7 @@
 
 #include "common/common.h"
 #include "dedupd/api/api.h"
+#include "dedupd/api/request.h"
 #include "dedupd/config.h"
 #include "dedupd/scan/scan.h"
 
@@ -114,7 +115,8 @@ static int h_estimate_start(void *ctx, const struct dd_http_request *req,
                             struct dd_http_response *resp)
 {
     struct dd_estimate_jobs *d = ctx;
-    json_t *doc = dd_http_body_json(req, resp), *paths, *p;
+    json_t *doc = dd_http_body_json(req, resp);
+    struct dd_estimate_request q;
     struct dd_scan_options o;
     struct dd_scan *scan = NULL;
     struct job *slot = NULL;
@@ -123,11 +125,9 @@ static int h_estimate_start(void *ctx, const struct dd_http_request *req,
 
     if (!doc)
         return 0;
-    paths = json_object_get(doc, "paths");
-    if (!json_is_array(paths) || json_array_size(paths) == 0 || json_array_size(paths) > 64) {
+    if (dd_estimate_request_from_json(doc, &q, why, sizeof(why)) < 0) {
         json_decref(doc);
-        return dd_http_reply_error(resp, 400, "bad_request",
-                                   "'paths' must be an array of 1..64 path strings");
+        return dd_http_reply_error(resp, 400, "bad_request", "%s", why);
     }
     pthread_mutex_lock(&d->lock);
     size_t n_roots = d->n_roots;
@@ -138,23 +138,11 @@ static int h_estimate_start(void *ctx, const struct dd_http_request *req,
                                    "no estimate roots are configured (estimate_roots)");
     }
     dd_scan_options_init(&o);
-    json_t *mode = json_object_get(doc, "mode");
-    if (mode && !(json_is_string(mode) && (strcmp(json_string_value(mode), "exact") == 0 ||
-                                           strcmp(json_string_value(mode), "sampled") == 0))) {
-        json_decref(doc);
-        return dd_http_reply_error(resp, 400, "bad_request", "'mode' must be exact or sampled");
-    }
-    if (mode)
-        o.mode = strcmp(json_string_value(mode), "exact") == 0 ? DD_SCAN_MODE_EXACT
-                                                               : DD_SCAN_MODE_SAMPLED;
+    if (q.has_mode)
+        o.mode = q.exact ? DD_SCAN_MODE_EXACT : DD_SCAN_MODE_SAMPLED;
     o.threads = 1; /* a background job must not take the node's CPUs */
-    json_array_foreach(paths, i, p)
-    {
-        if (!json_is_string(p)) {
-            json_decref(doc);
-            return dd_http_reply_error(resp, 400, "bad_request", "paths[%zu] is not a string", i);
-        }
-        if (!allowed_path(d, json_string_value(p), why, sizeof(why))) {
+    for (i = 0; i < q.n_paths; i++) {
+        if (!allowed_path(d, q.paths[i], why, sizeof(why))) {
             json_decref(doc);
             return dd_http_reply_error(resp, 403, "forbidden", "%s", why);
         }
@@ -163,11 +151,10 @@ static int h_estimate_start(void *ctx, const struct dd_http_request *req,
         json_decref(doc);
         return -ENOMEM;
     }
-    json_array_foreach(paths, i, p)
-    {
-        if (dd_scan_add_path(scan, json_string_value(p)) < 0) {
+    for (i = 0; i < q.n_paths; i++) {
+        if (dd_scan_add_path(scan, q.paths[i]) < 0) {
             const struct dd_scan_input *in = dd_scan_get_input(scan, dd_scan_n_inputs(scan) - 1);
-            int r = dd_http_reply_error(resp, 400, "bad_path", "%s: %s", json_string_value(p),
+            int r = dd_http_reply_error(resp, 400, "bad_path", "%s: %s", q.paths[i],
                                         in && in->n_errors ? in->errors[0].message : "unusable");
             dd_scan_free(scan);
             json_decref(doc);
