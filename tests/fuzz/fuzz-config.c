@@ -15,12 +15,12 @@
 #include "dedupd/config.h"
 #include "fuzz.h"
 
+/* clang-format off */
 #define STRS(X)                                                                                    \
-    X(listen)                                                                                      \
-    X(data_dir)                                                                                    \
-    X(source)                                                                                      \
-    X(proc_root) X(sys_root) X(token_file) X(tls_cert) X(tls_key) X(tls_client_ca) X(log_level)    \
-        X(prior_file) X(node_name) X(placement_url) X(placement_token_file)
+    X(listen) X(data_dir) X(source) X(proc_root) X(sys_root) X(token_file) X(tls_cert)           \
+    X(tls_key) X(tls_client_ca) X(log_level) X(prior_file) X(node_name) X(placement_url)         \
+    X(placement_token_file)
+/* clang-format on */
 
 static void strings_terminated(const struct dd_config *c)
 {
