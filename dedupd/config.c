@@ -318,32 +318,41 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
     return DD_E_PARSE;
 }
 
-int dd_config_file(struct dd_config *c, const char *path, char *errbuf, size_t errlen)
+int dd_config_from_json(struct dd_config *c, const char *name, json_t *doc, char *errbuf,
+                        size_t errlen)
 {
-    json_error_t jerr;
-    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), *v;
     const char *key;
+    json_t *v;
     char why[256];
     int r = 0;
 
-    if (!doc) {
-        snprintf(errbuf, errlen, "config %s: line %d, column %d: %s", path, jerr.line, jerr.column,
-                 jerr.text);
-        return DD_E_PARSE;
-    }
     if (!json_is_object(doc)) {
-        snprintf(errbuf, errlen, "config %s: must be a JSON object", path);
-        json_decref(doc);
+        snprintf(errbuf, errlen, "config %s: must be a JSON object", name);
         return DD_E_PARSE;
     }
     json_object_foreach(doc, key, v)
     {
         why[0] = '\0';
         if ((r = file_key(c, key, v, why, sizeof(why))) < 0) {
-            snprintf(errbuf, errlen, "config %s: %s", path, why);
+            snprintf(errbuf, errlen, "config %s: %s", name, why);
             break;
         }
     }
+    return r;
+}
+
+int dd_config_file(struct dd_config *c, const char *path, char *errbuf, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    int r;
+
+    if (!doc) {
+        snprintf(errbuf, errlen, "config %s: line %d, column %d: %s", path, jerr.line, jerr.column,
+                 jerr.text);
+        return DD_E_PARSE;
+    }
+    r = dd_config_from_json(c, path, doc, errbuf, errlen);
     json_decref(doc);
     return r;
 }

@@ -89,6 +89,11 @@ void dd_config_defaults(struct dd_config *c);
 /* Applies a JSON config file (keys as the flags, snake_case; "pools" is
  * an object {"VOLUME": "POOL"}). errbuf names the file, line and key. */
 int dd_config_file(struct dd_config *c, const char *path, char *errbuf, size_t errlen);
+/* The same for a parsed document (pure: no I/O); name is the file's, for
+ * errbuf. On failure c may hold some of the document's keys. */
+struct json_t;
+int dd_config_from_json(struct dd_config *c, const char *name, struct json_t *doc, char *errbuf,
+                        size_t errlen);
 
 /*
  * The configuration as it stands: defaults, the file named by --config,

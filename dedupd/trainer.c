@@ -84,15 +84,6 @@ struct dd_model_service {
     double last_seconds;
 };
 
-void dd_model_config_defaults(struct dd_model_config *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->min_train_samples = 500;
-    c->retrain_every = 360;
-    c->retrain_interval_s = 6 * 3600;
-    c->rounds = 20;
-}
-
 /* ---- reading history ---- */
 
 struct collect {
@@ -454,13 +445,16 @@ static void load_stored(struct dd_model_service *s)
         json_t *sum;
         if (dd_store_get_model(s->store, SUMMARY_NAME, v, &text, &tl, NULL) < 0)
             continue;
-        sum = json_loadb(text, tl, 0, NULL);
+        r = dd_cm_summary_from_text(text, tl, v, &sum, err, sizeof(err));
         dd_free(text);
-        if (json_is_object(sum)) {
-            json_decref(s->last_summary);
-            s->last_summary = json_incref(sum);
-            add_version(s, sum);
+        if (r < 0) {
+            dd_log_warning("stored cost model summary version %llu: %s; not listed",
+                           (unsigned long long)v, err);
+            continue;
         }
+        json_decref(s->last_summary);
+        s->last_summary = json_incref(sum);
+        add_version(s, sum);
         json_decref(sum);
     }
     if (m)

@@ -36,7 +36,14 @@ struct dd_model_config {
     char node_name[256];        /* the node this process samples ("vol/" series are its) */
 };
 
-void dd_model_config_defaults(struct dd_model_config *c);
+/* Inline: dd_config (config.c) takes its defaults without the trainer. */
+static inline void dd_model_config_defaults(struct dd_model_config *c)
+{
+    *c = (struct dd_model_config){.min_train_samples = 500,
+                                  .retrain_every = 360,
+                                  .retrain_interval_s = 6 * 3600,
+                                  .rounds = 20};
+}
 
 struct dd_model_service;
 

@@ -876,6 +876,59 @@ json_t *dd_cm_model_summary(const struct dd_cm_model *m)
     return o;
 }
 
+int dd_cm_summary_from_text(const void *text, size_t len, uint64_t version, json_t **ret,
+                            char *errbuf, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), *v, *h, *x;
+    const char *key;
+
+    if (!o) {
+        snprintf(errbuf, errlen, "not JSON (line %d, column %d: %s)", jerr.line, jerr.column,
+                 jerr.text);
+        return -EINVAL;
+    }
+    if (!json_is_object(o)) {
+        snprintf(errbuf, errlen, "not a JSON object");
+        goto bad;
+    }
+    v = json_object_get(o, "version");
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        (uint64_t)json_integer_value(v) != version) {
+        snprintf(errbuf, errlen, "version: expected %llu", (unsigned long long)version);
+        goto bad;
+    }
+    h = json_object_get(o, "holdout");
+    if (h && !json_is_object(h)) {
+        snprintf(errbuf, errlen, "holdout: expected an object");
+        goto bad;
+    }
+    for (int t = 0; h && t < DD_CM_NTARGETS; t++) {
+        x = json_object_get(h, dd_cm_target_names[t]);
+        if (x && !json_is_object(x)) {
+            snprintf(errbuf, errlen, "holdout.%s: expected an object", dd_cm_target_names[t]);
+            goto bad;
+        }
+    }
+    h = json_object_get(o, "rows_by_node");
+    if (h && !json_is_object(h)) {
+        snprintf(errbuf, errlen, "rows_by_node: expected an object");
+        goto bad;
+    }
+    json_object_foreach(h, key, x)
+    {
+        if (!json_is_integer(x) || json_integer_value(x) < 0) {
+            snprintf(errbuf, errlen, "rows_by_node.%.64s: expected a non-negative integer", key);
+            goto bad;
+        }
+    }
+    *ret = o;
+    return 0;
+bad:
+    json_decref(o);
+    return -EINVAL;
+}
+
 int dd_cm_model_save(const struct dd_cm_model *m, void **ret, size_t *ret_len)
 {
     char *blob[DD_CM_NTARGETS] = {NULL, NULL}, *hdr = NULL, *out = NULL;

@@ -256,5 +256,12 @@ int dd_cm_model_check(const void *buf, size_t len, char *errbuf, size_t errlen);
 /* The model's summary for /v1/model: version, trained_at_ms, rows, and
  * hold-out figures of the model and the prior per target. */
 json_t *dd_cm_model_summary(const struct dd_cm_model *m);
+/* Decodes a stored summary (dd_cm_model_summary's JSON, with "rows_by_node"
+ * added by the trainer) stored as version: a JSON object whose "version" is
+ * that version, "holdout" (when present) an object of objects per target,
+ * "rows_by_node" (when present) an object of non-negative integers.
+ * Returns 0 with a new reference in *ret, or -EINVAL (errbuf says why). */
+int dd_cm_summary_from_text(const void *text, size_t len, uint64_t version, json_t **ret,
+                            char *errbuf, size_t errlen);
 
 #endif

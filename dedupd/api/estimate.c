@@ -20,6 +20,7 @@
 
 #include "common/common.h"
 #include "dedupd/api/api.h"
+#include "dedupd/api/request.h"
 #include "dedupd/config.h"
 #include "dedupd/scan/scan.h"
 
@@ -166,7 +167,8 @@ static int h_estimate_start(void *ctx, const struct dd_http_request *req,
                             struct dd_http_response *resp)
 {
     struct dd_estimate_jobs *d = ctx;
-    json_t *doc = dd_http_body_json(req, resp), *paths, *p;
+    json_t *doc = dd_http_body_json(req, resp);
+    struct dd_estimate_request q;
     struct dd_scan_options o;
     struct dd_scan *scan = NULL;
     struct job *slot = NULL;
@@ -175,11 +177,9 @@ static int h_estimate_start(void *ctx, const struct dd_http_request *req,
 
     if (!doc)
         return 0;
-    paths = json_object_get(doc, "paths");
-    if (!json_is_array(paths) || json_array_size(paths) == 0 || json_array_size(paths) > 64) {
+    if (dd_estimate_request_from_json(doc, &q, why, sizeof(why)) < 0) {
         json_decref(doc);
-        return dd_http_reply_error(resp, 400, "bad_request",
-                                   "'paths' must be an array of 1..64 path strings");
+        return dd_http_reply_error(resp, 400, "bad_request", "%s", why);
     }
     pthread_mutex_lock(&d->lock);
     size_t n_roots = d->n_roots;
@@ -190,23 +190,11 @@ static int h_estimate_start(void *ctx, const struct dd_http_request *req,
                                    "no estimate roots are configured (estimate_roots)");
     }
     dd_scan_options_init(&o);
-    json_t *mode = json_object_get(doc, "mode");
-    if (mode && !(json_is_string(mode) && (strcmp(json_string_value(mode), "exact") == 0 ||
-                                           strcmp(json_string_value(mode), "sampled") == 0))) {
-        json_decref(doc);
-        return dd_http_reply_error(resp, 400, "bad_request", "'mode' must be exact or sampled");
-    }
-    if (mode)
-        o.mode = strcmp(json_string_value(mode), "exact") == 0 ? DD_SCAN_MODE_EXACT
-                                                               : DD_SCAN_MODE_SAMPLED;
+    if (q.has_mode)
+        o.mode = q.exact ? DD_SCAN_MODE_EXACT : DD_SCAN_MODE_SAMPLED;
     o.threads = 1; /* a background job must not take the node's CPUs */
-    json_array_foreach(paths, i, p)
-    {
-        if (!json_is_string(p)) {
-            json_decref(doc);
-            return dd_http_reply_error(resp, 400, "bad_request", "paths[%zu] is not a string", i);
-        }
-        if (!allowed_path(d, json_string_value(p), why, sizeof(why))) {
+    for (i = 0; i < q.n_paths; i++) {
+        if (!allowed_path(d, q.paths[i], why, sizeof(why))) {
             json_decref(doc);
             return dd_http_reply_error(resp, 403, "forbidden", "%s", why);
         }
@@ -237,7 +225,7 @@ static int h_estimate_start(void *ctx, const struct dd_http_request *req,
         slot->owner = d;
         slot->id = ++d->next_job;
         slot->scan = scan;
-        slot->paths = json_incref(paths);
+        slot->paths = json_incref(json_object_get(doc, "paths")); /* checked: strings */
         slot->started = pthread_create(&slot->thread, NULL, job_main, slot) == 0;
         if (!slot->started) {
             json_decref(slot->paths);

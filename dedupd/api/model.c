@@ -11,6 +11,7 @@
 
 #include "common/common.h"
 #include "dedupd/api/api.h"
+#include "dedupd/api/request.h"
 #include "dedupd/sampler.h"
 #include "dedupd/trainer.h"
 #include "placement/features.h"
@@ -90,51 +91,29 @@ static int h_model_run(void *ctx, const struct dd_http_request *req, struct dd_h
 static int h_predict(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
 {
     struct dd_api_model *d = ctx;
-    json_t *doc = dd_http_body_json(req, resp), *vol, *feat, *wi, *out = NULL;
+    json_t *doc = dd_http_body_json(req, resp), *out = NULL;
+    struct dd_predict_request q;
     float row[DD_CM_NFEATURES];
     char err[512] = "";
-    const char *key;
-    json_t *x;
     int r;
 
     if (!doc)
         return 0;
-    json_object_foreach(doc, key, x)
-    {
-        if (strcmp(key, "volume") != 0 && strcmp(key, "features") != 0 &&
-            strcmp(key, "what_if") != 0) {
-            r = dd_http_reply_error(resp, 400, "bad_request",
-                                    "%s: unknown field (volume, what_if, features)", key);
-            json_decref(doc);
-            return r;
-        }
-    }
-    vol = json_object_get(doc, "volume");
-    feat = json_object_get(doc, "features");
-    wi = json_object_get(doc, "what_if");
-    if ((vol != NULL) == (feat != NULL) || (feat && wi)) {
-        json_decref(doc);
-        return dd_http_reply_error(resp, 400, "bad_request",
-                                   "give either 'volume' (and optionally 'what_if') or 'features'");
-    }
-    if (feat) {
-        r = dd_cm_row_from_json(feat, row, true, err, sizeof(err));
-    } else if (!json_is_string(vol)) {
-        r = -EINVAL;
-        snprintf(err, sizeof(err), "volume: expected a volume name (string)");
-    } else {
+    r = dd_predict_request_from_json(doc, &q, err, sizeof(err));
+    if (r == 0 && !q.volume) {
+        memcpy(row, q.row, sizeof(row));
+    } else if (r == 0) {
         struct dd_features f;
-        r = d->sampler ? dd_sampler_volume_features(d->sampler, json_string_value(vol), &f)
-                       : -ENOENT;
+        r = d->sampler ? dd_sampler_volume_features(d->sampler, q.volume, &f) : -ENOENT;
         if (r < 0)
             snprintf(err, sizeof(err),
                      r == -EAGAIN
                          ? "volume: '%.128s' has no interval features yet (two samples needed)"
                          : "volume: no volume named '%.128s' on this node",
-                     json_string_value(vol));
-        if (r == 0 && wi) {
+                     q.volume);
+        if (r == 0 && q.what_if) {
             struct dd_what_if w;
-            r = dd_what_if_from_json(wi, "what_if", &w, err, sizeof(err));
+            r = dd_what_if_from_json(q.what_if, "what_if", &w, err, sizeof(err));
             if (r == 0)
                 dd_features_what_if(&f, &w);
         }

@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/common.h"
 #include "dedupd/api/api.h"
+#include "dedupd/api/request.h"
 #include "dedupd/sampler.h"
 #include "dedupd/store/store.h"
 
@@ -53,18 +54,16 @@ static int time_arg(const struct dd_http_request *req, const char *name, uint64_
                     uint64_t *ret_ms, struct dd_http_response *resp)
 {
     const char *v = dd_http_query(req, name);
-    double s;
     if (!v) {
         *ret_ms = dflt;
         return 0;
     }
-    if (dd_parse_double(v, &s) < 0 || s > 1e11) {
+    if (dd_api_time_arg(v, ret_ms) < 0) {
         dd_http_reply_error(resp, 400, "bad_query",
                             "'%s' must be Unix seconds (a non-negative number), got '%.40s'", name,
                             v);
         return DD_E_PARSE;
     }
-    *ret_ms = (uint64_t)(s * 1000.0);
     return 0;
 }
 

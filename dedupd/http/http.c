@@ -46,6 +46,7 @@
 
 #include "common/common.h"
 #include "dedupd/http/http.h"
+#include "dedupd/http/uri.h"
 
 /* Latency buckets, seconds (Prometheus "le" bounds). */
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -159,51 +160,6 @@ int dd_http_reply_json(struct dd_http_response *resp, int status, json_t *doc)
     return r;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one
- * (stray continuation, overlong form, surrogate, past U+10FFFF, cut off). */
-static size_t utf8_seq(const unsigned char *p)
-{
-    unsigned c = p[0];
-    size_t n;
-    uint32_t cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, cp = c & 0x07;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0; /* includes the NUL ending a cut-off sequence */
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return n;
-}
-
-/* Messages quote what the client sent and are cut to a buffer: a cut may
- * split a character and the input need not be UTF-8 at all. JSON strings
- * must be, so each invalid byte becomes '?' (and the status stays the
- * 4xx it is, rather than a 500 for a message jansson refuses). */
-static void utf8_scrub(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        size_t n = utf8_seq(p);
-        if (n == 0)
-            *p++ = '?';
-        else
-            p += n;
-    }
-}
-
 int dd_http_reply_error(struct dd_http_response *resp, int status, const char *code,
                         const char *fmt, ...)
 {
@@ -213,7 +169,7 @@ int dd_http_reply_error(struct dd_http_response *resp, int status, const char *c
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    utf8_scrub(msg);
+    dd_http_utf8_scrub(msg);
     return dd_http_reply_json(resp, status,
                               json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", msg));
 }
@@ -247,39 +203,6 @@ const char *dd_http_query(const struct dd_http_request *req, const char *name)
 }
 
 /* ---- routing ---- */
-
-/* Matches path against pattern; fills params (pointing into scratch). */
-static bool match(const char *pattern, const char *path, char *scratch, size_t scratch_len,
-                  const char **params, size_t *n_params)
-{
-    const char *p = pattern, *u = path;
-    size_t used = 0;
-
-    *n_params = 0;
-    while (*p && *u) {
-        if (*p == '{') {
-            const char *end = strchr(u, '/');
-            size_t len = end ? (size_t)(end - u) : strlen(u);
-            if (len == 0 || *n_params >= DD_HTTP_MAX_PARAMS || used + len + 1 > scratch_len)
-                return false;
-            memcpy(scratch + used, u, len);
-            scratch[used + len] = '\0';
-            params[(*n_params)++] = scratch + used;
-            used += len + 1;
-            u += len;
-            p = strchr(p, '}');
-            if (!p)
-                return false;
-            p++;
-            continue;
-        }
-        if (*p != *u)
-            return false;
-        p++;
-        u++;
-    }
-    return *p == '\0' && *u == '\0';
-}
 
 static void record(struct dd_http_server *srv, size_t route, int status, double seconds)
 {
@@ -403,22 +326,6 @@ static enum MHD_Result reject(struct dd_http_server *srv, struct MHD_Connection 
     return answer(srv, c, rs, &resp, NULL, false);
 }
 
-/* NULL when s (n bytes) is valid UTF-8 without NUL, else what is wrong. */
-static const char *text_problem(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-
-    if (memchr(s, '\0', n))
-        return "contains an encoded NUL (%00)";
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(p + i);
-        if (k == 0 || i + k > n)
-            return "is not valid UTF-8";
-        i += k;
-    }
-    return NULL;
-}
-
 /* What the header and argument scans found. */
 struct scan {
     unsigned n_args;
@@ -439,9 +346,9 @@ static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *
         return MHD_NO;
     if (sc->bad_arg[0])
         return MHD_YES;
-    if ((why = text_problem(key, key_size)))
+    if ((why = dd_http_text_problem(key, key_size)))
         snprintf(sc->bad_arg, sizeof(sc->bad_arg), "a query argument name %s", why);
-    else if (value && (why = text_problem(value, value_size)))
+    else if (value && (why = dd_http_text_problem(value, value_size)))
         snprintf(sc->bad_arg, sizeof(sc->bad_arg), "query argument '%.64s' %s", key, why);
     return MHD_YES;
 }
@@ -475,7 +382,7 @@ static int route(struct dd_http_server *srv, const char *method, const char *url
     for (size_t i = 0; i < srv->n_routes; i++) {
         const char *params[DD_HTTP_MAX_PARAMS];
         size_t np;
-        if (!match(srv->routes[i].pattern, url, rs->scratch, rs->scratch_len, params, &np))
+        if (!dd_http_match(srv->routes[i].pattern, url, rs->scratch, rs->scratch_len, params, &np))
             continue;
         path_matched = true;
         if (strcmp(srv->routes[i].method, want) != 0) {
@@ -528,7 +435,7 @@ static enum MHD_Result first_call(struct dd_http_server *srv, struct MHD_Connect
         snprintf(msg, sizeof(msg), "path longer than %u bytes", DD_HTTP_MAX_PATH - 1);
         return reject(srv, c, rs, 414, "uri_too_long", msg);
     }
-    if ((why = text_problem(url, strlen(url)))) {
+    if ((why = dd_http_text_problem(url, strlen(url)))) {
         snprintf(msg, sizeof(msg), "the path %s", why);
         return reject(srv, c, rs, 400, "bad_request", msg);
     }
@@ -725,7 +632,6 @@ static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *c)
     struct dd_http_server *srv = cls;
     struct request_state *rs = dd_calloc(1, sizeof(*rs));
     const char *q = strchr(uri, '?');
-    size_t path_len = q ? (size_t)(q - uri) : strlen(uri);
     unsigned n_args = 0;
 
     (void)c;
@@ -733,11 +639,7 @@ static void *uri_cb(void *cls, const char *uri, struct MHD_Connection *c)
         return NULL;
     rs->srv = srv;
     rs->start = now_s();
-    for (const char *p = uri; (p = strstr(p, "%00")) && (size_t)(p - uri) < path_len; p += 3)
-        rs->encoded_nul = true;
-    if (q)
-        for (const char *p = q; p; p = strchr(p + 1, '&'))
-            n_args++;
+    dd_http_uri_scan(uri, &rs->encoded_nul, &n_args);
     rs->too_many_args = n_args > DD_HTTP_MAX_QUERY_ARGS;
     /* Past a few hundred arguments libmicrohttpd's pool runs out while it
      * parses them, and the connection hangs without an answer until the

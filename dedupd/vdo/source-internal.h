@@ -1,6 +1,7 @@
 /*
  * The table of functions each VDO source implements (SQLite's VFS habit), and
- * helpers the sources share. Only source*.c include this.
+ * helpers the sources share. Only source*.c include this (and the replay
+ * fuzz target, for the pure decoders below).
  */
 #ifndef DD_VDO_SOURCE_INTERNAL_H
 #define DD_VDO_SOURCE_INTERNAL_H
@@ -32,6 +33,13 @@ void dd_vdo_volume_fill(struct dd_vdo_volume *v, const char *stats, size_t stats
 /* Reads a small text file whole (at most DD_VDO_MAX_REPLY_BYTES), dropping
  * leading '#' comment lines. Returns 0, -errno or DD_E_TOOBIG. */
 int dd_vdo_read_text(const char *path, char **ret_text, size_t *ret_len);
+/* The comment stripping of dd_vdo_read_text (pure): drops leading lines
+ * starting with '#' from buf (*len bytes, NUL-terminated), in place. */
+void dd_vdo_text_strip_comments(char *buf, size_t *len);
+/* DIR/replay.json's text: {"interval_seconds": S}, S in (0, 86400]. where
+ * names the file in errbuf. Returns 0 or DD_E_PARSE. */
+int dd_vdo_replay_json_parse(const char *text, size_t len, const char *where, double *ret_interval,
+                             char *errbuf, size_t errlen);
 
 int dd_vdo_dm_open(struct dd_vdo_source *src, char *errbuf, size_t errlen);
 int dd_vdo_sysfs_open(struct dd_vdo_source *src, const char *sys_root, char *errbuf, size_t errlen);

@@ -77,7 +77,7 @@ int dd_vdo_read_text(const char *path, char **ret_text, size_t *ret_len)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     size_t cap = 4096, len = 0;
     struct stat st;
-    char *buf, *body;
+    char *buf;
     int r = 0;
 
     if (fd < 0)
@@ -128,16 +128,24 @@ int dd_vdo_read_text(const char *path, char **ret_text, size_t *ret_len)
         return r;
     }
     buf[len] = '\0';
-    body = buf;
-    while (*body == '#') {
-        char *nl = strchr(body, '\n');
-        body = nl ? nl + 1 : buf + len;
-    }
-    len -= (size_t)(body - buf);
-    memmove(buf, body, len + 1);
+    dd_vdo_text_strip_comments(buf, &len);
     *ret_text = buf;
     *ret_len = len;
     return 0;
+}
+
+void dd_vdo_text_strip_comments(char *buf, size_t *len)
+{
+    char *body = buf;
+    size_t n = *len;
+
+    while (*body == '#') {
+        char *nl = strchr(body, '\n');
+        body = nl ? nl + 1 : buf + n;
+    }
+    n -= (size_t)(body - buf);
+    memmove(buf, body, n + 1);
+    *len = n;
 }
 
 int dd_vdo_pathf(char *buf, size_t len, const char *fmt, ...)
@@ -290,8 +298,6 @@ static int read_replay_json(struct dd_vdo_source *src, char *errbuf, size_t errl
 {
     char path[4200], *text = NULL;
     size_t len = 0;
-    json_error_t jerr;
-    json_t *doc, *iv;
     int r;
 
     if (dd_vdo_pathf(path, sizeof(path), "%s/replay.json", src->dir) < 0)
@@ -304,20 +310,29 @@ static int read_replay_json(struct dd_vdo_source *src, char *errbuf, size_t errl
                  r == -EINVAL ? "not a regular file" : dd_strerror(r));
         return r;
     }
-    doc = json_loadb(text, len, 0, &jerr);
+    r = dd_vdo_replay_json_parse(text, len, path, &src->interval, errbuf, errlen);
     dd_free(text);
+    return r;
+}
+
+int dd_vdo_replay_json_parse(const char *text, size_t len, const char *where, double *ret_interval,
+                             char *errbuf, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(text, len, 0, &jerr), *iv;
+
     if (!doc) {
-        snprintf(errbuf, errlen, "%.200s: line %d, column %d: %.100s", path, jerr.line, jerr.column,
-                 jerr.text);
+        snprintf(errbuf, errlen, "%.200s: line %d, column %d: %.100s", where, jerr.line,
+                 jerr.column, jerr.text);
         return DD_E_PARSE;
     }
     iv = json_object_get(doc, "interval_seconds");
     if (!json_is_number(iv) || !(json_number_value(iv) > 0) || json_number_value(iv) > 86400) {
-        snprintf(errbuf, errlen, "%.200s: interval_seconds must be a number in (0, 86400]", path);
+        snprintf(errbuf, errlen, "%.200s: interval_seconds must be a number in (0, 86400]", where);
         json_decref(doc);
         return DD_E_PARSE;
     }
-    src->interval = json_number_value(iv);
+    *ret_interval = json_number_value(iv);
     json_decref(doc);
     return 0;
 }
