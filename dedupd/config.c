@@ -82,7 +82,28 @@ static const struct str_opt {
     STR_OPT("node_name", "node-name", node_name),
     STR_OPT("placement_url", "placement-url", placement_url),
     STR_OPT("placement_token_file", "placement-token-file", placement_token_file),
+    STR_OPT("kube_api", "kube-api", kube_api),
+    STR_OPT("kube_token_file", "kube-token-file", kube_token_file),
+    STR_OPT("kube_ca_file", "kube-ca-file", kube_ca_file),
 };
+
+static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
+                      size_t wlen);
+
+/* --gpu-resource NAME (repeatable) / "gpu_resources": ["NAME", ...] */
+static int add_gpu_resource(struct dd_config *c, const char *name, char *why, size_t wlen)
+{
+    if (c->n_gpu_resources >= DD_KUBE_MAX_GPU_RESOURCES) {
+        snprintf(why, wlen, "at most %u GPU resource names", DD_KUBE_MAX_GPU_RESOURCES);
+        return DD_E_RANGE;
+    }
+    if (!name[0] || strchr(name, ' ')) {
+        snprintf(why, wlen, "GPU resource name '%.64s': expected e.g. nvidia.com/gpu", name);
+        return DD_E_USAGE;
+    }
+    return set_string(c->gpu_resources[c->n_gpu_resources++], DD_NAME_MAX, name,
+                      "GPU resource name", why, wlen);
+}
 
 static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
                       size_t wlen)
@@ -247,6 +268,26 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
         }
         return 0;
     }
+    if (strcmp(key, "gpu_resources") == 0) {
+        size_t i;
+        json_t *e;
+        int r;
+        if (!json_is_array(v)) {
+            snprintf(why, wlen, "'gpu_resources' must be an array of resource names");
+            return DD_E_PARSE;
+        }
+        c->n_gpu_resources = 0;
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e)) {
+                snprintf(why, wlen, "'gpu_resources[%zu]' must be a string", i);
+                return DD_E_PARSE;
+            }
+            if ((r = add_gpu_resource(c, json_string_value(e), why, wlen)) < 0)
+                return r;
+        }
+        return 0;
+    }
     if (strcmp(key, "pools") == 0) {
         const char *vol;
         json_t *p;
@@ -327,15 +368,18 @@ void dd_config_usage(FILE *out)
           "  --pool VOLUME=POOL          the pool a volume belongs to (repeatable)\n"
           " placement role:\n"
           "  --stale-after SECONDS       report age that makes a node stale (3 x its interval)\n"
-          "  --forget-after SECONDS      a silent node leaves the view (default 3600)\n",
+          "  --forget-after SECONDS      a silent node leaves the view (default 3600)\n"
+          "  --kube-api URL [--kube-token-file F] [--kube-ca-file F]  the Kubernetes API\n"
+          "                              (default: in-cluster when in a pod, else none)\n"
+          "  --gpu-resource NAME         a GPU resource name (repeatable; nvidia.com/gpu)\n",
           out);
 }
 
 int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, char *errbuf,
                    size_t errlen)
 {
-    enum { O_STR = 256, O_NUM = 512, O_ROLE = 768, O_CONFIG, O_ROOT, O_POOL };
-    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 6];
+    enum { O_STR = 256, O_NUM = 512, O_ROLE = 768, O_CONFIG, O_ROOT, O_POOL, O_GPU };
+    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 7];
     struct dd_config cfg;
     const char *config_file = NULL;
     char why[256];
@@ -350,6 +394,7 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
     longopts[n++] = (struct option){"config", required_argument, NULL, O_CONFIG};
     longopts[n++] = (struct option){"estimate-root", required_argument, NULL, O_ROOT};
     longopts[n++] = (struct option){"pool", required_argument, NULL, O_POOL};
+    longopts[n++] = (struct option){"gpu-resource", required_argument, NULL, O_GPU};
     longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[n++] = (struct option){NULL, 0, NULL, 0};
 
@@ -411,6 +456,9 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
                 break;
             case O_POOL:
                 r = parse_pool_arg(&cfg, optarg, why, sizeof(why));
+                break;
+            case O_GPU:
+                r = add_gpu_resource(&cfg, optarg, why, sizeof(why));
                 break;
             case 'h':
                 *help = true;
@@ -477,6 +525,12 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "--placement-url is for roles node and all (a node pushes)");
         return DD_E_USAGE;
     }
+    if (c->kube_api[0] && strncmp(c->kube_api, "http://", 7) != 0 &&
+        strncmp(c->kube_api, "https://", 8) != 0) {
+        snprintf(errbuf, errlen, "kube api '%.200s': expected http://HOST:PORT or https://...",
+                 c->kube_api);
+        return DD_E_USAGE;
+    }
     if (c->stale_after > 0 && c->forget_after < c->stale_after) {
         snprintf(errbuf, errlen, "forget-after %g s is shorter than stale-after %g s",
                  c->forget_after, c->stale_after);
@@ -504,6 +558,14 @@ char *dd_config_json(const struct dd_config *c)
         c->prior_file, "http_threads", (int)c->http_threads, "node_name", c->node_name,
         "placement_url", c->placement_url, "placement_token", c->placement_token_file[0] != '\0',
         "pools", pools, "stale_after", c->stale_after, "forget_after", c->forget_after);
+    if (o) { /* the Kubernetes options (no secrets: the token file's name only) */
+        json_t *gpus = json_array();
+        for (size_t i = 0; i < c->n_gpu_resources; i++)
+            json_array_append_new(gpus, json_string(c->gpu_resources[i]));
+        json_object_set_new(o, "kube_api", json_string(c->kube_api));
+        json_object_set_new(o, "kube_token", json_boolean(c->kube_token_file[0] != '\0'));
+        json_object_set_new(o, "gpu_resources", gpus);
+    }
     s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     return s;
