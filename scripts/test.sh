@@ -35,7 +35,7 @@ run_suite tsan "-R test-scan-files|test-dedupctl" -DCMAKE_BUILD_TYPE=Debug -DDD_
 if command -v clang >/dev/null; then
   echo "== fuzz smoke (clang, libFuzzer)"
   CC=clang cmake -S "$root" -B "$root/build-fuzz" -DDD_WERROR=ON -DDD_FUZZ=ON >/dev/null
-  targets="parse estimator vdo-stats vdo-line proc-stat sim-workload node-proc model token report"
+  targets="parse estimator vdo-stats vdo-line proc-stat sim-workload node-proc model token report kube"
   # shellcheck disable=SC2046
   cmake --build "$root/build-fuzz" -j"$jobs" --target $(printf 'fuzz-%s ' $targets)
   for t in $targets; do
