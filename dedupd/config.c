@@ -89,7 +89,28 @@ static const struct str_opt {
     STR_OPT("placement_url", "placement-url", placement_url),
     STR_OPT("placement_token_file", "placement-token-file", placement_token_file),
     STR_OPT("placement_mode", "placement-mode", placement_mode),
+    STR_OPT("kube_api", "kube-api", kube_api),
+    STR_OPT("kube_token_file", "kube-token-file", kube_token_file),
+    STR_OPT("kube_ca_file", "kube-ca-file", kube_ca_file),
 };
+
+static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
+                      size_t wlen);
+
+/* --gpu-resource NAME (repeatable) / "gpu_resources": ["NAME", ...] */
+static int add_gpu_resource(struct dd_config *c, const char *name, char *why, size_t wlen)
+{
+    if (c->n_gpu_resources >= DD_KUBE_MAX_GPU_RESOURCES) {
+        snprintf(why, wlen, "at most %u GPU resource names", DD_KUBE_MAX_GPU_RESOURCES);
+        return DD_E_RANGE;
+    }
+    if (!name[0] || strchr(name, ' ')) {
+        snprintf(why, wlen, "GPU resource name '%.64s': expected e.g. nvidia.com/gpu", name);
+        return DD_E_USAGE;
+    }
+    return set_string(c->gpu_resources[c->n_gpu_resources++], DD_NAME_MAX, name,
+                      "GPU resource name", why, wlen);
+}
 
 static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
                       size_t wlen)
@@ -279,6 +300,26 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
         }
         return 0;
     }
+    if (strcmp(key, "gpu_resources") == 0) {
+        size_t i;
+        json_t *e;
+        int r;
+        if (!json_is_array(v)) {
+            snprintf(why, wlen, "'gpu_resources' must be an array of resource names");
+            return DD_E_PARSE;
+        }
+        c->n_gpu_resources = 0;
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e)) {
+                snprintf(why, wlen, "'gpu_resources[%zu]' must be a string", i);
+                return DD_E_PARSE;
+            }
+            if ((r = add_gpu_resource(c, json_string_value(e), why, wlen)) < 0)
+                return r;
+        }
+        return 0;
+    }
     if (strcmp(key, "pools") == 0) {
         const char *vol;
         json_t *p;
@@ -389,15 +430,18 @@ void dd_config_usage(FILE *out)
           "  --score-scale PERCENT       the predicted slowdown that scores 5 (default 25)\n"
           "  --max-physical-use SHARE    filter pools above this physical use (default 0.95)\n"
           "  --ledger-ttl SECONDS        a placed pod counts this long before it binds (30)\n"
-          "  --ledger-bound-ttl SECONDS  a bound pod counts until its I/O shows, at most (600)\n",
+          "  --ledger-bound-ttl SECONDS  a bound pod counts until its I/O shows, at most (600)\n"
+          "  --kube-api URL [--kube-token-file F] [--kube-ca-file F]  the Kubernetes API\n"
+          "                              (default: in-cluster when in a pod, else none)\n"
+          "  --gpu-resource NAME         a GPU resource name (repeatable; nvidia.com/gpu)\n",
           out);
 }
 
 int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, char *errbuf,
                    size_t errlen)
 {
-    enum { O_STR = 256, O_NUM = 512, O_ROLE = 768, O_CONFIG, O_ROOT, O_POOL };
-    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 6];
+    enum { O_STR = 256, O_NUM = 512, O_ROLE = 768, O_CONFIG, O_ROOT, O_POOL, O_GPU };
+    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 7];
     struct dd_config cfg;
     const char *config_file = NULL;
     char why[256];
@@ -412,6 +456,7 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
     longopts[n++] = (struct option){"config", required_argument, NULL, O_CONFIG};
     longopts[n++] = (struct option){"estimate-root", required_argument, NULL, O_ROOT};
     longopts[n++] = (struct option){"pool", required_argument, NULL, O_POOL};
+    longopts[n++] = (struct option){"gpu-resource", required_argument, NULL, O_GPU};
     longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[n++] = (struct option){NULL, 0, NULL, 0};
 
@@ -473,6 +518,9 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
                 break;
             case O_POOL:
                 r = parse_pool_arg(&cfg, optarg, why, sizeof(why));
+                break;
+            case O_GPU:
+                r = add_gpu_resource(&cfg, optarg, why, sizeof(why));
                 break;
             case 'h':
                 *help = true;
@@ -544,6 +592,12 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
                  c->placement_mode);
         return DD_E_USAGE;
     }
+    if (c->kube_api[0] && strncmp(c->kube_api, "http://", 7) != 0 &&
+        strncmp(c->kube_api, "https://", 8) != 0) {
+        snprintf(errbuf, errlen, "kube api '%.200s': expected http://HOST:PORT or https://...",
+                 c->kube_api);
+        return DD_E_USAGE;
+    }
     if (c->stale_after > 0 && c->forget_after < c->stale_after) {
         snprintf(errbuf, errlen, "forget-after %g s is shorter than stale-after %g s",
                  c->forget_after, c->stale_after);
@@ -582,6 +636,14 @@ char *dd_config_json(const struct dd_config *c)
         json_object_set_new(o, "ledger_ttl", json_real(c->ledger_ttl));
         json_object_set_new(o, "ledger_bound_ttl", json_real(c->ledger_bound_ttl));
         json_object_set_new(o, "profiles", profiles);
+    }
+    if (o) { /* the Kubernetes options (no secrets: the token file's name only) */
+        json_t *gpus = json_array();
+        for (size_t i = 0; i < c->n_gpu_resources; i++)
+            json_array_append_new(gpus, json_string(c->gpu_resources[i]));
+        json_object_set_new(o, "kube_api", json_string(c->kube_api));
+        json_object_set_new(o, "kube_token", json_boolean(c->kube_token_file[0] != '\0'));
+        json_object_set_new(o, "gpu_resources", gpus);
     }
     s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);

@@ -82,6 +82,11 @@ struct dd_config {
     size_t n_profiles;
     struct dd_profile_def default_profile;
     bool has_default_profile;
+    /* placement side: the Kubernetes API (dedupd/kubewatch.h); "" and no
+     * in-cluster environment: none, the extender reads pod annotations */
+    char kube_api[1024], kube_token_file[1024], kube_ca_file[1024];
+    char gpu_resources[DD_KUBE_MAX_GPU_RESOURCES][DD_NAME_MAX]; /* none: nvidia.com/gpu */
+    size_t n_gpu_resources;
 };
 
 void dd_config_defaults(struct dd_config *c);

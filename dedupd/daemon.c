@@ -22,10 +22,13 @@
 #include "dedupd/api/api.h"
 #include "dedupd/http/http.h"
 #include "dedupd/http/token.h"
+#include "dedupd/kubewatch.h"
 #include "dedupd/push.h"
 #include "dedupd/sampler.h"
 #include "dedupd/store/store.h"
 #include "dedupd/trainer.h"
+#include "placement/cluster.h"
+#include "placement/kube.h"
 
 struct dd_daemon {
     struct dd_config cfg;
@@ -37,6 +40,11 @@ struct dd_daemon {
     struct dd_pusher *pusher;           /* a node with --placement-url */
     struct dd_estimate_jobs *estimates; /* roles all, node */
     struct dd_http_server *http;
+    /* roles all, placement: the Kubernetes cache (kube NULL when the
+     * source is "none") and its list/watch threads */
+    struct dd_kube *kube;
+    struct dd_kubewatch *kubewatch;
+    struct dd_kube_source kube_source;
     struct dd_api_node node_api;
     struct dd_api_model model_api;
 };
@@ -86,6 +94,8 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
         dd_extender_api_metrics(d->extender, f);
     if (d->model)
         dd_model_metrics(d->model, f);
+    if (d->kubewatch)
+        dd_kubewatch_metrics(d->kubewatch, f);
     dd_http_metrics(d->http, f);
     struct dd_store_health h;
     if (dd_store_health(d->store, &h) == 0)
@@ -113,6 +123,80 @@ static void sampled(void *ctx, const struct dd_report *r, size_t rows)
         dd_cluster_api_ingest_local(d->cluster, r);
     if (d->pusher)
         dd_pusher_enqueue(d->pusher, r);
+}
+
+/* Kubernetes deleted a Node: it leaves the cluster view at once. */
+static void kube_node_deleted(void *ctx, const char *node)
+{
+    struct dd_daemon *d = ctx;
+    if (d->cluster && dd_cluster_remove(dd_cluster_api_cluster(d->cluster), node))
+        dd_log_info("node %s: deleted from Kubernetes, left the cluster view", node);
+}
+
+/* The Kubernetes cache and its watch (placement side), or the log line
+ * saying there is none. */
+/* The pod watch's bindings confirm, move or rebuild ledger entries. */
+static void kube_pod_bound(void *ctx, const char *uid, const char *ns, const char *name,
+                           const char *node)
+{
+    struct dd_daemon *d = ctx;
+    if (d->extender)
+        dd_extender_api_pod_bound(d->extender, uid, ns, name, node);
+}
+
+static void kube_pod_deleted(void *ctx, const char *uid, const char *ns, const char *name,
+                             const char *node)
+{
+    struct dd_daemon *d = ctx;
+    (void)ns;
+    (void)name;
+    (void)node;
+    if (d->extender)
+        dd_extender_api_pod_deleted(d->extender, uid);
+}
+
+static int kube_start(struct dd_daemon *d, const struct dd_config *c, char *errbuf, size_t errlen)
+{
+    const char *gpus[DD_KUBE_MAX_GPU_RESOURCES];
+    struct dd_kubewatch_config kc = {0};
+    int r;
+
+    dd_kubewatch_source_resolve(c->kube_api, c->kube_token_file, c->kube_ca_file, NULL,
+                                &d->kube_source);
+    if (!d->kube_source.url[0]) {
+        dd_log_info("kubernetes: none (no --kube-api, not in a pod): the extender answers from "
+                    "pod annotations alone");
+        return 0;
+    }
+    for (size_t i = 0; i < c->n_gpu_resources; i++)
+        gpus[i] = c->gpu_resources[i];
+    if ((r = dd_kube_new(&d->kube, gpus, c->n_gpu_resources)) < 0) {
+        snprintf(errbuf, errlen, "kubernetes cache: %s", dd_strerror(r));
+        return r;
+    }
+    dd_kube_set_hooks(d->kube, &(struct dd_kube_hooks){.ctx = d,
+                                                       .pod_bound = kube_pod_bound,
+                                                       .pod_deleted = kube_pod_deleted,
+                                                       .node_deleted = kube_node_deleted});
+    kc.src = d->kube_source;
+    if ((r = dd_kubewatch_new(&kc, d->kube, &d->kubewatch, errbuf, errlen)) < 0)
+        return r;
+    if ((r = dd_kubewatch_start(d->kubewatch)) < 0) {
+        snprintf(errbuf, errlen, "cannot start the Kubernetes watch threads");
+        return r;
+    }
+    dd_log_info("kubernetes: %s (%s)", d->kube_source.describe, d->kube_source.url);
+    return 0;
+}
+
+struct dd_kube *dd_daemon_kube(const struct dd_daemon *d)
+{
+    return d->kube;
+}
+
+const char *dd_daemon_kube_source(const struct dd_daemon *d)
+{
+    return d->kube_source.describe[0] ? d->kube_source.describe : "none";
 }
 
 static void model_config(const struct dd_config *c, struct dd_model_config *mc)
@@ -166,6 +250,10 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
             goto fail;
         }
         dd_cluster_api_set_ledger(d->cluster, dd_extender_api_ledger(d->extender));
+        /* before the HTTP server: the extender reads the cache from its first request */
+        if ((r = kube_start(d, c, errbuf, errlen)) < 0)
+            goto fail;
+        dd_extender_api_set_kube(d->extender, d->kube, dd_daemon_kube_source(d));
     }
     if (dd_role_has_node(c->role)) {
         struct dd_sampler_hooks hooks = {.ctx = d, .sampled = sampled};
@@ -254,6 +342,8 @@ void dd_daemon_stop(struct dd_daemon *d)
         return;
     /* stop accepting first, then the producers, then what they feed */
     dd_http_stop(d->http);
+    dd_kubewatch_free(d->kubewatch); /* cancels its requests: prompt */
+    dd_kube_free(d->kube);
     dd_sampler_free(d->sampler); /* finishes the sample in progress */
     dd_pusher_free(d->pusher);
     dd_estimate_jobs_free(d->estimates);

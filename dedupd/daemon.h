@@ -23,5 +23,11 @@ void dd_daemon_reload(struct dd_daemon *d, const struct dd_config *c);
  * sample, flushes the store, frees. NULL-safe. */
 void dd_daemon_stop(struct dd_daemon *d);
 uint16_t dd_daemon_port(const struct dd_daemon *d);
+/* The Kubernetes cache (roles all and placement), NULL when there is no
+ * Kubernetes source; and that source in words: "in-cluster",
+ * "--kube-api URL" or "none" (for explanations). */
+struct dd_kube;
+struct dd_kube *dd_daemon_kube(const struct dd_daemon *d);
+const char *dd_daemon_kube_source(const struct dd_daemon *d);
 
 #endif
