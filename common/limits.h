@@ -63,6 +63,11 @@
  * memory per connection. Larger bodies get 413. */
 #define DD_HTTP_MAX_BODY (1u << 20)
 
+/* A client certificate's identity (its subject CN, else its first DNS
+ * SAN) as handlers see it: a Kubernetes node name is at most 253 bytes,
+ * "system:node:" adds 12. Longer names are no identity. */
+#define DD_HTTP_MAX_IDENTITY 272u
+
 /* Routes a server can hold: the API has a few dozen. */
 #define DD_HTTP_MAX_ROUTES 64u
 

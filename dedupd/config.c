@@ -92,6 +92,9 @@ static const struct str_opt {
     STR_OPT("kube_api", "kube-api", kube_api),
     STR_OPT("kube_token_file", "kube-token-file", kube_token_file),
     STR_OPT("kube_ca_file", "kube-ca-file", kube_ca_file),
+    STR_OPT("placement_cert_file", "placement-cert-file", placement_cert_file),
+    STR_OPT("placement_key_file", "placement-key-file", placement_key_file),
+    STR_OPT("placement_ca_file", "placement-ca-file", placement_ca_file),
 };
 
 static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
@@ -421,6 +424,8 @@ void dd_config_usage(FILE *out)
           "  --node-name NAME            (default $NODE_NAME, then the host name)\n"
           "  --placement-url BASE        push reports to BASE/v1/reports\n"
           "  --placement-token-file F    bearer token for the placement role\n"
+          "  --placement-cert-file F --placement-key-file F  client certificate (https)\n"
+          "  --placement-ca-file F       CA of the placement role's certificate\n"
           "  --pool VOLUME=POOL          the pool a volume belongs to (repeatable)\n"
           " placement role:\n"
           "  --stale-after SECONDS       report age that makes a node stale (3 x its interval)\n"
@@ -598,6 +603,28 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
                  c->kube_api);
         return DD_E_USAGE;
     }
+    if ((c->placement_cert_file[0] != '\0') != (c->placement_key_file[0] != '\0')) {
+        snprintf(errbuf, errlen, "%s",
+                 c->placement_cert_file[0]
+                     ? "--placement-cert-file needs --placement-key-file (the certificate's key)"
+                     : "--placement-key-file needs --placement-cert-file (the key's certificate)");
+        return DD_E_USAGE;
+    }
+    if ((c->placement_cert_file[0] || c->placement_ca_file[0]) && !c->placement_url[0]) {
+        snprintf(errbuf, errlen,
+                 "--placement-%s-file is for pushing reports: set --placement-url too",
+                 c->placement_cert_file[0] ? "cert" : "ca");
+        return DD_E_USAGE;
+    }
+    /* over plain HTTP a certificate would never be sent, nor the server's
+     * checked: a silent downgrade, refused */
+    if ((c->placement_cert_file[0] || c->placement_ca_file[0]) &&
+        strncmp(c->placement_url, "https://", 8) != 0) {
+        snprintf(errbuf, errlen,
+                 "--placement-%s-file needs an https:// placement url (got '%.200s')",
+                 c->placement_cert_file[0] ? "cert" : "ca", c->placement_url);
+        return DD_E_USAGE;
+    }
     if (c->stale_after > 0 && c->forget_after < c->stale_after) {
         snprintf(errbuf, errlen, "forget-after %g s is shorter than stale-after %g s",
                  c->forget_after, c->stale_after);
@@ -616,7 +643,7 @@ char *dd_config_json(const struct dd_config *c)
         json_object_set_new(pools, c->pools[i].volume, json_string(c->pools[i].pool));
     o = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:b, s:b, s:o, s:i, s:s, s:i, s:i, s:s, "
-        "s:i, s:s, s:s, s:b, s:o, s:f, s:f}",
+        "s:i, s:s, s:s, s:b, s:s, s:s, s:s, s:o, s:f, s:f}",
         "role", dd_role_name(c->role), "listen", c->listen, "data_dir", c->data_dir, "source",
         c->source, "proc_root", c->proc_root, "sys_root", c->sys_root, "interval", c->interval,
         "token", c->token_file[0] != '\0', "tls", c->tls_cert[0] != '\0', "estimate_roots", roots,
@@ -624,7 +651,9 @@ char *dd_config_json(const struct dd_config *c)
         (int)c->min_train_samples, "retrain_every", (int)c->retrain_every, "prior_file",
         c->prior_file, "http_threads", (int)c->http_threads, "node_name", c->node_name,
         "placement_url", c->placement_url, "placement_token", c->placement_token_file[0] != '\0',
-        "pools", pools, "stale_after", c->stale_after, "forget_after", c->forget_after);
+        "placement_cert_file", c->placement_cert_file, "placement_key_file", c->placement_key_file,
+        "placement_ca_file", c->placement_ca_file, "pools", pools, "stale_after", c->stale_after,
+        "forget_after", c->forget_after);
     if (o) {
         json_t *profiles = json_array();
         for (size_t i = 0; i < c->n_profiles; i++)

@@ -64,6 +64,10 @@ struct dd_config {
     char node_name[DD_NAME_MAX];     /* default: $NODE_NAME, then the host name */
     char placement_url[1024];        /* base URL; "" = no pushing */
     char placement_token_file[1024]; /* bearer token for POST /v1/reports */
+    /* mutual TLS to the placement role: the node's client certificate and
+     * key (both or neither; https only), and the CA that signed the
+     * placement role's server certificate ("" = the system store) */
+    char placement_cert_file[1024], placement_key_file[1024], placement_ca_file[1024];
     struct dd_pool_map pools[DD_MAX_VOLUMES_PER_NODE];
     size_t n_pools;
     /* placement side: a node whose newest report is older than stale_after

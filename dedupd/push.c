@@ -16,6 +16,7 @@
 #include "common/common.h"
 #include "common/dynbuf.h"
 #include "dedupd/http/client.h"
+#include "dedupd/http/http.h"
 #include "dedupd/http/token.h"
 
 /* Backoff after a failed push: 0.5 s doubling to 30 s, full jitter. */
@@ -66,18 +67,32 @@ int dd_pusher_new(const struct dd_config *c, struct dd_pusher **ret, char *errbu
     if (c->placement_token_file[0] &&
         (r = dd_token_read(c->placement_token_file, &token, errbuf, errlen)) < 0)
         goto fail;
+    /* mutual TLS: the files are loaded once now, so a missing file, a key
+     * that is not the certificate's or a CA file without a certificate is
+     * an error at start; libcurl reads them again for every new
+     * connection, so a certificate renewed in place is picked up */
+    if ((c->placement_cert_file[0] || c->placement_ca_file[0]) &&
+        (r = dd_http_tls_check_client_files(
+             c->placement_cert_file[0] ? c->placement_cert_file : NULL,
+             c->placement_key_file[0] ? c->placement_key_file : NULL,
+             c->placement_ca_file[0] ? c->placement_ca_file : NULL, errbuf, errlen)) < 0)
+        goto fail;
     cc.base_url = c->placement_url;
     cc.token = token;
+    cc.cert_file = c->placement_cert_file[0] ? c->placement_cert_file : NULL;
+    cc.key_file = c->placement_key_file[0] ? c->placement_key_file : NULL;
+    cc.ca_file = c->placement_ca_file[0] ? c->placement_ca_file : NULL;
     /* a report is due every interval: a request may not outlast it much */
     cc.connect_timeout_ms = 2000;
     cc.timeout_ms = 5000;
     r = dd_http_client_new(&cc, &p->client, errbuf, errlen);
-    dd_free(token);
     if (r < 0)
         goto fail;
+    dd_free(token);
     *ret = p;
     return 0;
 fail:
+    dd_free(token);
     dd_pusher_free(p);
     return r;
 }

@@ -197,6 +197,17 @@ bool dd_report_node_name_ok(const char *s)
     return true;
 }
 
+bool dd_report_identity_names_node(const char *identity, const char *node)
+{
+    size_t plen = sizeof(DD_REPORT_K8S_NODE_PREFIX) - 1;
+    if (!identity || !node || !node[0])
+        return false;
+    if (strncmp(identity, DD_REPORT_K8S_NODE_PREFIX, plen) == 0 &&
+        strcmp(identity + plen, node) == 0)
+        return true;
+    return strcmp(identity, node) == 0;
+}
+
 struct dec {
     char *err;
     size_t len;

@@ -105,4 +105,14 @@ int dd_report_from_json(json_t *doc, struct dd_report *ret, char *errbuf, size_t
  * starting and ending alphanumeric)? */
 bool dd_report_node_name_ok(const char *s);
 
+/* The prefix of a Kubernetes node's client certificate CN
+ * ("system:node:NAME", organisation system:nodes). */
+#define DD_REPORT_K8S_NODE_PREFIX "system:node:"
+
+/* Does a client certificate's identity (dd_http_request.peer_identity)
+ * name this node? Yes when it is the node name itself or
+ * "system:node:" + the node name; compared byte for byte (node names are
+ * lower case). An empty identity names no node. */
+bool dd_report_identity_names_node(const char *identity, const char *node);
+
 #endif

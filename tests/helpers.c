@@ -368,3 +368,64 @@ void tt_random_workload(const char *path, unsigned volumes, unsigned intervals, 
         fail_msg("cannot write the workload %s", path);
     json_decref(w);
 }
+
+/* One extension section per kind of certificate (helpers.h). */
+static const char pki_cnf[] = "[req]\n"
+                              "distinguished_name = dn\n"
+                              "prompt = no\n"
+                              "[dn]\n"
+                              "CN = unused\n"
+                              "[ca]\n"
+                              "basicConstraints = critical,CA:TRUE\n"
+                              "keyUsage = critical,keyCertSign,cRLSign\n"
+                              "subjectKeyIdentifier = hash\n"
+                              "[server]\n"
+                              "basicConstraints = critical,CA:FALSE\n"
+                              "keyUsage = critical,digitalSignature\n"
+                              "extendedKeyUsage = serverAuth\n"
+                              "subjectAltName = IP:127.0.0.1\n"
+                              "[client]\n"
+                              "basicConstraints = critical,CA:FALSE\n"
+                              "keyUsage = critical,digitalSignature\n"
+                              "extendedKeyUsage = clientAuth\n"
+                              "[client_san]\n"
+                              "basicConstraints = critical,CA:FALSE\n"
+                              "keyUsage = critical,digitalSignature\n"
+                              "extendedKeyUsage = clientAuth\n"
+                              "subjectAltName = $ENV::SAN\n";
+
+/* $1 = name, $2 = subject, $3 = signing CA, $4 = extension section, $5 = serial */
+static const char pki_functions[] =
+    "set -e\n"
+    "key='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n"
+    "SAN=${SAN:-DNS:unused}; export SAN\n"
+    "ca() {\n"
+    "  openssl req -x509 -new -config openssl.cnf -extensions ca $key -days 2 \\\n"
+    "    -keyout $1.key -out $1.pem -subj \"$2\"\n"
+    "}\n"
+    "leaf() {\n"
+    "  openssl req -new -config openssl.cnf $key -keyout $1.key -out $1.csr -subj \"$2\"\n"
+    "  openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -set_serial $5 -days 2 \\\n"
+    "    -extfile openssl.cnf -extensions $4 -out $1.pem\n"
+    "}\n";
+
+void tt_openssl_pki(const char *dir, const char *script)
+{
+    char *cnf, *cmd, *out = NULL, *err = NULL;
+    int rc;
+
+    if (!tt_have_program("openssl"))
+        fail_msg("the openssl CLI is needed to make the test certificates (apt-get install "
+                 "openssl)");
+    cnf = tt_path(dir, "openssl.cnf");
+    tt_write_file(cnf, pki_cnf, sizeof(pki_cnf) - 1);
+    if (asprintf(&cmd, "cd '%s' && { %s%s}", dir, pki_functions, script) < 0)
+        fail_msg("asprintf");
+    rc = tt_run((const char *const[]){"/bin/sh", "-c", cmd, NULL}, &out, &err);
+    if (rc != 0)
+        fail_msg("openssl failed (%d): %s%s", rc, out, err);
+    free(out);
+    free(err);
+    free(cmd);
+    free(cnf);
+}

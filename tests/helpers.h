@@ -78,6 +78,20 @@ void tt_vdo_sim(const char *workload_file, unsigned intervals, unsigned seed, co
 void tt_random_workload(const char *path, unsigned volumes, unsigned intervals, unsigned cpus,
                         uint64_t seed);
 
+/*
+ * Test certificates made with the openssl CLI in dir (a missing openssl
+ * fails the test: TLS checks never silently do not run). script is shell
+ * run in dir with two functions:
+ *   ca NAME SUBJECT                       NAME.pem/.key, a self-signed CA
+ *   leaf NAME SUBJECT CA SECTION SERIAL   NAME.pem/.key signed by CA.pem
+ * SUBJECT is openssl's "/CN=.../O=..." form; SECTION is one of
+ *   server       serverAuth, subjectAltName IP:127.0.0.1
+ *   client       clientAuth, no subjectAltName
+ *   client_san   clientAuth, subjectAltName from $SAN ("DNS:a,DNS:b")
+ * Certificates are EC P-256, valid for 2 days.
+ */
+void tt_openssl_pki(const char *dir, const char *script);
+
 /* An HTTP answer: status -1 when no answer came; body NUL-terminated, never
  * NULL, freed by the caller. */
 struct tt_reply {

@@ -4,7 +4,11 @@
  * before the body is read), size-checked, decoded strictly
  * (placement/report: 400 naming the field), then published to the view
  * and its volume rows written in one store batch. Nothing of a rejected
- * report is kept. A report older than the one held for its node (by the
+ * report is kept. A report that came with a verified client certificate
+ * must be its node's own: the certificate's identity (http.h:
+ * peer_identity) must be the report's node name or "system:node:" + it,
+ * else 403 identity_mismatch. With a token only, any holder of the token
+ * may report as any node. A report older than the one held for its node (by the
  * node's clock) is refused with 409.
  *
  * Role all feeds its own node's reports in-process (no HTTP, no second
@@ -27,9 +31,10 @@
 #include "placement/cluster.h"
 #include "placement/ledger.h"
 
-/* 401 and 413 are answered on the headers and counted by the HTTP layer */
-enum reject { R_INVALID, R_STALE, R_STORE, R_COUNT };
-static const char *const reject_names[R_COUNT] = {"invalid", "out_of_order", "store"};
+/* 401 and 413 (and 403 for a missing or untrusted client certificate) are
+ * answered on the headers and counted by the HTTP layer */
+enum reject { R_INVALID, R_STALE, R_STORE, R_IDENTITY, R_COUNT };
+static const char *const reject_names[R_COUNT] = {"invalid", "out_of_order", "store", "identity"};
 
 struct dd_cluster_api {
     struct dd_cluster *cluster;
@@ -229,6 +234,28 @@ static int h_report(void *ctx, const struct dd_http_request *req, struct dd_http
     }
     char node[DD_NAME_MAX];
     snprintf(node, sizeof(node), "%s", r.node);
+    /* a node reports as itself: the name its certificate gives it */
+    if (req->peer_identity && !dd_report_identity_names_node(req->peer_identity, node)) {
+        const char *id = req->peer_identity;
+        dd_report_release(&r);
+        __atomic_add_fetch(&a->rejected[R_IDENTITY], 1, __ATOMIC_RELAXED);
+        char msg[768];
+        if (id[0])
+            snprintf(msg, sizeof(msg),
+                     "the report is for node '%s' but the client certificate identifies '%s': "
+                     "a certificate whose subject CN (else first DNS name) is NAME or "
+                     "system:node:NAME may report for node NAME only",
+                     node, id);
+        else
+            snprintf(msg, sizeof(msg),
+                     "the report is for node '%s' but the client certificate names no node (no "
+                     "usable subject CN or DNS name)",
+                     node);
+        return dd_http_reply_json(resp, 403,
+                                  json_pack("{s:{s:s, s:s, s:s, s:s}}", "error", "code",
+                                            "identity_mismatch", "message", msg, "node", node,
+                                            "certificate_identity", id));
+    }
     for (size_t i = 0; i < r.n_volumes; i++) {
         /* "node/<node>/vol/<volume>" must fit a store series name */
         if (strlen(r.node) + strlen(r.volumes[i].name) + 10 > DD_STORE_SERIES_MAX) {
@@ -326,7 +353,8 @@ void dd_cluster_api_metrics(struct dd_cluster_api *a, FILE *m)
     fprintf(m, "dedupd_reports_received_total %llu\n",
             (unsigned long long)__atomic_load_n(&a->received, __ATOMIC_RELAXED));
     dd_metrics_family(m, "dedupd_reports_rejected_total", "counter",
-                      "Node reports refused, by reason (401 and 413: the HTTP layer's counts).");
+                      "Node reports refused, by reason (401, 413 and a missing or untrusted "
+                      "client certificate: the HTTP layer's counts).");
     for (size_t i = 0; i < R_COUNT; i++)
         fprintf(m, "dedupd_reports_rejected_total{reason=\"%s\"} %llu\n", reject_names[i],
                 (unsigned long long)__atomic_load_n(&a->rejected[i], __ATOMIC_RELAXED));

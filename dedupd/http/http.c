@@ -18,7 +18,9 @@
  * be served. So the verdict is ours: gnutls verifies the peer's chain against
  * the CA libmicrohttpd loaded, and a failure is answered 403 and the
  * connection closed. This is the one place we reach under libmicrohttpd into
- * its TLS library (gnutls, the only backend it has).
+ * its TLS library (gnutls, the only backend it has). The verified
+ * certificate's identity (subject CN, else first DNS SAN) is read there too
+ * and handed to the handler as peer_identity.
  *
  * Threads: libmicrohttpd's internal thread pool (epoll, so no FD_SETSIZE
  * ceiling), each worker serving its share of the connections. Route tables
@@ -102,13 +104,15 @@ struct request_state {
     double start;
     char *body;
     size_t len, cap;
-    bool seen;          /* the first access call (headers only) has run */
-    bool too_big;       /* chunked body past the cap: drained, 413 at the end */
-    bool rejected;      /* answered already: ignore the rest */
-    bool encoded_nul;   /* "%00" in the raw path */
-    bool too_many_args; /* counted in the raw query */
-    size_t route;       /* index, or n_routes = unmatched */
-    char *scratch;      /* path parameters point here */
+    bool seen;                          /* the first access call (headers only) has run */
+    bool too_big;                       /* chunked body past the cap: drained, 413 at the end */
+    bool rejected;                      /* answered already: ignore the rest */
+    bool encoded_nul;                   /* "%00" in the raw path */
+    bool too_many_args;                 /* counted in the raw query */
+    bool peer_verified;                 /* a client certificate was verified against the CA */
+    char peer_id[DD_HTTP_MAX_IDENTITY]; /* its identity; "" = none usable */
+    size_t route;                       /* index, or n_routes = unmatched */
+    char *scratch;                      /* path parameters point here */
     size_t scratch_len;
     const char *params[DD_HTTP_MAX_PARAMS];
     size_t n_params;
@@ -232,16 +236,78 @@ static bool token_ok(const struct dd_http_server *srv, struct MHD_Connection *c)
     return diff == 0 && al == tl;
 }
 
+/* Copies s (len bytes) to id when it is fit to be an identity: printable
+ * ASCII without NUL, shorter than the identity buffer; anything else
+ * identifies nobody and leaves id as it is (""). */
+static void set_identity(char *id, size_t idlen, const char *s, size_t len)
+{
+    if (len == 0 || len >= DD_HTTP_MAX_IDENTITY || len >= idlen || strlen(s) != len)
+        return;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < 0x20 || s[i] > 0x7e)
+            return;
+    }
+    memcpy(id, s, len);
+    id[len] = '\0';
+}
+
+/*
+ * The identity of a verified peer certificate (the first of the chain): its
+ * subject CN; a certificate with no CN, its first DNS subjectAltName. Two
+ * CNs are ambiguous (readers disagree on which one names the holder), so
+ * they name nobody; so does a name set_identity refuses. id is "" then.
+ */
+static void peer_identity_of(gnutls_session_t session, char *id, size_t idlen)
+{
+    unsigned n = 0;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(session, &n);
+    gnutls_x509_crt_t crt;
+    char buf[1024];
+    size_t len = sizeof(buf);
+    int r;
+
+    id[0] = '\0';
+    if (!chain || n == 0 || gnutls_x509_crt_init(&crt) < 0)
+        return;
+    if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) < 0)
+        goto out;
+    r = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf, &len);
+    if (r == 0) {
+        char second[8];
+        size_t len2 = sizeof(second);
+        r = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 1, 0, second, &len2);
+        if (r == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            set_identity(id, idlen, buf, len);
+        goto out;
+    }
+    if (r != GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+        goto out; /* a CN past the buffer, or one gnutls cannot decode */
+    for (unsigned seq = 0;; seq++) {
+        len = sizeof(buf) - 1;
+        r = gnutls_x509_crt_get_subject_alt_name(crt, seq, buf, &len, NULL);
+        if (r == GNUTLS_SAN_DNSNAME) {
+            buf[len < sizeof(buf) ? len : sizeof(buf) - 1] = '\0';
+            set_identity(id, idlen, buf, len);
+            break;
+        }
+        if (r < 0) /* the end, or an entry past the buffer: no guessing past it */
+            break;
+    }
+out:
+    gnutls_x509_crt_deinit(crt);
+}
+
 /*
  * The client certificate of this connection, verified against the client CA
  * (the trust list libmicrohttpd gave gnutls): a chain to that CA, in its
  * validity period, and usable by a TLS client (an extendedKeyUsage without
  * clientAuth is refused; none at all is accepted, as gnutls does). On
- * failure, why says what is wrong. Checked per request, not cached: a
- * signature check costs tens of microseconds and needs no per-connection
- * state.
+ * failure, why says what is wrong; on success id holds its identity
+ * (peer_identity_of). Checked per request, not cached: a signature check
+ * costs tens of microseconds and needs no per-connection state.
  */
-static bool client_cert_ok(struct MHD_Connection *c, char *why, size_t whylen)
+static bool client_cert_ok(struct MHD_Connection *c, char *id, size_t idlen, char *why,
+                           size_t whylen)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -267,8 +333,10 @@ static bool client_cert_ok(struct MHD_Connection *c, char *why, size_t whylen)
         snprintf(why, whylen, "it cannot be verified: %s", gnutls_strerror(r));
         return false;
     }
-    if (status == 0)
+    if (status == 0) {
+        peer_identity_of(session, id, idlen);
         return true;
+    }
     if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) == 0) {
         size_t len = (size_t)snprintf(why, whylen, "%s", (const char *)text.data);
         gnutls_free(text.data);
@@ -424,10 +492,14 @@ static enum MHD_Result first_call(struct dd_http_server *srv, struct MHD_Connect
     int r;
 
     rs->route = srv->n_routes; /* "unmatched" until routed */
-    if (srv->tls_ca && !client_cert_ok(c, cert_why, sizeof(cert_why))) {
-        atomic_fetch_add(&srv->bad_client_cert, 1);
-        dd_http_reply_error(&resp, 403, "forbidden", "client certificate required: %s", cert_why);
-        return answer(srv, c, rs, &resp, NULL, true);
+    if (srv->tls_ca) {
+        if (!client_cert_ok(c, rs->peer_id, sizeof(rs->peer_id), cert_why, sizeof(cert_why))) {
+            atomic_fetch_add(&srv->bad_client_cert, 1);
+            dd_http_reply_error(&resp, 403, "forbidden", "client certificate required: %s",
+                                cert_why);
+            return answer(srv, c, rs, &resp, NULL, true);
+        }
+        rs->peer_verified = true;
     }
     if (rs->encoded_nul)
         return reject(srv, c, rs, 400, "bad_request", "the path contains an encoded NUL (%00)");
@@ -497,6 +569,7 @@ static enum MHD_Result dispatch(struct dd_http_server *srv, struct MHD_Connectio
     req.body_len = rs->len;
     memcpy(req.params, rs->params, rs->n_params * sizeof(*rs->params));
     req.n_params = rs->n_params;
+    req.peer_identity = rs->peer_verified ? rs->peer_id : NULL;
     rs->conn = c;
     if (rt->handler(rt->ctx, &req, &resp) < 0 && resp.status < 500)
         dd_http_reply_error(&resp, 500, "internal", "the handler failed");
@@ -800,6 +873,80 @@ static char *read_pem(const char *path, char *errbuf, size_t errlen)
     return buf;
 }
 
+/* Reads a whole PEM file for a TLS client (a CA bundle may be far past
+ * read_pem's 64 KiB); errbuf names the file and what is wrong. */
+static int load_client_pem(const char *what, const char *path, gnutls_datum_t *ret, char *errbuf,
+                           size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+    if (fd < 0) {
+        snprintf(errbuf, errlen, "%s %s: %s", what, path, strerror(errno));
+        return -errno;
+    }
+    close(fd);
+    if ((r = gnutls_load_file(path, ret)) < 0) {
+        snprintf(errbuf, errlen, "%s %s: %s", what, path, gnutls_strerror(r));
+        return -EINVAL;
+    }
+    if (ret->size == 0) {
+        gnutls_free(ret->data);
+        ret->data = NULL;
+        snprintf(errbuf, errlen, "%s %s: the file is empty", what, path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int dd_http_tls_check_client_files(const char *cert_file, const char *key_file, const char *ca_file,
+                                   char *errbuf, size_t errlen)
+{
+    gnutls_certificate_credentials_t cred;
+    gnutls_datum_t cert = {NULL, 0}, key = {NULL, 0}, ca = {NULL, 0};
+    int r, ret = 0;
+
+    if ((cert_file == NULL) != (key_file == NULL)) {
+        snprintf(errbuf, errlen, "a client certificate needs its key, and a key its certificate");
+        return DD_E_USAGE;
+    }
+    if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (cert_file) {
+        if ((ret = load_client_pem("client certificate", cert_file, &cert, errbuf, errlen)) < 0 ||
+            (ret = load_client_pem("client key", key_file, &key, errbuf, errlen)) < 0)
+            goto out;
+        /* also checks that the key is the certificate's */
+        r = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+        if (r < 0) {
+            snprintf(errbuf, errlen, "client certificate %s with key %s: %s", cert_file, key_file,
+                     gnutls_strerror(r));
+            ret = -EINVAL;
+            goto out;
+        }
+    }
+    if (ca_file) {
+        if ((ret = load_client_pem("CA file", ca_file, &ca, errbuf, errlen)) < 0)
+            goto out;
+        r = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+        if (r <= 0) {
+            snprintf(errbuf, errlen, "CA file %s: %s", ca_file,
+                     r < 0 ? gnutls_strerror(r) : "no PEM certificate in it");
+            ret = -EINVAL;
+            goto out;
+        }
+    }
+out:
+    gnutls_free(cert.data);
+    if (key.data)
+        gnutls_memset(key.data, 0, key.size); /* the private key */
+    gnutls_free(key.data);
+    gnutls_free(ca.data);
+    gnutls_certificate_free_credentials(cred);
+    return ret;
+}
+
 /* jansson's allocations go through our shim, like everything else: counted,
  * and failable in tests. Process-wide; both ends are malloc/free, so a string
  * jansson made before this is still freed correctly. */
@@ -866,10 +1013,12 @@ int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *
                  cfg->listen ? cfg->listen : "");
         return DD_E_PARSE;
     }
-    if (!loopback && !(cfg->token && *cfg->token)) {
+    /* beyond loopback every request must be authenticated: by the token, or
+     * by a client certificate the client CA verifies (every request then) */
+    if (!loopback && !(cfg->token && *cfg->token) && !cfg->tls_client_ca) {
         snprintf(errbuf, errlen,
-                 "refusing to listen on %s without a token: set --token-file, or listen on "
-                 "127.0.0.1",
+                 "refusing to listen on %s without a token: set --token-file (or require "
+                 "client certificates with --tls-client-ca), or listen on 127.0.0.1",
                  cfg->listen);
         return DD_E_USAGE;
     }

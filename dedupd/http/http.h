@@ -27,8 +27,12 @@
  * address; one idle for idle_timeout_s (no byte in either direction) is
  * closed. Past a limit a new connection is accepted and closed at once.
  *
- * Listening beyond loopback requires a token (start refuses otherwise). A
- * client certificate does not replace the token: mutating routes need both.
+ * Listening beyond loopback requires a token or a client CA (start refuses
+ * otherwise). Where both are set, a client certificate does not replace the
+ * token: mutating routes need both. With a client CA and no token, the
+ * verified certificate is what authenticates every request, mutating ones
+ * included; handlers that act for a named party (a node's report) compare
+ * that name with peer_identity.
  */
 #ifndef DD_HTTP_HTTP_H
 #define DD_HTTP_HTTP_H
@@ -50,6 +54,14 @@ struct dd_http_request {
     /* path parameters, in pattern order ("{name}" -> params[0]) */
     const char *params[4];
     size_t n_params;
+    /* The verified client certificate's identity, for handlers that must
+     * tie what a request claims to who sent it. NULL when the server has no
+     * client CA (nothing was verified; a certificate offered anyway does
+     * not count). Otherwise the certificate's subject CN, or, when it has
+     * no CN, its first DNS subjectAltName; "" when it has neither, has two
+     * CNs, or the name is longer than DD_HTTP_MAX_IDENTITY - 1 bytes or not
+     * printable ASCII (such a certificate identifies nobody). */
+    const char *peer_identity;
     void *conn;  /* opaque: for dd_http_query */
     void *state; /* opaque: for dd_http_defer */
 };
@@ -116,7 +128,8 @@ struct dd_http_config {
     const char *tls_key;
     /* PEM file: every request must come with a client certificate that chains
      * to this CA (else 403 before routing, and the connection is closed).
-     * Needs tls_cert and tls_key. */
+     * Needs tls_cert and tls_key. Its identity goes to handlers
+     * (dd_http_request.peer_identity). */
     const char *tls_client_ca;
     /* Open connections in all; 0 = DD_HTTP_MAX_CONNECTIONS. Start raises the
      * RLIMIT_NOFILE soft limit toward the hard one to make room; where the
@@ -141,6 +154,14 @@ void dd_http_stop(struct dd_http_server *srv);
 /* Prometheus text lines for the HTTP layer: request counts by route and
  * status class, latency histograms per route, body rejections. */
 void dd_http_metrics(struct dd_http_server *srv, FILE *out);
+
+/* Loads a PEM certificate with its key (and, when ca_file is not NULL, a
+ * PEM CA bundle) the way a TLS client will, so a bad file is an error at
+ * start rather than at the first handshake: unreadable, not PEM, no
+ * certificate in it, a key that is not the certificate's. errbuf names the
+ * file. For the report pusher's mutual TLS. */
+int dd_http_tls_check_client_files(const char *cert_file, const char *key_file, const char *ca_file,
+                                   char *errbuf, size_t errlen);
 
 /* Parses "ADDR:PORT" / "[ADDR]:PORT"; true when ADDR is loopback. */
 int dd_http_parse_listen(const char *listen, char *addr, size_t addrlen, uint16_t *ret_port,

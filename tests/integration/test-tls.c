@@ -10,7 +10,9 @@
  * CA configured a request without a certificate, with one from the other CA,
  * or with a certificate not made for client use is answered 403 "forbidden"
  * (libmicrohttpd only asks for the certificate; the server's own check in
- * http.c is what rejects) while the good certificate is served.
+ * http.c is what rejects) while the good certificate is served. Handlers
+ * see the verified certificate's identity (CN, else first DNS name), and
+ * a client CA stands in for the token beyond loopback.
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
@@ -24,44 +26,19 @@
 #include "dedupd/http/http.h"
 #include "helpers.h"
 
-/* The openssl configuration: one extension section per kind of certificate. */
-static const char openssl_cnf[] = "[req]\n"
-                                  "distinguished_name = dn\n"
-                                  "prompt = no\n"
-                                  "[dn]\n"
-                                  "CN = unused\n"
-                                  "[ca]\n"
-                                  "basicConstraints = critical,CA:TRUE\n"
-                                  "keyUsage = critical,keyCertSign,cRLSign\n"
-                                  "subjectKeyIdentifier = hash\n"
-                                  "[server]\n"
-                                  "basicConstraints = critical,CA:FALSE\n"
-                                  "keyUsage = critical,digitalSignature\n"
-                                  "extendedKeyUsage = serverAuth\n"
-                                  "subjectAltName = IP:127.0.0.1\n"
-                                  "[client]\n"
-                                  "basicConstraints = critical,CA:FALSE\n"
-                                  "keyUsage = critical,digitalSignature\n"
-                                  "extendedKeyUsage = clientAuth\n";
-
-/* $1 = name, $2 = subject CN, $3 = signing CA, $4 = extension section, $5 = serial */
-static const char openssl_script[] =
-    "set -e\n"
-    "key='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n"
-    "ca() {\n"
-    "  openssl req -x509 -new -config openssl.cnf -extensions ca $key -days 2 \\\n"
-    "    -keyout $1.key -out $1.pem -subj \"/CN=$2\"\n"
-    "}\n"
-    "leaf() {\n"
-    "  openssl req -new -config openssl.cnf $key -keyout $1.key -out $1.csr -subj \"/CN=$2\"\n"
-    "  openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -set_serial $5 -days 2 \\\n"
-    "    -extfile openssl.cnf -extensions $4 -out $1.pem\n"
-    "}\n"
-    "ca ca 'dedupd test CA'\n"
-    "leaf server 127.0.0.1 ca server 2\n"
-    "leaf client dedupctl ca client 3\n"
-    "ca other-ca 'unrelated CA'\n"
-    "leaf other-client dedupctl other-ca client 4\n";
+/* Made by tt_openssl_pki: the CA, the server and client certificates the
+ * tests below use, and for the identities handed to handlers, a node's
+ * (CN=system:node:...), one with no CN but DNS names and one with two
+ * CNs. */
+static const char pki_script[] =
+    "ca ca '/CN=dedupd test CA'\n"
+    "leaf server /CN=127.0.0.1 ca server 2\n"
+    "leaf client /CN=dedupctl ca client 3\n"
+    "ca other-ca '/CN=unrelated CA'\n"
+    "leaf other-client /CN=dedupctl other-ca client 4\n"
+    "leaf node '/O=system:nodes/CN=system:node:gpu-a-01' ca client 5\n"
+    "SAN=DNS:gpu-san-04,DNS:second.example leaf san-only /O=dedupd ca client_san 6\n"
+    "leaf two-cn '/CN=gpu-a-01/CN=gpu-b-02' ca client 7\n";
 
 static char *dir;
 
@@ -72,25 +49,9 @@ static char *pem(const char *name)
 
 static int make_pki(void **state)
 {
-    char *cnf, *script, *out = NULL, *err = NULL;
-    int rc;
     (void)state;
-
-    if (!tt_have_program("openssl"))
-        fail_msg("the openssl CLI is needed to make the test certificates (apt-get install "
-                 "openssl)");
     dir = tt_tmpdir();
-    cnf = pem("openssl.cnf");
-    tt_write_file(cnf, openssl_cnf, sizeof(openssl_cnf) - 1);
-    if (asprintf(&script, "cd '%s' && { %s}", dir, openssl_script) < 0)
-        fail_msg("asprintf");
-    rc = tt_run((const char *const[]){"/bin/sh", "-c", script, NULL}, &out, &err);
-    if (rc != 0)
-        fail_msg("openssl failed (%d): %s%s", rc, out, err);
-    free(out);
-    free(err);
-    free(script);
-    free(cnf);
+    tt_openssl_pki(dir, pki_script);
     return 0;
 }
 
@@ -116,9 +77,20 @@ static int h_poke(void *ctx, const struct dd_http_request *req, struct dd_http_r
     return dd_http_reply_json(resp, 202, json_pack("{s:b}", "poked", 1));
 }
 
+/* The identity the server hands handlers: null when none was verified. */
+static int h_whoami(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
+{
+    (void)ctx;
+    return dd_http_reply_json(
+        resp, 200,
+        json_pack("{s:o}", "identity",
+                  req->peer_identity ? json_string(req->peer_identity) : json_null()));
+}
+
 static const struct dd_http_route routes[] = {
     {"GET", "/v1/hello", h_hello, NULL, false, NULL, 0},
     {"POST", "/v1/poke", h_poke, NULL, true, NULL, 0},
+    {"GET", "/v1/whoami", h_whoami, NULL, false, NULL, 0},
 };
 
 struct reply {
@@ -346,6 +318,115 @@ static void test_client_certificates(void **state)
     dd_http_stop(srv);
 }
 
+static void expect_identity(uint16_t port, const char *cert, const char *want)
+{
+    struct reply r =
+        call(port, "/v1/whoami", &(struct client){.scheme = "https", .ca = "ca.pem", .cert = cert});
+    char expect[256];
+    assert_ok(&r, 200);
+    if (want)
+        snprintf(expect, sizeof(expect), "{\"identity\":\"%s\"}", want);
+    else
+        snprintf(expect, sizeof(expect), "{\"identity\":null}");
+    if (strcmp(r.body, expect) != 0)
+        fail_msg("certificate %s: expected %s, got %s", cert ? cert : "(none)", expect, r.body);
+    free(r.body);
+}
+
+/* What handlers learn of the client: the verified certificate's subject
+ * CN, else its first DNS name; nothing when no client CA verified it. */
+static void test_peer_identity(void **state)
+{
+    struct dd_http_server *srv = start(NULL, NULL);
+    (void)state;
+    /* no client CA: a certificate offered is not verified, so names nobody */
+    expect_identity(dd_http_port(srv), "node", NULL);
+    expect_identity(dd_http_port(srv), NULL, NULL);
+    dd_http_stop(srv);
+
+    srv = start("ca.pem", NULL);
+    uint16_t port = dd_http_port(srv);
+    expect_identity(port, "client", "dedupctl");
+    expect_identity(port, "node", "system:node:gpu-a-01");
+    /* no CN: the first DNS subjectAltName */
+    expect_identity(port, "san-only", "gpu-san-04");
+    /* two CNs: ambiguous, verified but naming nobody */
+    expect_identity(port, "two-cn", "");
+    /* nothing is kept between requests: the first certificate again */
+    expect_identity(port, "client", "dedupctl");
+    dd_http_stop(srv);
+}
+
+/* Beyond loopback a client CA authenticates like a token does. */
+static void test_client_ca_instead_of_token(void **state)
+{
+    char *cert = pem("server.pem"), *key = pem("server.key"), *ca = pem("ca.pem");
+    struct dd_http_server *srv = NULL;
+    char err[256];
+    (void)state;
+
+    struct dd_http_config open_cfg = {.listen = "0.0.0.0:0", .tls_cert = cert, .tls_key = key};
+    assert_int_equal(
+        dd_http_start(&open_cfg, routes, DD_ARRAY_SIZE(routes), &srv, err, sizeof(err)),
+        DD_E_USAGE);
+    assert_non_null(strstr(err, "--tls-client-ca"));
+    struct dd_http_config ca_cfg = {
+        .listen = "0.0.0.0:0", .tls_cert = cert, .tls_key = key, .tls_client_ca = ca};
+    if (dd_http_start(&ca_cfg, routes, DD_ARRAY_SIZE(routes), &srv, err, sizeof(err)) < 0)
+        fail_msg("start on 0.0.0.0 with a client CA: %s", err);
+    uint16_t port = dd_http_port(srv);
+    /* no token set: the certificate is what lets a mutating request in */
+    struct reply r = call(
+        port, "/v1/poke",
+        &(struct client){.scheme = "https", .ca = "ca.pem", .cert = "client", .method = "POST"});
+    assert_ok(&r, 202);
+    free(r.body);
+    r = call(port, "/v1/poke",
+             &(struct client){.scheme = "https", .ca = "ca.pem", .method = "POST"});
+    assert_error(&r, 403, "forbidden", "none was presented");
+    free(r.body);
+    dd_http_stop(srv);
+    free(cert);
+    free(key);
+    free(ca);
+}
+
+/* The pusher's check of its files at start. */
+static void test_client_files_check(void **state)
+{
+    char err[512];
+    char *node = pem("node.pem"), *node_key = pem("node.key"), *client_key = pem("client.key");
+    char *ca = pem("ca.pem"), *empty = pem("empty.pem"), *missing = pem("missing.pem");
+    (void)state;
+
+    tt_write_file(empty, "", 0);
+    assert_int_equal(dd_http_tls_check_client_files(node, node_key, ca, err, sizeof(err)), 0);
+    assert_int_equal(dd_http_tls_check_client_files(node, node_key, NULL, err, sizeof(err)), 0);
+    assert_int_equal(dd_http_tls_check_client_files(NULL, NULL, ca, err, sizeof(err)), 0);
+
+    assert_int_equal(dd_http_tls_check_client_files(node, NULL, NULL, err, sizeof(err)),
+                     DD_E_USAGE);
+    assert_non_null(strstr(err, "needs its key"));
+    /* another certificate's key */
+    assert_true(dd_http_tls_check_client_files(node, client_key, ca, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, node));
+    assert_non_null(strstr(err, "do not match"));
+    assert_true(dd_http_tls_check_client_files(missing, node_key, NULL, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, missing));
+    assert_non_null(strstr(err, "No such file"));
+    assert_true(dd_http_tls_check_client_files(node, empty, NULL, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, "empty"));
+    /* a key is no CA bundle */
+    assert_true(dd_http_tls_check_client_files(NULL, NULL, node_key, err, sizeof(err)) < 0);
+    assert_non_null(strstr(err, node_key));
+    free(node);
+    free(node_key);
+    free(client_key);
+    free(ca);
+    free(empty);
+    free(missing);
+}
+
 static void test_tls_config_errors(void **state)
 {
     struct dd_http_server *srv = NULL;
@@ -378,6 +459,9 @@ int main(void)
         cmocka_unit_test(test_https),
         cmocka_unit_test(test_client_certificates),
         cmocka_unit_test(test_tls_config_errors),
+        cmocka_unit_test(test_peer_identity),
+        cmocka_unit_test(test_client_ca_instead_of_token),
+        cmocka_unit_test(test_client_files_check),
     };
     int r = cmocka_run_group_tests(tests, make_pki, drop_pki);
     curl_global_cleanup();

@@ -170,12 +170,32 @@ static void test_cluster_view(void **state)
     dd_cluster_free(c);
 }
 
+/* A client certificate's identity against a report's node name. */
+static void test_identity_names_node(void **state)
+{
+    (void)state;
+    assert_true(dd_report_identity_names_node("gpu-a-01", "gpu-a-01"));
+    assert_true(dd_report_identity_names_node("system:node:gpu-a-01", "gpu-a-01"));
+    assert_false(dd_report_identity_names_node("system:node:gpu-a-01", "gpu-b-02"));
+    assert_false(dd_report_identity_names_node("gpu-a-01", "gpu-a-0"));
+    assert_false(dd_report_identity_names_node("gpu-a-0", "gpu-a-01"));
+    assert_false(dd_report_identity_names_node("GPU-A-01", "gpu-a-01"));
+    assert_false(dd_report_identity_names_node("system:node:", ""));
+    assert_false(dd_report_identity_names_node("", "gpu-a-01"));
+    assert_false(dd_report_identity_names_node(NULL, "gpu-a-01"));
+    /* only that prefix: another one is a different name */
+    assert_false(dd_report_identity_names_node("system:nodes:gpu-a-01", "gpu-a-01"));
+    assert_false(dd_report_identity_names_node("system:node:system:node:gpu-a-01", "gpu-a-01"));
+    assert_false(dd_report_identity_names_node("xsystem:node:gpu-a-01", "gpu-a-01"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bad_reports),
         cmocka_unit_test(test_cluster_view),
+        cmocka_unit_test(test_identity_names_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
