@@ -5,6 +5,8 @@
  *   dedupctl history  --remote URL NAME [--from S] [--to S] [--step S]
  *   dedupctl estimate --remote URL PATH...    start a job on the daemon, wait, print
  *   dedupctl model    --remote URL [retrain]  the cost model's status, or train it now
+ *   dedupctl place    --remote URL POD.json|-  every node's score, verdict and why for a pod
+ *                     (a Pod object, or {"namespace": NS, "name": NAME} of a cached pod)
  *   dedupctl cluster  --remote URL [NODE]     a placement role's cluster view: one line
  *                     per node (report age, stale, skew, GPUs) and per volume (pool,
  *                     mode, free physical space, write rate, cost)
@@ -385,6 +387,63 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
                                    json_integer_value(json_object_get(hc, "holdout_rows"))));
             }
             (void)h;
+        }
+        ret = 0;
+    } else if (strcmp(verb, "place") == 0) {
+        json_error_t je;
+        json_t *pod;
+        char *body;
+        if (optind + 1 != argc) {
+            fprintf(stderr, "dedupctl: place: exactly one POD.json (or - for stdin)\n");
+            ret = 2;
+            goto out;
+        }
+        pod = strcmp(argv[optind], "-") == 0 ? json_loadf(stdin, 0, &je)
+                                             : json_load_file(argv[optind], 0, &je);
+        if (!pod) {
+            fprintf(stderr, "dedupctl: place: %s: line %d column %d: %s\n", argv[optind], je.line,
+                    je.column, je.text);
+            ret = 2;
+            goto out;
+        }
+        body = json_dumps(pod, JSON_COMPACT);
+        json_decref(pod);
+        long st = call(api, "POST", "/v1/placement", body, &doc, err, sizeof(err));
+        free(body);
+        if (st != 200)
+            goto fail;
+        if (json) {
+            dump(doc);
+        } else {
+            json_t *p = json_object_get(doc, "pod"), *n, *note;
+            size_t i;
+            printf("pod %s/%s: %.0f GPUs, profile %s (%s), mode %s, kubernetes %s, best %s\n",
+                   json_string_value(json_object_get(p, "namespace")),
+                   json_string_value(json_object_get(p, "name")), num(p, "gpus"),
+                   json_string_value(json_object_get(p, "profile")),
+                   json_string_value(json_object_get(p, "source")),
+                   json_string_value(json_object_get(doc, "mode")),
+                   json_string_value(json_object_get(doc, "kubernetes")),
+                   json_is_string(json_object_get(doc, "best"))
+                       ? json_string_value(json_object_get(doc, "best"))
+                       : "-");
+            json_array_foreach(json_object_get(p, "notes"), i, note)
+                printf("  note: %s\n", json_string_value(note));
+            printf("%-32s %5s %-12s %10s  %s\n", "NODE", "SCORE", "VERDICT", "SLOWDOWN%", "WHY");
+            json_array_foreach(json_object_get(doc, "nodes"), i, n)
+            {
+                char slow[32];
+                json_t *sd = json_object_get(n, "slowdown_percent");
+                if (json_is_string(sd))
+                    snprintf(slow, sizeof(slow), "%s", json_string_value(sd));
+                else
+                    cell(slow, sizeof(slow), num(n, "slowdown_percent"), 1);
+                printf("%-32s %5lld %-12s %10s  %s\n",
+                       json_string_value(json_object_get(n, "node")),
+                       (long long)json_integer_value(json_object_get(n, "score")),
+                       json_string_value(json_object_get(n, "verdict")), slow,
+                       json_string_value(json_object_get(n, "reason")));
+            }
         }
         ret = 0;
     } else if (strcmp(verb, "cluster") == 0) {
