@@ -18,7 +18,7 @@ void dd_profile_set_init(struct dd_profile_set *s)
     snprintf(s->dflt.name, sizeof(s->dflt.name), "default");
     s->dflt.read_mbps = DD_PROFILE_DEFAULT_READ_MBPS;
     s->dflt.write_mbps = DD_PROFILE_DEFAULT_WRITE_MBPS;
-    s->dflt.duplicate_share = NAN;
+    s->dflt.duplicate_share = (double)NAN;
 }
 
 const struct dd_profile_def *dd_profile_find(const struct dd_profile_set *s, const char *name)
@@ -75,7 +75,7 @@ int dd_profile_set_from_json(struct dd_profile_set *s, json_t *o, char *errbuf, 
     {
         struct dd_profile_def d = {.read_mbps = s->dflt.read_mbps,
                                    .write_mbps = s->dflt.write_mbps,
-                                   .duplicate_share = NAN};
+                                   .duplicate_share = (double)NAN};
         const char *k;
         json_t *unused;
         if (!json_is_object(v) || strlen(name) == 0 || strlen(name) >= sizeof(d.name)) {
@@ -115,6 +115,8 @@ int dd_profile_set_from_json(struct dd_profile_set *s, json_t *o, char *errbuf, 
     return 0;
 }
 
+static void note(struct dd_pod_profile *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void note(struct dd_pod_profile *p, const char *fmt, ...)
 {
     va_list ap;

@@ -195,8 +195,8 @@ static void claim_rows(const struct dd_report_volume *v, const struct dd_claim_l
 {
     struct dd_features *con = &rows[0], *alone = &rows[1];
     double lw = ls ? ls->write_mbps : 0, lr = ls ? ls->read_mbps : 0;
-    double add = lw + c->write_mbps, dup = NAN;
-    struct dd_what_if w = {.write_mbps = add, .duplicate_share = NAN, .cpu_load = 0};
+    double add = lw + c->write_mbps, dup = (double)NAN;
+    struct dd_what_if w = {.write_mbps = add, .duplicate_share = (double)NAN, .cpu_load = 0};
 
     /* the added writes' duplicate share: the ledger's and the pod's mixed,
      * or the pool's own when any is unknown */
@@ -247,8 +247,8 @@ static void node_figure(const struct dd_score_options *o, const struct dd_score_
     double cores = r->cores, util_ex = r->cpu_util_ex_vdo;
     double vdo_now =
         isfinite(r->vdo_cpu_seconds) && r->interval_s > 0 ? r->vdo_cpu_seconds / r->interval_s : 0;
-    double vdo_add = 0, rho = NAN, cpu_stretch = 0, weight_sum = 0, slow = 0;
-    double alloc = NAN, requested = NAN, free_gpus = NAN;
+    double vdo_add = 0, rho = (double)NAN, cpu_stretch = 0, weight_sum = 0, slow = 0;
+    double alloc = (double)NAN, requested = (double)NAN, free_gpus = (double)NAN;
     const struct dd_ledger_sum *lg = dd_ledger_view_find(env->ledger, s->node, "");
 
     if (!isfinite(util_ex))
@@ -308,7 +308,7 @@ static void node_figure(const struct dd_score_options *o, const struct dd_score_
     if (env->gpus.node_gpus && env->gpus.node_gpus(env->gpus.ctx, s->node, &alloc, &requested) == 0)
         free_gpus = alloc - requested - (lg ? lg->provisional_gpus : 0);
     if (isfinite(free_gpus) && free_gpus + 1e-9 < pod->gpus)
-        slow = INFINITY;
+        slow = (double)INFINITY;
 
     s->verdict = DD_VERDICT_OK;
     s->slowdown_percent = slow;
@@ -378,8 +378,8 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
                                         .verdict = DD_VERDICT_NEUTRAL,
                                         .filter_reason = DD_FR_NONE,
                                         .score = o->neutral_score,
-                                        .slowdown_percent = NAN,
-                                        .gpu_util = NAN};
+                                        .slowdown_percent = (double)NAN,
+                                        .gpu_util = (double)NAN};
     }
     if (fast) {
         for (size_t i = 0; i < n; i++) {

@@ -309,12 +309,12 @@ static void test_absolute_scale(void **state)
         double slow;
         int score;
     } table[] = {{0, 10}, {-3, 10}, {5, 8},   {10, 7},   {25, 5},
-                 {50, 3}, {100, 2}, {225, 1}, {1000, 0}, {INFINITY, 0}};
+                 {50, 3}, {100, 2}, {225, 1}, {1000, 0}, {(double)INFINITY, 0}};
     (void)state;
     dd_score_options_init(&o);
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
         assert_int_equal(dd_score_from_slowdown(&o, table[i].slow), table[i].score);
-    assert_int_equal(dd_score_from_slowdown(&o, NAN), o.neutral_score);
+    assert_int_equal(dd_score_from_slowdown(&o, (double)NAN), o.neutral_score);
     int prev = 10;
     for (double s = 0; s < 5000; s += 0.25) {
         int sc = dd_score_from_slowdown(&o, s);
@@ -431,7 +431,7 @@ static void test_filter_reasons(void **state)
     snprintf(le.node, sizeof(le.node), "tight");
     snprintf(le.loads[0].pool, sizeof(le.loads[0].pool), "fast");
     le.loads[0].reserve_bytes = (uint64_t)(12 * GIB);
-    le.loads[0].duplicate_share = NAN;
+    le.loads[0].duplicate_share = (double)NAN;
     assert_int_equal(dd_ledger_record(w.ledger, &le, NOW), 0);
     world_ready(&w, pod.uid);
     for (int what = 0; what < 2; what++) {
