@@ -27,7 +27,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +40,7 @@
 #include "placement/extender.h"
 #include "placement/kube.h"
 #include "placement/ledger.h"
+#include "placement/placer.h"
 #include "placement/profile.h"
 #include "placement/score.h"
 
@@ -50,17 +50,7 @@ enum outcome { O_OK, O_BAD_REQUEST, O_MODEL_ERROR, O_COUNT };
 static const char *const outcome_names[O_COUNT] = {"ok", "bad_request", "model_error"};
 
 struct dd_extender_api {
-    struct dd_cluster *cluster;     /* borrowed */
-    struct dd_model_service *model; /* borrowed */
-    struct dd_kube *kube;           /* borrowed; NULL until set */
-    char kube_source[1100];         /* "none", "in-cluster", "--kube-api URL" */
-    struct dd_ledger *ledger;       /* owned */
-
-    pthread_rwlock_t cfg_lock; /* opts, profiles, shadow: SIGHUP replaces them */
-    struct dd_score_options opts;
-    struct dd_profile_set profiles;
-    bool shadow;
-
+    struct dd_placer *placer; /* owned: the ledger, options, profiles */
     /* atomic counters */
     uint64_t requests[V_COUNT][O_COUNT];
     uint64_t filtered[DD_FR_COUNT];
@@ -83,116 +73,23 @@ static void options_from(const struct dd_config *c, struct dd_score_options *o,
     }
 }
 
-static void profiles_from(const struct dd_config *c, struct dd_profile_set *s)
+static int configure(struct dd_extender_api *a, const struct dd_config *c)
 {
-    dd_profile_set_init(s);
-    if (c->has_default_profile)
-        s->dflt = c->default_profile;
-    s->n = c->n_profiles;
-    s->defs = s->n ? dd_calloc(s->n, sizeof(*s->defs)) : NULL;
-    if (s->n && !s->defs)
-        s->n = 0;
-    if (s->n)
-        memcpy(s->defs, c->profiles, s->n * sizeof(*s->defs));
-}
-
-int dd_extender_api_new(const struct dd_config *c, struct dd_cluster *cluster,
-                        struct dd_model_service *model, struct dd_extender_api **ret)
-{
-    struct dd_extender_api *a = dd_calloc(1, sizeof(*a));
-    struct dd_ledger_options lo;
-    int r;
-    if (!a)
-        return -ENOMEM;
-    a->cluster = cluster;
-    a->model = model;
-    snprintf(a->kube_source, sizeof(a->kube_source), "none");
-    options_from(c, &a->opts, &lo);
-    profiles_from(c, &a->profiles);
-    a->shadow = strcmp(c->placement_mode, "shadow") == 0;
-    if ((r = dd_ledger_new(&lo, &a->ledger)) < 0) {
-        dd_profile_set_release(&a->profiles);
-        dd_free(a);
-        return r;
-    }
-    pthread_rwlock_init(&a->cfg_lock, NULL);
-    *ret = a;
-    return 0;
-}
-
-struct dd_extender_api *dd_extender_api_free(struct dd_extender_api *a)
-{
-    if (!a)
-        return NULL;
-    dd_ledger_free(a->ledger);
-    dd_profile_set_release(&a->profiles);
-    pthread_rwlock_destroy(&a->cfg_lock);
-    dd_free(a);
-    return NULL;
-}
-
-void dd_extender_api_reconfigure(struct dd_extender_api *a, const struct dd_config *c)
-{
-    struct dd_profile_set fresh;
-    profiles_from(c, &fresh);
-    pthread_rwlock_wrlock(&a->cfg_lock);
-    options_from(c, &a->opts, NULL);
-    dd_profile_set_release(&a->profiles);
-    a->profiles = fresh;
-    a->shadow = strcmp(c->placement_mode, "shadow") == 0;
-    pthread_rwlock_unlock(&a->cfg_lock);
-}
-
-void dd_extender_api_set_kube(struct dd_extender_api *a, struct dd_kube *kube, const char *source)
-{
-    a->kube = kube;
-    snprintf(a->kube_source, sizeof(a->kube_source), "%s", source ? source : "none");
-}
-
-struct dd_ledger *dd_extender_api_ledger(struct dd_extender_api *a)
-{
-    return a->ledger;
-}
-
-/* ---- the pod watch's bindings: confirm, move or rebuild ledger entries ---- */
-
-void dd_extender_api_pod_bound(struct dd_extender_api *a, const char *uid, const char *ns,
-                               const char *name, const char *node)
-{
-    struct dd_kube_pod kp;
-    struct dd_pod_profile prof;
-    struct dd_ledger_entry e;
-    struct dd_score_env env = {0};
     struct dd_score_options o;
-    struct dd_cluster_snapshot *snap;
-
-    /* the common case: prioritize recorded it; the binding confirms */
-    if (!a->kube || dd_kube_pod_lookup(a->kube, ns, name, &kp) < 0) {
-        dd_ledger_bind(a->ledger, uid, node, NULL, dd_wall_ms());
-        return;
-    }
-    pthread_rwlock_rdlock(&a->cfg_lock);
-    dd_profile_resolve(&a->profiles, &kp, &prof);
-    o = a->opts;
-    pthread_rwlock_unlock(&a->cfg_lock);
-    if (prof.gpus <= 0 || prof.n_claims == 0) { /* not a pod we place */
-        dd_ledger_remove(a->ledger, uid);
-        return;
-    }
-    snap = dd_cluster_snapshot(a->cluster);
-    env.cluster = snap;
-    dd_score_ledger_entry(&o, &env, &prof, node, &e);
-    dd_cluster_snapshot_free(snap);
-    if (dd_ledger_bind(a->ledger, uid, node, &e, dd_wall_ms()) == 0)
-        __atomic_add_fetch(&a->bound, 1, __ATOMIC_RELAXED);
+    struct dd_profile_set s;
+    options_from(c, &o, NULL);
+    dd_profile_set_init(&s);
+    if (c->has_default_profile)
+        s.dflt = c->default_profile;
+    s.n = c->n_profiles;
+    s.defs = dd_calloc(c->n_profiles ? c->n_profiles : 1, sizeof(*s.defs));
+    if (!s.defs)
+        return -ENOMEM;
+    memcpy(s.defs, c->profiles, c->n_profiles * sizeof(*s.defs));
+    int r = dd_placer_configure(a->placer, &o, &s, strcmp(c->placement_mode, "shadow") == 0);
+    dd_profile_set_release(&s); /* the placer keeps its own copy */
+    return r;
 }
-
-void dd_extender_api_pod_deleted(struct dd_extender_api *a, const char *uid)
-{
-    dd_ledger_remove(a->ledger, uid);
-}
-
-/* ---- one request ---- */
 
 static int model_predict(void *ctx, const struct dd_features *rows, size_t n, double *cost,
                          double *latency, bool *xgb, uint64_t *version, char *errbuf, size_t errlen)
@@ -204,102 +101,66 @@ static int model_predict(void *ctx, const struct dd_features *rows, size_t n, do
     return r;
 }
 
-static int node_gpus(void *ctx, const char *node, double *alloc, double *requested)
+int dd_extender_api_new(const struct dd_config *c, struct dd_cluster *cluster,
+                        struct dd_model_service *model, struct dd_extender_api **ret)
 {
-    return dd_kube_node_gpus(ctx, node, alloc, requested);
-}
-
-/* With no Kubernetes cache, a pod may name its pool itself
- * (dedupd.io/pool): its claims are taken to be on it. */
-static void pool_from_annotation(const json_t *pod, struct dd_kube_pod *kp)
-{
-    json_t *ann = json_object_get(json_object_get(pod, "metadata"), "annotations");
-    const char *pool = json_string_value(json_object_get(ann, "dedupd.io/pool"));
-    if (!pool || !pool[0] || strlen(pool) >= DD_NAME_MAX)
-        return;
-    if (kp->n_claims == 0) {
-        kp->n_claims = 1;
-        memset(&kp->claims[0], 0, sizeof(kp->claims[0]));
-        snprintf(kp->claims[0].name, sizeof(kp->claims[0].name), "(pod)");
-        kp->claims[0].read_write = true;
-    }
-    for (size_t i = 0; i < kp->n_claims; i++) {
-        struct dd_kube_claim *c = &kp->claims[i];
-        if (c->known)
-            continue;
-        c->known = c->ours = true;
-        snprintf(c->pool, sizeof(c->pool), "%s", pool);
-    }
-}
-
-/* A request's shared state: options and profiles copied under the config
- * lock, the pod resolved, the snapshots taken. */
-struct req {
-    struct dd_extender_api *a;
-    struct dd_score_options opts;
-    bool shadow;
-    struct dd_kube_pod kp;
-    struct dd_pod_profile prof;
-    struct dd_cluster_snapshot *snap;
-    struct dd_ledger_view view;
-    struct dd_score_env env;
-    uint64_t now;
-};
-
-static int req_open(struct req *q, struct dd_extender_api *a, const json_t *pod,
-                    const struct dd_kube_pod *cached, char *err, size_t errlen)
-{
+    struct dd_extender_api *a = dd_calloc(1, sizeof(*a));
+    struct dd_score_options o;
+    struct dd_ledger_options lo;
+    struct dd_score_model m = {model_predict, model};
     int r;
-    memset(q, 0, sizeof(*q));
-    q->a = a;
-    q->now = dd_wall_ms();
-    if (cached) {
-        q->kp = *cached;
-    } else if (a->kube) {
-        if ((r = dd_kube_pod_resolve(a->kube, pod, &q->kp, err, errlen)) < 0)
-            return r;
-    } else {
-        /* no cache: an empty one resolves the pod itself (claims unknown) */
-        struct dd_kube *empty;
-        if ((r = dd_kube_new(&empty, NULL, 0)) < 0)
-            return r;
-        r = dd_kube_pod_resolve(empty, pod, &q->kp, err, errlen);
-        dd_kube_free(empty);
-        if (r < 0)
-            return r;
-        pool_from_annotation(pod, &q->kp);
-    }
-    pthread_rwlock_rdlock(&a->cfg_lock);
-    q->opts = a->opts;
-    q->shadow = a->shadow;
-    dd_profile_resolve(&a->profiles, &q->kp, &q->prof);
-    pthread_rwlock_unlock(&a->cfg_lock);
-
-    dd_ledger_expire(a->ledger, q->now);
-    q->snap = dd_cluster_snapshot(a->cluster);
-    if (!q->snap)
+    if (!a)
         return -ENOMEM;
-    if ((r = dd_ledger_view(a->ledger, q->prof.uid[0] ? q->prof.uid : NULL, q->now, &q->view)) <
-        0) {
-        dd_cluster_snapshot_free(q->snap);
-        q->snap = NULL;
+    options_from(c, &o, &lo);
+    if ((r = dd_placer_new(cluster, &lo, &m, &a->placer)) < 0 || (r = configure(a, c)) < 0) {
+        dd_placer_free(a->placer);
+        dd_free(a);
         return r;
     }
-    q->env = (struct dd_score_env){.cluster = q->snap,
-                                   .ledger = &q->view,
-                                   .model = {model_predict, a->model},
-                                   .gpus = {a->kube ? node_gpus : NULL, a->kube},
-                                   .kube_source = a->kube_source,
-                                   .now_ms = q->now};
+    *ret = a;
     return 0;
 }
 
-static void req_close(struct req *q)
+struct dd_extender_api *dd_extender_api_free(struct dd_extender_api *a)
 {
-    dd_ledger_view_release(&q->view);
-    dd_cluster_snapshot_free(q->snap);
-    q->snap = NULL;
+    if (!a)
+        return NULL;
+    dd_placer_free(a->placer);
+    dd_free(a);
+    return NULL;
 }
+
+void dd_extender_api_reconfigure(struct dd_extender_api *a, const struct dd_config *c)
+{
+    if (configure(a, c) < 0)
+        dd_log_warning("extender: out of memory applying the new configuration; the old stays");
+}
+
+void dd_extender_api_set_kube(struct dd_extender_api *a, struct dd_kube *kube, const char *source)
+{
+    dd_placer_set_kube(a->placer, kube, source);
+}
+
+struct dd_ledger *dd_extender_api_ledger(struct dd_extender_api *a)
+{
+    return dd_placer_ledger(a->placer);
+}
+
+/* ---- the pod watch's bindings: confirm, move or rebuild ledger entries ---- */
+
+void dd_extender_api_pod_bound(struct dd_extender_api *a, const char *uid, const char *ns,
+                               const char *name, const char *node)
+{
+    if (dd_placer_pod_bound(a->placer, uid, ns, name, node, dd_wall_ms()))
+        __atomic_add_fetch(&a->bound, 1, __ATOMIC_RELAXED);
+}
+
+void dd_extender_api_pod_deleted(struct dd_extender_api *a, const char *uid)
+{
+    dd_placer_pod_deleted(a->placer, uid);
+}
+
+/* ---- one request ---- */
 
 static void count(struct dd_extender_api *a, enum verb v, enum outcome o)
 {
@@ -326,17 +187,14 @@ static void count_verdicts(struct dd_extender_api *a, const struct dd_node_score
 
 /* Records the pod on its best node (both modes: shadow's figures then
  * reflect what enforcing would have done). */
-static void record_best(struct req *q, const struct dd_node_score *s, size_t n)
+static void record_best(struct dd_extender_api *a, struct dd_placement *q,
+                        const struct dd_node_score *s, size_t n)
 {
-    long best = dd_score_best(s, n);
-    struct dd_ledger_entry e;
-    if (best < 0 || !q->prof.uid[0])
-        return;
-    dd_score_ledger_entry(&q->opts, &q->env, &q->prof, s[best].node, &e);
-    if (dd_ledger_record(q->a->ledger, &e, q->now) == 0)
-        __atomic_add_fetch(&q->a->recorded, 1, __ATOMIC_RELAXED);
-    else
-        __atomic_add_fetch(&q->a->ledger_full, 1, __ATOMIC_RELAXED);
+    long r = dd_placer_record_best(q, s, n);
+    if (r >= 0)
+        __atomic_add_fetch(&a->recorded, 1, __ATOMIC_RELAXED);
+    else if (r == -ENOSPC)
+        __atomic_add_fetch(&a->ledger_full, 1, __ATOMIC_RELAXED);
 }
 
 /* Parses the body; NULL with a message on failure. */
@@ -355,7 +213,7 @@ static int h_filter(void *ctx, const struct dd_http_request *req, struct dd_http
     struct dd_extender_api *a = ctx;
     struct dd_extender_args args;
     struct dd_node_score *s = NULL;
-    struct req q;
+    struct dd_placement q;
     char err[512] = "";
     json_t *doc = body_json(req, err, sizeof(err)), *out;
     int r;
@@ -365,15 +223,15 @@ static int h_filter(void *ctx, const struct dd_http_request *req, struct dd_http
         count(a, V_FILTER, O_BAD_REQUEST);
         return dd_http_reply_json(resp, 200, dd_extender_filter_error(err));
     }
-    if ((r = req_open(&q, a, args.pod, NULL, err, sizeof(err))) < 0) {
+    if ((r = dd_placer_begin(a->placer, args.pod, NULL, dd_wall_ms(), &q, err, sizeof(err))) < 0) {
         dd_extender_args_release(&args);
         json_decref(doc);
         count(a, V_FILTER, O_BAD_REQUEST);
         return dd_http_reply_json(resp, 200, dd_extender_filter_error(err));
     }
     s = dd_calloc(args.n ? args.n : 1, sizeof(*s));
-    if (!s || dd_score_pod(&q.opts, &q.env, &q.prof, args.names, args.n, DD_SCORE_FILTER, false, s,
-                           err, sizeof(err)) < 0) {
+    if (!s ||
+        dd_placer_score(&q, args.names, args.n, DD_SCORE_FILTER, false, s, err, sizeof(err)) < 0) {
         /* cannot happen short of memory: fail open, every node passes */
         for (size_t i = 0; s && i < args.n; i++)
             s[i] = (struct dd_node_score){.node = args.names[i], .verdict = DD_VERDICT_NEUTRAL};
@@ -387,7 +245,7 @@ static int h_filter(void *ctx, const struct dd_http_request *req, struct dd_http
     out = s ? dd_extender_filter_result(&args, s) : dd_extender_filter_error("out of memory");
     count(a, V_FILTER, O_OK);
     dd_free(s);
-    req_close(&q);
+    dd_placer_end(&q);
     dd_extender_args_release(&args);
     r = dd_http_reply_json(resp, 200, out);
     json_decref(doc); /* after the reply: full-Nodes items are borrowed from it */
@@ -399,7 +257,7 @@ static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_
     struct dd_extender_api *a = ctx;
     struct dd_extender_args args;
     struct dd_node_score *s;
-    struct req q;
+    struct dd_placement q;
     char err[512] = "";
     json_t *doc = body_json(req, err, sizeof(err)), *out;
     int r;
@@ -409,7 +267,7 @@ static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_
         count(a, V_PRIORITIZE, O_BAD_REQUEST);
         return dd_http_reply_error(resp, 400, "bad_request", "%s", err);
     }
-    if ((r = req_open(&q, a, args.pod, NULL, err, sizeof(err))) < 0) {
+    if ((r = dd_placer_begin(a->placer, args.pod, NULL, dd_wall_ms(), &q, err, sizeof(err))) < 0) {
         dd_extender_args_release(&args);
         json_decref(doc);
         count(a, V_PRIORITIZE, O_BAD_REQUEST);
@@ -417,13 +275,13 @@ static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_
     }
     s = dd_calloc(args.n ? args.n : 1, sizeof(*s));
     if (!s) {
-        req_close(&q);
+        dd_placer_end(&q);
         dd_extender_args_release(&args);
         json_decref(doc);
         return -ENOMEM;
     }
-    if (dd_score_pod(&q.opts, &q.env, &q.prof, args.names, args.n, DD_SCORE_PRIORITIZE, false, s,
-                     err, sizeof(err)) < 0) {
+    if (dd_placer_score(&q, args.names, args.n, DD_SCORE_PRIORITIZE, false, s, err, sizeof(err)) <
+        0) {
         dd_log_warning("extender prioritize: the cost model failed (%s): neutral scores", err);
         for (size_t i = 0; i < args.n; i++)
             s[i] = (struct dd_node_score){.node = args.names[i],
@@ -432,7 +290,7 @@ static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_
         count(a, V_PRIORITIZE, O_MODEL_ERROR);
     } else {
         count_verdicts(a, s, args.n, false);
-        record_best(&q, s, args.n);
+        record_best(a, &q, s, args.n);
         count(a, V_PRIORITIZE, O_OK);
     }
     if (q.shadow)
@@ -440,7 +298,7 @@ static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_
             s[i].score = q.opts.neutral_score;
     out = dd_extender_prioritize_result(&args, s);
     dd_free(s);
-    req_close(&q);
+    dd_placer_end(&q);
     dd_extender_args_release(&args);
     json_decref(doc);
     return dd_http_reply_json(resp, 200, out);
@@ -467,7 +325,7 @@ static int h_placement(void *ctx, const struct dd_http_request *req, struct dd_h
     struct dd_node_score *s = NULL;
     const char **names = NULL;
     const json_t *pod = NULL;
-    struct req q;
+    struct dd_placement q;
     char err[512] = "";
     size_t n = 0;
     int r;
@@ -485,15 +343,17 @@ static int h_placement(void *ctx, const struct dd_http_request *req, struct dd_h
             return dd_http_reply_error(resp, 400, "bad_request",
                                        "expected a Pod object or {\"namespace\", \"name\"}");
         }
-        if (!a->kube || dd_kube_pod_lookup(a->kube, ns, name, &cached) < 0) {
+        if (!dd_placer_kube(a->placer) ||
+            dd_kube_pod_lookup(dd_placer_kube(a->placer), ns, name, &cached) < 0) {
             json_decref(doc);
             count(a, V_PLACEMENT, O_BAD_REQUEST);
             return dd_http_reply_error(resp, 404, "not_found",
                                        "pod %.200s/%.200s is not in the Kubernetes cache (%s)", ns,
-                                       name, a->kube_source);
+                                       name, dd_placer_kube_source(a->placer));
         }
     }
-    if ((r = req_open(&q, a, pod, pod ? NULL : &cached, err, sizeof(err))) < 0) {
+    if ((r = dd_placer_begin(a->placer, pod, pod ? NULL : &cached, dd_wall_ms(), &q, err,
+                             sizeof(err))) < 0) {
         json_decref(doc);
         count(a, V_PLACEMENT, O_BAD_REQUEST);
         return dd_http_reply_error(resp, 400, "bad_request", "%s", err);
@@ -508,7 +368,7 @@ static int h_placement(void *ctx, const struct dd_http_request *req, struct dd_h
             names[i] = json_string_value(json_array_get(nodes_in, i));
             if (!names[i] || !names[i][0]) {
                 dd_free(names);
-                req_close(&q);
+                dd_placer_end(&q);
                 json_decref(doc);
                 return dd_http_reply_error(resp, 400, "bad_request",
                                            "nodes[%zu]: expected a node name", i);
@@ -523,16 +383,15 @@ static int h_placement(void *ctx, const struct dd_http_request *req, struct dd_h
     s = names ? dd_calloc(n ? n : 1, sizeof(*s)) : NULL;
     if (!s) {
         dd_free(names);
-        req_close(&q);
+        dd_placer_end(&q);
         json_decref(doc);
         return -ENOMEM;
     }
-    r = dd_score_pod(&q.opts, &q.env, &q.prof, names, n, DD_SCORE_PRIORITIZE, true, s, err,
-                     sizeof(err));
+    r = dd_placer_score(&q, names, n, DD_SCORE_PRIORITIZE, true, s, err, sizeof(err));
     if (r < 0) {
         dd_free(s);
         dd_free(names);
-        req_close(&q);
+        dd_placer_end(&q);
         json_decref(doc);
         count(a, V_PLACEMENT, O_MODEL_ERROR);
         return dd_http_reply_error(resp, 503, "model_unavailable", "%s", err);
@@ -549,16 +408,16 @@ static int h_placement(void *ctx, const struct dd_http_request *req, struct dd_h
         json_object_set_new(e, "reason", json_string(s[i].reason));
         json_array_append_new(list, e);
     }
-    out = json_pack("{s:o, s:s, s:s, s:o, s:o}", "pod", dd_profile_to_json(&q.prof), "mode",
-                    q.shadow ? "shadow" : "enforce", "kubernetes", a->kube_source, "best",
-                    best_name ? json_string(best_name) : json_null(), "nodes", list);
-    json_object_set_new(json_object_get(out, "pod"), "uid", json_string(q.prof.uid));
-    json_object_set_new(json_object_get(out, "pod"), "namespace", json_string(q.prof.ns));
-    json_object_set_new(json_object_get(out, "pod"), "name", json_string(q.prof.name));
+    out = json_pack("{s:o, s:s, s:s, s:o, s:o}", "pod", dd_profile_to_json(&q.profile), "mode",
+                    q.shadow ? "shadow" : "enforce", "kubernetes", dd_placer_kube_source(a->placer),
+                    "best", best_name ? json_string(best_name) : json_null(), "nodes", list);
+    json_object_set_new(json_object_get(out, "pod"), "uid", json_string(q.profile.uid));
+    json_object_set_new(json_object_get(out, "pod"), "namespace", json_string(q.profile.ns));
+    json_object_set_new(json_object_get(out, "pod"), "name", json_string(q.profile.name));
     dd_node_scores_release(s, n);
     dd_free(s);
     dd_free(names);
-    req_close(&q);
+    dd_placer_end(&q);
     json_decref(doc);
     count(a, V_PLACEMENT, O_OK);
     return dd_http_reply_json(resp, 200, out);
@@ -567,10 +426,10 @@ static int h_placement(void *ctx, const struct dd_http_request *req, struct dd_h
 static int h_ledger(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
 {
     struct dd_extender_api *a = ctx;
+    struct dd_ledger *l = dd_placer_ledger(a->placer);
     uint64_t now = dd_wall_ms();
-    dd_ledger_expire(a->ledger, now);
-    return dd_http_reply_json(resp, 200,
-                              dd_ledger_to_json(a->ledger, dd_http_query(req, "node"), now));
+    dd_ledger_expire(l, now);
+    return dd_http_reply_json(resp, 200, dd_ledger_to_json(l, dd_http_query(req, "node"), now));
 }
 
 size_t dd_api_extender_routes(struct dd_extender_api *a, const char *role,
@@ -587,10 +446,7 @@ size_t dd_api_extender_routes(struct dd_extender_api *a, const char *role,
 
 void dd_extender_api_metrics(struct dd_extender_api *a, FILE *m)
 {
-    bool shadow;
-    pthread_rwlock_rdlock(&a->cfg_lock);
-    shadow = a->shadow;
-    pthread_rwlock_unlock(&a->cfg_lock);
+    bool shadow = dd_placer_shadow(a->placer);
     fputs("# HELP dedupd_extender_requests_total Extender and placement requests by verb and "
           "outcome.\n# TYPE dedupd_extender_requests_total counter\n",
           m);
@@ -627,7 +483,7 @@ void dd_extender_api_metrics(struct dd_extender_api *a, FILE *m)
             "# TYPE dedupd_ledger_bindings_total counter\ndedupd_ledger_bindings_total %llu\n",
             (unsigned long long)__atomic_load_n(&a->scored_nodes, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&a->neutral_nodes, __ATOMIC_RELAXED),
-            shadow ? 1 : 0, dd_ledger_size(a->ledger),
+            shadow ? 1 : 0, dd_ledger_size(dd_placer_ledger(a->placer)),
             (unsigned long long)__atomic_load_n(&a->recorded, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&a->ledger_full, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&a->bound, __ATOMIC_RELAXED));

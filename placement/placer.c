@@ -1,0 +1,245 @@
+/*
+ * The placement call path (placer.h).
+ */
+#define _GNU_SOURCE
+#include "placement/placer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "common/common.h"
+
+struct dd_placer {
+    struct dd_cluster *cluster;
+    struct dd_score_model model;
+    struct dd_kube *kube; /* borrowed; NULL: none */
+    char kube_source[1100];
+    struct dd_ledger *ledger;
+
+    pthread_rwlock_t cfg_lock; /* opts, profiles, shadow */
+    struct dd_score_options opts;
+    struct dd_profile_set profiles;
+    bool shadow;
+};
+
+int dd_placer_new(struct dd_cluster *cluster, const struct dd_ledger_options *lo,
+                  const struct dd_score_model *model, struct dd_placer **ret)
+{
+    struct dd_placer *p = dd_calloc(1, sizeof(*p));
+    int r;
+    if (!p)
+        return -ENOMEM;
+    p->cluster = cluster;
+    p->model = *model;
+    snprintf(p->kube_source, sizeof(p->kube_source), "none");
+    dd_score_options_init(&p->opts);
+    dd_profile_set_init(&p->profiles);
+    if ((r = dd_ledger_new(lo, &p->ledger)) < 0) {
+        dd_free(p);
+        return r;
+    }
+    pthread_rwlock_init(&p->cfg_lock, NULL);
+    *ret = p;
+    return 0;
+}
+
+struct dd_placer *dd_placer_free(struct dd_placer *p)
+{
+    if (!p)
+        return NULL;
+    dd_ledger_free(p->ledger);
+    dd_profile_set_release(&p->profiles);
+    pthread_rwlock_destroy(&p->cfg_lock);
+    dd_free(p);
+    return NULL;
+}
+
+int dd_placer_configure(struct dd_placer *p, const struct dd_score_options *opts,
+                        const struct dd_profile_set *profiles, bool shadow)
+{
+    struct dd_profile_set fresh;
+    dd_profile_set_init(&fresh);
+    if (profiles) {
+        fresh.dflt = profiles->dflt;
+        if (profiles->n) {
+            fresh.defs = dd_calloc(profiles->n, sizeof(*fresh.defs));
+            if (!fresh.defs)
+                return -ENOMEM;
+            memcpy(fresh.defs, profiles->defs, profiles->n * sizeof(*fresh.defs));
+            fresh.n = profiles->n;
+        }
+    }
+    pthread_rwlock_wrlock(&p->cfg_lock);
+    p->opts = *opts;
+    dd_profile_set_release(&p->profiles);
+    p->profiles = fresh;
+    p->shadow = shadow;
+    pthread_rwlock_unlock(&p->cfg_lock);
+    return 0;
+}
+
+bool dd_placer_shadow(struct dd_placer *p)
+{
+    bool s;
+    pthread_rwlock_rdlock(&p->cfg_lock);
+    s = p->shadow;
+    pthread_rwlock_unlock(&p->cfg_lock);
+    return s;
+}
+
+void dd_placer_set_kube(struct dd_placer *p, struct dd_kube *kube, const char *source)
+{
+    p->kube = kube;
+    snprintf(p->kube_source, sizeof(p->kube_source), "%s", source ? source : "none");
+}
+
+const char *dd_placer_kube_source(struct dd_placer *p)
+{
+    return p->kube_source;
+}
+
+struct dd_kube *dd_placer_kube(struct dd_placer *p)
+{
+    return p->kube;
+}
+
+struct dd_ledger *dd_placer_ledger(struct dd_placer *p)
+{
+    return p->ledger;
+}
+
+/* With no Kubernetes cache, a pod may name its pool itself
+ * (dedupd.io/pool): its claims, or the pod as one claim, are on it. */
+static void pool_from_annotation(const json_t *pod, struct dd_kube_pod *kp)
+{
+    json_t *ann = json_object_get(json_object_get(pod, "metadata"), "annotations");
+    const char *pool = json_string_value(json_object_get(ann, "dedupd.io/pool"));
+    if (!pool || !pool[0] || strlen(pool) >= DD_NAME_MAX)
+        return;
+    if (kp->n_claims == 0) {
+        kp->n_claims = 1;
+        memset(&kp->claims[0], 0, sizeof(kp->claims[0]));
+        snprintf(kp->claims[0].name, sizeof(kp->claims[0].name), "(pod)");
+        kp->claims[0].read_write = true;
+    }
+    for (size_t i = 0; i < kp->n_claims; i++) {
+        struct dd_kube_claim *c = &kp->claims[i];
+        if (c->known)
+            continue;
+        c->known = c->ours = true;
+        snprintf(c->pool, sizeof(c->pool), "%s", pool);
+    }
+}
+
+static int node_gpus(void *ctx, const char *node, double *alloc, double *requested)
+{
+    return dd_kube_node_gpus(ctx, node, alloc, requested);
+}
+
+int dd_placer_begin(struct dd_placer *p, const json_t *pod_json, const struct dd_kube_pod *pod,
+                    uint64_t now_ms, struct dd_placement *q, char *err, size_t errlen)
+{
+    int r;
+    memset(q, 0, sizeof(*q));
+    q->placer = p;
+    q->now_ms = now_ms;
+    if (!pod_json) {
+        q->pod = *pod;
+    } else if (p->kube) {
+        if ((r = dd_kube_pod_resolve(p->kube, pod_json, &q->pod, err, errlen)) < 0)
+            return r;
+    } else {
+        /* no cache: an empty one decodes the pod itself (claims unknown) */
+        struct dd_kube *empty;
+        if ((r = dd_kube_new(&empty, NULL, 0)) < 0)
+            return r;
+        r = dd_kube_pod_resolve(empty, pod_json, &q->pod, err, errlen);
+        dd_kube_free(empty);
+        if (r < 0)
+            return r;
+        pool_from_annotation(pod_json, &q->pod);
+    }
+    pthread_rwlock_rdlock(&p->cfg_lock);
+    q->opts = p->opts;
+    q->shadow = p->shadow;
+    dd_profile_resolve(&p->profiles, &q->pod, &q->profile);
+    pthread_rwlock_unlock(&p->cfg_lock);
+
+    dd_ledger_expire(p->ledger, now_ms);
+    q->snap = dd_cluster_snapshot(p->cluster);
+    if (!q->snap)
+        return -ENOMEM;
+    r = dd_ledger_view(p->ledger, q->profile.uid[0] ? q->profile.uid : NULL, now_ms, &q->view);
+    if (r < 0) {
+        dd_cluster_snapshot_free(q->snap);
+        q->snap = NULL;
+        return r;
+    }
+    q->env = (struct dd_score_env){.cluster = q->snap,
+                                   .ledger = &q->view,
+                                   .model = p->model,
+                                   .gpus = {p->kube ? node_gpus : NULL, p->kube},
+                                   .kube_source = p->kube_source,
+                                   .now_ms = now_ms};
+    return 0;
+}
+
+int dd_placer_score(struct dd_placement *q, const char *const *nodes, size_t n,
+                    enum dd_score_what what, bool explain, struct dd_node_score *out, char *err,
+                    size_t errlen)
+{
+    return dd_score_pod(&q->opts, &q->env, &q->profile, nodes, n, what, explain, out, err, errlen);
+}
+
+long dd_placer_record_best(struct dd_placement *q, const struct dd_node_score *s, size_t n)
+{
+    long best = dd_score_best(s, n);
+    struct dd_ledger_entry e;
+    if (best < 0 || !q->profile.uid[0])
+        return -1;
+    dd_score_ledger_entry(&q->opts, &q->env, &q->profile, s[best].node, &e);
+    if (dd_ledger_record(q->placer->ledger, &e, q->now_ms) < 0)
+        return -ENOSPC;
+    return best;
+}
+
+void dd_placer_end(struct dd_placement *q)
+{
+    dd_ledger_view_release(&q->view);
+    dd_cluster_snapshot_free(q->snap);
+    q->snap = NULL;
+}
+
+bool dd_placer_pod_bound(struct dd_placer *p, const char *uid, const char *ns, const char *name,
+                         const char *node, uint64_t now_ms)
+{
+    struct dd_kube_pod kp;
+    struct dd_pod_profile prof;
+    struct dd_ledger_entry e;
+    struct dd_score_env env = {0};
+    struct dd_score_options o;
+    struct dd_cluster_snapshot *snap;
+
+    /* the common case: prioritize recorded it; the binding confirms */
+    if (!p->kube || dd_kube_pod_lookup(p->kube, ns, name, &kp) < 0)
+        return dd_ledger_bind(p->ledger, uid, node, NULL, now_ms) == 0;
+    pthread_rwlock_rdlock(&p->cfg_lock);
+    dd_profile_resolve(&p->profiles, &kp, &prof);
+    o = p->opts;
+    pthread_rwlock_unlock(&p->cfg_lock);
+    if (prof.gpus <= 0 || prof.n_claims == 0) { /* not a pod we place */
+        dd_ledger_remove(p->ledger, uid);
+        return false;
+    }
+    snap = dd_cluster_snapshot(p->cluster);
+    env.cluster = snap;
+    dd_score_ledger_entry(&o, &env, &prof, node, &e);
+    dd_cluster_snapshot_free(snap);
+    return dd_ledger_bind(p->ledger, uid, node, &e, now_ms) == 0;
+}
+
+void dd_placer_pod_deleted(struct dd_placer *p, const char *uid)
+{
+    dd_ledger_remove(p->ledger, uid);
+}

@@ -1,0 +1,86 @@
+/*
+ * The placement decision as one typed call path, shared by the daemon's
+ * extender routes (dedupd/api/extender.c: HTTP and JSON around it) and the
+ * cluster simulator (sim/: typed calls, an injected clock): resolve a pod
+ * against the Kubernetes cache into a workload profile, take snapshots of
+ * the cluster view and of the in-flight ledger (without the pod's own
+ * entry), score candidate nodes, and record the pod on its best node.
+ *
+ * Use: dd_placer_begin (pod as a JSON object or already resolved), then
+ * dd_placer_score on the candidates as often as needed, optionally
+ * dd_placer_record_best, then dd_placer_end. Thread-safe: many requests
+ * at once; dd_placer_configure may run beside them (SIGHUP).
+ */
+#ifndef DD_PLACEMENT_PLACER_H
+#define DD_PLACEMENT_PLACER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "placement/cluster.h"
+#include "placement/kube.h"
+#include "placement/ledger.h"
+#include "placement/profile.h"
+#include "placement/score.h"
+
+struct dd_placer;
+
+/* cluster and model borrowed; the ledger is the placer's own. */
+int dd_placer_new(struct dd_cluster *cluster, const struct dd_ledger_options *lo,
+                  const struct dd_score_model *model, struct dd_placer **ret);
+struct dd_placer *dd_placer_free(struct dd_placer *p);
+/* Copies opts and profiles (profiles may be NULL: the default only). */
+int dd_placer_configure(struct dd_placer *p, const struct dd_score_options *opts,
+                        const struct dd_profile_set *profiles, bool shadow);
+bool dd_placer_shadow(struct dd_placer *p);
+/* The Kubernetes cache (borrowed; NULL: none) and how it is configured
+ * ("none", "in-cluster", "--kube-api URL"), shown in explanations. Set
+ * before the first request. */
+void dd_placer_set_kube(struct dd_placer *p, struct dd_kube *kube, const char *source);
+const char *dd_placer_kube_source(struct dd_placer *p);
+struct dd_kube *dd_placer_kube(struct dd_placer *p);
+struct dd_ledger *dd_placer_ledger(struct dd_placer *p);
+
+/* One request's state. */
+struct dd_placement {
+    struct dd_placer *placer;
+    struct dd_score_options opts;
+    bool shadow;
+    struct dd_kube_pod pod;
+    struct dd_pod_profile profile;
+    struct dd_cluster_snapshot *snap;
+    struct dd_ledger_view view;
+    struct dd_score_env env;
+    uint64_t now_ms;
+};
+
+/*
+ * Starts a request at now_ms for pod_json (resolved against the cache; with
+ * no cache, an empty one, and a pod annotation dedupd.io/pool naming the
+ * pool of its claims) or for an already resolved pod (pod_json NULL).
+ * Expired ledger entries are dropped first. Returns 0, or a negative error
+ * with err naming what is wrong with the pod.
+ */
+int dd_placer_begin(struct dd_placer *p, const json_t *pod_json, const struct dd_kube_pod *pod,
+                    uint64_t now_ms, struct dd_placement *q, char *err, size_t errlen);
+/* dd_score_pod on the request's snapshots. */
+int dd_placer_score(struct dd_placement *q, const char *const *nodes, size_t n,
+                    enum dd_score_what what, bool explain, struct dd_node_score *out, char *err,
+                    size_t errlen);
+/* Records the pod on its best node (dd_score_best); returns that index,
+ * -1 when no node is scored, or -ENOSPC when the ledger is full. */
+long dd_placer_record_best(struct dd_placement *q, const struct dd_node_score *s, size_t n);
+void dd_placer_end(struct dd_placement *q);
+
+/* The pod watch: a binding confirms, moves or (after a restart) rebuilds
+ * the pod's entry from the cached pod; a deletion drops it. Returns false
+ * when the binding could not be applied (a full ledger) or the pod is not
+ * one we place (no GPUs or no dedupd claims: its entry is dropped). */
+bool dd_placer_pod_bound(struct dd_placer *p, const char *uid, const char *ns, const char *name,
+                         const char *node, uint64_t now_ms);
+void dd_placer_pod_deleted(struct dd_placer *p, const char *uid);
+
+#endif
