@@ -39,6 +39,7 @@ const char *const sim_policy_names[SIM_P_COUNT] = {
 #define TRAIN_PER_TICK 2000.0           /* rows sampled from one tick at most */
 #define EVAL_CAP       4000u
 #define EVAL_PER_TICK  200.0
+#define JITTER_TABLE   4096u
 #define POOL           "fast"
 #define TLP_TARGET     40.0 /* Trimaran TargetLoadPacking's default target utilisation, % */
 #define TOPOLVM_DIV    8.0  /* GiB divisor: a free 8 TiB pool scores log2(1024) = 10 */
@@ -124,6 +125,7 @@ struct node_rt {
     double acc_t, acc_read, acc_write, acc_dup, acc_vdo, acc_iopsi, acc_cpu, acc_cpupsi, acc_runq,
         acc_lat, acc_cost_w;
     double cpu_metric; /* the node's CPU utilisation at the last tick (Trimaran) */
+    double last_bind;  /* when a pod was last bound here */
 };
 
 struct hev {
@@ -140,16 +142,22 @@ struct run {
     uint64_t seed;
     struct sim_pod *pods;
     struct node_rt *nodes;
-    struct hev *heap;
-    size_t nheap, capheap;
+    struct hev *heap;  /* one entry per node at most */
+    size_t *hpos;      /* node -> its heap index, SIZE_MAX: none */
+    int *gpu_free;     /* per node */
+    int *pending_gpus; /* beside pending[] */
+    size_t nheap;
     int *pending;
     size_t npending, cappending;
     size_t start_index, finished;
     uint64_t tick;
     struct sim_rng rng;
-    struct sim_truth_node *tn; /* the truth's node view (index grows) */
+    double jitter[JITTER_TABLE]; /* lognormal quantiles: the bursts, drawn by a hash */
+    double normal[JITTER_TABLE]; /* standard normal quantiles: report noise */
+    struct sim_truth_node *tn;   /* the truth's node view (index grows) */
     /* dedupd */
     bool dedupd, ledger;
+    double bound_ttl_s;
     struct dd_cluster *cluster;
     struct dd_placer *placer;
     struct served served;
@@ -168,48 +176,58 @@ struct run {
     struct sim_result *res;
 };
 
-static int heap_push(struct run *r, double t, uint32_t node, uint64_t version)
+/* The node events: an indexed binary heap with one entry per node (its
+ * next phase end), moved in place when the node's rates change; a heap of
+ * stale entries grew by every node at every tick. */
+static void heap_swap(struct run *r, size_t i, size_t j)
 {
-    if (r->nheap == r->capheap) {
-        size_t cap = r->capheap ? 2 * r->capheap : 1024;
-        struct hev *h = dd_reallocarray(r->heap, cap, sizeof(*h));
-        if (!h)
-            return -ENOMEM;
-        r->heap = h;
-        r->capheap = cap;
-    }
-    size_t i = r->nheap++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (r->heap[up].t <= t)
-            break;
-        r->heap[i] = r->heap[up];
-        i = up;
-    }
-    r->heap[i] = (struct hev){t, node, version};
-    return 0;
+    struct hev x = r->heap[i];
+    r->heap[i] = r->heap[j];
+    r->heap[j] = x;
+    r->hpos[r->heap[i].node] = i;
+    r->hpos[r->heap[j].node] = j;
 }
 
-static void heap_pop(struct run *r)
+static void heap_fix(struct run *r, size_t i)
 {
-    struct hev last = r->heap[--r->nheap];
-    size_t i = 0;
+    while (i > 0 && r->heap[(i - 1) / 2].t > r->heap[i].t) {
+        heap_swap(r, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
     for (;;) {
         size_t a = 2 * i + 1, b = a + 1, m = i;
-        double mt = last.t;
-        if (a < r->nheap && r->heap[a].t < mt) {
+        if (a < r->nheap && r->heap[a].t < r->heap[m].t)
             m = a;
-            mt = r->heap[a].t;
-        }
-        if (b < r->nheap && r->heap[b].t < mt)
+        if (b < r->nheap && r->heap[b].t < r->heap[m].t)
             m = b;
         if (m == i)
             break;
-        r->heap[i] = r->heap[m];
+        heap_swap(r, i, m);
         i = m;
     }
-    if (r->nheap)
-        r->heap[i] = last;
+}
+
+/* Sets node's next event (INFINITY: none). */
+static void heap_set(struct run *r, uint32_t node, double t)
+{
+    size_t i = r->hpos[node];
+    if (i == SIZE_MAX) {
+        if (!isfinite(t))
+            return;
+        i = r->nheap++;
+        r->heap[i] = (struct hev){t, node, 0};
+        r->hpos[node] = i;
+    } else if (!isfinite(t)) {
+        heap_swap(r, i, r->nheap - 1);
+        r->nheap--;
+        r->hpos[node] = SIZE_MAX;
+        if (i < r->nheap)
+            heap_fix(r, i);
+        return;
+    } else {
+        r->heap[i].t = t;
+    }
+    heap_fix(r, i);
 }
 
 /* The pod's demand in its phase, with this interval's burst. */
@@ -277,9 +295,7 @@ static int node_recompute(struct run *r, size_t ni, double t)
         if (e < next)
             next = e;
     }
-    n->version++;
-    if (isfinite(next))
-        return heap_push(r, t + (next > 0 ? next : 0), (uint32_t)ni, n->version);
+    heap_set(r, (uint32_t)ni, isfinite(next) ? t + (next > 0 ? next : 0) : (double)INFINITY);
     return 0;
 }
 
@@ -287,7 +303,9 @@ static bool fits(const struct run *r, size_t ni, const struct sim_pod *p)
 {
     const struct sim_node_static *s = &r->cl->nodes[ni];
     const struct node_rt *n = &r->nodes[ni];
-    return n->gpu_used + p->gpus <= s->gpus && n->cpu_used + p->cpu <= s->cores &&
+    /* the free GPUs first, from a compact array: a full cluster is scanned
+     * node by node for every pod */
+    return r->gpu_free[ni] >= p->gpus && n->cpu_used + p->cpu <= s->cores &&
            n->mem_used + p->mem_gib <= s->mem_gib;
 }
 
@@ -350,9 +368,9 @@ static void fmt_rate(char *buf, size_t len, double x)
 static void kube_pod(const struct run *r, const struct sim_pod *p, struct dd_kube_pod *kp)
 {
     memset(kp, 0, sizeof(*kp));
-    snprintf(kp->uid, sizeof(kp->uid), "pod-%06u", p->id);
-    snprintf(kp->ns, sizeof(kp->ns), "sim");
-    snprintf(kp->name, sizeof(kp->name), "%s-%06u", sim_workloads[p->workload].name, p->id);
+    memcpy(kp->uid, p->uid, sizeof(p->uid));
+    memcpy(kp->ns, "sim", 4);
+    memcpy(kp->name, p->name, sizeof(p->name));
     snprintf(kp->phase, sizeof(kp->phase), "Pending");
     kp->gpus = p->gpus;
     if (p->annotated) {
@@ -396,21 +414,18 @@ static int dedupd_scores(struct run *r, const struct sim_pod *p, size_t nc, doub
     }
     for (size_t i = 0; i < nc; i++)
         r->names[i] = r->cl->nodes[r->cand[i]].name;
-    e = dd_placer_score(&q, r->names, nc, DD_SCORE_FILTER, false, r->scores, err, sizeof(err));
+    /* one typed prioritize call: it gives the filter's verdicts too (the
+     * same hard facts, score.h), and scores are absolute, so the nodes that
+     * pass get the figures a prioritize on the filtered list would give */
+    e = dd_placer_score(&q, r->names, nc, DD_SCORE_PRIORITIZE, false, r->scores2, err, sizeof(err));
     if (e < 0)
         goto out;
     for (size_t i = 0; i < nc; i++) {
-        if (r->scores[i].verdict == DD_VERDICT_UNRESOLVABLE) {
+        if (r->scores2[i].verdict == DD_VERDICT_UNRESOLVABLE)
             r->total[i] = -1;
-            continue;
-        }
-        r->names2[n2++] = r->names[i];
+        else
+            r->scores2[n2++] = r->scores2[i];
     }
-    dd_node_scores_release(r->scores, nc);
-    e = dd_placer_score(&q, r->names2, n2, DD_SCORE_PRIORITIZE, false, r->scores2, err,
-                        sizeof(err));
-    if (e < 0)
-        goto out;
     r->res->scored_calls++;
     for (size_t i = 0, k = 0; i < nc; i++) {
         if (r->total[i] < 0)
@@ -531,6 +546,7 @@ static int schedule(struct run *r, int pi, double t)
     if ((e = node_add_pod(n, pi)) < 0)
         return e;
     n->gpu_used += p->gpus;
+    r->gpu_free[ni] -= p->gpus;
     n->cpu_used += p->cpu;
     n->mem_used += p->mem_gib;
     n->phys_used += p->claim_bytes / (r->tn[ni].dedup ? 2.0 : 1.0);
@@ -538,12 +554,9 @@ static int schedule(struct run *r, int pi, double t)
     p->start_s = t;
     p->cur = 0;
     pod_enter_phase(p);
-    if (r->ledger) {
-        char uid[32], name[64];
-        snprintf(uid, sizeof(uid), "pod-%06u", p->id);
-        snprintf(name, sizeof(name), "%s-%06u", sim_workloads[p->workload].name, p->id);
-        dd_placer_pod_bound(r->placer, uid, "sim", name, r->cl->nodes[ni].name, ms_of(t));
-    }
+    n->last_bind = t;
+    if (r->ledger)
+        dd_placer_pod_bound(r->placer, p->uid, "sim", p->name, r->cl->nodes[ni].name, ms_of(t));
     r->res->placed++;
     return node_recompute(r, ni, t) < 0 ? -ENOMEM : 1;
 }
@@ -556,8 +569,13 @@ static int pending_add(struct run *r, int pi)
         if (!x)
             return -ENOMEM;
         r->pending = x;
+        x = dd_reallocarray(r->pending_gpus, cap, sizeof(int));
+        if (!x)
+            return -ENOMEM;
+        r->pending_gpus = x;
         r->cappending = cap;
     }
+    r->pending_gpus[r->npending] = r->pods[pi].gpus;
     r->pending[r->npending++] = pi;
     return 0;
 }
@@ -567,13 +585,15 @@ static int retry_pending(struct run *r, size_t freed, double t)
 {
     size_t k = 0;
     for (size_t i = 0; i < r->npending; i++) {
-        int pi = r->pending[i], e = 0;
-        if (fits(r, freed, &r->pods[pi]))
+        int pi = r->pending[i], g = r->pending_gpus[i], e = 0;
+        if (g <= r->gpu_free[freed] && fits(r, freed, &r->pods[pi]))
             e = schedule(r, pi, t);
         if (e < 0)
             return e;
-        if (e == 0)
+        if (e == 0) {
+            r->pending_gpus[k] = g;
             r->pending[k++] = pi;
+        }
     }
     r->npending = k;
     return 0;
@@ -599,14 +619,12 @@ static int node_event(struct run *r, size_t ni, double t)
         }
         p->finish_s = t;
         n->gpu_used -= p->gpus;
+        r->gpu_free[ni] += p->gpus;
         n->cpu_used -= p->cpu;
         n->mem_used -= p->mem_gib;
         n->phys_used -= p->claim_bytes / (r->tn[ni].dedup ? 2.0 : 1.0);
-        if (r->ledger) {
-            char uid[32];
-            snprintf(uid, sizeof(uid), "pod-%06u", p->id);
-            dd_placer_pod_deleted(r->placer, uid);
-        }
+        if (r->ledger)
+            dd_placer_pod_deleted(r->placer, p->uid);
         n->pods[k] = n->pods[--n->n];
         r->finished++;
         freed = true;
@@ -620,7 +638,7 @@ static int node_event(struct run *r, size_t ni, double t)
 
 static double noisy(const struct run *r, double x, uint64_t key)
 {
-    double v = x * (1 + r->t->report_noise * sim_normal(key));
+    double v = x * (1 + r->t->report_noise * r->normal[sim_mix(key) & (JITTER_TABLE - 1)]);
     return v > 0 ? v : 0;
 }
 
@@ -691,8 +709,8 @@ static int report_node(struct run *r, size_t ni, double t)
         busy += p->cur == SIM_RUN ? p->gpus * p->rate : 0;
         mem += p->gpus * w->gpu_mem_gib * share;
         struct dd_report_pod *rp = &rep.pods[k];
-        snprintf(rp->uid, sizeof(rp->uid), "pod-%06u", p->id);
-        snprintf(rp->qos, sizeof(rp->qos), "burstable");
+        memcpy(rp->uid, p->uid, sizeof(p->uid));
+        memcpy(rp->qos, "burstable", 10);
         rp->cpu_cores = p->cur == SIM_RUN ? p->cpu * 0.5 : 1.0;
         rp->memory_bytes = p->mem_gib * 1073741824.0 * 0.8;
         rp->io_read_mbps = p->io_read_mb / iv;
@@ -701,7 +719,7 @@ static int report_node(struct run *r, size_t ni, double t)
     for (int g = 0; g < s->gpus; g++) {
         struct dd_report_gpu *rg = &rep.gpus[g];
         rg->index = (unsigned)g;
-        snprintf(rg->name, sizeof(rg->name), "H100");
+        memcpy(rg->name, "H100", 5);
         rg->util_gpu_percent = 100 * busy / s->gpus;
         rg->util_memory_percent = rg->util_gpu_percent / 2;
         rg->memory_total_bytes = 80 * 1073741824.0;
@@ -774,7 +792,9 @@ static int report_node(struct run *r, size_t ni, double t)
     n->cpu_metric = rep.cpu_util;
 
     if (delivered) {
-        if (r->ledger)
+        /* bound ledger entries exist only where a pod was bound within
+         * the bound TTL: elsewhere observing is a no-op, skipped */
+        if (r->ledger && t - n->last_bind <= r->bound_ttl_s)
             dd_ledger_observe(dd_placer_ledger(r->placer), &rep, rep.time_ms);
         e = dd_cluster_put(r->cluster, &rep, rep.time_ms); /* takes rep */
         return e == -ESTALE ? 0 : e;
@@ -829,6 +849,9 @@ static int tick(struct run *r, double t)
         fprintf(r->ts->f, "%llu,%s,%.0f,%.4f,%.4f,%.1f\n", (unsigned long long)r->ts->seed,
                 sim_policy_names[r->p], t, alloc / r->cl->total_gpus, busy / r->cl->total_gpus,
                 mem);
+    if (getenv("SIM_DEBUG") && r->ledger && r->tick % 20 == 0)
+        fprintf(stderr, "t=%.0f ledger %zu pending %zu\n", t,
+                dd_ledger_size(dd_placer_ledger(r->placer)), r->npending);
     r->tick++;
     r->res->t_events += now_s() - t0;
     if (e == 0 && r->dedupd && r->p != SIM_P_DEDUPD_PRIOR && t >= r->next_train) {
@@ -836,6 +859,36 @@ static int tick(struct run *r, double t)
         r->next_train = t + r->c->train_every_s;
     }
     return e;
+}
+
+/* The inverse error function (Giles' single-precision approximation). */
+static double erfinv_approx(double x)
+{
+    double w = -log((1.0 - x) * (1.0 + x)), p;
+    if (w < 5.0) {
+        w -= 2.5;
+        p = 2.81022636e-08;
+        p = 3.43273939e-07 + p * w;
+        p = -3.5233877e-06 + p * w;
+        p = -4.39150654e-06 + p * w;
+        p = 0.00021858087 + p * w;
+        p = -0.00125372503 + p * w;
+        p = -0.00417768164 + p * w;
+        p = 0.246640727 + p * w;
+        p = 1.50140941 + p * w;
+    } else {
+        w = sqrt(w) - 3;
+        p = -0.000200214257;
+        p = 0.000100950558 + p * w;
+        p = 0.00134934322 + p * w;
+        p = -0.00367342844 + p * w;
+        p = 0.00573950773 + p * w;
+        p = -0.0076224613 + p * w;
+        p = 0.00943887047 + p * w;
+        p = 1.00167406 + p * w;
+        p = 2.83297682 + p * w;
+    }
+    return p * x;
 }
 
 static double mape(const double *pred, const double *y, size_t n)
@@ -985,6 +1038,9 @@ int sim_run(const struct sim_config *c, const struct sim_truth *t, const struct 
     r.pods = dd_reallocarray(NULL, cl->n_pods ? cl->n_pods : 1, sizeof(*r.pods));
     r.nodes = dd_calloc(N, sizeof(*r.nodes));
     r.tn = dd_calloc(N, sizeof(*r.tn));
+    r.heap = dd_calloc(N, sizeof(*r.heap));
+    r.hpos = dd_reallocarray(NULL, N, sizeof(*r.hpos));
+    r.gpu_free = dd_calloc(N, sizeof(int));
     r.cand = dd_calloc(want ? want : 1, sizeof(int));
     r.names = dd_calloc(want ? want : 1, sizeof(char *));
     r.names2 = dd_calloc(want ? want : 1, sizeof(char *));
@@ -995,18 +1051,30 @@ int sim_run(const struct sim_config *c, const struct sim_truth *t, const struct 
     r.eval.cap = EVAL_CAP;
     r.train.rows = dd_calloc(TRAIN_CAP, sizeof(struct row));
     r.eval.rows = dd_calloc(EVAL_CAP, sizeof(struct row));
-    if (!r.pods || !r.nodes || !r.tn || !r.cand || !r.names || !r.names2 || !r.scores ||
-        !r.scores2 || !r.total || !r.train.rows || !r.eval.rows) {
+    if (!r.pods || !r.nodes || !r.tn || !r.heap || !r.hpos || !r.gpu_free || !r.cand || !r.names ||
+        !r.names2 || !r.scores || !r.scores2 || !r.total || !r.train.rows || !r.eval.rows) {
         e = -ENOMEM;
         goto out;
     }
     memcpy(r.pods, cl->pods, cl->n_pods * sizeof(*r.pods));
+    for (size_t i = 0; i < N; i++) {
+        r.hpos[i] = SIZE_MAX;
+        r.gpu_free[i] = cl->nodes[i].gpus;
+    }
     for (size_t i = 0; i < cl->n_pods; i++)
         r.pods[i].jitter = 1;
     for (size_t i = 0; i < N; i++) {
         r.tn[i] = cl->nodes[i].truth;
         r.nodes[i].index_entries = cl->nodes[i].truth.dedup ? cl->nodes[i].truth.index_entries : 0;
         r.nodes[i].st.delivered = 1;
+        r.nodes[i].last_bind = -(double)INFINITY;
+    }
+    for (size_t i = 0; i < JITTER_TABLE; i++) {
+        /* the lognormal's quantile at (i + 0.5) / n: mean 1, cv burst_cv */
+        double cv = t->burst_cv, sg = sqrt(log(1 + cv * cv));
+        double z = sqrt(2) * erfinv_approx(2 * ((double)i + 0.5) / JITTER_TABLE - 1);
+        r.jitter[i] = exp(sg * z - sg * sg / 2);
+        r.normal[i] = z;
     }
     dd_cm_prior_defaults(&r.served.prior);
     r.next_train = c->train_first_s;
@@ -1016,6 +1084,7 @@ int sim_run(const struct sim_config *c, const struct sim_truth *t, const struct 
         struct dd_score_options so;
         struct dd_score_model model = {served_predict, &r.served};
         dd_ledger_options_init(&lo);
+        r.bound_ttl_s = lo.bound_ttl_s;
         dd_score_options_init(&so);
         if ((e = dd_cluster_new(&co, &r.cluster)) < 0 ||
             (e = dd_placer_new(r.cluster, &lo, &model, &r.placer)) < 0 ||
@@ -1025,13 +1094,10 @@ int sim_run(const struct sim_config *c, const struct sim_truth *t, const struct 
 
     while (r.finished < cl->n_pods && e >= 0) {
         double ta = ai < cl->n_pods ? r.pods[ai].arrival_s : (double)INFINITY;
-        while (r.nheap && r.heap[0].version != r.nodes[r.heap[0].node].version)
-            heap_pop(&r);
         double th = r.nheap ? r.heap[0].t : (double)INFINITY;
         if (th <= next_tick && th <= ta) {
             struct hev ev = r.heap[0];
             double t1 = now_s();
-            heap_pop(&r);
             e = node_event(&r, ev.node, ev.t);
             res.t_events += now_s() - t1;
         } else if (next_tick <= ta) {
@@ -1063,6 +1129,9 @@ out:
     dd_free(r.tn);
     dd_free(r.pods);
     dd_free(r.heap);
+    dd_free(r.hpos);
+    dd_free(r.gpu_free);
+    dd_free(r.pending_gpus);
     dd_free(r.pending);
     dd_free(r.cand);
     dd_free(r.names);

@@ -11,12 +11,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -31,6 +33,7 @@ extern char **environ;
 #endif
 
 #define MAX_SEEDS 64
+#define MAX_JOBS  16
 
 static const char *const experiments[] = {"completion", "gpu-curve", "io-load", "dedup", "scale"};
 
@@ -41,9 +44,10 @@ struct agg {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: dedupd-sim --experiment completion|gpu-curve|io-load|dedup|scale "
-               "[--seed N] [--seeds K] [--nodes N --pods N] [--truth default|null|alt1|alt2] "
-               "[--truth-file PATH] [--policies a,b,...] [--load X] [--quiet] --out DIR\n");
+    fprintf(f,
+            "usage: dedupd-sim --experiment completion|gpu-curve|io-load|dedup|scale "
+            "[--seed N] [--seeds K] [--nodes N --pods N] [--truth default|null|alt1|alt2] "
+            "[--truth-file PATH] [--policies a,b,...] [--load X] [--jobs N] [--quiet] --out DIR\n");
 }
 
 static int bad(const char *arg, const char *why)
@@ -76,6 +80,7 @@ static void experiment_defaults(struct sim_config *c)
         c->nodes = 5000;
         c->pods = 50000;
         c->policy_mask &= ~(1u << SIM_P_DEDUPD_PRIOR);
+        c->interval_s = 30; /* reports every 30 s at 5,000 nodes (docs/sim/README.md) */
     } else if (strcmp(c->experiment, "gpu-curve") == 0) {
         c->nodes = 16;
         c->pods = 160;
@@ -413,33 +418,68 @@ static void curve_plot(const char *dir)
     run_gnuplot(dir, "curve.gp");
 }
 
+/* One seed's policies, run by --jobs threads: each run has its own
+ * placer, cluster view and model, so runs are independent and the results
+ * do not depend on the number of threads. */
+struct work {
+    const struct sim_config *c;
+    const struct sim_truth *t;
+    const struct sim_cluster *cl;
+    struct agg *agg;
+    FILE *series;
+    uint64_t seed;
+    unsigned slot;
+    size_t next; /* the next policy to take (atomic) */
+    int error;
+};
+
+static void *worker(void *arg)
+{
+    struct work *w = arg;
+    for (;;) {
+        size_t p = __atomic_fetch_add(&w->next, 1, __ATOMIC_RELAXED);
+        if (p >= SIM_P_COUNT)
+            return NULL;
+        if (!(w->c->policy_mask & (1u << p)))
+            continue;
+        struct sim_series ts = {w->series, w->seed};
+        struct sim_result *res = &w->agg[p].r[w->slot];
+        int e = sim_run(w->c, w->t, w->cl, (enum sim_policy)p, w->seed, &ts, res);
+        if (e < 0) {
+            __atomic_store_n(&w->error, e, __ATOMIC_RELAXED);
+            return NULL;
+        }
+        if (!w->c->quiet)
+            fprintf(stderr, "seed %llu %-16s mean completion %8.0f s  p95 %8.0f s  (%.2f s)\n",
+                    (unsigned long long)w->seed, sim_policy_names[p], res->mean_completion_s,
+                    res->p95_completion_s, res->t_total);
+    }
+}
+
 /* Runs every seed and policy of one setting into agg. */
 static int run_all(const struct sim_config *c, const struct sim_truth *t, struct agg *agg,
-                   FILE *series)
+                   FILE *series, unsigned jobs)
 {
     for (unsigned s = 0; s < c->seeds; s++) {
         struct sim_cluster cl;
-        uint64_t seed = c->seed + s;
-        int e = sim_generate(c, t, seed, &cl);
+        pthread_t th[MAX_JOBS];
+        unsigned started = 0;
+        struct work w = {c, t, &cl, agg, s == 0 ? series : NULL, c->seed + s, s, 0, 0};
+        int e = sim_generate(c, t, w.seed, &cl);
         if (e < 0)
             return e;
-        for (size_t p = 0; p < SIM_P_COUNT; p++) {
-            struct sim_series ts = {s == 0 ? series : NULL, seed};
-            if (!(c->policy_mask & (1u << p)))
-                continue;
-            e = sim_run(c, t, &cl, (enum sim_policy)p, seed, &ts, &agg[p].r[agg[p].n]);
-            if (e < 0) {
-                sim_cluster_release(&cl);
-                return e;
-            }
-            if (!c->quiet)
-                fprintf(stderr, "seed %llu %-16s mean completion %8.0f s  p95 %8.0f s  (%.2f s)\n",
-                        (unsigned long long)seed, sim_policy_names[p],
-                        agg[p].r[agg[p].n].mean_completion_s, agg[p].r[agg[p].n].p95_completion_s,
-                        agg[p].r[agg[p].n].t_total);
-            agg[p].n++;
-        }
+        for (unsigned j = 1; j < jobs; j++)
+            if (pthread_create(&th[started], NULL, worker, &w) == 0)
+                started++;
+        worker(&w);
+        for (unsigned j = 0; j < started; j++)
+            pthread_join(th[j], NULL);
         sim_cluster_release(&cl);
+        if (w.error < 0)
+            return w.error;
+        for (size_t p = 0; p < SIM_P_COUNT; p++)
+            if (c->policy_mask & (1u << p))
+                agg[p].n = s + 1;
     }
     return 0;
 }
@@ -457,6 +497,7 @@ int main(int argc, char **argv)
                                          {"policies", required_argument, NULL, 'P'},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"load", required_argument, NULL, 'l'},
+                                         {"jobs", required_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct sim_config c;
@@ -464,6 +505,8 @@ int main(int argc, char **argv)
     uint64_t v, nodes = 0, pods = 0;
     const char *policies = NULL;
     double load = 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned jobs = ncpu >= 2 ? 2 : 1; /* this project's machines have 2 cores */
     char err[512];
     int o;
 
@@ -505,6 +548,11 @@ int main(int argc, char **argv)
             break;
         case 'q':
             c.quiet = true;
+            break;
+        case 'j':
+            if (dd_parse_u64_range(optarg, 1, MAX_JOBS, &v) < 0)
+                return bad("--jobs", "want an integer 1..16");
+            jobs = (unsigned)v;
             break;
         case 'l':
             if (dd_parse_double(optarg, &load) < 0 || !(load > 0.05 && load <= 2))
@@ -577,13 +625,13 @@ int main(int argc, char **argv)
             fprintf(series, "seed,policy,t_s,gpus_allocated_share,gpus_computing_share,"
                             "gpu_memory_gib\n");
     }
-    e = run_all(&c, &truth, agg, series);
+    e = run_all(&c, &truth, agg, series, jobs);
     if (series)
         fclose(series);
     struct sim_config plain = c;
     if (e == 0 && strcmp(c.experiment, "dedup") == 0) {
         plain.dedup_pools = false;
-        e = run_all(&plain, &truth, agg2, NULL);
+        e = run_all(&plain, &truth, agg2, NULL, jobs);
     }
     if (e < 0) {
         fprintf(stderr, "dedupd-sim: run failed: %s\n", dd_strerror(e));

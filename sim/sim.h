@@ -49,6 +49,7 @@ struct sim_phase_io {
 
 struct sim_pod {
     uint32_t id, workload, group;
+    char uid[16], name[48]; /* the pod's Kubernetes UID and name */
     int gpus;
     double cpu, mem_gib, arrival_s, claim_bytes;
     struct sim_phase_io phase[SIM_PHASES];

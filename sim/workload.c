@@ -195,6 +195,8 @@ int sim_generate(const struct sim_config *c, const struct sim_truth *t, uint64_t
             p->arrival_s = now;
         }
         p->id = (uint32_t)i;
+        snprintf(p->uid, sizeof(p->uid), "pod-%06u", p->id);
+        snprintf(p->name, sizeof(p->name), "%s-%06u", sim_workloads[p->workload].name, p->id);
     }
     /* deployments may overlap the next arrival: keep arrival order */
     for (size_t i = 1; i < c->pods; i++) {
