@@ -338,15 +338,27 @@ static double phys_free_gib(const struct run *r, size_t ni)
     return (r->cl->nodes[ni].phys_bytes - r->nodes[ni].phys_used) / 1073741824.0;
 }
 
-/* The truth's own estimate of when the pod's run would end on a node, with
- * what runs there now and no future arrivals (the oracle). */
+/* The truth's own estimate of how long the pod's run would take on a node
+ * (the oracle): its short stage and load phases against what the node's
+ * pods do now, its run phase against the run phases of the pods already
+ * there (they are known: pods staging now read later), no future
+ * arrivals and no bursts. */
 static double truth_end(struct run *r, size_t ni, const struct sim_pod *p)
 {
     struct node_rt *n = &r->nodes[ni];
+    struct sim_truth_demand steady = {0};
     double total = 0;
+    for (size_t k = 0; k < n->n; k++) {
+        const struct sim_pod *q = &r->pods[n->pods[k]];
+        const struct sim_phase_io *io = &q->phase[SIM_RUN];
+        steady.read_mbps += io->read_mbps;
+        steady.write_mbps += io->write_mbps;
+        steady.dup_write_mbps += io->write_mbps * io->dup_share;
+        steady.cpu_cores += q->cpu * 0.5;
+    }
     for (int ph = 0; ph < SIM_PHASES; ph++) {
         const struct sim_phase_io *io = &p->phase[ph];
-        struct sim_truth_demand d = n->demand;
+        struct sim_truth_demand d = ph == SIM_RUN ? steady : n->demand;
         struct sim_truth_state st;
         if (!(io->nominal_s > 0))
             continue;
@@ -430,10 +442,6 @@ static int dedupd_scores(struct run *r, const struct sim_pod *p, size_t nc, doub
     for (size_t i = 0, k = 0; i < nc; i++) {
         if (r->total[i] < 0)
             continue;
-        if (getenv("SIM_DEBUG") && r->res->scored_calls % 50 == 1)
-            fprintf(stderr, "t=%.0f pod %u (%s) node %s score %d slowdown %.1f %s\n", t, p->id,
-                    sim_workloads[p->workload].name, r->scores2[k].node, r->scores2[k].score,
-                    r->scores2[k].slowdown_percent, r->scores2[k].reason);
         r->total[i] += r->c->extender_weight * 10 * r->scores2[k++].score;
     }
     if (r->ledger)
@@ -558,6 +566,7 @@ static int schedule(struct run *r, int pi, double t)
     if (r->ledger)
         dd_placer_pod_bound(r->placer, p->uid, "sim", p->name, r->cl->nodes[ni].name, ms_of(t));
     r->res->placed++;
+    r->res->candidates_sum += (double)nc;
     return node_recompute(r, ni, t) < 0 ? -ENOMEM : 1;
 }
 
@@ -849,9 +858,6 @@ static int tick(struct run *r, double t)
         fprintf(r->ts->f, "%llu,%s,%.0f,%.4f,%.4f,%.1f\n", (unsigned long long)r->ts->seed,
                 sim_policy_names[r->p], t, alloc / r->cl->total_gpus, busy / r->cl->total_gpus,
                 mem);
-    if (getenv("SIM_DEBUG") && r->ledger && r->tick % 20 == 0)
-        fprintf(stderr, "t=%.0f ledger %zu pending %zu\n", t,
-                dd_ledger_size(dd_placer_ledger(r->placer)), r->npending);
     r->tick++;
     r->res->t_events += now_s() - t0;
     if (e == 0 && r->dedupd && r->p != SIM_P_DEDUPD_PRIOR && t >= r->next_train) {
@@ -951,7 +957,7 @@ static void metrics(struct run *r)
 {
     struct sim_result *res = r->res;
     size_t n = r->cl->n_pods;
-    double first = (double)INFINITY, last = 0, sum = 0, alloc = 0, busy = 0;
+    double first = (double)INFINITY, last = 0, sum = 0, alloc = 0, busy = 0, wait = 0, stretch = 0;
     double *ct = dd_reallocarray(NULL, n ? n : 1, sizeof(double));
     double *gmax = dd_calloc(n ? n : 1, sizeof(double));
     double *gmin = dd_calloc(n ? n : 1, sizeof(double));
@@ -968,6 +974,11 @@ static void metrics(struct run *r)
             last = p->finish_s;
         ct[i] = c;
         sum += c;
+        wait += p->start_s - p->arrival_s;
+        double nominal = 0;
+        for (int ph = 0; ph < SIM_PHASES; ph++)
+            nominal += p->phase[ph].nominal_s;
+        stretch += (p->finish_s - p->start_s) / nominal - 1;
         alloc += p->alloc_gpu_s;
         busy += p->busy_gpu_s;
         if (p->workload < SIM_MAX_MODELS) {
@@ -1002,6 +1013,9 @@ static void metrics(struct run *r)
     qsort(ct, n, sizeof(double), cmp_double);
     res->makespan_s = n ? last - first : 0;
     res->mean_completion_s = n ? sum / (double)n : 0;
+    res->mean_wait_s = n ? wait / (double)n : 0;
+    res->mean_stretch = n ? stretch / (double)n : 0;
+    res->mean_candidates = res->placed ? res->candidates_sum / (double)res->placed : 0;
     /* p95 by the nearest-rank method: the ceil(0.95 n)-th smallest */
     res->p95_completion_s = n ? ct[(size_t)ceil(0.95 * (double)n) - 1] : 0;
     res->gpu_idle_fraction = alloc > 0 ? (alloc - busy) / alloc : 0;
@@ -1086,6 +1100,8 @@ int sim_run(const struct sim_config *c, const struct sim_truth *t, const struct 
         dd_ledger_options_init(&lo);
         r.bound_ttl_s = lo.bound_ttl_s;
         dd_score_options_init(&so);
+        if (c->score_scale > 0)
+            so.scale_percent = c->score_scale;
         if ((e = dd_cluster_new(&co, &r.cluster)) < 0 ||
             (e = dd_placer_new(r.cluster, &lo, &model, &r.placer)) < 0 ||
             (e = dd_placer_configure(r.placer, &so, NULL, false)) < 0)

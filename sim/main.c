@@ -44,10 +44,10 @@ struct agg {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: dedupd-sim --experiment completion|gpu-curve|io-load|dedup|scale "
-            "[--seed N] [--seeds K] [--nodes N --pods N] [--truth default|null|alt1|alt2] "
-            "[--truth-file PATH] [--policies a,b,...] [--load X] [--jobs N] [--quiet] --out DIR\n");
+    fprintf(f, "usage: dedupd-sim --experiment completion|gpu-curve|io-load|dedup|scale "
+               "[--seed N] [--seeds K] [--nodes N --pods N] [--truth default|null|alt1|alt2] "
+               "[--truth-file PATH] [--policies a,b,...] [--load X] [--score-scale PCT] [--jobs N] "
+               "[--quiet] --out DIR\n");
 }
 
 static int bad(const char *arg, const char *why)
@@ -66,7 +66,7 @@ static void defaults(struct sim_config *c)
     c->truth_path = DD_SIM_TRUTH_JSON;
     c->interval_s = 10;
     c->dedup_pools = true;
-    c->gpu_load = 0.7;
+    c->gpu_load = 0.35; /* leaves the scheduler a choice (docs/sim/README.md) */
     c->burst_share = 0.6;
     c->train_first_s = 900;
     c->train_every_s = 3600;
@@ -103,7 +103,8 @@ static double field(const struct sim_result *r, size_t k)
 {
     const double v[] = {r->makespan_s,        r->mean_completion_s,     r->p95_completion_s,
                         r->gpu_idle_fraction, r->gpu_idle_fraction_all, r->frag_all_free,
-                        r->mean_deploy_s};
+                        r->mean_deploy_s,     r->mean_wait_s,           r->mean_stretch,
+                        r->mean_candidates};
     return v[k];
 }
 static const char *const field_names[] = {"makespan_s",
@@ -112,8 +113,10 @@ static const char *const field_names[] = {"makespan_s",
                                           "gpu_idle_fraction",
                                           "gpu_idle_fraction_all_gpus",
                                           "fragmentation_all_gpus_free_share",
-                                          "mean_deployment_completion_s"};
-#define NFIELDS 7
+                                          "mean_deployment_completion_s",
+                                          "mean_wait_s",
+                                          "mean_run_stretch"};
+#define NFIELDS 9
 
 static void mean_sd(const struct agg *a, size_t k, double *m, double *sd)
 {
@@ -278,8 +281,9 @@ static void md_table(FILE *f, const struct sim_config *c, struct agg *agg, const
             "Δ = dedupd against the row's policy (negative: dedupd is lower).\n\n",
             c->nodes, c->pods, c->truth_name, c->seeds, (unsigned long long)c->seed);
     fprintf(f, "| policy | makespan s | mean completion s | p95 completion s | GPU idle "
-               "(allocated) | GPU idle (all) | nodes all-free | Δ mean completion | Δ p95 |\n");
-    fprintf(f, "|---|---|---|---|---|---|---|---|---|\n");
+               "(allocated) | GPU idle (all) | nodes all-free | mean wait s | run stretch | Δ "
+               "mean completion | Δ p95 |\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t k = 0; k < 4; k++)
         mean_sd(&agg[SIM_P_DEDUPD], k, &base[k], &s);
     for (size_t p = 0; p < SIM_P_COUNT; p++) {
@@ -290,9 +294,9 @@ static void md_table(FILE *f, const struct sim_config *c, struct agg *agg, const
             mean_sd(&agg[p], k, &m[k], &sd[k]);
         fprintf(f,
                 "| %s | %.0f ± %.0f | %.0f ± %.0f | %.0f ± %.0f | %.3f ± %.3f | %.3f ± %.3f | "
-                "%.3f |",
+                "%.3f | %.0f | %.1f %% |",
                 sim_policy_names[p], m[0], sd[0], m[1], sd[1], m[2], sd[2], m[3], sd[3], m[4],
-                sd[4], m[5]);
+                sd[4], m[5], m[7], 100 * m[8]);
         if (p == SIM_P_DEDUPD || agg[SIM_P_DEDUPD].n == 0)
             fprintf(f, " — | — |\n");
         else
@@ -496,6 +500,7 @@ int main(int argc, char **argv)
                                          {"truth-file", required_argument, NULL, 'f'},
                                          {"policies", required_argument, NULL, 'P'},
                                          {"quiet", no_argument, NULL, 'q'},
+                                         {"score-scale", required_argument, NULL, 'S'},
                                          {"load", required_argument, NULL, 'l'},
                                          {"jobs", required_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
@@ -548,6 +553,10 @@ int main(int argc, char **argv)
             break;
         case 'q':
             c.quiet = true;
+            break;
+        case 'S':
+            if (dd_parse_double(optarg, &c.score_scale) < 0 || !(c.score_scale > 0))
+                return bad("--score-scale", "want a positive percentage");
             break;
         case 'j':
             if (dd_parse_u64_range(optarg, 1, MAX_JOBS, &v) < 0)
@@ -638,14 +647,13 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    json_t *sum =
-        json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:f, s:f, s:o, s:o, s:o, s:o, s:o}", "experiment",
-                  c.experiment, "seed", (json_int_t)c.seed, "seeds", (json_int_t)c.seeds, "nodes",
-                  (json_int_t)c.nodes, "pods", (json_int_t)c.pods, "truth", c.truth_name,
-                  "interval_s", c.interval_s, "extender_weight", c.extender_weight, "policies",
-                  policies_json(&c, agg, true), "extra_policies", policies_json(&c, agg, false),
-                  "dedupd_versus", versus_json(agg, c.policy_mask), "cost_model",
-                  model_json(&agg[SIM_P_DEDUPD]), "timing_s", timing_json(&c, agg));
+    json_t *sum = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:s, s:f, s:f, s:o, s:o, s:o, s:o}", "experiment", c.experiment,
+        "seed", (json_int_t)c.seed, "seeds", (json_int_t)c.seeds, "nodes", (json_int_t)c.nodes,
+        "pods", (json_int_t)c.pods, "truth", c.truth_name, "interval_s", c.interval_s,
+        "extender_weight", c.extender_weight, "policies", policies_json(&c, agg, true),
+        "extra_policies", policies_json(&c, agg, false), "dedupd_versus",
+        versus_json(agg, c.policy_mask), "cost_model", model_json(&agg[SIM_P_DEDUPD]));
     if (strcmp(c.experiment, "dedup") == 0)
         json_object_set_new(sum, "non_dedup",
                             json_pack("{s:o, s:o}", "policies", policies_json(&plain, agg2, true),
@@ -657,6 +665,13 @@ int main(int argc, char **argv)
         return 1;
     }
     json_decref(sum);
+    /* wall-clock figures apart: summary.json is the same for the same seed */
+    json_t *tj =
+        json_pack("{s:I, s:o}", "jobs", (json_int_t)jobs, "per_policy_s", timing_json(&c, agg));
+    snprintf(path, sizeof(path), "%s/timing.json", c.out);
+    if (!tj || json_dump_file(tj, path, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) < 0)
+        fprintf(stderr, "dedupd-sim: writing %s failed\n", path);
+    json_decref(tj);
 
     FILE *f = open_out(c.out, "results.csv");
     if (f) {

@@ -88,6 +88,7 @@ struct sim_config {
     double burst_share; /* share of pods arriving in deployments */
     double train_first_s, train_every_s;
     double extender_weight;
+    double score_scale; /* dedupd's scale_percent (0: its default) */
     bool timeseries;
     bool quiet;
     unsigned policy_mask; /* bit per policy to run */
@@ -108,10 +109,12 @@ void sim_cluster_release(struct sim_cluster *c);
 
 struct sim_result {
     double makespan_s, mean_completion_s, p95_completion_s, gpu_idle_fraction,
-        gpu_idle_fraction_all, frag_all_free, mean_deploy_s;
+        gpu_idle_fraction_all, frag_all_free, mean_deploy_s, mean_wait_s, mean_stretch,
+        mean_candidates;
     double model_run_s[SIM_MAX_MODELS], model_completion_s[SIM_MAX_MODELS];
     size_t model_n[SIM_MAX_MODELS];
     size_t placed, scored_calls;
+    double candidates_sum; /* feasible candidates over placements: the choice there was */
     /* the cost model against the truth (dedupd policies) */
     double model_mape_cost, model_mape_latency, prior_mape_cost, prior_mape_latency;
     bool served_xgb;
