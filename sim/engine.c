@@ -918,8 +918,8 @@ static void model_error(struct run *r)
     double *pc = dd_reallocarray(NULL, n ? n : 1, sizeof(double) * 4);
     double *y = dd_reallocarray(NULL, n ? n : 1, sizeof(double) * 2);
     char err[128];
-    r->res->model_mape_cost = r->res->model_mape_latency = NAN;
-    r->res->prior_mape_cost = r->res->prior_mape_latency = NAN;
+    r->res->model_mape_cost = r->res->model_mape_latency = (double)NAN;
+    r->res->prior_mape_cost = r->res->prior_mape_latency = (double)NAN;
     if (!X || !pc || !y || n == 0)
         goto out;
     for (size_t i = 0; i < n; i++) {

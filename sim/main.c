@@ -366,7 +366,7 @@ static void models_out(const char *dir, const struct sim_config *c, struct agg *
                     s += agg[ps[j]].r[i].model_run_s[w];
                     n++;
                 }
-            v[j] = n ? s / n : (double)NAN;
+            v[j] = n > 0 ? s / n : (double)NAN;
         }
         for (size_t j = 0; j < 2; j++) {
             double s = 0, n = 0;
@@ -375,7 +375,7 @@ static void models_out(const char *dir, const struct sim_config *c, struct agg *
                     s += agg[ps[j]].r[i].model_completion_s[w];
                     n++;
                 }
-            v[3 + j] = n ? s / n : (double)NAN;
+            v[3 + j] = n > 0 ? s / n : (double)NAN;
         }
         fprintf(f, "%s,%.1f,%.1f,%.1f,%.1f,%.1f\n", sim_workloads[w].name, v[0], v[1], v[2], v[3],
                 v[4]);
