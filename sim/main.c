@@ -316,8 +316,8 @@ static void bar_plot(const char *dir, const char *csv, const char *png, const ch
             "set style histogram errorbars gap 1 lw 1\nset style fill solid 0.7 border -1\n"
             "set ylabel 'seconds'\nset title '%s'\nset xtics rotate by -30\nset key top left\n"
             "set yrange [0:*]\n"
-            "plot '%s/%s' using 2:3:xtic(1) title 'mean completion', '' using 4:5 title 'p95 "
-            "completion'\n",
+            "plot '%s/%s' every ::1 using 2:3:xtic(1) title 'mean completion', '' every ::1 "
+            "using 4:5 title 'p95 completion'\n",
             dir, png, title, dir, csv);
     fclose(g);
     run_gnuplot(dir, "plot.gp");
@@ -709,8 +709,8 @@ int main(int argc, char **argv)
                     "set style histogram errorbars gap 1 lw 1\nset style fill solid 0.7 border "
                     "-1\nset ylabel 'mean completion, s'\nset xtics rotate by -30\n"
                     "set title 'dedup (VDO) pools against plain pools (thesis Fig 24/25)'\n"
-                    "set yrange [0:*]\nplot '%s/bars.csv' using 2:3:xtic(1) title 'dedup pools', "
-                    "'%s/bars-plain.csv' using 2:3 title 'plain pools'\n",
+                    "set yrange [0:*]\nplot '%s/bars.csv' every ::1 using 2:3:xtic(1) title 'dedup "
+                    "pools', '%s/bars-plain.csv' every ::1 using 2:3 title 'plain pools'\n",
                     c.out, c.out, c.out);
             fclose(g);
             run_gnuplot(c.out, "dedup.gp");
