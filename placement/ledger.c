@@ -275,9 +275,9 @@ int dd_ledger_view(struct dd_ledger *l, const char *exclude_uid, uint64_t now_ms
         if (i > 0 && part_cmp(&parts[i - 1], p) == 0) {
             s = &sums[k - 1];
         } else {
-            s = &sums[k++];
-            snprintf(s->node, sizeof(s->node), "%s", p->node);
-            snprintf(s->pool, sizeof(s->pool), "%s", p->pool);
+            s = &sums[k++]; /* the entries' names fit: they were checked on the way in */
+            memcpy(s->node, p->node, strnlen(p->node, sizeof(s->node) - 1));
+            memcpy(s->pool, p->pool, strnlen(p->pool, sizeof(s->pool) - 1));
         }
         s->entries++;
         if (p->load < 0) {
