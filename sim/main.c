@@ -115,8 +115,9 @@ static const char *const field_names[] = {"makespan_s",
                                           "fragmentation_all_gpus_free_share",
                                           "mean_deployment_completion_s",
                                           "mean_wait_s",
-                                          "mean_run_stretch"};
-#define NFIELDS 9
+                                          "mean_run_stretch",
+                                          "mean_candidates"};
+#define NFIELDS 10
 
 static void mean_sd(const struct agg *a, size_t k, double *m, double *sd)
 {
@@ -404,6 +405,8 @@ static void models_out(const char *dir, const struct sim_config *c, struct agg *
     fclose(f);
     fclose(m);
     (void)c;
+    if (agg[SIM_P_DEFAULT].n == 0 || agg[SIM_P_DEDUPD].n == 0 || agg[SIM_P_ORACLE].n == 0)
+        return; /* the plot compares those three */
     if ((g = open_out(dir, "models.gp")) != NULL) {
         fprintf(g,
                 "set terminal pngcairo size 900,450 noenhanced\nset output '%s/models.png'\n"

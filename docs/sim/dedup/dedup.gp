@@ -8,4 +8,4 @@ set ylabel 'mean completion, s'
 set xtics rotate by -30
 set title 'dedup (VDO) pools against plain pools (thesis Fig 24/25)'
 set yrange [0:*]
-plot 'docs/sim/dedup/bars.csv' using 2:3:xtic(1) title 'dedup pools', 'docs/sim/dedup/bars-plain.csv' using 2:3 title 'plain pools'
+plot 'docs/sim/dedup/bars.csv' every ::1 using 2:3:xtic(1) title 'dedup pools', 'docs/sim/dedup/bars-plain.csv' every ::1 using 2:3 title 'plain pools'

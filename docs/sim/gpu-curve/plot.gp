@@ -9,4 +9,4 @@ set title 'gpu-curve'
 set xtics rotate by -30
 set key top left
 set yrange [0:*]
-plot 'docs/sim/gpu-curve/bars.csv' using 2:3:xtic(1) title 'mean completion', '' using 4:5 title 'p95 completion'
+plot 'docs/sim/gpu-curve/bars.csv' every ::1 using 2:3:xtic(1) title 'mean completion', '' every ::1 using 4:5 title 'p95 completion'

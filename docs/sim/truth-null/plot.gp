@@ -9,4 +9,4 @@ set title 'completion'
 set xtics rotate by -30
 set key top left
 set yrange [0:*]
-plot 'docs/sim/truth-null/bars.csv' using 2:3:xtic(1) title 'mean completion', '' using 4:5 title 'p95 completion'
+plot 'docs/sim/truth-null/bars.csv' every ::1 using 2:3:xtic(1) title 'mean completion', '' every ::1 using 4:5 title 'p95 completion'
