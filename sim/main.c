@@ -642,10 +642,8 @@ int main(int argc, char **argv)
         }
     }
     int e = sim_truth_load(c.truth_path, c.truth_name, &truth, err, sizeof(err));
-    if (e < 0) {
-        fprintf(stderr, "dedupd-sim: %s\n", err);
-        return e == -ENOENT ? 2 : 1;
-    }
+    if (e < 0) /* a missing variant names --truth, anything else the file */
+        return bad(e == -ENOENT ? "--truth" : "--truth-file", err);
     if (mkdir(c.out, 0755) < 0 && errno != EEXIST) {
         fprintf(stderr, "dedupd-sim: --out %s: %s\n", c.out, strerror(errno));
         return 2;
