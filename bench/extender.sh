@@ -31,6 +31,8 @@
 #   --connections N   wrk -c (default 1: kube-scheduler calls an extender
 #                     one request at a time)
 #   --nodes N         reported nodes (default 5000)
+# Environment: BUILD (default ./build-bench), DEDUPD (the daemon to measure,
+# default $BUILD/dedupd: an older binary for a before/after comparison).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,6 +43,7 @@ CONNECTIONS=${CONNECTIONS:-1}
 NODES=${NODES:-5000}
 HTTP_THREADS=${HTTP_THREADS:-4}
 KEEP=${KEEP:-0}
+DEDUPD=${DEDUPD:-}
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -50,7 +53,7 @@ while [ $# -gt 0 ]; do
     --nodes) NODES=$2; shift 2 ;;
     --http-threads) HTTP_THREADS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "extender: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -72,6 +75,8 @@ if [ ! -x "$BUILD/dedupd" ] || [ ! -x "$BUILD/dedupd-ingest-gen" ] ||
 fi
 cmake --build "$BUILD" -j"$(nproc)" --target dedupd dedupd-ingest-gen dedupd-hello-server >/dev/null
 
+DEDUPD=${DEDUPD:-$BUILD/dedupd}
+
 WORK=$(mktemp -d /var/tmp/dedupd-extender.XXXXXX)
 PID= HPID=
 cleanup() {
@@ -87,9 +92,9 @@ URL=http://127.0.0.1:$PORT
 
 echo "== extender: $NODES reported nodes x 16 volumes, wrk -t1 -c$CONNECTIONS -d${DURATION}s per row"
 echo "machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "tree: $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?')"
+echo "tree: $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'); daemon $DEDUPD"
 
-taskset -c 1 "$BUILD/dedupd" --role placement --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
+taskset -c 1 "$DEDUPD" --role placement --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
     --token-file "$WORK/token" --min-train-samples 100000000 --stale-after 3600 \
     --http-threads "$HTTP_THREADS" 2>"$WORK/placement.log" &
 PID=$!

@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,15 +58,28 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
     return ret;
 }
 
+/* A decimal number 0..max; -1 otherwise. */
+static int parse_uint(const char *s, unsigned long max, unsigned *ret)
+{
+    char *end;
+    unsigned long v;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v > max)
+        return -1;
+    *ret = (unsigned)v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};
     unsigned threads = 4;
     struct MHD_Daemon *d;
-    int port;
+    unsigned port;
 
-    if (argc < 2 || argc > 3 || (port = atoi(argv[1])) <= 0 || port > 65535 ||
-        (argc == 3 && (threads = (unsigned)atoi(argv[2])) < 1)) {
+    if (argc < 2 || argc > 3 || parse_uint(argv[1], 65535, &port) < 0 || port == 0 ||
+        (argc == 3 && (parse_uint(argv[2], 256, &threads) < 0 || threads == 0))) {
         fprintf(stderr, "usage: dedupd-hello-server PORT [THREADS]\n");
         return 2;
     }
@@ -77,7 +91,7 @@ int main(int argc, char **argv)
                          threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads,
                          MHD_OPTION_END);
     if (!d) {
-        fprintf(stderr, "dedupd-hello-server: cannot listen on 127.0.0.1:%d\n", port);
+        fprintf(stderr, "dedupd-hello-server: cannot listen on 127.0.0.1:%u\n", port);
         return 1;
     }
     signal(SIGINT, on_signal);
