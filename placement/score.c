@@ -100,6 +100,30 @@ static const struct dd_report_volume *pool_volume(const struct dd_report *r, con
     return best;
 }
 
+/* The pod's claims grouped by pool: first[k] is the first claim of claim
+ * k's pool, so that each pool's volume is looked up once per node (a
+ * report's volumes are cold in the cache at thousands of nodes). */
+static void pool_groups(const struct dd_pod_profile *pod, size_t *first)
+{
+    for (size_t k = 0; k < pod->n_claims; k++) {
+        first[k] = k;
+        for (size_t j = 0; j < k; j++) {
+            if (strcmp(pod->claims[j].pool, pod->claims[k].pool) == 0) {
+                first[k] = j;
+                break;
+            }
+        }
+    }
+}
+
+/* pool_volume of every claim's pool on the node, once a pool. */
+static void claim_volumes(const struct dd_pod_profile *pod, const size_t *first,
+                          const struct dd_report *r, const struct dd_report_volume **vols)
+{
+    for (size_t k = 0; k < pod->n_claims; k++)
+        vols[k] = first[k] < k ? vols[first[k]] : pool_volume(r, pod->claims[k].pool);
+}
+
 /* Physical bytes a claim of request_bytes takes on the pool: the pool's
  * observed reduction (logical over data blocks, at least 1), plus margin. */
 static double space_need(const struct dd_score_options *o, const struct dd_report_volume *v,
@@ -117,7 +141,8 @@ static double space_need(const struct dd_score_options *o, const struct dd_repor
 static enum dd_filter_reason hard_facts(const struct dd_score_options *o,
                                         const struct dd_score_env *env,
                                         const struct dd_pod_profile *pod, const char *node,
-                                        const struct dd_report *r, struct dd_node_score *s)
+                                        const struct dd_report_volume *const *vols,
+                                        struct dd_node_score *s)
 {
     /* space needed per pool by this pod's unbound claims */
     for (size_t i = 0; i < pod->n_claims; i++) {
@@ -125,7 +150,7 @@ static enum dd_filter_reason hard_facts(const struct dd_score_options *o,
         const struct dd_report_volume *v;
         if (c->node[0] && strcmp(c->node, node) != 0)
             continue; /* its volume lives elsewhere: kube-scheduler's VolumeBinding decides */
-        v = pool_volume(r, c->pool);
+        v = vols[i];
         if (!v) {
             set_reason(s, "dedupd: no_pool: node has no volume of pool %.80s (claim %.80s)",
                        c->pool, c->claim);
@@ -370,6 +395,8 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
     double *cost = NULL, *lat = NULL;
     size_t n_rows = 0;
     bool fast = pod->gpus <= 0 || pod->n_claims == 0, xgb = false;
+    size_t first[DD_KUBE_MAX_CLAIMS];
+    const struct dd_report_volume *vols[DD_KUBE_MAX_CLAIMS];
     uint64_t version = 0;
     int r = 0;
 
@@ -393,12 +420,14 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
     }
     if (what == DD_SCORE_PRIORITIZE && n > 0) {
         ne = dd_calloc(n, sizeof(*ne));
-        rows = dd_calloc(2 * n * pod->n_claims, sizeof(*rows));
+        /* not zeroed: claim_rows writes every row that is used */
+        rows = dd_malloc(2 * n * pod->n_claims * sizeof(*rows));
         if (!ne || !rows) {
             r = -ENOMEM;
             goto out;
         }
     }
+    pool_groups(pod, first);
     for (size_t i = 0; i < n; i++) {
         struct dd_node_score *s = &out[i];
         const struct dd_cluster_node *cn = dd_cluster_find(env->cluster, nodes[i]);
@@ -419,7 +448,8 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
             continue;
         }
         s->gpu_util = mean_gpu_util(&cn->report);
-        s->filter_reason = hard_facts(o, env, pod, nodes[i], &cn->report, s);
+        claim_volumes(pod, first, &cn->report, vols);
+        s->filter_reason = hard_facts(o, env, pod, nodes[i], vols, s);
         if (s->filter_reason != DD_FR_NONE) {
             s->verdict = DD_VERDICT_UNRESOLVABLE;
             s->score = 0;
@@ -437,7 +467,7 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
             ce->claim = c;
             if (c->node[0] && strcmp(c->node, nodes[i]) != 0)
                 continue; /* vol stays NULL */
-            ce->vol = pool_volume(&cn->report, c->pool);
+            ce->vol = vols[k];
             ce->ledger = dd_ledger_view_find(env->ledger, nodes[i], c->pool);
             ce->add_write = (ce->ledger ? ce->ledger->write_mbps : 0) + c->write_mbps;
             ce->add_read = (ce->ledger ? ce->ledger->read_mbps : 0) + c->read_mbps;
