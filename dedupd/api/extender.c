@@ -33,7 +33,6 @@
 
 #include "common/clock.h"
 #include "common/common.h"
-#include "common/dynbuf.h"
 #include "dedupd/api/api.h"
 #include "dedupd/config.h"
 #include "dedupd/trainer.h"
@@ -209,140 +208,6 @@ static json_t *body_json(const struct dd_http_request *req, char *err, size_t er
     return doc;
 }
 
-/* ---- the large replies, written straight into a buffer ----
- *
- * jansson costs milliseconds at extender sizes (building a tree of 5,000
- * objects, dumping it, deleting it), so the names-mode replies are written
- * by hand, byte for byte what json_dumps(JSON_COMPACT) wrote for the trees
- * of placement/extender.c: the same keys in the same order and jansson's
- * escaping (no JSON_ENSURE_ASCII). Names are valid UTF-8 (they came out of
- * the parsed request). Full-Nodes mode keeps the jansson path. */
-
-static int emit_string(struct dd_dynbuf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    const char *run = s;
-    int r = dd_dynbuf_append(b, "\"", 1);
-    for (; r == 0 && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        char esc[6] = {'\\', 0, '0', '0', 0, 0};
-        size_t n = 2;
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        if ((r = dd_dynbuf_append(b, run, (size_t)(s - run))) < 0)
-            break;
-        run = s + 1;
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            esc[1] = 'u', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
-            n = 6;
-        }
-        r = dd_dynbuf_append(b, esc, n);
-    }
-    if (r == 0)
-        r = dd_dynbuf_append(b, run, (size_t)(s - run));
-    return r == 0 ? dd_dynbuf_append(b, "\"", 1) : r;
-}
-
-/* Hands the buffer to the response (no copy); 500 when it failed. */
-static int reply_buffer(struct dd_http_response *resp, struct dd_dynbuf *b, int r)
-{
-    size_t len;
-    char *text = r == 0 ? dd_dynbuf_take(b, &len) : NULL;
-    dd_dynbuf_free(b);
-    if (!text) {
-        static const char oom[] =
-            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
-        return dd_http_reply_text(resp, 500, "application/json", oom, sizeof(oom) - 1);
-    }
-    dd_free(resp->body);
-    resp->body = text;
-    resp->len = len;
-    resp->status = 200;
-    resp->content_type = "application/json";
-    return 0;
-}
-
-/* HostPriorityList, as dd_extender_prioritize_result. */
-static int reply_prioritize(struct dd_http_response *resp, const struct dd_extender_args *a,
-                            const struct dd_node_score *s)
-{
-    struct dd_dynbuf b;
-    int r;
-    dd_dynbuf_init(&b, DD_EXTENDER_MAX_BODY);
-    r = dd_dynbuf_append(&b, "[", 1);
-    for (size_t i = 0; r == 0 && i < a->n; i++) {
-        int score = s[i].score < 0 ? 0 : s[i].score > 10 ? 10 : s[i].score;
-        char tail[24];
-        int tn = snprintf(tail, sizeof(tail), ",\"Score\":%d}", score);
-        if ((r = dd_dynbuf_append(&b, i ? ",{\"Host\":" : "{\"Host\":", i ? 9 : 8)) == 0 &&
-            (r = emit_string(&b, a->names[i])) == 0)
-            r = dd_dynbuf_append(&b, tail, (size_t)tn);
-    }
-    if (r == 0)
-        r = dd_dynbuf_append(&b, "]", 1);
-    return reply_buffer(resp, &b, r);
-}
-
-/* ExtenderFilterResult in names mode, as dd_extender_filter_result. A
- * reason that is not valid UTF-8 (a name cut inside a character) leaves its
- * node out of FailedAndUnresolvableNodes, as json_object_set_new did. */
-static int reply_filter_names(struct dd_http_response *resp, const struct dd_extender_args *a,
-                              const struct dd_node_score *s)
-{
-    struct dd_dynbuf b;
-    bool first = true;
-    int r;
-    dd_dynbuf_init(&b, DD_EXTENDER_MAX_BODY);
-    r = dd_dynbuf_append_str(&b, "{\"Nodes\":null,\"NodeNames\":[");
-    for (size_t i = 0; r == 0 && i < a->n; i++) {
-        if (s[i].verdict == DD_VERDICT_UNRESOLVABLE)
-            continue;
-        if ((first || (r = dd_dynbuf_append(&b, ",", 1)) == 0) &&
-            (r = emit_string(&b, a->names[i])) == 0)
-            first = false;
-    }
-    if (r == 0)
-        r = dd_dynbuf_append_str(&b, "],\"FailedNodes\":{},\"FailedAndUnresolvableNodes\":{");
-    first = true;
-    for (size_t i = 0; r == 0 && i < a->n; i++) {
-        json_t *valid;
-        if (s[i].verdict != DD_VERDICT_UNRESOLVABLE)
-            continue;
-        if (!(valid = json_string(s[i].reason)))
-            continue;
-        json_decref(valid);
-        if ((first || (r = dd_dynbuf_append(&b, ",", 1)) == 0) &&
-            (r = emit_string(&b, a->names[i])) == 0 && (r = dd_dynbuf_append(&b, ":", 1)) == 0 &&
-            (r = emit_string(&b, s[i].reason)) == 0)
-            first = false;
-    }
-    if (r == 0)
-        r = dd_dynbuf_append_str(&b, "},\"Error\":\"\"}");
-    return reply_buffer(resp, &b, r);
-}
-
 static int h_filter(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
 {
     struct dd_extender_api *a = ctx;
@@ -378,14 +243,6 @@ static int h_filter(void *ctx, const struct dd_http_request *req, struct dd_http
         for (size_t i = 0; i < args.n; i++)
             s[i].verdict = DD_VERDICT_NEUTRAL;
     count(a, V_FILTER, O_OK);
-    if (s && !args.full_nodes) {
-        r = reply_filter_names(resp, &args, s);
-        dd_free(s);
-        req_close(&q);
-        dd_extender_args_release(&args);
-        json_decref(doc);
-        return r;
-    }
     out = s ? dd_extender_filter_result(&args, s) : dd_extender_filter_error("out of memory");
     dd_free(s);
     dd_placer_end(&q);
@@ -439,12 +296,12 @@ static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_
     if (q.shadow)
         for (size_t i = 0; i < args.n; i++)
             s[i].score = q.opts.neutral_score;
-    r = reply_prioritize(resp, &args, s);
+    json_t *out = dd_extender_prioritize_result(&args, s);
     dd_free(s);
     dd_placer_end(&q);
     dd_extender_args_release(&args);
     json_decref(doc);
-    return r;
+    return dd_http_reply_json(resp, 200, out);
 }
 
 static int score_desc(const void *x, const void *y)
