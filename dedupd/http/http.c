@@ -1095,9 +1095,14 @@ int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *
         OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, srv->tls_ca);
     OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
+    /* published before the first request can come: a handler may read the
+     * server through the caller's copy (the daemon's /metrics does), and
+     * creating the worker threads orders this store before their reads */
+    *ret = srv;
     srv->mhd = MHD_start_daemon(flags, port, NULL, NULL, access_cb, srv, MHD_OPTION_ARRAY, opts,
                                 MHD_OPTION_END);
     if (!srv->mhd) {
+        *ret = NULL;
         snprintf(errbuf, errlen, "cannot listen on %s: %s", cfg->listen,
                  errno ? strerror(errno) : "libmicrohttpd refused the configuration");
         dd_http_stop(srv);
@@ -1105,7 +1110,6 @@ int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *
     }
     info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : port;
-    *ret = srv;
     return 0;
 oom:
     dd_http_stop(srv);

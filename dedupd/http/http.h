@@ -144,6 +144,8 @@ struct dd_http_config {
     unsigned idle_timeout_s;
 };
 
+/* *ret is set before the first request can reach a handler (handlers may
+ * read the server through it); NULL or untouched when start fails. */
 int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *routes,
                   size_t n_routes, struct dd_http_server **ret, char *errbuf, size_t errlen);
 /* The port actually bound (for an ephemeral port). */
