@@ -163,6 +163,7 @@ static int kube_start(struct dd_daemon *d, const struct dd_config *c, char *errb
 
     dd_kubewatch_source_resolve(c->kube_api, c->kube_token_file, c->kube_ca_file, NULL,
                                 &d->kube_source);
+    dd_extender_api_set_kube(d->extender, NULL, dd_daemon_kube_source(d));
     if (!d->kube_source.url[0]) {
         dd_log_info("kubernetes: none (no --kube-api, not in a pod): the extender answers from "
                     "pod annotations alone");
@@ -178,6 +179,9 @@ static int kube_start(struct dd_daemon *d, const struct dd_config *c, char *errb
                                                        .pod_bound = kube_pod_bound,
                                                        .pod_deleted = kube_pod_deleted,
                                                        .node_deleted = kube_node_deleted});
+    /* the extender has the cache before the watch threads start: their
+     * first list's bindings (the ledger's rebuild) need it */
+    dd_extender_api_set_kube(d->extender, d->kube, dd_daemon_kube_source(d));
     kc.src = d->kube_source;
     if ((r = dd_kubewatch_new(&kc, d->kube, &d->kubewatch, errbuf, errlen)) < 0)
         return r;
@@ -253,7 +257,6 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
         /* before the HTTP server: the extender reads the cache from its first request */
         if ((r = kube_start(d, c, errbuf, errlen)) < 0)
             goto fail;
-        dd_extender_api_set_kube(d->extender, d->kube, dd_daemon_kube_source(d));
     }
     if (dd_role_has_node(c->role)) {
         struct dd_sampler_hooks hooks = {.ctx = d, .sampled = sampled};
