@@ -192,6 +192,40 @@ void dd_extender_api_pod_deleted(struct dd_extender_api *a, const char *uid)
     dd_ledger_remove(a->ledger, uid);
 }
 
+struct bound_pod {
+    char uid[128], ns[DD_NAME_MAX], name[DD_NAME_MAX], node[DD_NAME_MAX];
+};
+struct bound_pods {
+    struct bound_pod *v;
+    size_t n, cap;
+};
+
+static void collect_bound(void *ctx, const char *uid, const char *ns, const char *name,
+                          const char *node, double gpus)
+{
+    struct bound_pods *b = ctx;
+    (void)gpus;
+    if (dd_array_reserve((void **)&b->v, &b->cap, b->n + 1, sizeof(*b->v)) < 0)
+        return; /* out of memory: that pod's entry is not rebuilt */
+    struct bound_pod *p = &b->v[b->n++];
+    snprintf(p->uid, sizeof(p->uid), "%s", uid);
+    snprintf(p->ns, sizeof(p->ns), "%s", ns);
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    snprintf(p->node, sizeof(p->node), "%s", node);
+}
+
+void dd_extender_api_rebuild_ledger(struct dd_extender_api *a)
+{
+    struct bound_pods b = {0};
+    if (!a->kube)
+        return;
+    /* copied out first: the callback runs under the cache's read lock */
+    dd_kube_foreach_bound_pod(a->kube, collect_bound, &b);
+    for (size_t i = 0; i < b.n; i++)
+        dd_extender_api_pod_bound(a, b.v[i].uid, b.v[i].ns, b.v[i].name, b.v[i].node);
+    dd_free(b.v);
+}
+
 /* ---- one request ---- */
 
 static int model_predict(void *ctx, const struct dd_features *rows, size_t n, double *cost,
