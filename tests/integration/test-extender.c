@@ -7,8 +7,13 @@
  * dedupd.io/pool added), PVC, PV and Pod, and the pods and claims made here.
  *
  *   gpu-node-a  pool ml-dedup, light load: few writes, 32 idle cores
- *   gpu-node-b  pool ml-dedup, heavy load: many writes, 4 busy cores
+ *   gpu-node-b  pool ml-dedup, heavy load: 15x the writes, 10x the reads,
+ *               half of 16 cores busy, compression, a 10x bigger index
  *   gpu-node-c  only pool bulk-c (not the pod's)
+ * The replays are made at the daemons' cadence (--interval-seconds equal to
+ * --interval), so a report's rates and VDO CPU-seconds are over the
+ * interval it states. The placement role keeps the prior cost model (no
+ * training) and answers stale nodes with --neutral-score 6.
  *
  * Checked, in order (one cmocka test each; they share the processes):
  *   ranking      POST /v1/placement for ml/trainer-0: a above b, with an
@@ -20,17 +25,26 @@
  *                reference responses' exact shape; prioritize records a
  *                provisional ledger entry that the binding confirms and the
  *                pod's deletion removes;
- *   burst        10 GPU pods scored back to back (filter, then prioritize),
- *                each bound at once to its top node: the ledger spreads them
- *                over a and b although each alone would go to a;
- *   malformed    bad ExtenderArgs: filter 200 with Error, prioritize 400;
- *                bad annotations are scored with a note;
+ *   burst        10 GPU pods (1 GPU, 150 MB/s writes, 200 MB/s reads each)
+ *                scored back to back (filter, then prioritize), each bound
+ *                at once to its top node (ties: the first name): the ledger
+ *                spreads them over a and b, b's first while a still has
+ *                free GPUs, although each scored alone goes to a (no report
+ *                shows a placed pod's I/O before it runs: without the
+ *                ledger every pod would see the same view and pick a until
+ *                its GPUs ran out);
+ *   malformed    bad ExtenderArgs: filter 200 with Error, prioritize 400
+ *                with a JSON error; a pod with dedupd.io/write-mbps "lots"
+ *                is scored (the default profile) and its notes name it;
  *   restart      SIGTERM and restart of the placement role: the ledger comes
  *                back from the pod watch, the nodes from their pushes;
  *   stale        node b killed: after its bound, prioritize answers it the
  *                neutral score and /v1/placement says it is stale;
- *   watch faults a watch cut mid-event, an ERROR 410 and a compacted
- *                history (HTTP 410) while objects change: nothing is lost.
+ *   watch faults the pod watch cut mid-event, the node watch ended by
+ *                ERROR 410 (b's Node deleted meanwhile: b leaves
+ *                /v1/cluster), the pod and PVC watches refused with HTTP 410
+ *                (compacted history) while pods and claims are added:
+ *                everything from before and after the faults is there.
  * Every wait is a bounded poll that fails when it runs out; nothing asserts
  * on wall-clock time.
  */
@@ -61,11 +75,13 @@
 #define N_BURST    10
 #define NEUTRAL    6
 /* the node daemons' sampling interval and the placement's stale bound */
-#define INTERVAL "0.2"
-#define STALE    "1.5"
-/* replay intervals: at INTERVAL seconds each, longer than the test runs
- * (at its end the last snapshot repeats and the rates read as zero) */
-#define REPLAY_INTERVALS 600
+#define INTERVAL "0.5"
+#define STALE    "2.5"
+/* replay intervals, at INTERVAL seconds each: 80 s, far longer than the
+ * checks that need the nodes' rates (ranking to burst: the first seconds
+ * after the nodes start) take even on a loaded machine; at the replay's end
+ * the last snapshot repeats and the rates read as zero */
+#define REPLAY_INTERVALS 160
 #define TRAINER_UID      "6f1c2a9e-3b7d-4c52-9e41-0a8d7f3b2c11"
 
 struct daemon {
@@ -528,10 +544,13 @@ static void test_ranking_explained(void **state)
     assert_true(json_is_number(json_object_get(json_object_get(a, "cpu"), "stretch_percent")));
 
     /* b's terms show its contention: its claim stretches more, from a
-     * busier CPU and a slower write path */
+     * busier CPU (VDO's cores over what the rest of the node leaves) and a
+     * busier device; the prior's latency does not grow with the load
+     * (k' = 0), so its stretch may be 0 on both */
     assert_true(num(cb, "terms.claim_stretch_percent") > num(ca, "terms.claim_stretch_percent"));
     assert_true(num(b, "cpu.stretch_percent") > num(a, "cpu.stretch_percent"));
     assert_true(num(b, "cpu.vdo_busy_share") > num(a, "cpu.vdo_busy_share"));
+    assert_true(num(cb, "terms.device_busy_share") > num(ca, "terms.device_busy_share"));
     assert_true(num(cb, "terms.latency_stretch_percent") >=
                 num(ca, "terms.latency_stretch_percent"));
 
@@ -769,12 +788,12 @@ static void test_burst_spreads(void **state)
 static void test_malformed(void **state)
 {
     (void)state;
+    /* bad JSON; no Pod; NodeNames not an array; a name twice; not an object */
     static const char *const bad[] = {
-        "{\"Pod\": {\"metadata\": {\"name\": \"x\"}, \"NodeNames\": [", /* bad JSON */
-        "{\"Nodes\": null, \"NodeNames\": [\"gpu-node-a\"]}",           /* no Pod */
-        "{\"Pod\": {\"metadata\": {\"name\": \"x\"}}, \"NodeNames\": \"gpu-node-a\"}", /* not an
-                                                                                          array */
-        "{\"Pod\": {\"metadata\": {\"name\": \"x\"}}, \"NodeNames\": [\"a\", \"a\"]}", /* twice */
+        "{\"Pod\": {\"metadata\": {\"name\": \"x\"}, \"NodeNames\": [",
+        "{\"Nodes\": null, \"NodeNames\": [\"gpu-node-a\"]}",
+        "{\"Pod\": {\"metadata\": {\"name\": \"x\"}}, \"NodeNames\": \"gpu-node-a\"}",
+        "{\"Pod\": {\"metadata\": {\"name\": \"x\"}}, \"NodeNames\": [\"a\", \"a\"]}",
         "[]",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -851,7 +870,14 @@ static void test_restart_keeps_ledger(void **state)
     /* the nodes push to the old port */
     start_placement(port);
     assert_int_equal(g_place.port, port);
-    WAIT_FOR(ledger_has_burst(), "the ledger rebuilt from the pod watch");
+    for (int tries = 0; !ledger_has_burst(); tries++) {
+        if (tries >= 1200) {
+            json_t *l = get_ok("/v1/ledger");
+            char *text = json_dumps(l, JSON_COMPACT);
+            fail_msg("the ledger was not rebuilt from the pod watch: %s", text);
+        }
+        msleep(50);
+    }
     WAIT_FOR(fresh_nodes(g_names, N_NODES) == N_NODES, "the three nodes back in /v1/cluster");
     json_t *l = get_ok("/v1/ledger");
     printf("ledger after the restart: %zu entries\n",
@@ -964,6 +990,15 @@ static void test_watch_faults(void **state)
         assert_true(pod_resolved(name, 1));
     }
     assert_true(ledger_has_burst());
+    /* the Node objects relisted after the ERROR 410 are there: a's GPUs */
+    json_t *body =
+        json_pack("{s:s, s:s, s:[s]}", "namespace", "ml", "name", "late-1", "nodes", "gpu-node-a");
+    struct reply r = post("/v1/placement", body);
+    json_decref(body);
+    json_t *a = json_array_get(json_object_get(r.doc, "nodes"), 0);
+    if (r.status != 200 || num(a, "gpus.allocatable") != 8)
+        fail_msg("gpu-node-a's Node (8 GPUs) should be in the cache: %s", r.raw);
+    reply_free(&r);
     json_t *c = get_ok("/v1/cluster");
     assert_non_null(cluster_node(c, "gpu-node-a"));
     assert_non_null(cluster_node(c, "gpu-node-c"));
