@@ -106,15 +106,37 @@ static void msleep(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* Polls cond every 50 ms, at most 1200 times (a minute); fails naming what. */
+static void show_logs(void);
+
+/* Polls cond every 50 ms, at most 1200 times (a minute); fails naming what,
+ * with the tails of the daemons' logs. */
 #define WAIT_FOR(cond, ...)                                                                        \
     do {                                                                                           \
         int wait_i_;                                                                               \
         for (wait_i_ = 0; wait_i_ < 1200 && !(cond); wait_i_++)                                    \
             msleep(50);                                                                            \
-        if (wait_i_ == 1200)                                                                       \
+        if (wait_i_ == 1200) {                                                                     \
+            show_logs();                                                                           \
             fail_msg(__VA_ARGS__);                                                                 \
+        }                                                                                          \
     } while (0)
+
+static void show_log(const char *what, const struct daemon *d)
+{
+    char *text = d->log[0] ? tt_read_text(d->log) : NULL;
+    if (!text)
+        return;
+    size_t len = strlen(text);
+    printf("---- %s (%s), last lines:\n%s\n", what, d->log, text + (len > 3000 ? len - 3000 : 0));
+    free(text);
+}
+
+static void show_logs(void)
+{
+    show_log("placement", &g_place);
+    for (int i = 0; i < N_NODES; i++)
+        show_log(g_names[i], &g_nodes[i]);
+}
 
 static void spawn(struct daemon *d, const char *const *argv)
 {
