@@ -520,11 +520,13 @@ static int h_placement(void *ctx, const struct dd_http_request *req, struct dd_h
                                        "expected a Pod object or {\"namespace\", \"name\"}");
         }
         if (!a->kube || dd_kube_pod_lookup(a->kube, ns, name, &cached) < 0) {
-            json_decref(doc);
             count(a, V_PLACEMENT, O_BAD_REQUEST);
-            return dd_http_reply_error(resp, 404, "not_found",
-                                       "pod %.200s/%.200s is not in the Kubernetes cache (%s)", ns,
-                                       name, a->kube_source);
+            /* ns and name live in doc: freed after the reply is made */
+            r = dd_http_reply_error(resp, 404, "not_found",
+                                    "pod %.200s/%.200s is not in the Kubernetes cache (%s)", ns,
+                                    name, a->kube_source);
+            json_decref(doc);
+            return r;
         }
     }
     if ((r = req_open(&q, a, pod, pod ? NULL : &cached, err, sizeof(err))) < 0) {
