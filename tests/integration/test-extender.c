@@ -108,6 +108,15 @@ static void msleep(long ms)
 
 static void show_logs(void);
 
+/* assert_string_equal that fails, not crashes, on a missing string */
+#define assert_str(got, want)                                                                      \
+    do {                                                                                           \
+        const char *got_ = (got);                                                                  \
+        if (!got_)                                                                                 \
+            fail_msg("%s is missing (want \"%s\")", #got, want);                                   \
+        assert_string_equal(got_, want);                                                           \
+    } while (0)
+
 /* Polls cond every 50 ms, at most 1200 times (a minute); fails naming what,
  * with the tails of the daemons' logs. */
 #define WAIT_FOR(cond, ...)                                                                        \
@@ -301,6 +310,13 @@ static struct reply post(const char *path, const json_t *body)
 static const char *str(const json_t *o, const char *key)
 {
     return json_string_value(json_object_get(o, key));
+}
+
+/* o's string key contains needle (false when it is missing). */
+static bool has(const json_t *o, const char *key, const char *needle)
+{
+    const char *s = str(o, key);
+    return s && strstr(s, needle);
 }
 
 /* ---- objects ---- */
@@ -524,20 +540,20 @@ static void test_ranking_explained(void **state)
     assert_non_null(a);
     assert_non_null(b);
     assert_non_null(c);
-    assert_string_equal(str(r.doc, "best"), "gpu-node-a");
-    assert_string_equal(str(json_array_get(nodes, 0), "node"), "gpu-node-a");
-    assert_string_equal(str(r.doc, "mode"), "enforce");
-    assert_non_null(strstr(str(r.doc, "kubernetes"), "--kube-api"));
+    assert_str(str(r.doc, "best"), "gpu-node-a");
+    assert_str(str(json_array_get(nodes, 0), "node"), "gpu-node-a");
+    assert_str(str(r.doc, "mode"), "enforce");
+    assert_true(has(r.doc, "kubernetes", "--kube-api"));
     json_t *prof = json_object_get(r.doc, "pod");
-    assert_string_equal(str(prof, "uid"), TRAINER_UID);
+    assert_str(str(prof, "uid"), TRAINER_UID);
     assert_int_equal(num(prof, "gpus"), 2);
     /* ckpt-trainer-0 is ours; imagenet-vdo is not in the API server */
     assert_int_equal(json_array_size(json_object_get(prof, "claims")), 1);
     assert_int_equal(json_integer_value(json_object_get(prof, "unknown_claims")), 1);
 
     /* a ranks above b, both scored */
-    assert_string_equal(str(a, "verdict"), "scored");
-    assert_string_equal(str(b, "verdict"), "scored");
+    assert_str(str(a, "verdict"), "scored");
+    assert_str(str(b, "verdict"), "scored");
     assert_true(json_integer_value(json_object_get(a, "score")) >
                 json_integer_value(json_object_get(b, "score")));
     assert_true(num(a, "slowdown_percent") < num(b, "slowdown_percent"));
@@ -548,9 +564,9 @@ static void test_ranking_explained(void **state)
            *cb = json_array_get(json_object_get(b, "claims"), 0);
     assert_non_null(ca);
     assert_non_null(cb);
-    assert_string_equal(str(ca, "pool"), POOL);
-    assert_string_equal(str(ca, "claim"), "ckpt-trainer-0");
-    assert_string_equal(str(ca, "volume"), "v0");
+    assert_str(str(ca, "pool"), POOL);
+    assert_str(str(ca, "claim"), "ckpt-trainer-0");
+    assert_str(str(ca, "volume"), "v0");
     const char *src = str(json_object_get(a, "model"), "source");
     assert_non_null(src);
     assert_true(strcmp(src, "prior") == 0 || strcmp(src, "xgboost") == 0);
@@ -577,9 +593,9 @@ static void test_ranking_explained(void **state)
                 num(ca, "terms.latency_stretch_percent"));
 
     /* c has no volume of the pool: unresolvable, saying so */
-    assert_string_equal(str(c, "verdict"), "unresolvable");
-    assert_non_null(strstr(str(c, "reason"), "no_pool"));
-    assert_non_null(strstr(str(c, "reason"), POOL));
+    assert_str(str(c, "verdict"), "unresolvable");
+    assert_true(has(c, "reason", "no_pool"));
+    assert_true(has(c, "reason", POOL));
     reply_free(&r);
 
     /* the cached pod by name ranks the same */
@@ -587,8 +603,8 @@ static void test_ranking_explained(void **state)
     r = post("/v1/placement", byname);
     json_decref(byname);
     assert_int_equal(r.status, 200);
-    assert_string_equal(str(r.doc, "best"), "gpu-node-a");
-    assert_string_equal(str(json_object_get(r.doc, "pod"), "uid"), TRAINER_UID);
+    assert_str(str(r.doc, "best"), "gpu-node-a");
+    assert_str(str(json_object_get(r.doc, "pod"), "uid"), TRAINER_UID);
     reply_free(&r);
     json_decref(pod);
 }
@@ -635,7 +651,7 @@ static void check_filter_result(const struct reply *r, const json_t *ref, bool f
             fail_msg("%s should be unresolvable naming no_pool and %s: %s", key, POOL, r->raw);
     }
     assert_true(json_is_string(json_object_get(r->doc, "Error")));
-    assert_string_equal(str(r->doc, "Error"), "");
+    assert_str(str(r->doc, "Error"), "");
     /* the raw text has the capitalised keys */
     assert_non_null(strstr(r->raw, "\"FailedAndUnresolvableNodes\""));
     assert_non_null(strstr(r->raw, "\"NodeNames\""));
@@ -673,7 +689,7 @@ static void test_wire_format(void **state)
         check_priorities(&r, hosts, 2, scores[m]);
         /* in request order, as the reference */
         for (size_t i = 0; i < 2; i++)
-            assert_string_equal(str(json_array_get(r.doc, i), "Host"), hosts[i]);
+            assert_str(str(json_array_get(r.doc, i), "Host"), hosts[i]);
         /* the reference ranks a (8) above b (3): so do we */
         assert_true(scores[m][0] > scores[m][1]);
         reply_free(&r);
@@ -687,10 +703,10 @@ static void test_wire_format(void **state)
     /* prioritize recorded the pod on its best node, provisionally */
     json_t *l, *e = ledger_entry(&l, TRAINER_UID);
     assert_non_null(e);
-    assert_string_equal(str(e, "node"), "gpu-node-a");
-    assert_string_equal(str(e, "state"), "provisional");
-    assert_string_equal(str(e, "namespace"), "ml");
-    assert_string_equal(str(e, "name"), "trainer-0");
+    assert_str(str(e, "node"), "gpu-node-a");
+    assert_str(str(e, "state"), "provisional");
+    assert_str(str(e, "namespace"), "ml");
+    assert_str(str(e, "name"), "trainer-0");
     assert_int_equal(num(e, "gpus"), 2);
     json_decref(l);
 
@@ -756,8 +772,8 @@ static void test_burst_spreads(void **state)
             fail_msg("filter of burst-%d: %s", i, f.raw);
         const char *names[2] = {json_string_value(json_array_get(pass, 0)),
                                 json_string_value(json_array_get(pass, 1))};
-        assert_string_equal(names[0], "gpu-node-a");
-        assert_string_equal(names[1], "gpu-node-b");
+        assert_str(names[0], "gpu-node-a");
+        assert_str(names[1], "gpu-node-b");
 
         /* prioritize the survivors; the top (ties: the first) gets it */
         args = names_args(pods[i], names, 2);
@@ -849,7 +865,7 @@ static void test_malformed(void **state)
     r = post("/scheduler/filter", args);
     json_decref(args);
     assert_int_equal(r.status, 200);
-    assert_string_equal(str(r.doc, "Error"), "");
+    assert_str(str(r.doc, "Error"), "");
     assert_int_equal(json_array_size(json_object_get(r.doc, "NodeNames")), 2);
     reply_free(&r);
 
@@ -866,7 +882,7 @@ static void test_malformed(void **state)
     free(nt);
     /* the default profile stood in, and the pod was scored */
     json_t *a = find_by(json_object_get(r.doc, "nodes"), "node", "gpu-node-a");
-    assert_string_equal(str(a, "verdict"), "scored");
+    assert_str(str(a, "verdict"), "scored");
     json_t *claim = json_array_get(json_object_get(json_object_get(r.doc, "pod"), "claims"), 0);
     assert_int_equal(num(claim, "write_mbps"), 50);
     reply_free(&r);
@@ -928,7 +944,7 @@ static bool b_neutral_stale(void)
     bool ok = r.status == 200 && b && strcmp(str(b, "verdict"), "neutral") == 0 &&
               json_is_true(json_object_get(b, "stale")) &&
               json_integer_value(json_object_get(b, "score")) == NEUTRAL &&
-              strstr(str(b, "reason"), "stale");
+              has(b, "reason", "stale");
     if (ok) {
         char *text = json_dumps(b, JSON_COMPACT);
         printf("b after its reports stopped: %s\n", text);
@@ -947,8 +963,7 @@ static void test_stale_node_neutral(void **state)
     json_object_set_new(pod, "nodes", json_pack("[s]", "gpu-node-b"));
     struct reply r = post("/v1/placement", pod);
     json_decref(pod);
-    assert_string_equal(str(json_array_get(json_object_get(r.doc, "nodes"), 0), "verdict"),
-                        "scored");
+    assert_str(str(json_array_get(json_object_get(r.doc, "nodes"), 0), "verdict"), "scored");
     reply_free(&r);
 
     assert_int_equal(stop(&g_nodes[1], SIGKILL), 128 + SIGKILL);
