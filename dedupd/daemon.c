@@ -45,6 +45,7 @@ struct dd_daemon {
     struct dd_kube *kube;
     struct dd_kubewatch *kubewatch;
     struct dd_kube_source kube_source;
+    unsigned kube_listed; /* atomic: 1 << kind for each kind listed once */
     struct dd_api_node node_api;
     struct dd_api_model model_api;
 };
@@ -155,6 +156,18 @@ static void kube_pod_deleted(void *ctx, const char *uid, const char *ns, const c
         dd_extender_api_pod_deleted(d->extender, uid);
 }
 
+/* The first lists of the kinds a pod's ledger entry is resolved from are
+ * all in: bindings listed before their claims get their entries now. */
+static void kube_relisted(void *ctx, enum dd_kube_kind kind)
+{
+    struct dd_daemon *d = ctx;
+    const unsigned all =
+        1u << DD_KUBE_POD | 1u << DD_KUBE_PVC | 1u << DD_KUBE_PV | 1u << DD_KUBE_SC;
+    unsigned old = __atomic_fetch_or(&d->kube_listed, 1u << kind, __ATOMIC_ACQ_REL);
+    if ((old & all) != all && ((old | 1u << kind) & all) == all && d->extender)
+        dd_extender_api_rebuild_ledger(d->extender);
+}
+
 static int kube_start(struct dd_daemon *d, const struct dd_config *c, char *errbuf, size_t errlen)
 {
     const char *gpus[DD_KUBE_MAX_GPU_RESOURCES];
@@ -163,6 +176,7 @@ static int kube_start(struct dd_daemon *d, const struct dd_config *c, char *errb
 
     dd_kubewatch_source_resolve(c->kube_api, c->kube_token_file, c->kube_ca_file, NULL,
                                 &d->kube_source);
+    dd_extender_api_set_kube(d->extender, NULL, dd_daemon_kube_source(d));
     if (!d->kube_source.url[0]) {
         dd_log_info("kubernetes: none (no --kube-api, not in a pod): the extender answers from "
                     "pod annotations alone");
@@ -177,7 +191,11 @@ static int kube_start(struct dd_daemon *d, const struct dd_config *c, char *errb
     dd_kube_set_hooks(d->kube, &(struct dd_kube_hooks){.ctx = d,
                                                        .pod_bound = kube_pod_bound,
                                                        .pod_deleted = kube_pod_deleted,
-                                                       .node_deleted = kube_node_deleted});
+                                                       .node_deleted = kube_node_deleted,
+                                                       .relisted = kube_relisted});
+    /* the extender has the cache before the watch threads start: their
+     * first list's bindings (the ledger's rebuild) need it */
+    dd_extender_api_set_kube(d->extender, d->kube, dd_daemon_kube_source(d));
     kc.src = d->kube_source;
     if ((r = dd_kubewatch_new(&kc, d->kube, &d->kubewatch, errbuf, errlen)) < 0)
         return r;
@@ -253,7 +271,6 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
         /* before the HTTP server: the extender reads the cache from its first request */
         if ((r = kube_start(d, c, errbuf, errlen)) < 0)
             goto fail;
-        dd_extender_api_set_kube(d->extender, d->kube, dd_daemon_kube_source(d));
     }
     if (dd_role_has_node(c->role)) {
         struct dd_sampler_hooks hooks = {.ctx = d, .sampled = sampled};

@@ -1149,6 +1149,8 @@ size_t dd_kube_relist_end(struct dd_kube *k, enum dd_kube_kind kind)
     }
     pthread_rwlock_unlock(&k->lock);
     hooks_run(k, &h);
+    if (k->hooks.relisted)
+        k->hooks.relisted(k->hooks.ctx, kind);
     return gone;
 }
 

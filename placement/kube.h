@@ -76,7 +76,11 @@ struct dd_kube *dd_kube_free(struct dd_kube *k);
  * the first list after a restart reports every running pod, which rebuilds
  * the ledger). pod_deleted: a pod that had a node was deleted or
  * terminated (Succeeded, Failed), or left in a relist. node_deleted: a Node
- * object went away. Any hook may be NULL.
+ * object went away. relisted: a list of kind was applied whole
+ * (dd_kube_relist_end, after its other hooks): with one thread per kind, a
+ * pod's claims and class may arrive after the pod's binding, so what the
+ * bindings of the first lists could not resolve is resolved once every kind
+ * has been listed. Any hook may be NULL.
  */
 struct dd_kube_hooks {
     void *ctx;
@@ -85,6 +89,7 @@ struct dd_kube_hooks {
     void (*pod_deleted)(void *ctx, const char *uid, const char *ns, const char *name,
                         const char *node);
     void (*node_deleted)(void *ctx, const char *node);
+    void (*relisted)(void *ctx, enum dd_kube_kind kind);
 };
 void dd_kube_set_hooks(struct dd_kube *k, const struct dd_kube_hooks *h);
 

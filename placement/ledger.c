@@ -265,7 +265,8 @@ int dd_ledger_view(struct dd_ledger *l, const char *exclude_uid, uint64_t now_ms
         }
     }
     pthread_mutex_unlock(&l->lock);
-    qsort(sums, n, sizeof(*sums), sum_cmp);
+    if (n > 1) /* sums is NULL for an empty ledger: qsort's pointer must not be */
+        qsort(sums, n, sizeof(*sums), sum_cmp);
     ret->n = n;
     ret->sums = sums;
     return 0;

@@ -102,6 +102,11 @@ struct dd_ledger *dd_extender_api_ledger(struct dd_extender_api *a);
 void dd_extender_api_pod_bound(struct dd_extender_api *a, const char *uid, const char *ns,
                                const char *name, const char *node);
 void dd_extender_api_pod_deleted(struct dd_extender_api *a, const char *uid);
+/* Every bound pod of the cache through dd_extender_api_pod_bound: the
+ * rebuild after a restart, once the first lists of pods, claims, volumes
+ * and classes are all in (a binding listed before its pod's claims could
+ * not be resolved). Pods with an entry keep it. */
+void dd_extender_api_rebuild_ledger(struct dd_extender_api *a);
 void dd_extender_api_metrics(struct dd_extender_api *a, FILE *m);
 size_t dd_api_extender_routes(struct dd_extender_api *a, const char *role,
                               struct dd_http_route *out);

@@ -160,6 +160,13 @@ void dd_extender_api_pod_deleted(struct dd_extender_api *a, const char *uid)
     dd_placer_pod_deleted(a->placer, uid);
 }
 
+void dd_extender_api_rebuild_ledger(struct dd_extender_api *a)
+{
+    size_t n = dd_placer_rebuild_ledger(a->placer, dd_wall_ms());
+    if (n)
+        dd_log_info("ledger: %zu bound pod(s) back in flight after the first lists", n);
+}
+
 /* ---- one request ---- */
 
 static void count(struct dd_extender_api *a, enum verb v, enum outcome o)
@@ -345,11 +352,13 @@ static int h_placement(void *ctx, const struct dd_http_request *req, struct dd_h
         }
         if (!dd_placer_kube(a->placer) ||
             dd_kube_pod_lookup(dd_placer_kube(a->placer), ns, name, &cached) < 0) {
+            /* the reply first: ns and name live in doc */
+            r = dd_http_reply_error(resp, 404, "not_found",
+                                    "pod %.200s/%.200s is not in the Kubernetes cache (%s)", ns,
+                                    name, dd_placer_kube_source(a->placer));
             json_decref(doc);
             count(a, V_PLACEMENT, O_BAD_REQUEST);
-            return dd_http_reply_error(resp, 404, "not_found",
-                                       "pod %.200s/%.200s is not in the Kubernetes cache (%s)", ns,
-                                       name, dd_placer_kube_source(a->placer));
+            return r;
         }
     }
     if ((r = dd_placer_begin(a->placer, pod, pod ? NULL : &cached, dd_wall_ms(), &q, err,
