@@ -407,9 +407,9 @@ static void record_request(struct tt_kubeapi *s, struct MHD_Connection *c, const
                             json_integer(json_integer_value(json_object_get(e, "count")) + 1));
         return;
     }
-    json_object_set_new(s->requests, key,
-                        json_pack("{s:s, s:s, s:s, s:i}", "verb", verb, "method", method, "path",
-                                  url, "count", 1));
+    json_object_set_new(
+        s->requests, key,
+        json_pack("{s:s, s:s, s:s, s:i}", "verb", verb, "method", method, "path", url, "count", 1));
 }
 
 /* ---- HTTP ---- */
