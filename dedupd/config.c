@@ -404,6 +404,7 @@ int dd_config_file(struct dd_config *c, const char *path, char *errbuf, size_t e
 void dd_config_usage(FILE *out)
 {
     fputs("Usage: dedupd [OPTIONS]\n"
+          "  --version                   print the version and exit\n"
           "  --role node|placement|all   (default all)\n"
           "  --listen ADDR:PORT          (default 127.0.0.1:7450)\n"
           "  --data-dir DIR              RocksDB store (default /var/lib/dedupd)\n"

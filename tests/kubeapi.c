@@ -67,6 +67,7 @@ struct tt_kubeapi {
     unsigned end_gen[DD_KUBE_KINDS];
     char *token;
     struct tt_kubeapi_stats stats;
+    json_t *requests; /* "VERB PATH" -> {"verb", "method", "path", "count"} */
 };
 
 /* "rv.<pos>.q": opaque to clients, parsed only here. */
@@ -319,6 +320,96 @@ void tt_kubeapi_stats(struct tt_kubeapi *s, struct tt_kubeapi_stats *ret)
     pthread_mutex_lock(&s->lock);
     *ret = s->stats;
     pthread_mutex_unlock(&s->lock);
+}
+
+/* True when an API path names a collection (/api/v1/pods,
+ * /apis/G/V/namespaces/NS/leases), false for one object or its
+ * subresource (/api/v1/namespaces/NS/pods/NAME[/status]). */
+static bool kind_of_path_is_collection(const char *url)
+{
+    const char *p;
+    size_t skip, n = 0;
+
+    if (strncmp(url, "/api/", 5) == 0)
+        skip = 2;
+    else if (strncmp(url, "/apis/", 6) == 0)
+        skip = 3;
+    else
+        return false;
+    /* segments after the group and version */
+    const char *segs[8];
+    p = url;
+    while (*p && n < DD_ARRAY_SIZE(segs)) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        segs[n++] = p;
+        p += strcspn(p, "/");
+    }
+    if (n <= skip)
+        return false;
+    size_t rest = n - skip;
+    if (rest >= 3 && strncmp(segs[skip], "namespaces/", 11) == 0)
+        rest -= 2;
+    return rest == 1;
+}
+
+json_t *tt_kubeapi_requests(struct tt_kubeapi *s)
+{
+    json_t *arr = json_array(), *v;
+    const char *key;
+
+    pthread_mutex_lock(&s->lock);
+    json_object_foreach(s->requests, key, v)
+    {
+        json_array_append_new(arr, json_deep_copy(v));
+    }
+    pthread_mutex_unlock(&s->lock);
+    return arr;
+}
+
+/* The Kubernetes verb of a request, as RBAC names it (a GET of a
+ * collection is list, of a named object get; watch=1 makes it watch). */
+static const char *request_verb(struct MHD_Connection *c, const char *method, const char *url)
+{
+    const char *watch = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "watch");
+    bool collection = kind_of_path_is_collection(url);
+
+    if (strcmp(method, "GET") == 0) {
+        if (watch && (strcmp(watch, "1") == 0 || strcmp(watch, "true") == 0))
+            return "watch";
+        return collection ? "list" : "get";
+    }
+    if (strcmp(method, "POST") == 0)
+        return "create";
+    if (strcmp(method, "PUT") == 0)
+        return "update";
+    if (strcmp(method, "PATCH") == 0)
+        return "patch";
+    if (strcmp(method, "DELETE") == 0)
+        return collection ? "deletecollection" : "delete";
+    return method;
+}
+
+/* Records a request (under the lock), whatever is answered. */
+static void record_request(struct tt_kubeapi *s, struct MHD_Connection *c, const char *method,
+                           const char *url)
+{
+    const char *verb = request_verb(c, method, url);
+    char key[1024];
+    json_t *e;
+
+    snprintf(key, sizeof(key), "%s %s", verb, url);
+    e = json_object_get(s->requests, key);
+    if (e) {
+        json_object_set_new(e, "count",
+                            json_integer(json_integer_value(json_object_get(e, "count")) + 1));
+        return;
+    }
+    json_object_set_new(
+        s->requests, key,
+        json_pack("{s:s, s:s, s:s, s:i}", "verb", verb, "method", method, "path", url, "count", 1));
 }
 
 /* ---- HTTP ---- */
@@ -605,6 +696,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return MHD_YES;
     }
     pthread_mutex_lock(&s->lock);
+    record_request(s, c, method, url);
     if (s->token) {
         const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         if (!auth || strncmp(auth, "Bearer ", 7) != 0 || strcmp(auth + 7, s->token) != 0) {
@@ -640,6 +732,7 @@ int tt_kubeapi_start(struct tt_kubeapi **ret)
     pthread_cond_init(&s->changed, NULL);
     for (int k = 0; k < DD_KUBE_KINDS; k++)
         s->st[k].index = json_object();
+    s->requests = json_object();
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sa.sin_port = 0;
@@ -681,6 +774,7 @@ void tt_kubeapi_stop(struct tt_kubeapi *s)
         free(s->log[i].line);
     free(s->log);
     free(s->token);
+    json_decref(s->requests);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->changed);
     free(s);

@@ -100,4 +100,15 @@ struct tt_kubeapi_stats {
 };
 void tt_kubeapi_stats(struct tt_kubeapi *s, struct tt_kubeapi_stats *ret);
 
+/*
+ * Every request served since start, whatever its answer (401, 404 and 405
+ * included, so a call this server does not implement still shows): a new
+ * JSON array of {"verb", "method", "path", "count"}, one entry per distinct
+ * Kubernetes verb and path (query left out). verb is RBAC's: get, list or
+ * watch for GET (watch=1 or true), create (POST), update (PUT), patch,
+ * delete or deletecollection. tests/deploy checks the deploy/ RBAC
+ * against it.
+ */
+json_t *tt_kubeapi_requests(struct tt_kubeapi *s);
+
 #endif
