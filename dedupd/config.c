@@ -348,7 +348,7 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
         char perr[256];
         dd_profile_set_init(&set);
         if (dd_profile_set_from_json(&set, v, perr, sizeof(perr)) < 0) {
-            snprintf(why, wlen, "%s", perr);
+            snprintf(why, wlen, "'profiles': %.200s", perr);
             return DD_E_PARSE;
         }
         c->n_profiles = set.n;
