@@ -243,3 +243,8 @@ void dd_placer_pod_deleted(struct dd_placer *p, const char *uid)
 {
     dd_ledger_remove(p->ledger, uid);
 }
+
+struct dd_cluster_snapshot *dd_placer_snapshot(struct dd_placer *p)
+{
+    return dd_cluster_snapshot(p->cluster);
+}
