@@ -1683,16 +1683,34 @@ int dd_kube_class_lookup(struct dd_kube *k, const char *name, struct dd_kube_cla
     return s ? 0 : -ENOENT;
 }
 
+/* external-provisioner strips the parameters it reserves
+ * ("csi.storage.k8s.io/...": fstype, secrets, PVC metadata) before it
+ * calls the driver: they take no part in the comparison. */
+static bool reserved_param(const char *key)
+{
+    return strncmp(key, "csi.storage.k8s.io/", 19) == 0;
+}
+
 static bool params_equal(const struct sc *s, const json_t *params)
 {
-    if (json_object_size(params) != s->n_params)
-        return false;
+    size_t n_class = 0, n_req = 0;
+    const char *key;
+    const json_t *v;
     for (unsigned i = 0; i < s->n_params; i++) {
-        const char *v = json_string_value(json_object_get(params, s->params[2 * i]));
-        if (!v || strcmp(v, s->params[2 * i + 1]) != 0)
+        if (reserved_param(s->params[2 * i]))
+            continue;
+        n_class++;
+        const char *x = json_string_value(json_object_get(params, s->params[2 * i]));
+        if (!x || strcmp(x, s->params[2 * i + 1]) != 0)
             return false;
     }
-    return true;
+    json_object_foreach(unconst(params), key, v)
+    {
+        (void)v;
+        if (!reserved_param(key))
+            n_req++;
+    }
+    return n_class == n_req;
 }
 
 int dd_kube_class_by_parameters(struct dd_kube *k, const json_t *params, struct dd_kube_class *out,

@@ -266,9 +266,10 @@ struct dd_kube_class {
 int dd_kube_class_lookup(struct dd_kube *k, const char *name, struct dd_kube_class *out);
 /* The StorageClass whose parameters equal params (a JSON object of
  * strings: the same keys, the same values), as external-provisioner passes
- * them to GetCapacity. Several: one of ours (with dedupd.io/pool) first,
- * then the first name; *ret_matches (may be NULL) counts them. 0 or
- * -ENOENT. */
+ * them to GetCapacity; keys under "csi.storage.k8s.io/" (which
+ * external-provisioner strips or adds) are left out on both sides. Several: one of ours (with
+ * dedupd.io/pool) first, then the first name; *ret_matches (may be NULL) counts them. 0 or -ENOENT.
+ */
 int dd_kube_class_by_parameters(struct dd_kube *k, const json_t *params, struct dd_kube_class *out,
                                 size_t *ret_matches);
 
