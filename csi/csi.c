@@ -944,6 +944,12 @@ void dd_csi_capacity(const struct dd_csi_capacity_options *o, const struct dd_cs
     }
     out->available = clamp64(avail);
     out->maximum = clamp64(maxv);
+    if (v->logical_free_bytes >= 0) { /* exactly: doubles round large int64s */
+        if (out->available > v->logical_free_bytes)
+            out->available = v->logical_free_bytes;
+        if (out->maximum > v->logical_free_bytes)
+            out->maximum = v->logical_free_bytes;
+    }
     if (out->maximum > out->available)
         out->maximum = out->available;
 }
