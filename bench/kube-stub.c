@@ -30,30 +30,28 @@ int main(int argc, char **argv)
     for (unsigned k = 0; k < nodes; k++) {
         snprintf(name, sizeof(name), "node-%05u", k);
         snprintf(zone, sizeof(zone), "zone-%u", k % 10);
-        json_t *n = json_pack(
-            "{s:{s:s, s:{s:s, s:s, s:s, s:s}}, s:{s:{s:s, s:s}}}", "metadata", "name", name,
-            "labels", "kubernetes.io/hostname", name, "topology.vdo.csi.example.io/node", name,
-            "topology.kubernetes.io/zone", zone, "nvidia.com/gpu.present", "true", "status",
-            "allocatable", "nvidia.com/gpu", "8", "cpu", "64");
+        json_t *n = json_pack("{s:{s:s, s:{s:s, s:s, s:s, s:s}}, s:{s:{s:s, s:s}}}", "metadata",
+                              "name", name, "labels", "kubernetes.io/hostname", name,
+                              "topology.vdo.csi.example.io/node", name,
+                              "topology.kubernetes.io/zone", zone, "nvidia.com/gpu.present", "true",
+                              "status", "allocatable", "nvidia.com/gpu", "8", "cpu", "64");
         tt_kubeapi_load(api, DD_KUBE_NODE, n);
         json_decref(n);
     }
-    json_t *sc = json_pack("{s:{s:s, s:{s:s}}, s:s, s:s, s:{s:s, s:s}}", "metadata", "name",
-                           "vdo-dedup", "annotations", "dedupd.io/pool", "pool-0", "provisioner",
-                           "vdo.csi.example.io", "volumeBindingMode", "WaitForFirstConsumer",
-                           "parameters", "csi.storage.k8s.io/fstype", "xfs",
-                           "vdo.csi.example.io/pool", "default");
+    json_t *sc =
+        json_pack("{s:{s:s, s:{s:s}}, s:s, s:s, s:{s:s, s:s}}", "metadata", "name", "vdo-dedup",
+                  "annotations", "dedupd.io/pool", "pool-0", "provisioner", "vdo.csi.example.io",
+                  "volumeBindingMode", "WaitForFirstConsumer", "parameters",
+                  "csi.storage.k8s.io/fstype", "xfs", "vdo.csi.example.io/pool", "default");
     json_t *pvc = json_pack("{s:{s:s, s:s}, s:{s:s, s:[s], s:{s:{s:s}}}, s:{s:s}}", "metadata",
-                            "name", "ckpt-trainer-0", "namespace", "ml", "spec",
-                            "storageClassName", "vdo-dedup", "accessModes", "ReadWriteOnce",
-                            "resources", "requests", "storage", "500Gi", "status", "phase",
-                            "Pending");
+                            "name", "ckpt-trainer-0", "namespace", "ml", "spec", "storageClassName",
+                            "vdo-dedup", "accessModes", "ReadWriteOnce", "resources", "requests",
+                            "storage", "500Gi", "status", "phase", "Pending");
     json_t *pod = json_pack(
-        "{s:{s:s, s:s, s:s}, s:{s:[{s:s, s:{s:s}}], s:[{s:s, s:{s:{s:s}}}]}, s:{s:s}}",
-        "metadata", "name", "trainer-0", "namespace", "ml", "uid", "uid-trainer-0", "spec",
-        "volumes", "name", "ckpt", "persistentVolumeClaim", "claimName", "ckpt-trainer-0",
-        "containers", "name", "trainer", "resources", "requests", "nvidia.com/gpu", "2", "status",
-        "phase", "Pending");
+        "{s:{s:s, s:s, s:s}, s:{s:[{s:s, s:{s:s}}], s:[{s:s, s:{s:{s:s}}}]}, s:{s:s}}", "metadata",
+        "name", "trainer-0", "namespace", "ml", "uid", "uid-trainer-0", "spec", "volumes", "name",
+        "ckpt", "persistentVolumeClaim", "claimName", "ckpt-trainer-0", "containers", "name",
+        "trainer", "resources", "requests", "nvidia.com/gpu", "2", "status", "phase", "Pending");
     tt_kubeapi_load(api, DD_KUBE_SC, sc);
     tt_kubeapi_load(api, DD_KUBE_PVC, pvc);
     tt_kubeapi_load(api, DD_KUBE_POD, pod);

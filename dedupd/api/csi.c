@@ -128,7 +128,8 @@ struct match {
     bool *seen;           /* per snapshot node: a Node object was matched */
     struct hit *hits;     /* (entry, reporting node) */
     size_t n_hits, cap_hits;
-    long cur_node; /* the node being matched: snapshot index, -1 not reporting */
+    long cur_node;  /* the node being matched: snapshot index, -1 not reporting */
+    bool pool_keys; /* a segment names a pool key: build each node's (its volumes are cold) */
     bool cur_selected;
     bool oom;
 };
@@ -148,35 +149,15 @@ static void on_match(void *ctx, size_t seg)
     x->hits[x->n_hits++] = (struct hit){seg, (size_t)x->cur_node};
 }
 
-static long snap_index(const struct dd_cluster_snapshot *s, const char *node)
-{
-    const struct dd_cluster_node *n = dd_cluster_find(s, node);
-    if (!n)
-        return -1;
-    /* nodes are sorted by name: the pointer's position */
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(s->nodes[mid]->report.node, node);
-        if (c == 0)
-            return (long)mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
-}
-
 static void match_node(struct match *x, const char *name, const char *const *kv, size_t n)
 {
     struct own_keys ok;
-    long i = snap_index(x->snap, name);
+    long i = dd_cluster_find_index(x->snap, name);
     x->cur_node = i;
     x->cur_selected = x->selected && strcmp(x->selected, name) == 0;
     if (i >= 0)
         x->seen[i] = true;
-    own_keys(i >= 0 ? x->snap->nodes[i] : NULL, name, &ok);
+    own_keys(i >= 0 && x->pool_keys ? x->snap->nodes[i] : NULL, name, &ok);
     dd_csi_matcher_node(x->m, kv, n, ok.kv, ok.n, on_match, x);
 }
 
@@ -208,6 +189,10 @@ static int match_all(struct dd_kube *kube, const struct dd_cluster_snapshot *sna
     x->m = m;
     x->selected = selected && selected[0] ? selected : NULL;
     x->n_entries = n;
+    for (size_t i = 0; i < n && !x->pool_keys; i++)
+        for (size_t k = 0; k < segs[i].n && !x->pool_keys; k++)
+            x->pool_keys = strncmp(segs[i].kv[k].key, DD_CSI_KEY_POOL_PREFIX,
+                                   sizeof(DD_CSI_KEY_POOL_PREFIX) - 1) == 0;
     x->matched = dd_calloc(n ? n : 1, sizeof(*x->matched));
     x->selected_match = dd_calloc(n ? n : 1, sizeof(*x->selected_match));
     x->seen = dd_calloc(snap->n ? snap->n : 1, sizeof(*x->seen));
