@@ -17,7 +17,10 @@
  *    "containers":[{"resources":{"requests":{"nvidia.com/gpu":"2"}}}]},
  *    "status":{"phase":"Running"}}
  * Everything else in an object is dropped when it is applied (about 300
- * bytes a pod are kept).
+ * bytes a pod are kept), except a Node's labels (all of them: CSI topology
+ * segments match nodes by label) and a StorageClass's parameters,
+ * provisioner, binding mode and dedupd.io/expected-reduction and
+ * dedupd.io/estimate annotations (csi/ capacity).
  *
  * Threads: one internal rwlock. Writers (the watch threads) take it for
  * each apply; readers (HTTP workers) for each lookup. Outputs are copies,
