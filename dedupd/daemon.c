@@ -36,6 +36,7 @@ struct dd_daemon {
     struct dd_model_service *model;     /* roles all, placement */
     struct dd_cluster_api *cluster;     /* roles all, placement */
     struct dd_extender_api *extender;   /* roles all, placement */
+    struct dd_csi_api *csi;             /* roles all, placement: borrows the extender's placer */
     struct dd_sampler *sampler;         /* roles all, node */
     struct dd_pusher *pusher;           /* a node with --placement-url */
     struct dd_estimate_jobs *estimates; /* roles all, node */
@@ -93,6 +94,8 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
         dd_cluster_api_metrics(d->cluster, f);
     if (d->extender)
         dd_extender_api_metrics(d->extender, f);
+    if (d->csi)
+        dd_csi_api_metrics(d->csi, f);
     if (d->model)
         dd_model_metrics(d->model, f);
     if (d->kubewatch)
@@ -268,6 +271,10 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
             goto fail;
         }
         dd_cluster_api_set_ledger(d->cluster, dd_extender_api_ledger(d->extender));
+        if ((r = dd_csi_api_new(c, dd_extender_api_placer(d->extender), &d->csi)) < 0) {
+            snprintf(errbuf, errlen, "csi: %s", dd_strerror(r));
+            goto fail;
+        }
         /* before the HTTP server: the extender reads the cache from its first request */
         if ((r = kube_start(d, c, errbuf, errlen)) < 0)
             goto fail;
@@ -301,6 +308,7 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
     n += dd_api_model_routes(&d->model_api, routes + n);
     n += dd_api_cluster_routes(d->cluster, role, routes + n);
     n += dd_api_extender_routes(d->extender, role, routes + n);
+    n += dd_api_csi_routes(d->csi, role, routes + n);
 
     hc.listen = c->listen;
     hc.token = token;
@@ -341,6 +349,8 @@ void dd_daemon_reload(struct dd_daemon *d, const struct dd_config *c)
         dd_cluster_api_reconfigure(d->cluster, c);
     if (d->extender)
         dd_extender_api_reconfigure(d->extender, c);
+    if (d->csi)
+        dd_csi_api_reconfigure(d->csi, c);
     if (d->model) {
         struct dd_model_config mc;
         model_config(c, &mc);
@@ -364,6 +374,7 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_sampler_free(d->sampler); /* finishes the sample in progress */
     dd_pusher_free(d->pusher);
     dd_estimate_jobs_free(d->estimates);
+    dd_csi_api_free(d->csi); /* before the extender: it borrows its placer */
     dd_extender_api_free(d->extender);
     dd_cluster_api_free(d->cluster);
     dd_model_service_free(d->model); /* a training in progress finishes */

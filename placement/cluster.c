@@ -280,16 +280,22 @@ void dd_cluster_snapshot_free(struct dd_cluster_snapshot *s)
     snap_unref((struct snap *)(void *)s);
 }
 
-const struct dd_cluster_node *dd_cluster_find(const struct dd_cluster_snapshot *s, const char *node)
+long dd_cluster_find_index(const struct dd_cluster_snapshot *s, const char *node)
 {
     const struct snap *sn = (const struct snap *)(const void *)s;
     uint64_t h = dd_cluster_name_hash(node);
     for (size_t k = (size_t)h & sn->mask; sn->slots[k]; k = (k + 1) & sn->mask) {
         size_t i = sn->slots[k] - 1;
         if (sn->hashes[i] == h && strcmp(s->nodes[i]->report.node, node) == 0)
-            return s->nodes[i];
+            return (long)i;
     }
-    return NULL;
+    return -1;
+}
+
+const struct dd_cluster_node *dd_cluster_find(const struct dd_cluster_snapshot *s, const char *node)
+{
+    long i = dd_cluster_find_index(s, node);
+    return i >= 0 ? s->nodes[i] : NULL;
 }
 
 double dd_cluster_node_age_s(const struct dd_cluster_node *n, uint64_t now_ms)

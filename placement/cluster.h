@@ -66,6 +66,8 @@ void dd_cluster_snapshot_free(struct dd_cluster_snapshot *s);
 /* Binary search by name; NULL when absent. */
 const struct dd_cluster_node *dd_cluster_find(const struct dd_cluster_snapshot *s,
                                               const char *node);
+/* The same, as the node's position in s->nodes; -1 when absent. */
+long dd_cluster_find_index(const struct dd_cluster_snapshot *s, const char *node);
 /* The hash node and pool names are indexed by (XXH3-64). */
 uint64_t dd_cluster_name_hash(const char *name);
 

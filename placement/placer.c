@@ -279,3 +279,8 @@ size_t dd_placer_rebuild_ledger(struct dd_placer *p, uint64_t now_ms)
     dd_free(b.v);
     return bound;
 }
+
+struct dd_cluster_snapshot *dd_placer_snapshot(struct dd_placer *p)
+{
+    return dd_cluster_snapshot(p->cluster);
+}

@@ -43,6 +43,10 @@ void dd_placer_set_kube(struct dd_placer *p, struct dd_kube *kube, const char *s
 const char *dd_placer_kube_source(struct dd_placer *p);
 struct dd_kube *dd_placer_kube(struct dd_placer *p);
 struct dd_ledger *dd_placer_ledger(struct dd_placer *p);
+/* A snapshot of the cluster view the placer scores on (the CSI API's
+ * capacity and topology read it); free with dd_cluster_snapshot_free.
+ * NULL on ENOMEM. */
+struct dd_cluster_snapshot *dd_placer_snapshot(struct dd_placer *p);
 
 /* One request's state. */
 struct dd_placement {

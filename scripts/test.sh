@@ -73,7 +73,8 @@ if want fuzz && command -v clang >/dev/null; then
   echo "== fuzz smoke (clang, libFuzzer)"
   CC=clang cmake -S "$root" -B "$root/build-fuzz" -DDD_WERROR=ON -DDD_FUZZ=ON >/dev/null
   targets="parse estimator vdo-stats vdo-line proc-stat sim-workload node-proc model token report
-    estimate predict uri config replay model-summary kube extender"
+    estimate predict uri config replay model-summary kube extender csi-create-volume
+    csi-get-capacity csi-responses"
   # shellcheck disable=SC2046
   cmake --build "$root/build-fuzz" -j"$jobs" --target $(printf 'fuzz-%s ' $targets)
   for t in $targets; do

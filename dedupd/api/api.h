@@ -111,6 +111,25 @@ void dd_extender_api_metrics(struct dd_extender_api *a, FILE *m);
 size_t dd_api_extender_routes(struct dd_extender_api *a, const char *role,
                               struct dd_http_route *out);
 
+/* The extender's placer (borrowed): the CSI API scores with it. */
+struct dd_placer;
+struct dd_placer *dd_extender_api_placer(struct dd_extender_api *a);
+
+/*
+ * The CSI-adjacent topology API (roles all, placement; csi/README.md):
+ * POST /v1/csi/preferred, GET and POST /v1/csi/capacity, GET
+ * /v1/csi/topology. Scores with the extender's placer (its ledger, cache
+ * and model). CSIStorageCapacity publishing and leader election are not
+ * here: a publisher would call the same capacity rule per (segment x
+ * class) and write through the API server.
+ */
+struct dd_csi_api;
+int dd_csi_api_new(const struct dd_config *c, struct dd_placer *placer, struct dd_csi_api **ret);
+struct dd_csi_api *dd_csi_api_free(struct dd_csi_api *a);
+void dd_csi_api_reconfigure(struct dd_csi_api *a, const struct dd_config *c);
+void dd_csi_api_metrics(struct dd_csi_api *a, FILE *m);
+size_t dd_api_csi_routes(struct dd_csi_api *a, const char *role, struct dd_http_route *out);
+
 /* Copies templ[n] into out with ctx; a NULL ctx (the subsystem is not in
  * this role) makes every route answer dd_api_not_in_role for role.
  * Returns n. */

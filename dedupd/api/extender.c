@@ -141,6 +141,11 @@ void dd_extender_api_set_kube(struct dd_extender_api *a, struct dd_kube *kube, c
     dd_placer_set_kube(a->placer, kube, source);
 }
 
+struct dd_placer *dd_extender_api_placer(struct dd_extender_api *a)
+{
+    return a->placer;
+}
+
 struct dd_ledger *dd_extender_api_ledger(struct dd_extender_api *a)
 {
     return dd_placer_ledger(a->placer);

@@ -206,6 +206,33 @@ const char *dd_http_query(const struct dd_http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_all {
+    const char *name;
+    const char **out;
+    size_t max, n;
+};
+
+static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct query_all *qa = cls;
+    (void)kind;
+    if (key && strcmp(key, qa->name) == 0) {
+        if (qa->n < qa->max)
+            qa->out[qa->n] = value ? value : "";
+        qa->n++;
+    }
+    return MHD_YES;
+}
+
+size_t dd_http_query_all(const struct dd_http_request *req, const char *name, const char **out,
+                         size_t max)
+{
+    struct query_all qa = {name, out, max, 0};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_one, &qa);
+    return qa.n;
+}
+
 /* ---- routing ---- */
 
 static void record(struct dd_http_server *srv, size_t route, int status, double seconds)

@@ -68,6 +68,11 @@ struct dd_http_request {
 
 /* A query argument ("?from=..."), decoded; NULL when absent. */
 const char *dd_http_query(const struct dd_http_request *req, const char *name);
+/* Every value of a repeated query argument ("?segment=a&segment=b"),
+ * decoded, in order, into out[0..max); returns how many there are (which
+ * may exceed max). Valid for the request's life. */
+size_t dd_http_query_all(const struct dd_http_request *req, const char *name, const char **out,
+                         size_t max);
 
 struct dd_http_response {
     int status;
