@@ -23,6 +23,7 @@
 #include "dedupd/http/http.h"
 #include "dedupd/http/token.h"
 #include "dedupd/kubewatch.h"
+#include "dedupd/leader.h"
 #include "dedupd/push.h"
 #include "dedupd/sampler.h"
 #include "dedupd/store/store.h"
@@ -46,6 +47,8 @@ struct dd_daemon {
     struct dd_kube *kube;
     struct dd_kubewatch *kubewatch;
     struct dd_kube_source kube_source;
+    /* --leader-elect: the Lease thread (NULL: always the leader) */
+    struct dd_leader *leader;
     unsigned kube_listed; /* atomic: 1 << kind for each kind listed once */
     struct dd_api_node node_api;
     struct dd_api_model model_api;
@@ -100,6 +103,8 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
         dd_model_metrics(d->model, f);
     if (d->kubewatch)
         dd_kubewatch_metrics(d->kubewatch, f);
+    if (d->extender)
+        dd_leader_metrics(d->leader, f);
     dd_http_metrics(d->http, f);
     struct dd_store_health h;
     if (dd_store_health(d->store, &h) == 0)
@@ -210,6 +215,41 @@ static int kube_start(struct dd_daemon *d, const struct dd_config *c, char *errb
     return 0;
 }
 
+/* --leader-elect: the Lease, this replica's identity and its pod. */
+static int leader_new(struct dd_daemon *d, const struct dd_config *c, char *errbuf, size_t errlen)
+{
+    struct dd_leader_config lc = {0};
+    const char *pod = getenv("POD_NAME");
+    char ns[256];
+
+    if (!d->kube_source.url[0]) {
+        snprintf(errbuf, errlen,
+                 "--leader-elect needs the Kubernetes API (--kube-api, or in-cluster in a pod)");
+        return DD_E_USAGE;
+    }
+    lc.src = d->kube_source;
+    dd_leader_pod_namespace(NULL, ns, sizeof(ns));
+    snprintf(lc.lease_name, sizeof(lc.lease_name), "%s", c->lease_name);
+    snprintf(lc.lease_namespace, sizeof(lc.lease_namespace), "%s",
+             c->lease_namespace[0] ? c->lease_namespace
+             : ns[0]               ? ns
+                                   : "default");
+    if (c->pod_name[0])
+        pod = c->pod_name;
+    if (pod && pod[0]) {
+        snprintf(lc.pod_name, sizeof(lc.pod_name), "%s", pod);
+        snprintf(lc.pod_namespace, sizeof(lc.pod_namespace), "%s", ns);
+    }
+    snprintf(lc.identity, sizeof(lc.identity), "%s", pod && pod[0] ? pod : c->node_name);
+    lc.lease_duration_s = c->lease_duration;
+    lc.renew_deadline_s = c->renew_deadline;
+    lc.retry_period_s = c->retry_period;
+    if (!lc.pod_namespace[0])
+        dd_log_info("leader election: pod name or namespace unknown (POD_NAME, --pod-name, "
+                    "POD_NAMESPACE): no pod label is written");
+    return dd_leader_new(&lc, &d->leader, errbuf, errlen);
+}
+
 struct dd_kube *dd_daemon_kube(const struct dd_daemon *d)
 {
     return d->kube;
@@ -278,6 +318,11 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
         /* before the HTTP server: the extender reads the cache from its first request */
         if ((r = kube_start(d, c, errbuf, errlen)) < 0)
             goto fail;
+        if (c->leader_elect) {
+            if ((r = leader_new(d, c, errbuf, errlen)) < 0)
+                goto fail;
+            dd_extender_api_set_leader(d->extender, dd_leader_is_leader_cb, d->leader);
+        }
     }
     if (dd_role_has_node(c->role)) {
         struct dd_sampler_hooks hooks = {.ctx = d, .sampled = sampled};
@@ -321,6 +366,11 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
     token = NULL;
     if (r < 0)
         goto fail;
+    /* with the server up: a new leader answers at once */
+    if (d->leader && (r = dd_leader_start(d->leader)) < 0) {
+        snprintf(errbuf, errlen, "cannot start the leader election thread");
+        goto fail;
+    }
     if (d->pusher && (r = dd_pusher_start(d->pusher)) < 0) {
         snprintf(errbuf, errlen, "cannot start the report pusher thread");
         goto fail;
@@ -367,7 +417,10 @@ void dd_daemon_stop(struct dd_daemon *d)
 {
     if (!d)
         return;
-    /* stop accepting first, then the producers, then what they feed */
+    /* give the Lease up first (a standby takes over while this one
+     * finishes), then stop accepting, then the producers, then what they
+     * feed */
+    d->leader = dd_leader_free(d->leader);
     dd_http_stop(d->http);
     dd_kubewatch_free(d->kubewatch); /* cancels its requests: prompt */
     dd_kube_free(d->kube);

@@ -74,7 +74,7 @@ if want fuzz && command -v clang >/dev/null; then
   CC=clang cmake -S "$root" -B "$root/build-fuzz" -DDD_WERROR=ON -DDD_FUZZ=ON >/dev/null
   targets="parse estimator vdo-stats vdo-line proc-stat sim-workload node-proc model token report
     estimate predict uri config replay model-summary kube extender csi-create-volume
-    csi-get-capacity csi-responses"
+    csi-get-capacity csi-responses microtime"
   # shellcheck disable=SC2046
   cmake --build "$root/build-fuzz" -j"$jobs" --target $(printf 'fuzz-%s ' $targets)
   for t in $targets; do

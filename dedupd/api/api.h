@@ -8,6 +8,7 @@
 #ifndef DD_API_H
 #define DD_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,6 +98,10 @@ void dd_extender_api_reconfigure(struct dd_extender_api *a, const struct dd_conf
  * ("none", "in-cluster", "--kube-api URL"), shown in explanations. */
 void dd_extender_api_set_kube(struct dd_extender_api *a, struct dd_kube *kube, const char *source);
 struct dd_ledger *dd_extender_api_ledger(struct dd_extender_api *a);
+/* Leader election: is_leader(ud) false makes filter and prioritize answer
+ * neutral and /v1/placement say "mode": "standby". Not set: the leader.
+ * Set before the server starts. */
+void dd_extender_api_set_leader(struct dd_extender_api *a, bool (*is_leader)(void *ud), void *ud);
 /* The pod watch's hooks: a binding confirms, moves or (after a restart)
  * rebuilds the pod's ledger entry; a deletion drops it. */
 void dd_extender_api_pod_bound(struct dd_extender_api *a, const char *uid, const char *ns,

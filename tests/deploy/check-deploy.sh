@@ -127,8 +127,13 @@ start() { # NAME ARGS...
   "$dedupd" "$@" >"$tmp/$name.log" 2>&1 &
   pids+=("$!")
 }
+# with leader election (as overlays/ha runs it): its Lease and pod-label
+# calls are recorded and checked against the RBAC too
+export POD_NAMESPACE=dedupd-system
 start placement --role placement --listen "127.0.0.1:$p_place" --data-dir "$tmp/d-placement" \
-  --token-file "$tmp/token" --kube-api "$kube" --log-level info
+  --token-file "$tmp/token" --kube-api "$kube" --log-level info \
+  --leader-elect --pod-name dedupd-placement-0 --retry-period 0.2
+unset POD_NAMESPACE
 start node --role node --listen "127.0.0.1:$p_node" --data-dir "$tmp/d-node" \
   --source "replay:$tmp/replay" --proc-root "$tmp/replay/proc" --interval 0.5 \
   --node-name gpu-node-a --placement-url "http://127.0.0.1:$p_place" \
