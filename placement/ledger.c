@@ -210,63 +210,89 @@ size_t dd_ledger_size(struct dd_ledger *l)
     return n;
 }
 
-static int sum_cmp(const void *a, const void *b)
+/* One part of a sum: an entry's GPUs (load -1, pool "") or one of its
+ * loads, pointing into the entries (valid under the lock). */
+struct part {
+    const char *node, *pool;
+    const struct dd_ledger_entry *e;
+    long load;
+};
+
+static int part_cmp(const void *a, const void *b)
 {
-    const struct dd_ledger_sum *x = a, *y = b;
+    const struct part *x = a, *y = b;
     int c = strcmp(x->node, y->node);
     return c ? c : strcmp(x->pool, y->pool);
 }
 
-/* The sum for (node, pool) in v->sums[0..n), appended when absent. */
-static struct dd_ledger_sum *sum_slot(struct dd_ledger_sum *sums, size_t *n, const char *node,
-                                      const char *pool)
-{
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp(sums[i].node, node) == 0 && strcmp(sums[i].pool, pool) == 0)
-            return &sums[i];
-    struct dd_ledger_sum *s = &sums[(*n)++];
-    memset(s, 0, sizeof(*s));
-    snprintf(s->node, sizeof(s->node), "%s", node);
-    snprintf(s->pool, sizeof(s->pool), "%s", pool);
-    return s;
-}
-
+/*
+ * The parts of every live entry are sorted by (node, pool) and summed run
+ * by run: O(n log n) in the entries (a linear search per entry made a view
+ * O(n^2), which a cluster-scale ledger of hundreds of entries paid on every
+ * scoring request).
+ */
 int dd_ledger_view(struct dd_ledger *l, const char *exclude_uid, uint64_t now_ms,
                    struct dd_ledger_view *ret)
 {
-    struct dd_ledger_sum *sums;
-    size_t n = 0, max;
+    struct dd_ledger_sum *sums = NULL;
+    struct part *parts = NULL;
+    size_t n = 0, np = 0, max = 0;
 
     memset(ret, 0, sizeof(*ret));
     pthread_mutex_lock(&l->lock);
-    max = l->n * (DD_KUBE_MAX_CLAIMS + 1);
-    sums = max ? dd_calloc(max, sizeof(*sums)) : NULL;
-    if (max && !sums) {
-        pthread_mutex_unlock(&l->lock);
-        return -ENOMEM;
+    for (size_t i = 0; i < l->n; i++)
+        max += 1 + l->entries[i].n_loads;
+    if (max) {
+        parts = dd_reallocarray(NULL, max, sizeof(*parts));
+        if (!parts) {
+            pthread_mutex_unlock(&l->lock);
+            return -ENOMEM;
+        }
     }
     for (size_t i = 0; i < l->n; i++) {
         const struct dd_ledger_entry *e = &l->entries[i];
-        struct dd_ledger_sum *g;
         if (e->expires_ms <= now_ms || (exclude_uid && strcmp(e->uid, exclude_uid) == 0))
             continue;
-        g = sum_slot(sums, &n, e->node, "");
-        g->entries++;
-        if (!e->bound)
-            g->provisional_gpus += e->gpus;
-        for (size_t k = 0; k < e->n_loads; k++) {
-            const struct dd_ledger_load *ld = &e->loads[k];
-            struct dd_ledger_sum *s = sum_slot(sums, &n, e->node, ld->pool);
-            s->entries++;
-            s->read_mbps += ld->read_mbps;
-            s->write_mbps += ld->write_mbps;
-            s->dup_write_mbps += ld->write_mbps * ld->duplicate_share; /* NaN stays NaN */
-            s->reserve_bytes += ld->reserve_bytes;
+        parts[np++] = (struct part){e->node, "", e, -1};
+        for (size_t k = 0; k < e->n_loads; k++)
+            parts[np++] = (struct part){e->node, e->loads[k].pool, e, (long)k};
+    }
+    if (np)
+        qsort(parts, np, sizeof(*parts), part_cmp);
+    for (size_t i = 0; i < np; i++) /* runs of equal (node, pool) */
+        n += i == 0 || part_cmp(&parts[i - 1], &parts[i]) != 0;
+    if (n) {
+        sums = dd_calloc(n, sizeof(*sums));
+        if (!sums) {
+            pthread_mutex_unlock(&l->lock);
+            dd_free(parts);
+            return -ENOMEM;
         }
     }
+    for (size_t i = 0, k = 0; i < np; i++) {
+        const struct part *p = &parts[i];
+        struct dd_ledger_sum *s;
+        if (i > 0 && part_cmp(&parts[i - 1], p) == 0) {
+            s = &sums[k - 1];
+        } else {
+            s = &sums[k++]; /* the entries' names fit: they were checked on the way in */
+            memcpy(s->node, p->node, strnlen(p->node, sizeof(s->node) - 1));
+            memcpy(s->pool, p->pool, strnlen(p->pool, sizeof(s->pool) - 1));
+        }
+        s->entries++;
+        if (p->load < 0) {
+            if (!p->e->bound)
+                s->provisional_gpus += p->e->gpus;
+            continue;
+        }
+        const struct dd_ledger_load *ld = &p->e->loads[p->load];
+        s->read_mbps += ld->read_mbps;
+        s->write_mbps += ld->write_mbps;
+        s->dup_write_mbps += ld->write_mbps * ld->duplicate_share; /* NaN stays NaN */
+        s->reserve_bytes += ld->reserve_bytes;
+    }
     pthread_mutex_unlock(&l->lock);
-    if (n > 1) /* sums is NULL for an empty ledger: qsort's pointer must not be */
-        qsort(sums, n, sizeof(*sums), sum_cmp);
+    dd_free(parts);
     ret->n = n;
     ret->sums = sums;
     return 0;
@@ -278,15 +304,22 @@ void dd_ledger_view_release(struct dd_ledger_view *v)
     memset(v, 0, sizeof(*v));
 }
 
+/* bsearch's key: the strings themselves, not copies in a sum */
+static int find_cmp(const void *key, const void *elem)
+{
+    const struct part *k = key;
+    const struct dd_ledger_sum *y = elem;
+    int c = strcmp(k->node, y->node);
+    return c ? c : strcmp(k->pool, y->pool);
+}
+
 const struct dd_ledger_sum *dd_ledger_view_find(const struct dd_ledger_view *v, const char *node,
                                                 const char *pool)
 {
-    struct dd_ledger_sum key;
+    struct part key = {node, pool, NULL, 0};
     if (v->n == 0)
         return NULL;
-    snprintf(key.node, sizeof(key.node), "%s", node);
-    snprintf(key.pool, sizeof(key.pool), "%s", pool);
-    return bsearch(&key, v->sums, v->n, sizeof(key), sum_cmp);
+    return bsearch(&key, v->sums, v->n, sizeof(*v->sums), find_cmp);
 }
 
 json_t *dd_ledger_to_json(struct dd_ledger *l, const char *node, uint64_t now_ms)

@@ -459,9 +459,11 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
         }
         stale = dd_cluster_node_stale(&env->cluster->opts, cn, env->now_ms);
         if (stale) {
-            set_reason(s, "its last report is %.0f s old (stale after %.0f s): neutral (fail open)",
-                       dd_cluster_node_age_s(cn, env->now_ms),
-                       dd_cluster_stale_bound_s(&env->cluster->opts, cn));
+            /* whole seconds as integers: formatting two doubles was most of
+             * the cost of a large request whose nodes are all stale */
+            set_reason(s, "its last report is %lld s old (stale after %lld s): neutral (fail open)",
+                       llround(dd_cluster_node_age_s(cn, env->now_ms)),
+                       llround(dd_cluster_stale_bound_s(&env->cluster->opts, cn)));
             if (explain)
                 s->explanation = neutral_explanation(env, s, cn, true);
             continue;

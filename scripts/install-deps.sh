@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libdevmapper-dev libblkid-dev libxxhash-dev libxgboost-dev libmicrohttpd-dev
   libjansson-dev librocksdb-dev liblz4-dev libcmocka-dev libcurl4-openssl-dev libgnutls28-dev
-  fio e2fsprogs openssl
+  fio e2fsprogs openssl gnuplot-nox
   # deploy/: the image recipe (mmdebstrap, umoci) and the manifest checks
   # (promtool from prometheus, PyYAML)
   mmdebstrap umoci prometheus python3-yaml
@@ -16,7 +16,7 @@ PACKAGES=(
 for opt in "$@"; do
   case "$opt" in
     --bench) # benchmark baselines and tools (bench/)
-      PACKAGES+=(duperemove time sqlite3 wrk prometheus-node-exporter stress-ng gnuplot-nox
+      PACKAGES+=(duperemove time sqlite3 wrk prometheus-node-exporter stress-ng
                  libmurmurhash-dev) ;;
     --vm) # the real dm-vdo VM test (tests/vm): debootstrap, qemu under TCG, mke2fs -d and
           # debugfs, zstd for the cached root, python3 for the checker
