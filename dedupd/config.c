@@ -63,6 +63,10 @@ void dd_config_defaults(struct dd_config *c)
     c->max_physical_use = 0.95;
     c->ledger_ttl = 30;
     c->ledger_bound_ttl = 600;
+    snprintf(c->lease_name, sizeof(c->lease_name), "dedupd-placement");
+    c->lease_duration = 15;
+    c->renew_deadline = 10;
+    c->retry_period = 2;
 }
 
 /* String options: the config file's key, the flag and where it goes. */
@@ -95,6 +99,9 @@ static const struct str_opt {
     STR_OPT("placement_cert_file", "placement-cert-file", placement_cert_file),
     STR_OPT("placement_key_file", "placement-key-file", placement_key_file),
     STR_OPT("placement_ca_file", "placement-ca-file", placement_ca_file),
+    STR_OPT("lease_name", "lease-name", lease_name),
+    STR_OPT("lease_namespace", "lease-namespace", lease_namespace),
+    STR_OPT("pod_name", "pod-name", pod_name),
 };
 
 static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
@@ -185,7 +192,10 @@ enum num_field {
     N_SCALE,
     N_MAX_PHYS,
     N_LEDGER_TTL,
-    N_LEDGER_BOUND_TTL
+    N_LEDGER_BOUND_TTL,
+    N_LEASE_DURATION,
+    N_RENEW_DEADLINE,
+    N_RETRY_PERIOD
 };
 static const struct num_opt {
     const char *key, *flag;
@@ -205,6 +215,9 @@ static const struct num_opt {
     [N_MAX_PHYS] = {"max_physical_use", "max-physical-use", 0.05, 1, false, "share"},
     [N_LEDGER_TTL] = {"ledger_ttl", "ledger-ttl", 1, 3600, false, "seconds"},
     [N_LEDGER_BOUND_TTL] = {"ledger_bound_ttl", "ledger-bound-ttl", 1, 86400, false, "seconds"},
+    [N_LEASE_DURATION] = {"lease_duration", "lease-duration", 1, 3600, true, "seconds"},
+    [N_RENEW_DEADLINE] = {"renew_deadline", "renew-deadline", 0.05, 3600, false, "seconds"},
+    [N_RETRY_PERIOD] = {"retry_period", "retry-period", 0.01, 3600, false, "seconds"},
 };
 
 static void set_num(struct dd_config *c, enum num_field f, double v)
@@ -246,6 +259,15 @@ static void set_num(struct dd_config *c, enum num_field f, double v)
     case N_LEDGER_BOUND_TTL:
         c->ledger_bound_ttl = v;
         break;
+    case N_LEASE_DURATION:
+        c->lease_duration = v;
+        break;
+    case N_RENEW_DEADLINE:
+        c->renew_deadline = v;
+        break;
+    case N_RETRY_PERIOD:
+        c->retry_period = v;
+        break;
     }
 }
 
@@ -272,6 +294,14 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
             return DD_E_RANGE;
         }
         set_num(c, (enum num_field)i, x);
+        return 0;
+    }
+    if (strcmp(key, "leader_elect") == 0) {
+        if (!json_is_boolean(v)) {
+            snprintf(why, wlen, "'leader_elect' must be true or false");
+            return DD_E_PARSE;
+        }
+        c->leader_elect = json_is_true(v);
         return 0;
     }
     if (strcmp(key, "role") == 0) {
@@ -348,7 +378,7 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
         char perr[256];
         dd_profile_set_init(&set);
         if (dd_profile_set_from_json(&set, v, perr, sizeof(perr)) < 0) {
-            snprintf(why, wlen, "%s", perr);
+            snprintf(why, wlen, "'profiles': %.200s", perr);
             return DD_E_PARSE;
         }
         c->n_profiles = set.n;
@@ -404,6 +434,7 @@ int dd_config_file(struct dd_config *c, const char *path, char *errbuf, size_t e
 void dd_config_usage(FILE *out)
 {
     fputs("Usage: dedupd [OPTIONS]\n"
+          "  --version                   print the version and exit\n"
           "  --role node|placement|all   (default all)\n"
           "  --listen ADDR:PORT          (default 127.0.0.1:7450)\n"
           "  --data-dir DIR              RocksDB store (default /var/lib/dedupd)\n"
@@ -438,15 +469,26 @@ void dd_config_usage(FILE *out)
           "  --ledger-bound-ttl SECONDS  a bound pod counts until its I/O shows, at most (600)\n"
           "  --kube-api URL [--kube-token-file F] [--kube-ca-file F]  the Kubernetes API\n"
           "                              (default: in-cluster when in a pod, else none)\n"
-          "  --gpu-resource NAME         a GPU resource name (repeatable; nvidia.com/gpu)\n",
+          "  --gpu-resource NAME         a GPU resource name (repeatable; nvidia.com/gpu)\n"
+          "  --leader-elect              elect one leader among replicas through a Lease; the\n"
+          "                              others answer the extender neutral (default off)\n"
+          "  --lease-name NAME           the Lease (default dedupd-placement)\n"
+          "  --lease-namespace NS        (default $POD_NAMESPACE, the service account's, else\n"
+          "                              default)\n"
+          "  --pod-name NAME             this replica's pod: the Lease holder identity and the\n"
+          "                              pod labelled dedupd.io/leader (default $POD_NAME, else\n"
+          "                              the node name)\n"
+          "  --lease-duration SECONDS    a leader's term without renewal (default 15)\n"
+          "  --renew-deadline SECONDS    a leader steps down when not renewed within (10)\n"
+          "  --retry-period SECONDS      between tries to acquire or renew (default 2)\n",
           out);
 }
 
 int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, char *errbuf,
                    size_t errlen)
 {
-    enum { O_STR = 256, O_NUM = 512, O_ROLE = 768, O_CONFIG, O_ROOT, O_POOL, O_GPU };
-    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 7];
+    enum { O_STR = 256, O_NUM = 512, O_ROLE = 768, O_CONFIG, O_ROOT, O_POOL, O_GPU, O_ELECT };
+    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 8];
     struct dd_config cfg;
     const char *config_file = NULL;
     char why[256];
@@ -462,6 +504,7 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
     longopts[n++] = (struct option){"estimate-root", required_argument, NULL, O_ROOT};
     longopts[n++] = (struct option){"pool", required_argument, NULL, O_POOL};
     longopts[n++] = (struct option){"gpu-resource", required_argument, NULL, O_GPU};
+    longopts[n++] = (struct option){"leader-elect", no_argument, NULL, O_ELECT};
     longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[n++] = (struct option){NULL, 0, NULL, 0};
 
@@ -526,6 +569,9 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
                 break;
             case O_GPU:
                 r = add_gpu_resource(&cfg, optarg, why, sizeof(why));
+                break;
+            case O_ELECT:
+                cfg.leader_elect = true;
                 break;
             case 'h':
                 *help = true;
@@ -625,6 +671,22 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
                  c->placement_cert_file[0] ? "cert" : "ca", c->placement_url);
         return DD_E_USAGE;
     }
+    if (c->leader_elect && !dd_role_has_placement(c->role)) {
+        snprintf(errbuf, errlen, "--leader-elect is for the placement role");
+        return DD_E_USAGE;
+    }
+    if (c->leader_elect &&
+        !(c->lease_duration > c->renew_deadline && c->renew_deadline > c->retry_period)) {
+        snprintf(errbuf, errlen,
+                 "leader election: expected --lease-duration (%g) > --renew-deadline (%g) > "
+                 "--retry-period (%g)",
+                 c->lease_duration, c->renew_deadline, c->retry_period);
+        return DD_E_USAGE;
+    }
+    if (c->leader_elect && !c->lease_name[0]) {
+        snprintf(errbuf, errlen, "leader election: --lease-name is empty");
+        return DD_E_USAGE;
+    }
     if (c->stale_after > 0 && c->forget_after < c->stale_after) {
         snprintf(errbuf, errlen, "forget-after %g s is shorter than stale-after %g s",
                  c->forget_after, c->stale_after);
@@ -673,6 +735,13 @@ char *dd_config_json(const struct dd_config *c)
         json_object_set_new(o, "kube_api", json_string(c->kube_api));
         json_object_set_new(o, "kube_token", json_boolean(c->kube_token_file[0] != '\0'));
         json_object_set_new(o, "gpu_resources", gpus);
+        json_object_set_new(o, "leader_elect", json_boolean(c->leader_elect));
+        json_object_set_new(o, "lease_name", json_string(c->lease_name));
+        json_object_set_new(o, "lease_namespace", json_string(c->lease_namespace));
+        json_object_set_new(o, "pod_name", json_string(c->pod_name));
+        json_object_set_new(o, "lease_duration", json_real(c->lease_duration));
+        json_object_set_new(o, "renew_deadline", json_real(c->renew_deadline));
+        json_object_set_new(o, "retry_period", json_real(c->retry_period));
     }
     s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);

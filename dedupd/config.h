@@ -91,6 +91,13 @@ struct dd_config {
     char kube_api[1024], kube_token_file[1024], kube_ca_file[1024];
     char gpu_resources[DD_KUBE_MAX_GPU_RESOURCES][DD_NAME_MAX]; /* none: nvidia.com/gpu */
     size_t n_gpu_resources;
+    /* placement side: leader election through a Lease (dedupd/leader.h);
+     * off: this replica is always the leader */
+    bool leader_elect;
+    char lease_name[DD_NAME_MAX];      /* default dedupd-placement */
+    char lease_namespace[DD_NAME_MAX]; /* "": the pod's namespace, else default */
+    char pod_name[DD_NAME_MAX];        /* "": $POD_NAME; the identity and the pod labelled */
+    double lease_duration, renew_deadline, retry_period; /* seconds: 15, 10, 2 */
 };
 
 void dd_config_defaults(struct dd_config *c);

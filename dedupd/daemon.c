@@ -23,6 +23,7 @@
 #include "dedupd/http/http.h"
 #include "dedupd/http/token.h"
 #include "dedupd/kubewatch.h"
+#include "dedupd/leader.h"
 #include "dedupd/push.h"
 #include "dedupd/sampler.h"
 #include "dedupd/store/store.h"
@@ -36,6 +37,7 @@ struct dd_daemon {
     struct dd_model_service *model;     /* roles all, placement */
     struct dd_cluster_api *cluster;     /* roles all, placement */
     struct dd_extender_api *extender;   /* roles all, placement */
+    struct dd_csi_api *csi;             /* roles all, placement: borrows the extender's placer */
     struct dd_sampler *sampler;         /* roles all, node */
     struct dd_pusher *pusher;           /* a node with --placement-url */
     struct dd_estimate_jobs *estimates; /* roles all, node */
@@ -45,6 +47,9 @@ struct dd_daemon {
     struct dd_kube *kube;
     struct dd_kubewatch *kubewatch;
     struct dd_kube_source kube_source;
+    /* --leader-elect: the Lease thread (NULL: always the leader) */
+    struct dd_leader *leader;
+    unsigned kube_listed; /* atomic: 1 << kind for each kind listed once */
     struct dd_api_node node_api;
     struct dd_api_model model_api;
 };
@@ -92,10 +97,14 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
         dd_cluster_api_metrics(d->cluster, f);
     if (d->extender)
         dd_extender_api_metrics(d->extender, f);
+    if (d->csi)
+        dd_csi_api_metrics(d->csi, f);
     if (d->model)
         dd_model_metrics(d->model, f);
     if (d->kubewatch)
         dd_kubewatch_metrics(d->kubewatch, f);
+    if (d->extender)
+        dd_leader_metrics(d->leader, f);
     dd_http_metrics(d->http, f);
     struct dd_store_health h;
     if (dd_store_health(d->store, &h) == 0)
@@ -155,6 +164,18 @@ static void kube_pod_deleted(void *ctx, const char *uid, const char *ns, const c
         dd_extender_api_pod_deleted(d->extender, uid);
 }
 
+/* The first lists of the kinds a pod's ledger entry is resolved from are
+ * all in: bindings listed before their claims get their entries now. */
+static void kube_relisted(void *ctx, enum dd_kube_kind kind)
+{
+    struct dd_daemon *d = ctx;
+    const unsigned all =
+        1u << DD_KUBE_POD | 1u << DD_KUBE_PVC | 1u << DD_KUBE_PV | 1u << DD_KUBE_SC;
+    unsigned old = __atomic_fetch_or(&d->kube_listed, 1u << kind, __ATOMIC_ACQ_REL);
+    if ((old & all) != all && ((old | 1u << kind) & all) == all && d->extender)
+        dd_extender_api_rebuild_ledger(d->extender);
+}
+
 static int kube_start(struct dd_daemon *d, const struct dd_config *c, char *errbuf, size_t errlen)
 {
     const char *gpus[DD_KUBE_MAX_GPU_RESOURCES];
@@ -163,6 +184,7 @@ static int kube_start(struct dd_daemon *d, const struct dd_config *c, char *errb
 
     dd_kubewatch_source_resolve(c->kube_api, c->kube_token_file, c->kube_ca_file, NULL,
                                 &d->kube_source);
+    dd_extender_api_set_kube(d->extender, NULL, dd_daemon_kube_source(d));
     if (!d->kube_source.url[0]) {
         dd_log_info("kubernetes: none (no --kube-api, not in a pod): the extender answers from "
                     "pod annotations alone");
@@ -177,7 +199,11 @@ static int kube_start(struct dd_daemon *d, const struct dd_config *c, char *errb
     dd_kube_set_hooks(d->kube, &(struct dd_kube_hooks){.ctx = d,
                                                        .pod_bound = kube_pod_bound,
                                                        .pod_deleted = kube_pod_deleted,
-                                                       .node_deleted = kube_node_deleted});
+                                                       .node_deleted = kube_node_deleted,
+                                                       .relisted = kube_relisted});
+    /* the extender has the cache before the watch threads start: their
+     * first list's bindings (the ledger's rebuild) need it */
+    dd_extender_api_set_kube(d->extender, d->kube, dd_daemon_kube_source(d));
     kc.src = d->kube_source;
     if ((r = dd_kubewatch_new(&kc, d->kube, &d->kubewatch, errbuf, errlen)) < 0)
         return r;
@@ -187,6 +213,41 @@ static int kube_start(struct dd_daemon *d, const struct dd_config *c, char *errb
     }
     dd_log_info("kubernetes: %s (%s)", d->kube_source.describe, d->kube_source.url);
     return 0;
+}
+
+/* --leader-elect: the Lease, this replica's identity and its pod. */
+static int leader_new(struct dd_daemon *d, const struct dd_config *c, char *errbuf, size_t errlen)
+{
+    struct dd_leader_config lc = {0};
+    const char *pod = getenv("POD_NAME");
+    char ns[256];
+
+    if (!d->kube_source.url[0]) {
+        snprintf(errbuf, errlen,
+                 "--leader-elect needs the Kubernetes API (--kube-api, or in-cluster in a pod)");
+        return DD_E_USAGE;
+    }
+    lc.src = d->kube_source;
+    dd_leader_pod_namespace(NULL, ns, sizeof(ns));
+    snprintf(lc.lease_name, sizeof(lc.lease_name), "%s", c->lease_name);
+    snprintf(lc.lease_namespace, sizeof(lc.lease_namespace), "%s",
+             c->lease_namespace[0] ? c->lease_namespace
+             : ns[0]               ? ns
+                                   : "default");
+    if (c->pod_name[0])
+        pod = c->pod_name;
+    if (pod && pod[0]) {
+        snprintf(lc.pod_name, sizeof(lc.pod_name), "%s", pod);
+        snprintf(lc.pod_namespace, sizeof(lc.pod_namespace), "%s", ns);
+    }
+    snprintf(lc.identity, sizeof(lc.identity), "%s", pod && pod[0] ? pod : c->node_name);
+    lc.lease_duration_s = c->lease_duration;
+    lc.renew_deadline_s = c->renew_deadline;
+    lc.retry_period_s = c->retry_period;
+    if (!lc.pod_namespace[0])
+        dd_log_info("leader election: pod name or namespace unknown (POD_NAME, --pod-name, "
+                    "POD_NAMESPACE): no pod label is written");
+    return dd_leader_new(&lc, &d->leader, errbuf, errlen);
 }
 
 struct dd_kube *dd_daemon_kube(const struct dd_daemon *d)
@@ -250,10 +311,18 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
             goto fail;
         }
         dd_cluster_api_set_ledger(d->cluster, dd_extender_api_ledger(d->extender));
+        if ((r = dd_csi_api_new(c, dd_extender_api_placer(d->extender), &d->csi)) < 0) {
+            snprintf(errbuf, errlen, "csi: %s", dd_strerror(r));
+            goto fail;
+        }
         /* before the HTTP server: the extender reads the cache from its first request */
         if ((r = kube_start(d, c, errbuf, errlen)) < 0)
             goto fail;
-        dd_extender_api_set_kube(d->extender, d->kube, dd_daemon_kube_source(d));
+        if (c->leader_elect) {
+            if ((r = leader_new(d, c, errbuf, errlen)) < 0)
+                goto fail;
+            dd_extender_api_set_leader(d->extender, dd_leader_is_leader_cb, d->leader);
+        }
     }
     if (dd_role_has_node(c->role)) {
         struct dd_sampler_hooks hooks = {.ctx = d, .sampled = sampled};
@@ -284,6 +353,7 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
     n += dd_api_model_routes(&d->model_api, routes + n);
     n += dd_api_cluster_routes(d->cluster, role, routes + n);
     n += dd_api_extender_routes(d->extender, role, routes + n);
+    n += dd_api_csi_routes(d->csi, role, routes + n);
 
     hc.listen = c->listen;
     hc.token = token;
@@ -296,6 +366,11 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
     token = NULL;
     if (r < 0)
         goto fail;
+    /* with the server up: a new leader answers at once */
+    if (d->leader && (r = dd_leader_start(d->leader)) < 0) {
+        snprintf(errbuf, errlen, "cannot start the leader election thread");
+        goto fail;
+    }
     if (d->pusher && (r = dd_pusher_start(d->pusher)) < 0) {
         snprintf(errbuf, errlen, "cannot start the report pusher thread");
         goto fail;
@@ -324,6 +399,8 @@ void dd_daemon_reload(struct dd_daemon *d, const struct dd_config *c)
         dd_cluster_api_reconfigure(d->cluster, c);
     if (d->extender)
         dd_extender_api_reconfigure(d->extender, c);
+    if (d->csi)
+        dd_csi_api_reconfigure(d->csi, c);
     if (d->model) {
         struct dd_model_config mc;
         model_config(c, &mc);
@@ -340,13 +417,17 @@ void dd_daemon_stop(struct dd_daemon *d)
 {
     if (!d)
         return;
-    /* stop accepting first, then the producers, then what they feed */
+    /* give the Lease up first (a standby takes over while this one
+     * finishes), then stop accepting, then the producers, then what they
+     * feed */
+    d->leader = dd_leader_free(d->leader);
     dd_http_stop(d->http);
     dd_kubewatch_free(d->kubewatch); /* cancels its requests: prompt */
     dd_kube_free(d->kube);
     dd_sampler_free(d->sampler); /* finishes the sample in progress */
     dd_pusher_free(d->pusher);
     dd_estimate_jobs_free(d->estimates);
+    dd_csi_api_free(d->csi); /* before the extender: it borrows its placer */
     dd_extender_api_free(d->extender);
     dd_cluster_api_free(d->cluster);
     dd_model_service_free(d->model); /* a training in progress finishes */

@@ -47,6 +47,10 @@ int main(int argc, char **argv)
 
     dd_log_set_ident("dedupd");
     dd_log_set_level(DD_LOG_INFO);
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("dedupd %s\n", DD_VERSION);
+        return 0;
+    }
     r = dd_config_load(argc, argv, &cfg, &help, errbuf, sizeof(errbuf));
     if (r == 1)
         fprintf(stderr, "dedupd: %s\n", errbuf);

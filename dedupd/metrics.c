@@ -28,6 +28,21 @@ void dd_metrics_family(FILE *m, const char *name, const char *type, const char *
     fprintf(m, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A feature key as a metric name: Prometheus spells units out, so a rate
+ * key's "_per_s" becomes "_per_second" (promtool check metrics refuses
+ * abbreviated units); the JSON keys stay as they are. */
+static const char *volume_metric_name(const char *key, char *buf, size_t len)
+{
+    static const char suffix[] = "_per_s";
+    size_t n = strlen(key), sn = sizeof(suffix) - 1;
+
+    if (n > sn && strcmp(key + n - sn, suffix) == 0) {
+        snprintf(buf, len, "%.*s_per_second", (int)(n - sn), key);
+        return buf;
+    }
+    return key;
+}
+
 /* Volumes are the inner loop: a family stays contiguous. */
 void dd_metrics_volumes(FILE *m, json_t *arr)
 {
@@ -52,13 +67,15 @@ void dd_metrics_volumes(FILE *m, json_t *arr)
                                   : (t >= 0 ? dd_target_table[t].help : "Volume figure.");
         const char *unit =
             f >= 0 ? dd_feature_table[f].unit : (t >= 0 ? dd_target_table[t].unit : "");
-        fprintf(m, "# HELP dedupd_volume_%s %s (%s)\n", key, help, unit);
-        fprintf(m, "# TYPE dedupd_volume_%s gauge\n", key);
+        char namebuf[128];
+        const char *name = volume_metric_name(key, namebuf, sizeof(namebuf));
+        fprintf(m, "# HELP dedupd_volume_%s %s (%s)\n", name, help, unit);
+        fprintf(m, "# TYPE dedupd_volume_%s gauge\n", name);
         json_array_foreach(arr, i, vol)
         {
             json_t *x = json_object_get(json_object_get(vol, "features"), key);
             if (json_is_number(x)) {
-                fprintf(m, "dedupd_volume_%s{volume=\"", key);
+                fprintf(m, "dedupd_volume_%s{volume=\"", name);
                 dd_metrics_label_value(m, json_string_value(json_object_get(vol, "name")));
                 fprintf(m, "\"} %.10g\n", json_number_value(x));
             }

@@ -31,6 +31,9 @@ struct dd_cluster_options {
 /* One node's entry: immutable once published. */
 struct dd_cluster_node {
     struct dd_report report;
+    /* dd_cluster_name_hash of each volume's pool, set when the report is
+     * put: the scorer finds a pool's volumes without touching them */
+    uint64_t pool_hash[DD_MAX_VOLUMES_PER_NODE];
     uint64_t arrived_ms;
     uint64_t reports; /* reports received from this node since it joined the view */
 };
@@ -63,6 +66,10 @@ void dd_cluster_snapshot_free(struct dd_cluster_snapshot *s);
 /* Binary search by name; NULL when absent. */
 const struct dd_cluster_node *dd_cluster_find(const struct dd_cluster_snapshot *s,
                                               const char *node);
+/* The same, as the node's position in s->nodes; -1 when absent. */
+long dd_cluster_find_index(const struct dd_cluster_snapshot *s, const char *node);
+/* The hash node and pool names are indexed by (XXH3-64). */
+uint64_t dd_cluster_name_hash(const char *name);
 
 double dd_cluster_node_age_s(const struct dd_cluster_node *n, uint64_t now_ms);
 /* The bound that applies to this node (stale_after, or 3 x its interval). */

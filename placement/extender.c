@@ -10,15 +10,23 @@
 
 #include "common/common.h"
 
-static int name_cmp(const void *a, const void *b)
+struct named_hash {
+    uint64_t h;
+    const char *name;
+};
+
+static int hash_cmp(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const struct named_hash *x = a, *y = b;
+    return x->h < y->h ? -1 : x->h > y->h;
 }
 
-/* Names must be non-empty, within DD_NAME_MAX and unique. */
+/* Names must be non-empty, within DD_NAME_MAX and unique. Duplicates are
+ * found by sorting the names' hashes (integers: at 5,000 names a string
+ * sort was a tenth of a request) and comparing the names of equal ones. */
 static int check_names(const char **names, size_t n, const char *where, char *errbuf, size_t errlen)
 {
-    const char **sorted;
+    struct named_hash *v;
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(names[i]);
         if (len == 0 || len >= DD_NAME_MAX) {
@@ -29,19 +37,22 @@ static int check_names(const char **names, size_t n, const char *where, char *er
     }
     if (n < 2)
         return 0;
-    sorted = dd_malloc(n * sizeof(*sorted));
-    if (!sorted)
+    v = dd_malloc(n * sizeof(*v));
+    if (!v)
         return -ENOMEM;
-    memcpy(sorted, names, n * sizeof(*sorted));
-    qsort(sorted, n, sizeof(*sorted), name_cmp);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (struct named_hash){dd_cluster_name_hash(names[i]), names[i]};
+    qsort(v, n, sizeof(*v), hash_cmp);
     for (size_t i = 1; i < n; i++) {
-        if (strcmp(sorted[i - 1], sorted[i]) == 0) {
-            snprintf(errbuf, errlen, "%s: node %.100s is listed twice", where, sorted[i]);
-            dd_free(sorted);
-            return -EINVAL;
+        for (size_t j = i; j > 0 && v[j - 1].h == v[i].h; j--) {
+            if (strcmp(v[j - 1].name, v[i].name) == 0) {
+                snprintf(errbuf, errlen, "%s: node %.100s is listed twice", where, v[i].name);
+                dd_free(v);
+                return -EINVAL;
+            }
         }
     }
-    dd_free(sorted);
+    dd_free(v);
     return 0;
 }
 

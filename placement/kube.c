@@ -179,13 +179,23 @@ struct pv {
 struct sc {
     struct entry e;
     const char *pool; /* "" when not ours */
+    const char *provisioner, *binding_mode, *expected_reduction, *estimate;
+    unsigned n_params;
+    const char **params; /* n_params key, value pairs, packed behind the record */
+};
+
+/* A Node's labels: one allocation, n key/value pairs, strings behind. */
+struct labels {
+    size_t n;
+    const char *kv[]; /* 2n: key, value, ... */
 };
 
 struct node {
     struct entry e;
     bool present; /* a Node object is cached */
     uint64_t gpu_alloc_milli, gpu_req_milli;
-    size_t pods; /* active pods naming it */
+    size_t pods;           /* active pods naming it */
+    struct labels *labels; /* of the cached Node object; NULL when none */
 };
 
 struct dd_kube {
@@ -851,29 +861,125 @@ static int pv_decode(const json_t *obj, struct pv **ret, char *err, size_t errle
     return 0;
 }
 
+/* jansson's iteration takes a non-const object; reading does not change it */
+static json_t *unconst(const json_t *o)
+{
+    json_t *r;
+    memcpy(&r, &o, sizeof(r));
+    return r;
+}
+
+/* A string-valued map (labels, parameters): counts its pairs and bytes,
+ * checking each value's type and length. */
+static int str_map(const json_t *o, const char *path, size_t key_max, size_t val_max, size_t *ret_n,
+                   size_t *ret_bytes, char *err, size_t errlen)
+{
+    const char *key;
+    const json_t *v;
+    *ret_n = 0;
+    *ret_bytes = 0;
+    json_object_foreach(unconst(o), key, v)
+    {
+        if (!json_is_string(v))
+            return fail(err, errlen, DD_E_PARSE, "%s[%.200s]: expected a string", path, key);
+        if (strlen(key) >= key_max || json_string_length(v) >= val_max ||
+            strlen(json_string_value(v)) != json_string_length(v))
+            return fail(err, errlen, DD_E_PARSE, "%s[%.200s]: too long or holds a NUL byte", path,
+                        key);
+        (*ret_n)++;
+        *ret_bytes += strlen(key) + json_string_length(v) + 2;
+    }
+    return 0;
+}
+
+static void str_map_pack(const json_t *o, struct pack *pk, const char **kv)
+{
+    const char *key;
+    const json_t *v;
+    size_t i = 0;
+    json_object_foreach(unconst(o), key, v)
+    {
+        const char *k = pk->cur;
+        size_t nk = strlen(key) + 1, nv = json_string_length(v) + 1;
+        memcpy(pk->cur, key, nk);
+        pk->cur += nk;
+        kv[i++] = k;
+        kv[i] = pk->cur;
+        memcpy(pk->cur, json_string_value(v), nv);
+        pk->cur += nv;
+        i++;
+    }
+}
+
 static int sc_decode(const json_t *obj, struct sc **ret, char *err, size_t errlen)
 {
     struct meta m;
-    const char *pool = NULL;
+    const char *pool = NULL, *prov = NULL, *mode = NULL, *red = NULL, *est = NULL;
+    const json_t *params;
+    size_t np = 0, pbytes = 0;
     int r;
 
     if ((r = meta_decode(obj, false, &m, err, errlen)) < 0 ||
-        (r = ann_get(&m, DD_KUBE_ANN_POOL, DD_NAME_MAX, &pool, err, errlen)) < 0)
+        (r = ann_get(&m, DD_KUBE_ANN_POOL, DD_NAME_MAX, &pool, err, errlen)) < 0 ||
+        (r = ann_get(&m, DD_KUBE_ANN_EXPECTED_REDUCTION, 32, &red, err, errlen)) < 0 ||
+        (r = ann_get(&m, DD_KUBE_ANN_ESTIMATE, DD_NAME_MAX, &est, err, errlen)) < 0 ||
+        (r = get_str(obj, "provisioner", "provisioner", DD_NAME_MAX, &prov, err, errlen)) < 0 ||
+        (r = get_str(obj, "volumeBindingMode", "volumeBindingMode", 32, &mode, err, errlen)) < 0 ||
+        (r = get_obj(obj, "parameters", "parameters", &params, err, errlen)) < 0 ||
+        (r = str_map(params, "parameters", 2 * DD_NAME_MAX, 4096, &np, &pbytes, err, errlen)) < 0)
         return r;
-    struct sc *s = dd_calloc(1, sizeof(*s) + plen(m.name) + plen(pool));
+    if (np > DD_KUBE_MAX_SC_PARAMS)
+        return fail(err, errlen, DD_E_PARSE, "parameters: more than %u", DD_KUBE_MAX_SC_PARAMS);
+    struct sc *s = dd_calloc(1, sizeof(*s) + 2 * np * sizeof(char *) + plen(m.name) + plen(pool) +
+                                    plen(prov) + plen(mode) + plen(red) + plen(est) + pbytes);
     if (!s)
         return fail(err, errlen, -ENOMEM, "out of memory");
-    struct pack pk = {(char *)(s + 1)};
+    s->params = (const char **)(s + 1);
+    struct pack pk = {(char *)(s->params + 2 * np)};
     s->e.key = pput(&pk, m.name);
     s->pool = pput(&pk, pool);
+    s->provisioner = pput(&pk, prov);
+    s->binding_mode = pput(&pk, mode);
+    s->expected_reduction = pput(&pk, red);
+    s->estimate = pput(&pk, est);
+    s->n_params = (unsigned)np;
+    str_map_pack(params, &pk, s->params);
     *ret = s;
+    return 0;
+}
+
+/* A Node's labels (NULL when it has none). */
+static int labels_decode(const struct meta *m, const json_t *obj, struct labels **ret, char *err,
+                         size_t errlen)
+{
+    const json_t *md = json_object_get(obj, "metadata"), *lab;
+    size_t n = 0, bytes = 0;
+    int r;
+    *ret = NULL;
+    (void)m;
+    if ((r = get_obj(md, "labels", "metadata.labels", &lab, err, errlen)) < 0 ||
+        (r = str_map(lab, "metadata.labels", DD_KUBE_MAX_LABEL_KEY, DD_KUBE_MAX_LABEL_VALUE, &n,
+                     &bytes, err, errlen)) < 0)
+        return r;
+    if (n > DD_KUBE_MAX_NODE_LABELS)
+        return fail(err, errlen, DD_E_PARSE, "metadata.labels: more than %u",
+                    DD_KUBE_MAX_NODE_LABELS);
+    if (!n)
+        return 0;
+    struct labels *l = dd_calloc(1, sizeof(*l) + 2 * n * sizeof(char *) + bytes);
+    if (!l)
+        return fail(err, errlen, -ENOMEM, "out of memory");
+    struct pack pk = {(char *)(l->kv + 2 * n)};
+    l->n = n;
+    str_map_pack(lab, &pk, l->kv);
+    *ret = l;
     return 0;
 }
 
 /* A Node: its name and the allocatable GPUs (the new record is not yet in
  * the map; accounting fields are carried over by the caller). */
 static int node_decode(const struct dd_kube *k, const json_t *obj, const char **ret_name,
-                       uint64_t *ret_alloc, char *err, size_t errlen)
+                       uint64_t *ret_alloc, struct labels **ret_labels, char *err, size_t errlen)
 {
     struct meta m;
     const json_t *status, *alloc;
@@ -893,6 +999,8 @@ static int node_decode(const struct dd_kube *k, const json_t *obj, const char **
             return fail(err, errlen, DD_E_RANGE, "status.allocatable: GPUs out of range");
         sum += q;
     }
+    if ((r = labels_decode(&m, obj, ret_labels, err, errlen)) < 0)
+        return r;
     *ret_name = m.name;
     *ret_alloc = sum;
     return 0;
@@ -934,6 +1042,8 @@ struct dd_kube *dd_kube_free(struct dd_kube *k)
         for (size_t b = 0; b < m->nb; b++) {
             for (struct entry *e = m->b[b], *next; e; e = next) {
                 next = e->next;
+                if (i == DD_KUBE_NODE)
+                    dd_free(((struct node *)e)->labels);
                 dd_free(e);
             }
         }
@@ -976,6 +1086,7 @@ static void node_maybe_free(struct dd_kube *k, struct node *n)
 {
     if (!n->present && n->pods == 0) {
         map_remove(&k->maps[DD_KUBE_NODE], n->e.key);
+        dd_free(n->labels);
         dd_free(n);
     }
 }
@@ -1022,6 +1133,8 @@ static void node_delete(struct dd_kube *k, struct node *n, struct hooks *h)
         return;
     n->present = false;
     n->gpu_alloc_milli = 0;
+    dd_free(n->labels);
+    n->labels = NULL;
     k->nodes_present--;
     if ((x = hooks_add(h, H_NODE)))
         snprintf(x->node, sizeof(x->node), "%s", n->e.key);
@@ -1034,6 +1147,7 @@ int dd_kube_apply(struct dd_kube *k, enum dd_kube_kind kind, enum dd_kube_event 
     struct entry *rec = NULL;
     const char *node_name = NULL;
     uint64_t node_alloc = 0;
+    struct labels *node_labels = NULL;
     char key[2 * DD_NAME_MAX + 2];
     struct hooks h;
     int r = 0;
@@ -1064,7 +1178,7 @@ int dd_kube_apply(struct dd_kube *k, enum dd_kube_kind kind, enum dd_kube_event 
             r = sc_decode(obj, (struct sc **)&rec, err, errlen);
             break;
         default:
-            r = node_decode(k, obj, &node_name, &node_alloc, err, errlen);
+            r = node_decode(k, obj, &node_name, &node_alloc, &node_labels, err, errlen);
             break;
         }
         if (r < 0)
@@ -1078,6 +1192,7 @@ int dd_kube_apply(struct dd_kube *k, enum dd_kube_kind kind, enum dd_kube_event 
         (kind == DD_KUBE_POD && map_reserve(&k->maps[DD_KUBE_NODE]) < 0)) {
         pthread_rwlock_unlock(&k->lock);
         dd_free(rec);
+        dd_free(node_labels);
         return fail(err, errlen, -ENOMEM, "out of memory");
     }
     if (kind == DD_KUBE_NODE) {
@@ -1093,6 +1208,9 @@ int dd_kube_apply(struct dd_kube *k, enum dd_kube_kind kind, enum dd_kube_event 
             n->present = true;
             n->gpu_alloc_milli = node_alloc;
             n->e.gen = k->gen[DD_KUBE_NODE];
+            dd_free(n->labels);
+            n->labels = node_labels;
+            node_labels = NULL;
         } else {
             r = fail(err, errlen, -ENOMEM, "out of memory");
         }
@@ -1107,6 +1225,7 @@ int dd_kube_apply(struct dd_kube *k, enum dd_kube_kind kind, enum dd_kube_event 
         dd_free(old);
     }
     pthread_rwlock_unlock(&k->lock);
+    dd_free(node_labels); /* a deletion's, or one not taken */
     hooks_run(k, &h);
     return r;
 }
@@ -1149,6 +1268,8 @@ size_t dd_kube_relist_end(struct dd_kube *k, enum dd_kube_kind kind)
     }
     pthread_rwlock_unlock(&k->lock);
     hooks_run(k, &h);
+    if (k->hooks.relisted)
+        k->hooks.relisted(k->hooks.ctx, kind);
     return gone;
 }
 
@@ -1496,4 +1617,173 @@ size_t dd_kube_foreach_bound_pod(struct dd_kube *k,
     }
     pthread_rwlock_unlock(&k->lock);
     return n;
+}
+
+/* ---- readers for the CSI-adjacent API ---- */
+
+size_t dd_kube_foreach_node(struct dd_kube *k,
+                            void (*fn)(void *ctx, const char *node, const char *const *kv,
+                                       size_t n_labels),
+                            void *ctx)
+{
+    const struct map *m = &k->maps[DD_KUBE_NODE];
+    size_t n = 0;
+    pthread_rwlock_rdlock(&k->lock);
+    for (size_t b = 0; b < m->nb; b++) {
+        for (const struct entry *e = m->b[b]; e; e = e->next) {
+            const struct node *x = (const struct node *)e;
+            if (!x->present)
+                continue;
+            fn(ctx, x->e.key, x->labels ? x->labels->kv : NULL, x->labels ? x->labels->n : 0);
+            n++;
+        }
+    }
+    pthread_rwlock_unlock(&k->lock);
+    return n;
+}
+
+int dd_kube_node_label(struct dd_kube *k, const char *node, const char *key, char *ret, size_t len)
+{
+    const struct node *n;
+    int r = -ENOENT;
+    pthread_rwlock_rdlock(&k->lock);
+    n = (const struct node *)map_find(&k->maps[DD_KUBE_NODE], node);
+    if (n && n->present) {
+        r = -ENODATA;
+        for (size_t i = 0; n->labels && i < n->labels->n; i++) {
+            if (strcmp(n->labels->kv[2 * i], key) == 0) {
+                copy(ret, len, n->labels->kv[2 * i + 1]);
+                r = 0;
+                break;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&k->lock);
+    return r;
+}
+
+static void fill_class(const struct sc *s, struct dd_kube_class *out)
+{
+    memset(out, 0, sizeof(*out));
+    copy(out->name, sizeof(out->name), s->e.key);
+    copy(out->pool, sizeof(out->pool), s->pool);
+    copy(out->provisioner, sizeof(out->provisioner), s->provisioner);
+    copy(out->binding_mode, sizeof(out->binding_mode), s->binding_mode);
+    copy(out->expected_reduction, sizeof(out->expected_reduction), s->expected_reduction);
+    copy(out->estimate, sizeof(out->estimate), s->estimate);
+    out->n_parameters = s->n_params;
+}
+
+int dd_kube_class_lookup(struct dd_kube *k, const char *name, struct dd_kube_class *out)
+{
+    const struct sc *s;
+    pthread_rwlock_rdlock(&k->lock);
+    s = (const struct sc *)map_find(&k->maps[DD_KUBE_SC], name);
+    if (s)
+        fill_class(s, out);
+    pthread_rwlock_unlock(&k->lock);
+    return s ? 0 : -ENOENT;
+}
+
+/* external-provisioner strips the parameters it reserves
+ * ("csi.storage.k8s.io/...": fstype, secrets, PVC metadata) before it
+ * calls the driver: they take no part in the comparison. */
+static bool reserved_param(const char *key)
+{
+    return strncmp(key, "csi.storage.k8s.io/", 19) == 0;
+}
+
+static bool params_equal(const struct sc *s, const json_t *params)
+{
+    size_t n_class = 0, n_req = 0;
+    const char *key;
+    const json_t *v;
+    for (unsigned i = 0; i < s->n_params; i++) {
+        if (reserved_param(s->params[2 * i]))
+            continue;
+        n_class++;
+        const char *x = json_string_value(json_object_get(params, s->params[2 * i]));
+        if (!x || strcmp(x, s->params[2 * i + 1]) != 0)
+            return false;
+    }
+    json_object_foreach(unconst(params), key, v)
+    {
+        (void)v;
+        if (!reserved_param(key))
+            n_req++;
+    }
+    return n_class == n_req;
+}
+
+int dd_kube_class_by_parameters(struct dd_kube *k, const json_t *params, struct dd_kube_class *out,
+                                size_t *ret_matches)
+{
+    const struct map *m = &k->maps[DD_KUBE_SC];
+    const struct sc *best = NULL;
+    size_t matches = 0;
+    pthread_rwlock_rdlock(&k->lock);
+    for (size_t b = 0; b < m->nb; b++) {
+        for (const struct entry *e = m->b[b]; e; e = e->next) {
+            const struct sc *s = (const struct sc *)e;
+            if (!params_equal(s, params))
+                continue;
+            matches++;
+            /* ours first, then the first name: the same answer every time */
+            if (!best || (s->pool[0] && !best->pool[0]) ||
+                (!s->pool[0] == !best->pool[0] && strcmp(s->e.key, best->e.key) < 0))
+                best = s;
+        }
+    }
+    if (best)
+        fill_class(best, out);
+    pthread_rwlock_unlock(&k->lock);
+    if (ret_matches)
+        *ret_matches = matches;
+    return best ? 0 : -ENOENT;
+}
+
+int dd_kube_pvc_lookup(struct dd_kube *k, const char *ns, const char *name, struct dd_kube_pvc *out)
+{
+    char key[2 * DD_NAME_MAX + 2];
+    const struct pvc *v;
+    nskey(key, sizeof(key), ns, name);
+    pthread_rwlock_rdlock(&k->lock);
+    v = (const struct pvc *)map_find(&k->maps[DD_KUBE_PVC], key);
+    if (v) {
+        struct pclaim pc = {name, false};
+        memset(out, 0, sizeof(*out));
+        fill_claim(k, ns, &pc, &out->claim);
+        copy(out->selected_node, sizeof(out->selected_node), v->selected_node);
+        copy(out->volume, sizeof(out->volume), v->volume);
+    }
+    pthread_rwlock_unlock(&k->lock);
+    return v ? 0 : -ENOENT;
+}
+
+int dd_kube_pod_using_claim(struct dd_kube *k, const char *ns, const char *claim,
+                            struct dd_kube_pod *out)
+{
+    const struct map *m = &k->maps[DD_KUBE_POD];
+    const struct pod *best = NULL;
+    pthread_rwlock_rdlock(&k->lock);
+    for (size_t b = 0; b < m->nb; b++) {
+        for (const struct entry *e = m->b[b]; e; e = e->next) {
+            const struct pod *p = (const struct pod *)e;
+            if (strcmp(p->ns, ns) != 0)
+                continue;
+            for (unsigned i = 0; i < p->n_claims; i++) {
+                if (strcmp(p->claims[i].name, claim) != 0)
+                    continue;
+                /* a live pod before a terminated one, then the first name */
+                if (!best || (best->terminated && !p->terminated) ||
+                    (best->terminated == p->terminated && strcmp(p->name, best->name) < 0))
+                    best = p;
+                break;
+            }
+        }
+    }
+    if (best)
+        fill_pod(k, best, out);
+    pthread_rwlock_unlock(&k->lock);
+    return best ? 0 : -ENOENT;
 }

@@ -17,7 +17,10 @@
  *    "containers":[{"resources":{"requests":{"nvidia.com/gpu":"2"}}}]},
  *    "status":{"phase":"Running"}}
  * Everything else in an object is dropped when it is applied (about 300
- * bytes a pod are kept).
+ * bytes a pod are kept), except a Node's labels (all of them: CSI topology
+ * segments match nodes by label) and a StorageClass's parameters,
+ * provisioner, binding mode and dedupd.io/expected-reduction and
+ * dedupd.io/estimate annotations (csi/ capacity).
  *
  * Threads: one internal rwlock. Writers (the watch threads) take it for
  * each apply; readers (HTTP workers) for each lookup. Outputs are copies,
@@ -58,6 +61,17 @@ const char *dd_kube_kind_path(enum dd_kube_kind kind);
 #define DD_KUBE_ANN_DUPLICATE_SHARE "dedupd.io/duplicate-share"
 #define DD_KUBE_ANN_PROFILE         "dedupd.io/profile"
 #define DD_KUBE_ANN_SELECTED_NODE   "volume.kubernetes.io/selected-node"
+/* StorageClass: the data reduction (logical / physical, >= 1) to expect of
+ * the class's data not yet written (csi/ capacity), e.g. from
+ * `dedupctl estimate`; and the estimate job that measured it. */
+#define DD_KUBE_ANN_EXPECTED_REDUCTION "dedupd.io/expected-reduction"
+#define DD_KUBE_ANN_ESTIMATE           "dedupd.io/estimate"
+/* What a Node's labels and a StorageClass's parameters may hold (a longer
+ * key or value, or more of them, refuses the object, naming the field). */
+#define DD_KUBE_MAX_NODE_LABELS 256u
+#define DD_KUBE_MAX_LABEL_KEY   320u /* prefix (253) + '/' + name (63) + NUL */
+#define DD_KUBE_MAX_LABEL_VALUE 256u
+#define DD_KUBE_MAX_SC_PARAMS   64u
 /* The GPU resource name when none is configured. */
 #define DD_KUBE_GPU_DEFAULT "nvidia.com/gpu"
 
@@ -76,7 +90,11 @@ struct dd_kube *dd_kube_free(struct dd_kube *k);
  * the first list after a restart reports every running pod, which rebuilds
  * the ledger). pod_deleted: a pod that had a node was deleted or
  * terminated (Succeeded, Failed), or left in a relist. node_deleted: a Node
- * object went away. Any hook may be NULL.
+ * object went away. relisted: a list of kind was applied whole
+ * (dd_kube_relist_end, after its other hooks): with one thread per kind, a
+ * pod's claims and class may arrive after the pod's binding, so what the
+ * bindings of the first lists could not resolve is resolved once every kind
+ * has been listed. Any hook may be NULL.
  */
 struct dd_kube_hooks {
     void *ctx;
@@ -85,6 +103,7 @@ struct dd_kube_hooks {
     void (*pod_deleted)(void *ctx, const char *uid, const char *ns, const char *name,
                         const char *node);
     void (*node_deleted)(void *ctx, const char *node);
+    void (*relisted)(void *ctx, enum dd_kube_kind kind);
 };
 void dd_kube_set_hooks(struct dd_kube *k, const struct dd_kube_hooks *h);
 
@@ -221,6 +240,61 @@ size_t dd_kube_foreach_bound_pod(struct dd_kube *k,
                                  void (*fn)(void *ctx, const char *uid, const char *ns,
                                             const char *name, const char *node, double gpus),
                                  void *ctx);
+
+/* ---- readers for the CSI-adjacent API (csi/, dedupd/api/csi.c) ---- */
+
+/*
+ * Node labels are kept (metadata.labels of the cached Node object, all of
+ * them, as strings) so a CSI topology segment {K: V} can name the nodes
+ * whose labels hold K=V: a CSI driver's own topology keys then work
+ * without configuration.
+ *
+ * dd_kube_foreach_node calls fn for every cached Node object with its
+ * labels as n_labels key/value pairs (kv[2i] the key, kv[2i+1] the value),
+ * under the read lock: fn must not call a writer, and the strings are
+ * valid only during the call. Returns the number of calls.
+ */
+size_t dd_kube_foreach_node(struct dd_kube *k,
+                            void (*fn)(void *ctx, const char *node, const char *const *kv,
+                                       size_t n_labels),
+                            void *ctx);
+/* One label of a cached Node: 0, -ENOENT (no Node object), -ENODATA (no
+ * such label). */
+int dd_kube_node_label(struct dd_kube *k, const char *node, const char *key, char *ret, size_t len);
+
+struct dd_kube_class {
+    char name[DD_NAME_MAX], pool[DD_NAME_MAX]; /* pool "" when not ours */
+    char provisioner[DD_NAME_MAX];
+    char binding_mode[32];       /* volumeBindingMode, "" when unset (Immediate) */
+    char expected_reduction[32]; /* dedupd.io/expected-reduction, raw ("" if absent) */
+    char estimate[DD_NAME_MAX];  /* dedupd.io/estimate, raw ("" if absent) */
+    size_t n_parameters;
+};
+/* A cached StorageClass by name: 0 or -ENOENT. */
+int dd_kube_class_lookup(struct dd_kube *k, const char *name, struct dd_kube_class *out);
+/* The StorageClass whose parameters equal params (a JSON object of
+ * strings: the same keys, the same values), as external-provisioner passes
+ * them to GetCapacity; keys under "csi.storage.k8s.io/" (which
+ * external-provisioner strips or adds) are left out on both sides. Several: one of ours (with
+ * dedupd.io/pool) first, then the first name; *ret_matches (may be NULL) counts them. 0 or -ENOENT.
+ */
+int dd_kube_class_by_parameters(struct dd_kube *k, const json_t *params, struct dd_kube_class *out,
+                                size_t *ret_matches);
+
+struct dd_kube_pvc {
+    struct dd_kube_claim claim;      /* resolved as a pod's claim is */
+    char selected_node[DD_NAME_MAX]; /* volume.kubernetes.io/selected-node, "" if none */
+    char volume[DD_NAME_MAX];        /* spec.volumeName, "" when unbound */
+};
+/* A cached PVC: 0 or -ENOENT. */
+int dd_kube_pvc_lookup(struct dd_kube *k, const char *ns, const char *name,
+                       struct dd_kube_pvc *out);
+/* The cached pod of namespace ns that uses claim (a PVC of its volumes, a
+ * generic ephemeral "<pod>-<volume>" or a StatefulSet claim): a live one
+ * before a terminated one, then the first name. A scan of the pods (not
+ * an index): fine for CreateVolume's rate. 0 or -ENOENT. */
+int dd_kube_pod_using_claim(struct dd_kube *k, const char *ns, const char *claim,
+                            struct dd_kube_pod *out);
 
 /* ---- Kubernetes quantities (pure, fuzzed) ---- */
 

@@ -243,3 +243,44 @@ void dd_placer_pod_deleted(struct dd_placer *p, const char *uid)
 {
     dd_ledger_remove(p->ledger, uid);
 }
+
+struct bound_pod {
+    char uid[128], ns[DD_NAME_MAX], name[DD_NAME_MAX], node[DD_NAME_MAX];
+};
+struct bound_pods {
+    struct bound_pod *v;
+    size_t n, cap;
+};
+
+static void collect_bound(void *ctx, const char *uid, const char *ns, const char *name,
+                          const char *node, double gpus)
+{
+    struct bound_pods *b = ctx;
+    (void)gpus;
+    if (dd_array_reserve((void **)&b->v, &b->cap, b->n + 1, sizeof(*b->v)) < 0)
+        return; /* out of memory: that pod's entry is not rebuilt */
+    struct bound_pod *x = &b->v[b->n++];
+    snprintf(x->uid, sizeof(x->uid), "%s", uid);
+    snprintf(x->ns, sizeof(x->ns), "%s", ns);
+    snprintf(x->name, sizeof(x->name), "%s", name);
+    snprintf(x->node, sizeof(x->node), "%s", node);
+}
+
+size_t dd_placer_rebuild_ledger(struct dd_placer *p, uint64_t now_ms)
+{
+    struct bound_pods b = {0};
+    size_t bound = 0;
+    if (!p->kube)
+        return 0;
+    /* copied out first: the callback runs under the cache's read lock */
+    dd_kube_foreach_bound_pod(p->kube, collect_bound, &b);
+    for (size_t i = 0; i < b.n; i++)
+        bound += dd_placer_pod_bound(p, b.v[i].uid, b.v[i].ns, b.v[i].name, b.v[i].node, now_ms);
+    dd_free(b.v);
+    return bound;
+}
+
+struct dd_cluster_snapshot *dd_placer_snapshot(struct dd_placer *p)
+{
+    return dd_cluster_snapshot(p->cluster);
+}

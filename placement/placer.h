@@ -43,6 +43,10 @@ void dd_placer_set_kube(struct dd_placer *p, struct dd_kube *kube, const char *s
 const char *dd_placer_kube_source(struct dd_placer *p);
 struct dd_kube *dd_placer_kube(struct dd_placer *p);
 struct dd_ledger *dd_placer_ledger(struct dd_placer *p);
+/* A snapshot of the cluster view the placer scores on (the CSI API's
+ * capacity and topology read it); free with dd_cluster_snapshot_free.
+ * NULL on ENOMEM. */
+struct dd_cluster_snapshot *dd_placer_snapshot(struct dd_placer *p);
 
 /* One request's state. */
 struct dd_placement {
@@ -82,5 +86,10 @@ void dd_placer_end(struct dd_placement *q);
 bool dd_placer_pod_bound(struct dd_placer *p, const char *uid, const char *ns, const char *name,
                          const char *node, uint64_t now_ms);
 void dd_placer_pod_deleted(struct dd_placer *p, const char *uid);
+/* Every bound pod of the cache through dd_placer_pod_bound: the rebuild
+ * after a restart, once the first lists of pods, claims, volumes and
+ * classes are all in (a binding listed before its pod's claims cannot be
+ * resolved). Pods with an entry keep it. Returns the entries bound. */
+size_t dd_placer_rebuild_ledger(struct dd_placer *p, uint64_t now_ms);
 
 #endif

@@ -69,10 +69,16 @@ struct claim_eval {
 };
 
 struct node_eval {
-    const struct dd_cluster_node *cn;
+    const struct dd_cluster_node *cn; /* NULL: not scored (neutral or filtered) */
     size_t n_claims;
-    struct claim_eval claims[DD_KUBE_MAX_CLAIMS];
+    struct claim_eval *claims; /* the pod's n_claims, in one array for all nodes */
 };
+
+/* Nodes whose rows go to the model in one call: big enough that a call's
+ * overhead is noise, small enough that the rows (2 per claim, 160 B each)
+ * stay a few hundred KiB and are reused, instead of megabytes of fresh
+ * pages per request at 5,000 nodes. */
+#define SCORE_CHUNK_NODES 256u
 
 static void set_reason(struct dd_node_score *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -86,18 +92,46 @@ static void set_reason(struct dd_node_score *s, const char *fmt, ...)
 
 /* The pool's volume on the node: the writable one with the most free
  * physical space (the one a provisioner filling the emptiest would pick). */
-static const struct dd_report_volume *pool_volume(const struct dd_report *r, const char *pool)
+static const struct dd_report_volume *pool_volume(const struct dd_cluster_node *n, const char *pool,
+                                                  uint64_t pool_hash)
 {
+    const struct dd_report *r = &n->report;
     const struct dd_report_volume *best = NULL;
-    for (size_t i = 0; i < r->n_volumes; i++) {
+    for (size_t i = 0; i < r->n_volumes && i < DD_MAX_VOLUMES_PER_NODE; i++) {
         const struct dd_report_volume *v = &r->volumes[i];
-        if (strcmp(v->pool, pool) != 0)
+        /* the hashes sit together in the node: only a match touches a volume */
+        if (n->pool_hash[i] != pool_hash || strcmp(v->pool, pool) != 0)
             continue;
         if (!best || (strcmp(best->mode, "read-only") == 0 && strcmp(v->mode, "read-only") != 0) ||
             v->physical_free_bytes > best->physical_free_bytes)
             best = v;
     }
     return best;
+}
+
+/* The pod's claims grouped by pool: first[k] is the first claim of claim
+ * k's pool, so that each pool's volume is looked up once per node (a
+ * report's volumes are cold in the cache at thousands of nodes). */
+static void pool_groups(const struct dd_pod_profile *pod, size_t *first)
+{
+    for (size_t k = 0; k < pod->n_claims; k++) {
+        first[k] = k;
+        for (size_t j = 0; j < k; j++) {
+            if (strcmp(pod->claims[j].pool, pod->claims[k].pool) == 0) {
+                first[k] = j;
+                break;
+            }
+        }
+    }
+}
+
+/* pool_volume of every claim's pool on the node, once a pool. */
+static void claim_volumes(const struct dd_pod_profile *pod, const size_t *first,
+                          const uint64_t *pool_hash, const struct dd_cluster_node *n,
+                          const struct dd_report_volume **vols)
+{
+    for (size_t k = 0; k < pod->n_claims; k++)
+        vols[k] = first[k] < k ? vols[first[k]] : pool_volume(n, pod->claims[k].pool, pool_hash[k]);
 }
 
 /* Physical bytes a claim of request_bytes takes on the pool: the pool's
@@ -117,7 +151,8 @@ static double space_need(const struct dd_score_options *o, const struct dd_repor
 static enum dd_filter_reason hard_facts(const struct dd_score_options *o,
                                         const struct dd_score_env *env,
                                         const struct dd_pod_profile *pod, const char *node,
-                                        const struct dd_report *r, struct dd_node_score *s)
+                                        const struct dd_report_volume *const *vols,
+                                        struct dd_node_score *s)
 {
     /* space needed per pool by this pod's unbound claims */
     for (size_t i = 0; i < pod->n_claims; i++) {
@@ -125,7 +160,7 @@ static enum dd_filter_reason hard_facts(const struct dd_score_options *o,
         const struct dd_report_volume *v;
         if (c->node[0] && strcmp(c->node, node) != 0)
             continue; /* its volume lives elsewhere: kube-scheduler's VolumeBinding decides */
-        v = pool_volume(r, c->pool);
+        v = vols[i];
         if (!v) {
             set_reason(s, "dedupd: no_pool: node has no volume of pool %.80s (claim %.80s)",
                        c->pool, c->claim);
@@ -366,10 +401,14 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
                  size_t errlen)
 {
     struct node_eval *ne = NULL;
+    struct claim_eval *ces = NULL;
     struct dd_features *rows = NULL;
     double *cost = NULL, *lat = NULL;
-    size_t n_rows = 0;
     bool fast = pod->gpus <= 0 || pod->n_claims == 0, xgb = false;
+    size_t first[DD_KUBE_MAX_CLAIMS];
+    uint64_t pool_hash[DD_KUBE_MAX_CLAIMS];
+    const struct dd_report_volume *vols[DD_KUBE_MAX_CLAIMS];
+    size_t max_rows = 2 * SCORE_CHUNK_NODES * pod->n_claims;
     uint64_t version = 0;
     int r = 0;
 
@@ -393,12 +432,21 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
     }
     if (what == DD_SCORE_PRIORITIZE && n > 0) {
         ne = dd_calloc(n, sizeof(*ne));
-        rows = dd_calloc(2 * n * pod->n_claims, sizeof(*rows));
-        if (!ne || !rows) {
+        ces = dd_malloc(n * pod->n_claims * sizeof(*ces));
+        /* not zeroed: claim_rows writes every row that is used */
+        rows = dd_malloc(max_rows * sizeof(*rows));
+        cost = dd_malloc(max_rows * sizeof(*cost));
+        lat = dd_malloc(max_rows * sizeof(*lat));
+        if (!ne || !ces || !rows || !cost || !lat) {
             r = -ENOMEM;
             goto out;
         }
     }
+    pool_groups(pod, first);
+    for (size_t k = 0; k < pod->n_claims; k++)
+        pool_hash[k] = dd_cluster_name_hash(pod->claims[k].pool);
+
+    /* the verdicts, and what each scored node's claims need */
     for (size_t i = 0; i < n; i++) {
         struct dd_node_score *s = &out[i];
         const struct dd_cluster_node *cn = dd_cluster_find(env->cluster, nodes[i]);
@@ -421,7 +469,8 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
             continue;
         }
         s->gpu_util = mean_gpu_util(&cn->report);
-        s->filter_reason = hard_facts(o, env, pod, nodes[i], &cn->report, s);
+        claim_volumes(pod, first, pool_hash, cn, vols);
+        s->filter_reason = hard_facts(o, env, pod, nodes[i], vols, s);
         if (s->filter_reason != DD_FR_NONE) {
             s->verdict = DD_VERDICT_UNRESOLVABLE;
             s->score = 0;
@@ -433,40 +482,45 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
         if (what != DD_SCORE_PRIORITIZE)
             continue;
         ne[i].cn = cn;
+        ne[i].claims = &ces[i * pod->n_claims];
         for (size_t k = 0; k < pod->n_claims; k++) {
             const struct dd_claim_load *c = &pod->claims[k];
             struct claim_eval *ce = &ne[i].claims[ne[i].n_claims++];
-            ce->claim = c;
+            *ce = (struct claim_eval){.claim = c};
             if (c->node[0] && strcmp(c->node, nodes[i]) != 0)
                 continue; /* vol stays NULL */
-            ce->vol = pool_volume(&cn->report, c->pool);
+            ce->vol = vols[k];
             ce->ledger = dd_ledger_view_find(env->ledger, nodes[i], c->pool);
             ce->add_write = (ce->ledger ? ce->ledger->write_mbps : 0) + c->write_mbps;
             ce->add_read = (ce->ledger ? ce->ledger->read_mbps : 0) + c->read_mbps;
-            ce->row = n_rows;
-            claim_rows(ce->vol, c, ce->ledger, &rows[n_rows]);
-            n_rows += 2;
         }
     }
-    if (what != DD_SCORE_PRIORITIZE || n_rows == 0)
-        goto figures;
-    cost = dd_calloc(n_rows, sizeof(*cost));
-    lat = dd_calloc(n_rows, sizeof(*lat));
-    if (!cost || !lat) {
-        r = -ENOMEM;
+    if (what != DD_SCORE_PRIORITIZE)
         goto out;
-    }
-    r = env->model.predict(env->model.ctx, rows, n_rows, cost, lat, &xgb, &version, errbuf, errlen);
-    if (r < 0)
-        goto out;
-figures:
-    if (what == DD_SCORE_PRIORITIZE) {
-        for (size_t i = 0; i < n; i++)
+
+    /* the what-ifs, a chunk of nodes per model call, then their figures */
+    for (size_t c0 = 0; c0 < n; c0 += SCORE_CHUNK_NODES) {
+        size_t c1 = c0 + SCORE_CHUNK_NODES < n ? c0 + SCORE_CHUNK_NODES : n, n_rows = 0;
+        for (size_t i = c0; i < c1; i++) {
+            for (size_t k = 0; ne[i].cn && k < ne[i].n_claims; k++) {
+                struct claim_eval *ce = &ne[i].claims[k];
+                if (!ce->vol)
+                    continue;
+                ce->row = n_rows;
+                claim_rows(ce->vol, ce->claim, ce->ledger, &rows[n_rows]);
+                n_rows += 2;
+            }
+        }
+        if (n_rows > 0 && (r = env->model.predict(env->model.ctx, rows, n_rows, cost, lat, &xgb,
+                                                  &version, errbuf, errlen)) < 0)
+            goto out;
+        for (size_t i = c0; i < c1; i++)
             if (ne[i].cn)
                 node_figure(o, env, pod, &ne[i], rows, cost, lat, xgb, version, explain, &out[i]);
     }
 out:
     dd_free(ne);
+    dd_free(ces);
     dd_free(rows);
     dd_free(cost);
     dd_free(lat);
@@ -499,7 +553,7 @@ void dd_score_ledger_entry(const struct dd_score_options *o, const struct dd_sco
         l->duplicate_share = c->duplicate_share;
         if (c->bound)
             continue;
-        v = cn ? pool_volume(&cn->report, c->pool) : NULL;
+        v = cn ? pool_volume(cn, c->pool, dd_cluster_name_hash(c->pool)) : NULL;
         l->reserve_bytes = v ? (uint64_t)space_need(o, v, c->request_bytes) : c->request_bytes;
     }
 }

@@ -9,6 +9,9 @@ PACKAGES=(
   libdevmapper-dev libblkid-dev libxxhash-dev libxgboost-dev libmicrohttpd-dev
   libjansson-dev librocksdb-dev liblz4-dev libcmocka-dev libcurl4-openssl-dev libgnutls28-dev
   fio e2fsprogs openssl gnuplot-nox
+  # deploy/: the image recipe (mmdebstrap, umoci) and the manifest checks
+  # (promtool from prometheus, PyYAML)
+  mmdebstrap umoci prometheus python3-yaml
 )
 for opt in "$@"; do
   case "$opt" in

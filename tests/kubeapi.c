@@ -67,7 +67,21 @@ struct tt_kubeapi {
     unsigned end_gen[DD_KUBE_KINDS];
     char *token;
     struct tt_kubeapi_stats stats;
+    json_t *requests; /* "VERB PATH" -> {"verb", "method", "path", "count"} */
+    /* coordination.k8s.io/v1 Leases: "ns/name" -> object; versions of
+     * their own ("lease.<n>"), opaque like the others */
+    json_t *leases;
+    unsigned long lease_seq;
+    unsigned lease_conflicts_due; /* lease PUTs still to answer 409 */
 };
+
+/* A request's state between libmicrohttpd's calls: the body so far. */
+struct conn {
+    char *body;
+    size_t len;
+};
+
+#define MAX_BODY (1u << 20)
 
 /* "rv.<pos>.q": opaque to clients, parsed only here. */
 static void rv_str(size_t pos, char *buf, size_t len)
@@ -319,6 +333,96 @@ void tt_kubeapi_stats(struct tt_kubeapi *s, struct tt_kubeapi_stats *ret)
     pthread_mutex_lock(&s->lock);
     *ret = s->stats;
     pthread_mutex_unlock(&s->lock);
+}
+
+/* True when an API path names a collection (/api/v1/pods,
+ * /apis/G/V/namespaces/NS/leases), false for one object or its
+ * subresource (/api/v1/namespaces/NS/pods/NAME[/status]). */
+static bool kind_of_path_is_collection(const char *url)
+{
+    const char *p;
+    size_t skip, n = 0;
+
+    if (strncmp(url, "/api/", 5) == 0)
+        skip = 2;
+    else if (strncmp(url, "/apis/", 6) == 0)
+        skip = 3;
+    else
+        return false;
+    /* segments after the group and version */
+    const char *segs[8];
+    p = url;
+    while (*p && n < DD_ARRAY_SIZE(segs)) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        segs[n++] = p;
+        p += strcspn(p, "/");
+    }
+    if (n <= skip)
+        return false;
+    size_t rest = n - skip;
+    if (rest >= 3 && strncmp(segs[skip], "namespaces/", 11) == 0)
+        rest -= 2;
+    return rest == 1;
+}
+
+json_t *tt_kubeapi_requests(struct tt_kubeapi *s)
+{
+    json_t *arr = json_array(), *v;
+    const char *key;
+
+    pthread_mutex_lock(&s->lock);
+    json_object_foreach(s->requests, key, v)
+    {
+        json_array_append_new(arr, json_deep_copy(v));
+    }
+    pthread_mutex_unlock(&s->lock);
+    return arr;
+}
+
+/* The Kubernetes verb of a request, as RBAC names it (a GET of a
+ * collection is list, of a named object get; watch=1 makes it watch). */
+static const char *request_verb(struct MHD_Connection *c, const char *method, const char *url)
+{
+    const char *watch = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "watch");
+    bool collection = kind_of_path_is_collection(url);
+
+    if (strcmp(method, "GET") == 0) {
+        if (watch && (strcmp(watch, "1") == 0 || strcmp(watch, "true") == 0))
+            return "watch";
+        return collection ? "list" : "get";
+    }
+    if (strcmp(method, "POST") == 0)
+        return "create";
+    if (strcmp(method, "PUT") == 0)
+        return "update";
+    if (strcmp(method, "PATCH") == 0)
+        return "patch";
+    if (strcmp(method, "DELETE") == 0)
+        return collection ? "deletecollection" : "delete";
+    return method;
+}
+
+/* Records a request (under the lock), whatever is answered. */
+static void record_request(struct tt_kubeapi *s, struct MHD_Connection *c, const char *method,
+                           const char *url)
+{
+    const char *verb = request_verb(c, method, url);
+    char key[1024];
+    json_t *e;
+
+    snprintf(key, sizeof(key), "%s %s", verb, url);
+    e = json_object_get(s->requests, key);
+    if (e) {
+        json_object_set_new(e, "count",
+                            json_integer(json_integer_value(json_object_get(e, "count")) + 1));
+        return;
+    }
+    json_object_set_new(
+        s->requests, key,
+        json_pack("{s:s, s:s, s:s, s:i}", "verb", verb, "method", method, "path", url, "count", 1));
 }
 
 /* ---- HTTP ---- */
@@ -589,22 +693,284 @@ static enum MHD_Result serve_watch(struct tt_kubeapi *s, struct MHD_Connection *
     return ret;
 }
 
+/* ---- Leases and pod patches ---- */
+
+/* "/apis/coordination.k8s.io/v1/namespaces/NS/leases[/NAME]": NS and NAME
+ * (name "" for the collection); false for any other path. */
+static bool lease_path(const char *url, char *ns, size_t nslen, char *name, size_t namelen)
+{
+    static const char pre[] = "/apis/coordination.k8s.io/v1/namespaces/";
+    const char *p = url + sizeof(pre) - 1, *slash;
+    if (strncmp(url, pre, sizeof(pre) - 1) != 0 || !(slash = strchr(p, '/')) || slash == p ||
+        (size_t)(slash - p) >= nslen || strncmp(slash, "/leases", 7) != 0)
+        return false;
+    snprintf(ns, nslen, "%.*s", (int)(slash - p), p);
+    p = slash + 7;
+    if (!*p) {
+        name[0] = '\0';
+        return true;
+    }
+    if (*p != '/' || !p[1] || strchr(p + 1, '/') || strlen(p + 1) >= namelen)
+        return false;
+    snprintf(name, namelen, "%s", p + 1);
+    return true;
+}
+
+/* "/api/v1/namespaces/NS/pods/NAME" */
+static bool pod_path(const char *url, char *key, size_t len)
+{
+    static const char pre[] = "/api/v1/namespaces/";
+    const char *p = url + sizeof(pre) - 1, *slash;
+    if (strncmp(url, pre, sizeof(pre) - 1) != 0 || !(slash = strchr(p, '/')) || slash == p ||
+        strncmp(slash, "/pods/", 6) != 0 || !slash[6] || strchr(slash + 6, '/'))
+        return false;
+    snprintf(key, len, "%.*s/%s", (int)(slash - p), p, slash + 6);
+    return true;
+}
+
+static json_t *conflict(const char *name)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg),
+             "Operation cannot be fulfilled on leases.coordination.k8s.io \"%.200s\": the "
+             "object has been modified; please apply your changes to the latest version and try "
+             "again",
+             name);
+    return status(409, "Conflict", msg);
+}
+
+/* Under the lock: a new version into obj, which goes into the store. */
+static void lease_store(struct tt_kubeapi *s, const char *key, json_t *obj)
+{
+    char rv[48];
+    snprintf(rv, sizeof(rv), "lease.%lu", ++s->lease_seq);
+    json_object_set_new(json_object_get(obj, "metadata"), "resourceVersion", json_string(rv));
+    json_object_set_new(obj, "kind", json_string("Lease"));
+    json_object_set_new(obj, "apiVersion", json_string("coordination.k8s.io/v1"));
+    json_object_set(s->leases, key, obj);
+}
+
+static enum MHD_Result serve_lease(struct tt_kubeapi *s, struct MHD_Connection *c,
+                                   const char *method, const char *ns, const char *name,
+                                   const struct conn *cn)
+{
+    char key[600];
+    json_t *body = NULL, *cur, *out;
+    unsigned code;
+
+    if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+        json_error_t je;
+        body = cn->body ? json_loadb(cn->body, cn->len, 0, &je) : NULL;
+        if (!json_is_object(body) || !json_is_object(json_object_get(body, "metadata"))) {
+            json_decref(body);
+            return reply_json(c, 400, status(400, "BadRequest", "expected a Lease object"));
+        }
+    }
+    pthread_mutex_lock(&s->lock);
+    if (strcmp(method, "POST") == 0 && !name[0]) {
+        const char *bn =
+            json_string_value(json_object_get(json_object_get(body, "metadata"), "name"));
+        snprintf(key, sizeof(key), "%s/%s", ns, bn ? bn : "");
+        if (!bn || !bn[0]) {
+            code = 422;
+            out = status(422, "Invalid", "metadata.name: Required value");
+        } else if (json_object_get(s->leases, key)) {
+            code = 409;
+            out = status(409, "AlreadyExists", "leases.coordination.k8s.io already exists");
+        } else {
+            json_object_set_new(json_object_get(body, "metadata"), "namespace", json_string(ns));
+            json_object_set_new(json_object_get(body, "metadata"), "uid", json_string(key));
+            lease_store(s, key, body);
+            code = 201;
+            out = json_deep_copy(body);
+        }
+    } else if (name[0] && strcmp(method, "GET") == 0) {
+        snprintf(key, sizeof(key), "%s/%s", ns, name);
+        cur = json_object_get(s->leases, key);
+        code = cur ? 200 : 404;
+        out = cur ? json_deep_copy(cur) : status(404, "NotFound", "lease not found");
+    } else if (name[0] && strcmp(method, "PUT") == 0) {
+        const char *rv = json_string_value(
+            json_object_get(json_object_get(body, "metadata"), "resourceVersion"));
+        snprintf(key, sizeof(key), "%s/%s", ns, name);
+        cur = json_object_get(s->leases, key);
+        const char *have = cur ? json_string_value(json_object_get(json_object_get(cur, "metadata"),
+                                                                   "resourceVersion"))
+                               : NULL;
+        if (!cur) {
+            code = 404;
+            out = status(404, "NotFound", "lease not found");
+        } else if (s->lease_conflicts_due || !rv || !have || strcmp(rv, have) != 0) {
+            if (s->lease_conflicts_due)
+                s->lease_conflicts_due--;
+            s->stats.lease_conflicts++;
+            code = 409;
+            out = conflict(name);
+        } else {
+            json_object_set(json_object_get(body, "metadata"), "name",
+                            json_object_get(json_object_get(cur, "metadata"), "name"));
+            json_object_set_new(json_object_get(body, "metadata"), "namespace", json_string(ns));
+            lease_store(s, key, body);
+            s->stats.lease_updates++;
+            code = 200;
+            out = json_deep_copy(body);
+        }
+    } else {
+        code = 405;
+        out = status(405, "MethodNotAllowed", "not served for leases here");
+    }
+    pthread_mutex_unlock(&s->lock);
+    json_decref(body);
+    return reply_json(c, code, out);
+}
+
+/* RFC 7386 JSON merge patch of patch onto target (in place). */
+static void merge_patch(json_t *target, json_t *patch)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(patch, k, v)
+    {
+        json_t *t = json_object_get(target, k);
+        if (json_is_null(v))
+            json_object_del(target, k);
+        else if (json_is_object(v) && json_is_object(t))
+            merge_patch(t, v);
+        else if (json_is_object(v)) {
+            json_t *n = json_object();
+            merge_patch(n, v);
+            json_object_set_new(target, k, n);
+        } else
+            json_object_set(target, k, v);
+    }
+}
+
+static enum MHD_Result serve_pod(struct tt_kubeapi *s, struct MHD_Connection *c, const char *method,
+                                 const char *key, const struct conn *cn)
+{
+    json_t *slot, *obj = NULL, *patch = NULL;
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+
+    if (strcmp(method, "PATCH") == 0) {
+        if (!ct || strncmp(ct, "application/merge-patch+json", 28) != 0)
+            return reply_json(c, 415,
+                              status(415, "UnsupportedMediaType",
+                                     "the body of the request was in an unknown format"));
+        patch = cn->body ? json_loadb(cn->body, cn->len, 0, NULL) : NULL;
+        if (!json_is_object(patch)) {
+            json_decref(patch);
+            return reply_json(c, 400, status(400, "BadRequest", "expected a JSON merge patch"));
+        }
+    } else if (strcmp(method, "GET") != 0) {
+        return reply_json(c, 405, status(405, "MethodNotAllowed", "GET and PATCH only"));
+    }
+    pthread_mutex_lock(&s->lock);
+    slot = json_object_get(s->st[DD_KUBE_POD].index, key);
+    if (slot)
+        obj = json_deep_copy(s->st[DD_KUBE_POD].objs[json_integer_value(slot)]);
+    if (patch && obj)
+        s->stats.pod_patches++;
+    pthread_mutex_unlock(&s->lock);
+    if (!obj) {
+        json_decref(patch);
+        return reply_json(c, 404, status(404, "NotFound", "pod not found"));
+    }
+    if (patch) {
+        merge_patch(obj, patch);
+        json_decref(patch);
+        if (put(s, DD_KUBE_POD, obj, true) < 0) {
+            json_decref(obj);
+            return reply_json(c, 422, status(422, "Invalid", "the patched pod is not valid"));
+        }
+        json_decref(obj);
+        pthread_mutex_lock(&s->lock);
+        obj = json_deep_copy(
+            s->st[DD_KUBE_POD]
+                .objs[json_integer_value(json_object_get(s->st[DD_KUBE_POD].index, key))]);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return reply_json(c, 200, obj);
+}
+
+json_t *tt_kubeapi_lease(struct tt_kubeapi *s, const char *ns, const char *name)
+{
+    char key[600];
+    json_t *o;
+    snprintf(key, sizeof(key), "%s/%s", ns, name);
+    pthread_mutex_lock(&s->lock);
+    o = json_object_get(s->leases, key);
+    o = o ? json_deep_copy(o) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    return o;
+}
+
+json_t *tt_kubeapi_get(struct tt_kubeapi *s, enum dd_kube_kind kind, const char *ns,
+                       const char *name)
+{
+    char key[600];
+    json_t *slot, *o = NULL;
+    if (ns)
+        snprintf(key, sizeof(key), "%s/%s", ns, name);
+    else
+        snprintf(key, sizeof(key), "%s", name);
+    pthread_mutex_lock(&s->lock);
+    slot = json_object_get(s->st[kind].index, key);
+    if (slot)
+        o = json_deep_copy(s->st[kind].objs[json_integer_value(slot)]);
+    pthread_mutex_unlock(&s->lock);
+    return o;
+}
+
+void tt_kubeapi_lease_conflicts(struct tt_kubeapi *s, unsigned n)
+{
+    pthread_mutex_lock(&s->lock);
+    s->lease_conflicts_due += n;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct conn *cn = *con_cls;
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (cn) {
+        free(cn->body);
+        free(cn);
+        *con_cls = NULL;
+    }
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls)
 {
     struct tt_kubeapi *s = cls;
+    struct conn *cn = *con_cls;
+    char ns[256], name[256], key[600];
     (void)version;
-    (void)upload;
-    if (!*con_cls) { /* first call: headers only */
-        *con_cls = s;
+    if (!cn) { /* first call: headers only */
+        if (!(cn = calloc(1, sizeof(*cn))))
+            return MHD_NO;
+        *con_cls = cn;
         return MHD_YES;
     }
     if (*upload_size) {
+        if (cn->len + *upload_size <= MAX_BODY) {
+            char *b = realloc(cn->body, cn->len + *upload_size + 1);
+            if (!b)
+                return MHD_NO;
+            memcpy(b + cn->len, upload, *upload_size);
+            cn->len += *upload_size;
+            b[cn->len] = '\0';
+            cn->body = b;
+        }
         *upload_size = 0;
         return MHD_YES;
     }
     pthread_mutex_lock(&s->lock);
+    record_request(s, c, method, url);
     if (s->token) {
         const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         if (!auth || strncmp(auth, "Bearer ", 7) != 0 || strcmp(auth + 7, s->token) != 0) {
@@ -614,6 +980,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         }
     }
     pthread_mutex_unlock(&s->lock);
+    if (lease_path(url, ns, sizeof(ns), name, sizeof(name)))
+        return serve_lease(s, c, method, ns, name, cn);
+    if (pod_path(url, key, sizeof(key)))
+        return serve_pod(s, c, method, key, cn);
     if (strcmp(method, "GET") != 0)
         return reply_json(c, 405, status(405, "MethodNotAllowed", "only GET is served"));
     int kind = kind_of(url);
@@ -640,12 +1010,15 @@ int tt_kubeapi_start(struct tt_kubeapi **ret)
     pthread_cond_init(&s->changed, NULL);
     for (int k = 0; k < DD_KUBE_KINDS; k++)
         s->st[k].index = json_object();
+    s->requests = json_object();
+    s->leases = json_object();
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sa.sin_port = 0;
     s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
                               NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, &sa,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0, MHD_OPTION_END);
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
+                              MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL, MHD_OPTION_END);
     if (!s->mhd) {
         tt_kubeapi_stop(s);
         return -EADDRNOTAVAIL;
@@ -681,6 +1054,8 @@ void tt_kubeapi_stop(struct tt_kubeapi *s)
         free(s->log[i].line);
     free(s->log);
     free(s->token);
+    json_decref(s->requests);
+    json_decref(s->leases);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->changed);
     free(s);

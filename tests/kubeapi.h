@@ -16,6 +16,15 @@
  * ("rv.<n>.q"), one per change, shared by all kinds as in etcd. A watch
  * with an empty resourceVersion starts at the current version.
  *
+ * Also served: coordination.k8s.io/v1 Leases in any namespace
+ * (/apis/coordination.k8s.io/v1/namespaces/NS/leases: POST creates, 409
+ * AlreadyExists when there; .../leases/NAME: GET, and PUT, which must
+ * carry the metadata.resourceVersion last written, else 409 Conflict; a
+ * Lease's versions are opaque strings of their own), and a pod's GET and
+ * PATCH (/api/v1/namespaces/NS/pods/NAME; PATCH only as
+ * application/merge-patch+json, else 415; the patched pod is a MODIFIED
+ * event like tt_kubeapi_put).
+ *
  * Test code changes objects with tt_kubeapi_put/delete: each change is a
  * watch event for the open watches of its kind and every later watch that
  * starts from an older version. The fault switches below inject what a
@@ -85,6 +94,15 @@ void tt_kubeapi_error_410(struct tt_kubeapi *s, enum dd_kube_kind kind);
 void tt_kubeapi_compact(struct tt_kubeapi *s);
 /* Open watches of kind end cleanly, as at the server's watch timeout. */
 void tt_kubeapi_end_watches(struct tt_kubeapi *s, enum dd_kube_kind kind);
+/* The next n Lease PUTs are answered 409 Conflict whatever their
+ * resourceVersion (a concurrent writer got there first). */
+void tt_kubeapi_lease_conflicts(struct tt_kubeapi *s, unsigned n);
+/* Copies of a Lease and of a stored object (ns NULL for cluster-scoped
+ * kinds); NULL when there is none. The caller decrefs. */
+json_t *tt_kubeapi_lease(struct tt_kubeapi *s, const char *ns, const char *name);
+json_t *tt_kubeapi_get(struct tt_kubeapi *s, enum dd_kube_kind kind, const char *ns,
+                       const char *name);
+
 /* Requests must carry "Authorization: Bearer TOKEN" (else 401); NULL:
  * none needed. */
 void tt_kubeapi_set_token(struct tt_kubeapi *s, const char *token);
@@ -97,7 +115,21 @@ struct tt_kubeapi_stats {
     unsigned long gone;            /* 410 answers (continue or watch) */
     unsigned long unauthorized;    /* 401 answers */
     unsigned long bookmarks_asked; /* watches with allowWatchBookmarks=true */
+    unsigned long lease_updates;   /* Lease PUTs accepted */
+    unsigned long lease_conflicts; /* Lease PUTs answered 409 (stale or forced) */
+    unsigned long pod_patches;     /* pod PATCHes applied */
 };
 void tt_kubeapi_stats(struct tt_kubeapi *s, struct tt_kubeapi_stats *ret);
+
+/*
+ * Every request served since start, whatever its answer (401, 404 and 405
+ * included, so a call this server does not implement still shows): a new
+ * JSON array of {"verb", "method", "path", "count"}, one entry per distinct
+ * Kubernetes verb and path (query left out). verb is RBAC's: get, list or
+ * watch for GET (watch=1 or true), create (POST), update (PUT), patch,
+ * delete or deletecollection. tests/deploy checks the deploy/ RBAC
+ * against it.
+ */
+json_t *tt_kubeapi_requests(struct tt_kubeapi *s);
 
 #endif

@@ -8,6 +8,7 @@
 #ifndef DD_API_H
 #define DD_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,14 +98,42 @@ void dd_extender_api_reconfigure(struct dd_extender_api *a, const struct dd_conf
  * ("none", "in-cluster", "--kube-api URL"), shown in explanations. */
 void dd_extender_api_set_kube(struct dd_extender_api *a, struct dd_kube *kube, const char *source);
 struct dd_ledger *dd_extender_api_ledger(struct dd_extender_api *a);
+/* Leader election: is_leader(ud) false makes filter and prioritize answer
+ * neutral and /v1/placement say "mode": "standby". Not set: the leader.
+ * Set before the server starts. */
+void dd_extender_api_set_leader(struct dd_extender_api *a, bool (*is_leader)(void *ud), void *ud);
 /* The pod watch's hooks: a binding confirms, moves or (after a restart)
  * rebuilds the pod's ledger entry; a deletion drops it. */
 void dd_extender_api_pod_bound(struct dd_extender_api *a, const char *uid, const char *ns,
                                const char *name, const char *node);
 void dd_extender_api_pod_deleted(struct dd_extender_api *a, const char *uid);
+/* Every bound pod of the cache through dd_extender_api_pod_bound: the
+ * rebuild after a restart, once the first lists of pods, claims, volumes
+ * and classes are all in (a binding listed before its pod's claims could
+ * not be resolved). Pods with an entry keep it. */
+void dd_extender_api_rebuild_ledger(struct dd_extender_api *a);
 void dd_extender_api_metrics(struct dd_extender_api *a, FILE *m);
 size_t dd_api_extender_routes(struct dd_extender_api *a, const char *role,
                               struct dd_http_route *out);
+
+/* The extender's placer (borrowed): the CSI API scores with it. */
+struct dd_placer;
+struct dd_placer *dd_extender_api_placer(struct dd_extender_api *a);
+
+/*
+ * The CSI-adjacent topology API (roles all, placement; csi/README.md):
+ * POST /v1/csi/preferred, GET and POST /v1/csi/capacity, GET
+ * /v1/csi/topology. Scores with the extender's placer (its ledger, cache
+ * and model). CSIStorageCapacity publishing and leader election are not
+ * here: a publisher would call the same capacity rule per (segment x
+ * class) and write through the API server.
+ */
+struct dd_csi_api;
+int dd_csi_api_new(const struct dd_config *c, struct dd_placer *placer, struct dd_csi_api **ret);
+struct dd_csi_api *dd_csi_api_free(struct dd_csi_api *a);
+void dd_csi_api_reconfigure(struct dd_csi_api *a, const struct dd_config *c);
+void dd_csi_api_metrics(struct dd_csi_api *a, FILE *m);
+size_t dd_api_csi_routes(struct dd_csi_api *a, const char *role, struct dd_http_route *out);
 
 /* Copies templ[n] into out with ctx; a NULL ctx (the subsystem is not in
  * this role) makes every route answer dd_api_not_in_role for role.

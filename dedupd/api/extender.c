@@ -23,6 +23,14 @@
  * Shadow mode (--placement-mode shadow) scores, records and counts what it
  * would have done, but answers neutral: every node passes, every score is
  * the neutral one.
+ *
+ * A standby replica (leader election on, another replica holds the Lease:
+ * dedupd/leader.h) answers the extender neutral without scoring or
+ * recording anything (every node passes the filter, every score is the
+ * neutral one; counted in dedupd_extender_standby_answers_total), so a
+ * kube-scheduler that still reaches it during a hand-over is never
+ * misled and never sees a 5xx. /v1/placement still scores (the model is
+ * warm) and says "mode": "standby".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,8 +62,23 @@ struct dd_extender_api {
     /* atomic counters */
     uint64_t requests[V_COUNT][O_COUNT];
     uint64_t filtered[DD_FR_COUNT];
-    uint64_t neutral_nodes, scored_nodes, recorded, ledger_full, bound;
+    uint64_t neutral_nodes, scored_nodes, recorded, ledger_full, bound, standby_answers;
+    int neutral_score; /* atomic: the configured neutral score, for standby answers */
+    /* leader election: NULL, always the leader */
+    bool (*is_leader)(void *ud);
+    void *leader_ud;
 };
+
+static bool standby(const struct dd_extender_api *a)
+{
+    return a->is_leader && !a->is_leader(a->leader_ud);
+}
+
+void dd_extender_api_set_leader(struct dd_extender_api *a, bool (*is_leader)(void *ud), void *ud)
+{
+    a->leader_ud = ud;
+    a->is_leader = is_leader;
+}
 
 /* ---- configuration ---- */
 
@@ -86,6 +109,7 @@ static int configure(struct dd_extender_api *a, const struct dd_config *c)
     if (!s.defs)
         return -ENOMEM;
     memcpy(s.defs, c->profiles, c->n_profiles * sizeof(*s.defs));
+    __atomic_store_n(&a->neutral_score, (int)c->neutral_score, __ATOMIC_RELAXED);
     int r = dd_placer_configure(a->placer, &o, &s, strcmp(c->placement_mode, "shadow") == 0);
     dd_profile_set_release(&s); /* the placer keeps its own copy */
     return r;
@@ -141,6 +165,11 @@ void dd_extender_api_set_kube(struct dd_extender_api *a, struct dd_kube *kube, c
     dd_placer_set_kube(a->placer, kube, source);
 }
 
+struct dd_placer *dd_extender_api_placer(struct dd_extender_api *a)
+{
+    return a->placer;
+}
+
 struct dd_ledger *dd_extender_api_ledger(struct dd_extender_api *a)
 {
     return dd_placer_ledger(a->placer);
@@ -158,6 +187,13 @@ void dd_extender_api_pod_bound(struct dd_extender_api *a, const char *uid, const
 void dd_extender_api_pod_deleted(struct dd_extender_api *a, const char *uid)
 {
     dd_placer_pod_deleted(a->placer, uid);
+}
+
+void dd_extender_api_rebuild_ledger(struct dd_extender_api *a)
+{
+    size_t n = dd_placer_rebuild_ledger(a->placer, dd_wall_ms());
+    if (n)
+        dd_log_info("ledger: %zu bound pod(s) back in flight after the first lists", n);
 }
 
 /* ---- one request ---- */
@@ -208,6 +244,32 @@ static json_t *body_json(const struct dd_http_request *req, char *err, size_t er
     return doc;
 }
 
+/* A standby's answer: every node passes / scores neutral. Releases args
+ * and doc. */
+static int standby_answer(struct dd_extender_api *a, struct dd_http_response *resp, json_t *doc,
+                          struct dd_extender_args *args, bool filter)
+{
+    struct dd_node_score *s = dd_calloc(args->n ? args->n : 1, sizeof(*s));
+    json_t *out;
+    int r;
+    for (size_t i = 0; s && i < args->n; i++)
+        s[i] =
+            (struct dd_node_score){.node = args->names[i],
+                                   .verdict = DD_VERDICT_NEUTRAL,
+                                   .score = __atomic_load_n(&a->neutral_score, __ATOMIC_RELAXED)};
+    __atomic_add_fetch(&a->standby_answers, 1, __ATOMIC_RELAXED);
+    count(a, filter ? V_FILTER : V_PRIORITIZE, O_OK);
+    if (filter)
+        out = s ? dd_extender_filter_result(args, s) : dd_extender_filter_error("out of memory");
+    else
+        out = s ? dd_extender_prioritize_result(args, s) : NULL;
+    dd_free(s);
+    dd_extender_args_release(args);
+    r = out ? dd_http_reply_json(resp, 200, out) : -ENOMEM;
+    json_decref(doc); /* after the reply: full-Nodes items are borrowed from it */
+    return r;
+}
+
 static int h_filter(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
 {
     struct dd_extender_api *a = ctx;
@@ -223,6 +285,8 @@ static int h_filter(void *ctx, const struct dd_http_request *req, struct dd_http
         count(a, V_FILTER, O_BAD_REQUEST);
         return dd_http_reply_json(resp, 200, dd_extender_filter_error(err));
     }
+    if (standby(a))
+        return standby_answer(a, resp, doc, &args, true);
     if ((r = dd_placer_begin(a->placer, args.pod, NULL, dd_wall_ms(), &q, err, sizeof(err))) < 0) {
         dd_extender_args_release(&args);
         json_decref(doc);
@@ -242,8 +306,8 @@ static int h_filter(void *ctx, const struct dd_http_request *req, struct dd_http
     if (s && q.shadow) /* would have filtered (counted above); answers that all pass */
         for (size_t i = 0; i < args.n; i++)
             s[i].verdict = DD_VERDICT_NEUTRAL;
-    out = s ? dd_extender_filter_result(&args, s) : dd_extender_filter_error("out of memory");
     count(a, V_FILTER, O_OK);
+    out = s ? dd_extender_filter_result(&args, s) : dd_extender_filter_error("out of memory");
     dd_free(s);
     dd_placer_end(&q);
     dd_extender_args_release(&args);
@@ -259,7 +323,7 @@ static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_
     struct dd_node_score *s;
     struct dd_placement q;
     char err[512] = "";
-    json_t *doc = body_json(req, err, sizeof(err)), *out;
+    json_t *doc = body_json(req, err, sizeof(err));
     int r;
 
     if (!doc || dd_extender_args_decode(doc, &args, err, sizeof(err)) < 0) {
@@ -267,6 +331,8 @@ static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_
         count(a, V_PRIORITIZE, O_BAD_REQUEST);
         return dd_http_reply_error(resp, 400, "bad_request", "%s", err);
     }
+    if (standby(a))
+        return standby_answer(a, resp, doc, &args, false);
     if ((r = dd_placer_begin(a->placer, args.pod, NULL, dd_wall_ms(), &q, err, sizeof(err))) < 0) {
         dd_extender_args_release(&args);
         json_decref(doc);
@@ -296,7 +362,7 @@ static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_
     if (q.shadow)
         for (size_t i = 0; i < args.n; i++)
             s[i].score = q.opts.neutral_score;
-    out = dd_extender_prioritize_result(&args, s);
+    json_t *out = dd_extender_prioritize_result(&args, s);
     dd_free(s);
     dd_placer_end(&q);
     dd_extender_args_release(&args);
@@ -345,11 +411,13 @@ static int h_placement(void *ctx, const struct dd_http_request *req, struct dd_h
         }
         if (!dd_placer_kube(a->placer) ||
             dd_kube_pod_lookup(dd_placer_kube(a->placer), ns, name, &cached) < 0) {
+            /* the reply first: ns and name live in doc */
+            r = dd_http_reply_error(resp, 404, "not_found",
+                                    "pod %.200s/%.200s is not in the Kubernetes cache (%s)", ns,
+                                    name, dd_placer_kube_source(a->placer));
             json_decref(doc);
             count(a, V_PLACEMENT, O_BAD_REQUEST);
-            return dd_http_reply_error(resp, 404, "not_found",
-                                       "pod %.200s/%.200s is not in the Kubernetes cache (%s)", ns,
-                                       name, dd_placer_kube_source(a->placer));
+            return r;
         }
     }
     if ((r = dd_placer_begin(a->placer, pod, pod ? NULL : &cached, dd_wall_ms(), &q, err,
@@ -409,8 +477,11 @@ static int h_placement(void *ctx, const struct dd_http_request *req, struct dd_h
         json_array_append_new(list, e);
     }
     out = json_pack("{s:o, s:s, s:s, s:o, s:o}", "pod", dd_profile_to_json(&q.profile), "mode",
-                    q.shadow ? "shadow" : "enforce", "kubernetes", dd_placer_kube_source(a->placer),
-                    "best", best_name ? json_string(best_name) : json_null(), "nodes", list);
+                    standby(a) ? "standby"
+                    : q.shadow ? "shadow"
+                               : "enforce",
+                    "kubernetes", dd_placer_kube_source(a->placer), "best",
+                    best_name ? json_string(best_name) : json_null(), "nodes", list);
     json_object_set_new(json_object_get(out, "pod"), "uid", json_string(q.profile.uid));
     json_object_set_new(json_object_get(out, "pod"), "namespace", json_string(q.profile.ns));
     json_object_set_new(json_object_get(out, "pod"), "name", json_string(q.profile.name));
@@ -473,6 +544,10 @@ void dd_extender_api_metrics(struct dd_extender_api *a, FILE *m)
             "dedupd_extender_neutral_nodes_total %llu\n"
             "# HELP dedupd_extender_shadow 1 when answers are neutral (--placement-mode shadow).\n"
             "# TYPE dedupd_extender_shadow gauge\ndedupd_extender_shadow %d\n"
+            "# HELP dedupd_extender_standby_answers_total Filter and prioritize calls answered "
+            "neutral because this replica is a standby (leader election).\n"
+            "# TYPE dedupd_extender_standby_answers_total counter\n"
+            "dedupd_extender_standby_answers_total %llu\n"
             "# HELP dedupd_ledger_entries In-flight ledger entries.\n"
             "# TYPE dedupd_ledger_entries gauge\ndedupd_ledger_entries %zu\n"
             "# HELP dedupd_ledger_recorded_total Provisional entries recorded by prioritize.\n"
@@ -483,7 +558,9 @@ void dd_extender_api_metrics(struct dd_extender_api *a, FILE *m)
             "# TYPE dedupd_ledger_bindings_total counter\ndedupd_ledger_bindings_total %llu\n",
             (unsigned long long)__atomic_load_n(&a->scored_nodes, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&a->neutral_nodes, __ATOMIC_RELAXED),
-            shadow ? 1 : 0, dd_ledger_size(dd_placer_ledger(a->placer)),
+            shadow ? 1 : 0,
+            (unsigned long long)__atomic_load_n(&a->standby_answers, __ATOMIC_RELAXED),
+            dd_ledger_size(dd_placer_ledger(a->placer)),
             (unsigned long long)__atomic_load_n(&a->recorded, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&a->ledger_full, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&a->bound, __ATOMIC_RELAXED));

@@ -284,9 +284,11 @@ static CURLcode set_options(struct dd_http_client *c, const char *url, const cha
     return cr;
 }
 
-static int perform(struct dd_http_client *c, const char *method, const char *path, const char *body,
-                   struct sink *sink, char *errbuf, size_t errlen)
+static int perform(struct dd_http_client *c, const char *method, const char *path,
+                   const char *content_type, const char *body, struct sink *sink, char *errbuf,
+                   size_t errlen)
 {
+    char ct[128];
     struct dd_dynbuf url;
     struct curl_slist *hdr = NULL, *t;
     CURLcode cr;
@@ -304,7 +306,9 @@ static int perform(struct dd_http_client *c, const char *method, const char *pat
     /* curl copies header lines; a failed append returns NULL and keeps the
      * list, so build it all and check once */
     if (body) {
-        t = curl_slist_append(hdr, "Content-Type: application/json");
+        snprintf(ct, sizeof(ct), "Content-Type: %.100s",
+                 content_type ? content_type : "application/json");
+        t = curl_slist_append(hdr, ct);
         hdr = t ? t : hdr;
         /* no "Expect: 100-continue" round trip before a JSON body */
         t = t ? curl_slist_append(hdr, "Expect:") : NULL;
@@ -367,7 +371,17 @@ int dd_http_client_call(struct dd_http_client *c, const char *method, const char
     struct sink s = {.c = c, .h = c->curl, .buf = reply};
 
     dd_dynbuf_reset(reply);
-    return perform(c, method, path, json_body, &s, errbuf, errlen);
+    return perform(c, method, path, NULL, json_body, &s, errbuf, errlen);
+}
+
+int dd_http_client_call_type(struct dd_http_client *c, const char *method, const char *path,
+                             const char *content_type, const char *body, struct dd_dynbuf *reply,
+                             char *errbuf, size_t errlen)
+{
+    struct sink s = {.c = c, .h = c->curl, .buf = reply};
+
+    dd_dynbuf_reset(reply);
+    return perform(c, method, path, content_type, body, &s, errbuf, errlen);
 }
 
 int dd_http_client_stream(struct dd_http_client *c, const char *method, const char *path,
@@ -376,5 +390,5 @@ int dd_http_client_stream(struct dd_http_client *c, const char *method, const ch
 {
     struct sink s = {.c = c, .h = c->curl, .fn = on_data, .ud = ud};
 
-    return perform(c, method, path, json_body, &s, errbuf, errlen);
+    return perform(c, method, path, NULL, json_body, &s, errbuf, errlen);
 }

@@ -80,6 +80,14 @@ int dd_http_client_call(struct dd_http_client *c, const char *method, const char
                         const char *json_body, struct dd_dynbuf *reply, char *errbuf,
                         size_t errlen);
 
+/* As dd_http_client_call, with the body's Content-Type named (NULL:
+ * application/json): a Kubernetes PATCH says
+ * "application/merge-patch+json". content_type must be a plain header
+ * value (no CR or LF), at most 100 characters. */
+int dd_http_client_call_type(struct dd_http_client *c, const char *method, const char *path,
+                             const char *content_type, const char *body, struct dd_dynbuf *reply,
+                             char *errbuf, size_t errlen);
+
 /* Streaming: called with each piece of the reply body as it arrives (pieces
  * do not respect lines or JSON documents). Return 0 to go on, or a negative
  * error to stop: the request then returns that error. */

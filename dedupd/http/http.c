@@ -206,6 +206,33 @@ const char *dd_http_query(const struct dd_http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_all {
+    const char *name;
+    const char **out;
+    size_t max, n;
+};
+
+static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct query_all *qa = cls;
+    (void)kind;
+    if (key && strcmp(key, qa->name) == 0) {
+        if (qa->n < qa->max)
+            qa->out[qa->n] = value ? value : "";
+        qa->n++;
+    }
+    return MHD_YES;
+}
+
+size_t dd_http_query_all(const struct dd_http_request *req, const char *name, const char **out,
+                         size_t max)
+{
+    struct query_all qa = {name, out, max, 0};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_one, &qa);
+    return qa.n;
+}
+
 /* ---- routing ---- */
 
 static void record(struct dd_http_server *srv, size_t route, int status, double seconds)
@@ -1095,9 +1122,14 @@ int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *
         OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, srv->tls_ca);
     OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
+    /* published before the first request can come: a handler may read the
+     * server through the caller's copy (the daemon's /metrics does), and
+     * creating the worker threads orders this store before their reads */
+    *ret = srv;
     srv->mhd = MHD_start_daemon(flags, port, NULL, NULL, access_cb, srv, MHD_OPTION_ARRAY, opts,
                                 MHD_OPTION_END);
     if (!srv->mhd) {
+        *ret = NULL;
         snprintf(errbuf, errlen, "cannot listen on %s: %s", cfg->listen,
                  errno ? strerror(errno) : "libmicrohttpd refused the configuration");
         dd_http_stop(srv);
@@ -1105,7 +1137,6 @@ int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *
     }
     info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : port;
-    *ret = srv;
     return 0;
 oom:
     dd_http_stop(srv);

@@ -68,6 +68,11 @@ struct dd_http_request {
 
 /* A query argument ("?from=..."), decoded; NULL when absent. */
 const char *dd_http_query(const struct dd_http_request *req, const char *name);
+/* Every value of a repeated query argument ("?segment=a&segment=b"),
+ * decoded, in order, into out[0..max); returns how many there are (which
+ * may exceed max). Valid for the request's life. */
+size_t dd_http_query_all(const struct dd_http_request *req, const char *name, const char **out,
+                         size_t max);
 
 struct dd_http_response {
     int status;
@@ -144,6 +149,8 @@ struct dd_http_config {
     unsigned idle_timeout_s;
 };
 
+/* *ret is set before the first request can reach a handler (handlers may
+ * read the server through it); NULL or untouched when start fails. */
 int dd_http_start(const struct dd_http_config *cfg, const struct dd_http_route *routes,
                   size_t n_routes, struct dd_http_server **ret, char *errbuf, size_t errlen);
 /* The port actually bound (for an ephemeral port). */

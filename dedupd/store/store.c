@@ -6,7 +6,9 @@
  * Invariants: s->db is open (read-write, or read-only after a failed
  * recovery) except for the moment a recovery swaps it, which happens under
  * the write side of s->lock; every other use of s->db holds the read side.
- * s->cf[] point into s->handles, which follow s->cf_names one to one.
+ * s->cf[] point into s->handles, which follow s->cf_names one to one; a
+ * recovery replaces them too (NULL after one that failed), so even adding to
+ * a write batch reads them under the read side (wb_put, wb_delete_range).
  * Iterators always carry both bounds, inside one series' key range, so a
  * query never reads another series' keys. RocksDB error strings are never
  * inspected here: store-rocks.c translates and frees them.
@@ -101,6 +103,37 @@ struct dd_store_batch {
     rocksdb_writebatch_t *wb;
     uint64_t samples;
 };
+
+/* Adds to a write batch in family cf. A batch names the family by its id,
+ * which a recovery keeps, but the handle is read under the read side of
+ * s->lock; -EROFS when a failed recovery left no database. */
+static int wb_put(struct dd_store *s, rocksdb_writebatch_t *wb, int cf, const void *key,
+                  size_t klen, const void *value, size_t vlen)
+{
+    int r = 0;
+
+    pthread_rwlock_rdlock(&s->lock);
+    if (s->cf[cf])
+        rocksdb_writebatch_put_cf(wb, s->cf[cf], key, klen, value, vlen);
+    else
+        r = -EROFS;
+    pthread_rwlock_unlock(&s->lock);
+    return r;
+}
+
+static int wb_delete_range(struct dd_store *s, rocksdb_writebatch_t *wb, int cf, const void *lo,
+                           size_t lolen, const void *hi, size_t hilen)
+{
+    int r = 0;
+
+    pthread_rwlock_rdlock(&s->lock);
+    if (s->cf[cf])
+        rocksdb_writebatch_delete_range_cf(wb, s->cf[cf], lo, lolen, hi, hilen);
+    else
+        r = -EROFS;
+    pthread_rwlock_unlock(&s->lock);
+    return r;
+}
 
 /* --- Small helpers -------------------------------------------------------- */
 
@@ -952,8 +985,10 @@ int dd_store_batch_put_sample(struct dd_store_batch *b, const char *series, uint
         return -E2BIG;
     }
     put_be64(key + n, ts_ms);
-    rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_SAMPLES], (const char *)key, (size_t)n + 8,
-                              value ? value : "", len);
+    if (wb_put(b->s, b->wb, CF_SAMPLES, key, (size_t)n + 8, value ? value : "", len) < 0) {
+        atomic_fetch_add(&b->s->samples_dropped, 1);
+        return -EROFS;
+    }
     b->samples++;
     return 0;
 }
@@ -970,9 +1005,7 @@ int dd_store_batch_put_observation(struct dd_store_batch *b, uint64_t ts_ms, con
         return -E2BIG;
     put_be64(key, ts_ms);
     memcpy(key + 8, id, n);
-    rocksdb_writebatch_put_cf(b->wb, b->s->cf[CF_OBS], (const char *)key, 8 + n, value ? value : "",
-                              len);
-    return 0;
+    return wb_put(b->s, b->wb, CF_OBS, key, 8 + n, value ? value : "", len);
 }
 
 int dd_store_batch_commit(struct dd_store_batch *b, bool sync)
@@ -1312,8 +1345,7 @@ int dd_store_retain(struct dd_store *s, uint64_t now_ms)
     pthread_rwlock_unlock(&s->lock);
     if (r == 0 && step && thin_until > s->downsampled_to) {
         int n = snprintf(text, sizeof(text), "%llu", (unsigned long long)thin_until);
-        rocksdb_writebatch_put_cf(wb, s->cf[CF_META], downsampled_key, sizeof(downsampled_key) - 1,
-                                  text, (size_t)n);
+        r = wb_put(s, wb, CF_META, downsampled_key, sizeof(downsampled_key) - 1, text, (size_t)n);
     }
     /* Not synced: a crash before the next sync only means the next call
      * writes the same tombstones again. */
@@ -1646,9 +1678,9 @@ int dd_store_put_model(struct dd_store *s, const char *name, uint64_t version, c
         return -E2BIG;
     put_be64(key + n, version);
     wb = rocksdb_writebatch_create();
-    rocksdb_writebatch_put_cf(wb, s->cf[CF_MODELS], (const char *)key, (size_t)n + 8,
-                              data ? data : "", len);
-    r = store_write(s, wb, true);
+    r = wb_put(s, wb, CF_MODELS, key, (size_t)n + 8, data ? data : "", len);
+    if (r == 0)
+        r = store_write(s, wb, true);
     rocksdb_writebatch_destroy(wb);
     return r;
 }
@@ -1667,9 +1699,9 @@ int dd_store_delete_models_before(struct dd_store *s, const char *name, uint64_t
     put_be64(lo + n, 1);
     put_be64(hi + n, version);
     wb = rocksdb_writebatch_create();
-    rocksdb_writebatch_delete_range_cf(wb, s->cf[CF_MODELS], (const char *)lo, (size_t)n + 8,
-                                       (const char *)hi, (size_t)n + 8);
-    r = store_write(s, wb, true);
+    r = wb_delete_range(s, wb, CF_MODELS, lo, (size_t)n + 8, hi, (size_t)n + 8);
+    if (r == 0)
+        r = store_write(s, wb, true);
     rocksdb_writebatch_destroy(wb);
     return r;
 }

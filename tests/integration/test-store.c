@@ -1099,6 +1099,47 @@ static void test_commit_failure_counts_dropped(void **state)
     free(dir);
 }
 
+/* A recovery that cannot reopen the store at all (its directory is gone)
+ * leaves no database and no family handles: adding to a batch or writing a
+ * model then fails with -EROFS (it dereferenced a NULL handle before). */
+static void test_failed_recovery_leaves_no_db(void **state)
+{
+    char *dir = tt_tmpdir();
+    struct dd_store_options o;
+    struct dd_store *s;
+    struct dd_store_batch *b;
+    struct dd_store_stats st;
+    (void)state;
+
+    dd_store_options_init(&o);
+    o.recover_interval_ms = 0;
+    s = open_ok(dir, &o);
+    dd_store_test_write = failing_write;
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    assert_int_equal(dd_store_batch_put_sample(b, "node", 10, "a", 1), 0);
+    assert_int_equal(dd_store_batch_commit(b, false), -ENOSPC);
+    tt_rmtree(dir);
+    /* this commit fails too, and its recovery finds no directory, for
+     * writing or reading */
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    assert_int_equal(dd_store_batch_put_sample(b, "node", 11, "a", 1), 0);
+    assert_int_equal(dd_store_batch_commit(b, false), -EROFS);
+    dd_store_test_write = NULL;
+    assert_int_equal(dd_store_get_stats(s, &st), 0);
+    assert_int_equal(st.reopens, 1);
+
+    assert_int_equal(dd_store_batch_begin(s, &b), 0);
+    assert_int_equal(dd_store_batch_put_sample(b, "node", 12, "a", 1), -EROFS);
+    assert_int_equal(dd_store_batch_put_observation(b, 12, "obs", "x", 1), -EROFS);
+    assert_int_equal(dd_store_batch_commit(b, false), 0); /* an empty batch */
+    assert_int_equal(dd_store_put_model(s, "m", 1, "x", 1), -EROFS);
+    assert_int_equal(dd_store_delete_models_before(s, "m", 5), -EROFS);
+    assert_int_equal(dd_store_get_stats(s, &st), 0);
+    assert_int_equal(st.samples_dropped, 3);
+    dd_store_free(s);
+    free(dir);
+}
+
 static void test_real_write_failure(void **state)
 {
     char *dir = tt_tmpdir();
@@ -1616,6 +1657,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_unwritable_parent),
         cmocka_unit_test(test_kill9_durability),
         cmocka_unit_test(test_commit_failure_counts_dropped),
+        cmocka_unit_test(test_failed_recovery_leaves_no_db),
         cmocka_unit_test(test_real_write_failure),
         cmocka_unit_test(test_corrupt_sst),
         cmocka_unit_test(test_damaged_fails_fast),

@@ -117,12 +117,19 @@ static void on_node(void *ctx, const char *node)
         snprintf(h->lines[h->n++], sizeof(h->lines[0]), "node %s", node);
 }
 
+static void on_relisted(void *ctx, enum dd_kube_kind kind)
+{
+    struct hooklog *h = ctx;
+    if (h->n < 64)
+        snprintf(h->lines[h->n++], sizeof(h->lines[0]), "relisted %s", dd_kube_kind_name(kind));
+}
+
 static struct dd_kube *new_cache(struct hooklog *log)
 {
     struct dd_kube *k;
     assert_int_equal(dd_kube_new(&k, NULL, 0), 0);
     if (log) {
-        struct dd_kube_hooks h = {log, on_bound, on_deleted, on_node};
+        struct dd_kube_hooks h = {log, on_bound, on_deleted, on_node, NULL};
         memset(log, 0, sizeof(*log));
         dd_kube_set_hooks(k, &h);
     }
@@ -557,6 +564,34 @@ static void test_list_page(void **state)
     dd_kube_free(k);
 }
 
+/* relisted: once per whole list, after the list's own hooks */
+static void test_relisted_hook(void **state)
+{
+    (void)state;
+    struct hooklog log;
+    struct dd_kube *k;
+    assert_int_equal(dd_kube_new(&k, NULL, 0), 0);
+    struct dd_kube_hooks h = {&log, on_bound, on_deleted, on_node, on_relisted};
+    memset(&log, 0, sizeof(log));
+    dd_kube_set_hooks(k, &h);
+    json_t *a = gpu_pod("a", "n1");
+    dd_kube_relist_begin(k, DD_KUBE_POD);
+    apply_ok(k, DD_KUBE_POD, DD_KUBE_ADDED, a);
+    assert_int_equal(dd_kube_relist_end(k, DD_KUBE_POD), 0);
+    dd_kube_relist_begin(k, DD_KUBE_PVC);
+    assert_int_equal(dd_kube_relist_end(k, DD_KUBE_PVC), 0);
+    dd_kube_relist_begin(k, DD_KUBE_POD);
+    assert_int_equal(dd_kube_relist_end(k, DD_KUBE_POD), 1);
+    assert_int_equal(log.n, 5);
+    assert_string_equal(log.lines[0], "bound a ml/a n1");
+    assert_string_equal(log.lines[1], "relisted pod");
+    assert_string_equal(log.lines[2], "relisted pvc");
+    assert_string_equal(log.lines[3], "deleted a ml/a n1");
+    assert_string_equal(log.lines[4], "relisted pod");
+    json_decref(a);
+    dd_kube_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,7 +599,7 @@ int main(void)
         cmocka_unit_test(test_class_not_ours), cmocka_unit_test(test_gpus_and_claims),
         cmocka_unit_test(test_refusals),       cmocka_unit_test(test_hooks_and_relist),
         cmocka_unit_test(test_lines),          cmocka_unit_test(test_watch_event),
-        cmocka_unit_test(test_list_page),
+        cmocka_unit_test(test_list_page),      cmocka_unit_test(test_relisted_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include "helpers.h"
 #include "placement/cluster.h"
 #include "placement/costmodel.h"
+#include "placement/extender.h"
 #include "placement/ledger.h"
 #include "placement/profile.h"
 #include "placement/score.h"
@@ -563,6 +564,11 @@ static void test_ledger_life(void **state)
     (void)state;
     dd_ledger_options_init(&o);
     assert_int_equal(dd_ledger_new(&o, &l), 0);
+    /* an empty ledger's view is empty (no qsort of a NULL array: UBSan) */
+    assert_int_equal(dd_ledger_view(l, NULL, NOW, &v), 0);
+    assert_int_equal(v.n, 0);
+    assert_null(dd_ledger_view_find(&v, "a", "fast"));
+    dd_ledger_view_release(&v);
     snprintf(e.uid, sizeof(e.uid), "u1");
     snprintf(e.node, sizeof(e.node), "a");
     snprintf(e.loads[0].pool, sizeof(e.loads[0].pool), "fast");
@@ -725,6 +731,62 @@ static void test_profiles(void **state)
     dd_profile_set_release(&set);
 }
 
+/* ---- the extender's wire format ---- */
+
+static void test_extender_codec(void **state)
+{
+    static const struct {
+        const char *body;
+        const char *error; /* NULL: accepted */
+    } cases[] = {
+        {"{\"Pod\":{\"metadata\":{}},\"Nodes\":null,\"NodeNames\":[\"a\",\"b\"]}", NULL},
+        {"{\"Pod\":{\"metadata\":{}},\"NodeNames\":[\"a\",\"b\",\"a\"]}", "listed twice"},
+        {"{\"Pod\":{\"metadata\":{}},\"NodeNames\":[\"a\",\"\"]}", "NodeNames[1]"},
+        {"{\"Pod\":{\"metadata\":{}},\"NodeNames\":[\"a\",7]}", "NodeNames[1]"},
+        {"{\"Pod\":{\"metadata\":{}},\"NodeNames\":\"a\"}", "NodeNames"},
+        {"{\"Pod\":{\"metadata\":{}},\"Nodes\":null,\"NodeNames\":null}", "neither"},
+        {"{\"NodeNames\":[\"a\"]}", "Pod"},
+        {"{\"Pod\":{\"metadata\":{}},\"Nodes\":{\"items\":[{\"metadata\":{}}]}}",
+         "Nodes.items[0].metadata.name"},
+        {"[1]", "JSON object"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *doc = json_loads(cases[i].body, 0, NULL);
+        struct dd_extender_args a;
+        char err[256] = "";
+        int r;
+        assert_non_null(doc);
+        r = dd_extender_args_decode(doc, &a, err, sizeof(err));
+        if (cases[i].error) {
+            if (r != -EINVAL || !strstr(err, cases[i].error))
+                fail_msg("case %zu: %d '%s', want '%s'", i, r, err, cases[i].error);
+        } else {
+            assert_int_equal(r, 0);
+            struct dd_node_score s[2] = {
+                {.node = "a", .verdict = DD_VERDICT_UNRESOLVABLE, .score = 0},
+                {.node = "b", .verdict = DD_VERDICT_OK, .score = 8}};
+            snprintf(s[0].reason, sizeof(s[0].reason), "dedupd: no_pool: x");
+            json_t *f = dd_extender_filter_result(&a, s);
+            char *text = json_dumps(f, JSON_COMPACT);
+            assert_string_equal(text,
+                                "{\"Nodes\":null,\"NodeNames\":[\"b\"],\"FailedNodes\":{},"
+                                "\"FailedAndUnresolvableNodes\":{\"a\":\"dedupd: no_pool: x\"},"
+                                "\"Error\":\"\"}");
+            free(text);
+            json_decref(f);
+            json_t *p = dd_extender_prioritize_result(&a, s);
+            text = json_dumps(p, JSON_COMPACT);
+            assert_string_equal(text,
+                                "[{\"Host\":\"a\",\"Score\":0},{\"Host\":\"b\",\"Score\":8}]");
+            free(text);
+            json_decref(p);
+            dd_extender_args_release(&a);
+        }
+        json_decref(doc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -738,6 +800,7 @@ int main(void)
         cmocka_unit_test(test_ties),
         cmocka_unit_test(test_ledger_life),
         cmocka_unit_test(test_profiles),
+        cmocka_unit_test(test_extender_codec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
