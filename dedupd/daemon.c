@@ -420,7 +420,7 @@ void dd_daemon_stop(struct dd_daemon *d)
     /* give the Lease up first (a standby takes over while this one
      * finishes), then stop accepting, then the producers, then what they
      * feed */
-    d->leader = dd_leader_free(d->leader);
+    dd_leader_stop(d->leader); /* still read by /metrics and the extender until HTTP stops */
     dd_http_stop(d->http);
     dd_kubewatch_free(d->kubewatch); /* cancels its requests: prompt */
     dd_kube_free(d->kube);
@@ -429,6 +429,7 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_estimate_jobs_free(d->estimates);
     dd_csi_api_free(d->csi); /* before the extender: it borrows its placer */
     dd_extender_api_free(d->extender);
+    dd_leader_free(d->leader);
     dd_cluster_api_free(d->cluster);
     dd_model_service_free(d->model); /* a training in progress finishes */
     dd_store_free(d->store);         /* committed batches are in the WAL */

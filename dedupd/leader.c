@@ -493,17 +493,23 @@ bool dd_leader_is_leader_cb(void *ud)
     return dd_leader_is_leader(ud);
 }
 
+void dd_leader_stop(struct dd_leader *l)
+{
+    if (!l || !l->started)
+        return;
+    pthread_mutex_lock(&l->lock);
+    atomic_store(&l->stop, true);
+    pthread_cond_broadcast(&l->wake);
+    pthread_mutex_unlock(&l->lock);
+    pthread_join(l->thread, NULL);
+    l->started = false;
+}
+
 struct dd_leader *dd_leader_free(struct dd_leader *l)
 {
     if (!l)
         return NULL;
-    if (l->started) {
-        pthread_mutex_lock(&l->lock);
-        atomic_store(&l->stop, true);
-        pthread_cond_broadcast(&l->wake);
-        pthread_mutex_unlock(&l->lock);
-        pthread_join(l->thread, NULL);
-    }
+    dd_leader_stop(l);
     dd_http_client_free(l->client);
     dd_free(l->token);
     pthread_mutex_destroy(&l->lock);

@@ -64,7 +64,11 @@ bool dd_leader_is_leader(const struct dd_leader *l);
 /* For hooks taking a void *: dd_leader_is_leader(ud). */
 bool dd_leader_is_leader_cb(void *ud);
 /* Stops the thread; a leader releases the Lease and unsets its label
- * first (each request bounded by the client timeout). NULL-safe; NULL. */
+ * first (each request bounded by the client timeout). The object stays
+ * readable (metrics, dd_leader_is_leader: false once released) until
+ * dd_leader_free. NULL-safe. */
+void dd_leader_stop(struct dd_leader *l);
+/* dd_leader_stop, then frees. NULL-safe; NULL. */
 struct dd_leader *dd_leader_free(struct dd_leader *l);
 
 /* dedupd_leader (gauge 0/1), dedupd_leader_transitions_total,
