@@ -145,8 +145,8 @@ json_t *dd_extender_filter_result(const struct dd_extender_args *a, const struct
             json_object_set_new(failed, a->names[i], json_string(s[i].reason));
         else if (a->full_nodes)
             json_array_append(pass, json_array_get(a->node_items, i));
-        else
-            json_array_append_new(pass, json_string(a->names[i]));
+        else /* a string of the parsed request: valid UTF-8 */
+            json_array_append_new(pass, json_stringn_nocheck(a->names[i], strlen(a->names[i])));
     }
     if (a->full_nodes)
         out = json_pack("{s:{s:{}, s:o}, s:n}", "Nodes", "metadata", "items", pass, "NodeNames");
@@ -171,10 +171,16 @@ json_t *dd_extender_prioritize_result(const struct dd_extender_args *a,
                                       const struct dd_node_score *s)
 {
     json_t *out = json_array();
-    for (size_t i = 0; i < a->n; i++)
-        json_array_append_new(out, json_pack("{s:s, s:i}", "Host", a->names[i], "Score",
-                                             s[i].score < 0    ? 0
-                                             : s[i].score > 10 ? 10
-                                                               : s[i].score));
+    for (size_t i = 0; i < a->n; i++) {
+        /* built field by field, not with json_pack: at 5,000 nodes parsing the
+         * format per node was a fifth of a request. The names are strings of
+         * the parsed request, valid UTF-8 already. */
+        json_t *o = json_object();
+        int score = s[i].score < 0 ? 0 : s[i].score > 10 ? 10 : s[i].score;
+        json_object_set_new_nocheck(o, "Host",
+                                    json_stringn_nocheck(a->names[i], strlen(a->names[i])));
+        json_object_set_new_nocheck(o, "Score", json_integer(score));
+        json_array_append_new(out, o);
+    }
     return out;
 }
