@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -300,6 +301,33 @@ void tt_vdo_sim(const char *workload_file, unsigned intervals, unsigned seed, co
     if (tt_run(argv, NULL, &err) != 0)
         fail_msg("vdo-sim: %s", err ? err : "?");
     free(err);
+}
+
+pid_t tt_daemon_fork(const char *const *argv, const char *log)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        execv(tt_bin("dedupd"), (char *const *)(uintptr_t)argv);
+        _exit(98);
+    }
+    return pid;
+}
+
+unsigned tt_daemon_port(const char *log, unsigned tries)
+{
+    for (unsigned i = 0; i < tries; i++) {
+        struct timespec nap = {0, 25 * 1000000L};
+        char *text = tt_read_text(log), *p = strstr(text, "(port ");
+        unsigned port = p ? (unsigned)strtoul(p + 6, NULL, 10) : 0;
+        free(text);
+        if (port)
+            return port;
+        nanosleep(&nap, NULL);
+    }
+    return 0;
 }
 
 char *tt_read_text(const char *path)

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <cmocka.h>
 
@@ -66,6 +67,13 @@ char *tt_read_text(const char *path);
 /* A program of the build under test: $DD_BUILD_DIR/name (a static buffer,
  * overwritten by the next call). */
 const char *tt_bin(const char *name);
+
+/* The build's dedupd with argv, its stderr (the log) to log: the child's
+ * pid. Fails the test when fork fails. */
+pid_t tt_daemon_fork(const char *const *argv, const char *log);
+/* The port a started dedupd logged ("(port N)"), polling its log every
+ * 25 ms up to tries times; 0 when it never did. */
+unsigned tt_daemon_port(const char *log, unsigned tries);
 
 /* dedupctl vdo-sim: writes a replay of the workload file in out, with
  * `intervals` 10 s intervals and the given seed; fails the test with

@@ -150,24 +150,10 @@ static void show_logs(void)
 static void spawn(struct daemon *d, const char *const *argv)
 {
     snprintf(d->log, sizeof(d->log), "%s/dedupd-%d.log", g_root, rand());
-    d->pid = fork();
-    assert_true(d->pid >= 0);
-    if (d->pid == 0) {
-        int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 2);
-        execv(tt_bin("dedupd"), (char *const *)(uintptr_t)argv);
-        _exit(98);
-    }
-    for (int i = 0; i < 1200; i++) {
-        char *text = tt_read_text(d->log), *p = strstr(text, "(port ");
-        if (p) {
-            d->port = (unsigned)strtoul(p + 6, NULL, 10);
-            free(text);
-            return;
-        }
-        free(text);
-        msleep(25);
-    }
+    d->pid = tt_daemon_fork(argv, d->log);
+    d->port = tt_daemon_port(d->log, 1200);
+    if (d->port)
+        return;
     fail_msg("dedupd did not start (log %s)", d->log);
 }
 
