@@ -84,6 +84,23 @@ struct dd_rs_pod {
 int dd_rs_pod_from_json(const json_t *pod, const char *const *gpu_resources, size_t n_gpu_resources,
                         struct dd_rs_pod *out, char *err, size_t errlen);
 
+/* Live state at admission (no node chosen yet): the nodes the extender
+ * would rank first for this pod now. NaN where unknown. The admission
+ * webhook records it, with the prediction, in the pod's annotation
+ * dedupd.io/rightsize-prediction:
+ *   {"model_version": N, "predicted": {"peak_cpu_cores": x, ...},
+ *    "source": {"peak_cpu_cores": "model"|"history"|"none", ...},
+ *    "live": {"top_slowdown_pct": x, "top_cpu_util": x, "top_free_gpus": x,
+ *             "n_nodes": N}}
+ * so an outcome (whose "annotations" carry it back) tells the trainer what
+ * the live state was when the pod was admitted. */
+struct dd_rs_live {
+    double top_slowdown_pct; /* the best candidates' predicted I/O slowdown, % */
+    double top_cpu_util;     /* their CPU utilisation without VDO, 0..1 */
+    double top_free_gpus;    /* their free GPUs */
+    size_t n_nodes;          /* nodes the figures come from (0: none) */
+};
+
 /* One observed outcome (POST /v1/observations, or the node role). */
 struct dd_rs_outcome {
     char pod_uid[128], ns[DD_NAME_MAX], owner_kind[64], owner_name[DD_NAME_MAX];
@@ -93,21 +110,13 @@ struct dd_rs_outcome {
     double target[DD_RS_NTARGETS];  /* NaN unknown; RUNTIME from finished - started */
     int exit_code;                  /* INT32_MIN unknown */
     char reason[32];                /* OOMKilled, Evicted, DeadlineExceeded, Completed, "" */
+    struct dd_rs_live live;         /* from the dedupd.io/rightsize-prediction annotation */
 };
 
 /* The fixed body of POST /v1/observations. -EINVAL with err naming the
  * field. */
 int dd_rs_outcome_from_json(const json_t *doc, struct dd_rs_outcome *out, char *err, size_t errlen);
 json_t *dd_rs_outcome_to_json(const struct dd_rs_outcome *o);
-
-/* Live state at admission (no node chosen yet): the nodes the extender
- * would rank first for this pod now. NaN where unknown. */
-struct dd_rs_live {
-    double top_slowdown_pct; /* the best candidates' predicted I/O slowdown */
-    double top_cpu_util;     /* their CPU utilisation without VDO, 0..1 */
-    double top_free_gpus;    /* their free GPUs */
-    size_t n_nodes;          /* nodes the figures come from */
-};
 
 /* Trained models (one per target, with their category dictionary) and the
  * per-owner history index; immutable once built. The service rebuilds the
