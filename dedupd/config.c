@@ -67,6 +67,9 @@ void dd_config_defaults(struct dd_config *c)
     c->lease_duration = 15;
     c->renew_deadline = 10;
     c->retry_period = 2;
+    snprintf(c->rightsize_mode, sizeof(c->rightsize_mode), "enforce");
+    c->rightsize_max_step = 2;
+    c->rightsize_memory_margin = 0.2;
 }
 
 /* String options: the config file's key, the flag and where it goes. */
@@ -102,6 +105,7 @@ static const struct str_opt {
     STR_OPT("lease_name", "lease-name", lease_name),
     STR_OPT("lease_namespace", "lease-namespace", lease_namespace),
     STR_OPT("pod_name", "pod-name", pod_name),
+    STR_OPT("rightsize_mode", "rightsize-mode", rightsize_mode),
 };
 
 static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
@@ -120,6 +124,21 @@ static int add_gpu_resource(struct dd_config *c, const char *name, char *why, si
     }
     return set_string(c->gpu_resources[c->n_gpu_resources++], DD_NAME_MAX, name,
                       "GPU resource name", why, wlen);
+}
+
+/* --rightsize-exclude-namespace NS (repeatable) / "rightsize_exclude_namespaces": [...] */
+static int add_rs_exclude(struct dd_config *c, const char *ns, char *why, size_t wlen)
+{
+    if (c->n_rightsize_exclude >= DD_CONFIG_MAX_RS_EXCLUDE) {
+        snprintf(why, wlen, "at most %d excluded namespaces", DD_CONFIG_MAX_RS_EXCLUDE);
+        return DD_E_RANGE;
+    }
+    if (!ns[0] || strchr(ns, '/') || strchr(ns, ' ')) {
+        snprintf(why, wlen, "excluded namespace '%.64s': expected a namespace name", ns);
+        return DD_E_USAGE;
+    }
+    return set_string(c->rightsize_exclude[c->n_rightsize_exclude++], DD_NAME_MAX, ns,
+                      "excluded namespace", why, wlen);
 }
 
 static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
@@ -195,7 +214,9 @@ enum num_field {
     N_LEDGER_BOUND_TTL,
     N_LEASE_DURATION,
     N_RENEW_DEADLINE,
-    N_RETRY_PERIOD
+    N_RETRY_PERIOD,
+    N_RS_MAX_STEP,
+    N_RS_MEMORY_MARGIN
 };
 static const struct num_opt {
     const char *key, *flag;
@@ -218,6 +239,9 @@ static const struct num_opt {
     [N_LEASE_DURATION] = {"lease_duration", "lease-duration", 1, 3600, true, "seconds"},
     [N_RENEW_DEADLINE] = {"renew_deadline", "renew-deadline", 0.05, 3600, false, "seconds"},
     [N_RETRY_PERIOD] = {"retry_period", "retry-period", 0.01, 3600, false, "seconds"},
+    [N_RS_MAX_STEP] = {"rightsize_max_step", "rightsize-max-step", 1.01, 100, false, "factor"},
+    [N_RS_MEMORY_MARGIN] = {"rightsize_memory_margin", "rightsize-memory-margin", 0, 10, false,
+                            "share over the peak"},
 };
 
 static void set_num(struct dd_config *c, enum num_field f, double v)
@@ -268,6 +292,12 @@ static void set_num(struct dd_config *c, enum num_field f, double v)
     case N_RETRY_PERIOD:
         c->retry_period = v;
         break;
+    case N_RS_MAX_STEP:
+        c->rightsize_max_step = v;
+        break;
+    case N_RS_MEMORY_MARGIN:
+        c->rightsize_memory_margin = v;
+        break;
     }
 }
 
@@ -302,6 +332,34 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
             return DD_E_PARSE;
         }
         c->leader_elect = json_is_true(v);
+        return 0;
+    }
+    if (strcmp(key, "rightsize_no_cpu_limits") == 0) {
+        if (!json_is_boolean(v)) {
+            snprintf(why, wlen, "'rightsize_no_cpu_limits' must be true or false");
+            return DD_E_PARSE;
+        }
+        c->rightsize_no_cpu_limits = json_is_true(v);
+        return 0;
+    }
+    if (strcmp(key, "rightsize_exclude_namespaces") == 0) {
+        size_t i;
+        json_t *e;
+        int r;
+        if (!json_is_array(v)) {
+            snprintf(why, wlen, "'rightsize_exclude_namespaces' must be an array of namespaces");
+            return DD_E_PARSE;
+        }
+        c->n_rightsize_exclude = 0;
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e)) {
+                snprintf(why, wlen, "'rightsize_exclude_namespaces[%zu]' must be a string", i);
+                return DD_E_PARSE;
+            }
+            if ((r = add_rs_exclude(c, json_string_value(e), why, wlen)) < 0)
+                return r;
+        }
         return 0;
     }
     if (strcmp(key, "role") == 0) {
@@ -480,15 +538,34 @@ void dd_config_usage(FILE *out)
           "                              the node name)\n"
           "  --lease-duration SECONDS    a leader's term without renewal (default 15)\n"
           "  --renew-deadline SECONDS    a leader steps down when not renewed within (10)\n"
-          "  --retry-period SECONDS      between tries to acquire or renew (default 2)\n",
+          "  --retry-period SECONDS      between tries to acquire or renew (default 2)\n"
+          " right-sizing admission webhook (placement role):\n"
+          "  --rightsize-mode MODE       enforce (default) or recommend: annotate only\n"
+          "  --rightsize-no-cpu-limits   set no CPU limits (and remove existing ones)\n"
+          "  --rightsize-max-step X      a request or limit moves at most x X or / X per\n"
+          "                              admission (default 2)\n"
+          "  --rightsize-memory-margin M memory limit >= peak x (1 + M) (default 0.2)\n"
+          "  --rightsize-exclude-namespace NS  never right-size pods of NS (repeatable;\n"
+          "                              kube-system and $POD_NAMESPACE always)\n",
           out);
 }
 
 int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, char *errbuf,
                    size_t errlen)
 {
-    enum { O_STR = 256, O_NUM = 512, O_ROLE = 768, O_CONFIG, O_ROOT, O_POOL, O_GPU, O_ELECT };
-    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 8];
+    enum {
+        O_STR = 256,
+        O_NUM = 512,
+        O_ROLE = 768,
+        O_CONFIG,
+        O_ROOT,
+        O_POOL,
+        O_GPU,
+        O_ELECT,
+        O_RS_NO_CPU_LIMITS,
+        O_RS_EXCLUDE
+    };
+    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 10];
     struct dd_config cfg;
     const char *config_file = NULL;
     char why[256];
@@ -505,6 +582,10 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
     longopts[n++] = (struct option){"pool", required_argument, NULL, O_POOL};
     longopts[n++] = (struct option){"gpu-resource", required_argument, NULL, O_GPU};
     longopts[n++] = (struct option){"leader-elect", no_argument, NULL, O_ELECT};
+    longopts[n++] =
+        (struct option){"rightsize-no-cpu-limits", no_argument, NULL, O_RS_NO_CPU_LIMITS};
+    longopts[n++] =
+        (struct option){"rightsize-exclude-namespace", required_argument, NULL, O_RS_EXCLUDE};
     longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[n++] = (struct option){NULL, 0, NULL, 0};
 
@@ -572,6 +653,12 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
                 break;
             case O_ELECT:
                 cfg.leader_elect = true;
+                break;
+            case O_RS_NO_CPU_LIMITS:
+                cfg.rightsize_no_cpu_limits = true;
+                break;
+            case O_RS_EXCLUDE:
+                r = add_rs_exclude(&cfg, optarg, why, sizeof(why));
                 break;
             case 'h':
                 *help = true;
@@ -641,6 +728,11 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
     if (strcmp(c->placement_mode, "enforce") != 0 && strcmp(c->placement_mode, "shadow") != 0) {
         snprintf(errbuf, errlen, "placement mode '%.16s': expected enforce or shadow",
                  c->placement_mode);
+        return DD_E_USAGE;
+    }
+    if (strcmp(c->rightsize_mode, "enforce") != 0 && strcmp(c->rightsize_mode, "recommend") != 0) {
+        snprintf(errbuf, errlen, "rightsize mode '%.16s': expected enforce or recommend",
+                 c->rightsize_mode);
         return DD_E_USAGE;
     }
     if (c->kube_api[0] && strncmp(c->kube_api, "http://", 7) != 0 &&
@@ -742,6 +834,16 @@ char *dd_config_json(const struct dd_config *c)
         json_object_set_new(o, "lease_duration", json_real(c->lease_duration));
         json_object_set_new(o, "renew_deadline", json_real(c->renew_deadline));
         json_object_set_new(o, "retry_period", json_real(c->retry_period));
+    }
+    if (o) { /* the right-sizing webhook */
+        json_t *ex = json_array();
+        for (size_t i = 0; i < c->n_rightsize_exclude; i++)
+            json_array_append_new(ex, json_string(c->rightsize_exclude[i]));
+        json_object_set_new(o, "rightsize_mode", json_string(c->rightsize_mode));
+        json_object_set_new(o, "rightsize_no_cpu_limits", json_boolean(c->rightsize_no_cpu_limits));
+        json_object_set_new(o, "rightsize_max_step", json_real(c->rightsize_max_step));
+        json_object_set_new(o, "rightsize_memory_margin", json_real(c->rightsize_memory_margin));
+        json_object_set_new(o, "rightsize_exclude_namespaces", ex);
     }
     s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);

@@ -21,6 +21,7 @@
 #include "placement/profile.h"
 
 #define DD_CONFIG_MAX_ESTIMATE_ROOTS 16
+#define DD_CONFIG_MAX_RS_EXCLUDE     8 /* --rightsize-exclude-namespace */
 
 enum dd_role { DD_ROLE_ALL, DD_ROLE_NODE, DD_ROLE_PLACEMENT };
 
@@ -98,6 +99,14 @@ struct dd_config {
     char lease_namespace[DD_NAME_MAX]; /* "": the pod's namespace, else default */
     char pod_name[DD_NAME_MAX];        /* "": $POD_NAME; the identity and the pod labelled */
     double lease_duration, renew_deadline, retry_period; /* seconds: 15, 10, 2 */
+    /* the right-sizing admission webhook (roles all, placement;
+     * placement/admission.h) */
+    char rightsize_mode[16];        /* "enforce" (default) or "recommend": annotate only */
+    bool rightsize_no_cpu_limits;   /* set no CPU limits (and remove existing ones) */
+    double rightsize_max_step;      /* a value moves at most x this or / this (default 2) */
+    double rightsize_memory_margin; /* memory limit over the predicted/observed peak (0.2) */
+    char rightsize_exclude[DD_CONFIG_MAX_RS_EXCLUDE][DD_NAME_MAX]; /* besides kube-system */
+    size_t n_rightsize_exclude;
 };
 
 void dd_config_defaults(struct dd_config *c);

@@ -27,10 +27,14 @@
 
 /* ---- kinds ---- */
 
-static const char *const kind_names[DD_KUBE_KINDS] = {"pod", "pvc", "pv", "storageclass", "node"};
-static const char *const kind_paths[DD_KUBE_KINDS] = {
-    "/api/v1/pods", "/api/v1/persistentvolumeclaims", "/api/v1/persistentvolumes",
-    "/apis/storage.k8s.io/v1/storageclasses", "/api/v1/nodes"};
+static const char *const kind_names[DD_KUBE_KINDS] = {"pod",          "pvc",  "pv",
+                                                      "storageclass", "node", "namespace"};
+static const char *const kind_paths[DD_KUBE_KINDS] = {"/api/v1/pods",
+                                                      "/api/v1/persistentvolumeclaims",
+                                                      "/api/v1/persistentvolumes",
+                                                      "/apis/storage.k8s.io/v1/storageclasses",
+                                                      "/api/v1/nodes",
+                                                      "/api/v1/namespaces"};
 
 const char *dd_kube_kind_name(enum dd_kube_kind kind)
 {
@@ -948,6 +952,39 @@ static int sc_decode(const json_t *obj, struct sc **ret, char *err, size_t errle
     return 0;
 }
 
+/* A Namespace: its name and labels, one allocation. */
+struct nsrec {
+    struct entry e;
+    size_t n;
+    const char *kv[]; /* 2n: key, value, ...; strings behind */
+};
+
+static int ns_decode(const json_t *obj, struct nsrec **ret, char *err, size_t errlen)
+{
+    struct meta m;
+    const json_t *lab;
+    size_t n = 0, bytes = 0;
+    int r;
+    if ((r = meta_decode(obj, false, &m, err, errlen)) < 0 ||
+        (r = get_obj(json_object_get(obj, "metadata"), "labels", "metadata.labels", &lab, err,
+                     errlen)) < 0 ||
+        (r = str_map(lab, "metadata.labels", DD_KUBE_MAX_LABEL_KEY, DD_KUBE_MAX_LABEL_VALUE, &n,
+                     &bytes, err, errlen)) < 0)
+        return r;
+    if (n > DD_KUBE_MAX_NODE_LABELS)
+        return fail(err, errlen, DD_E_PARSE, "metadata.labels: more than %u",
+                    DD_KUBE_MAX_NODE_LABELS);
+    struct nsrec *x = dd_calloc(1, sizeof(*x) + 2 * n * sizeof(char *) + plen(m.name) + bytes);
+    if (!x)
+        return fail(err, errlen, -ENOMEM, "out of memory");
+    struct pack pk = {(char *)(x->kv + 2 * n)};
+    x->e.key = pput(&pk, m.name);
+    x->n = n;
+    str_map_pack(lab, &pk, x->kv);
+    *ret = x;
+    return 0;
+}
+
 /* A Node's labels (NULL when it has none). */
 static int labels_decode(const struct meta *m, const json_t *obj, struct labels **ret, char *err,
                          size_t errlen)
@@ -1176,6 +1213,9 @@ int dd_kube_apply(struct dd_kube *k, enum dd_kube_kind kind, enum dd_kube_event 
             break;
         case DD_KUBE_SC:
             r = sc_decode(obj, (struct sc **)&rec, err, errlen);
+            break;
+        case DD_KUBE_NAMESPACE:
+            r = ns_decode(obj, (struct nsrec **)&rec, err, errlen);
             break;
         default:
             r = node_decode(k, obj, &node_name, &node_alloc, &node_labels, err, errlen);
@@ -1672,6 +1712,26 @@ static void fill_class(const struct sc *s, struct dd_kube_class *out)
     copy(out->expected_reduction, sizeof(out->expected_reduction), s->expected_reduction);
     copy(out->estimate, sizeof(out->estimate), s->estimate);
     out->n_parameters = s->n_params;
+}
+
+int dd_kube_namespace_label(struct dd_kube *k, const char *ns, const char *key, char *ret,
+                            size_t len)
+{
+    const struct nsrec *x;
+    int r = -ENODATA;
+    pthread_rwlock_rdlock(&k->lock);
+    x = (const struct nsrec *)map_find(&k->maps[DD_KUBE_NAMESPACE], ns);
+    if (!x)
+        r = -ENOENT;
+    for (size_t i = 0; x && i < x->n; i++) {
+        if (strcmp(x->kv[2 * i], key) == 0) {
+            snprintf(ret, len, "%s", x->kv[2 * i + 1]);
+            r = 0;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&k->lock);
+    return r;
 }
 
 int dd_kube_class_lookup(struct dd_kube *k, const char *name, struct dd_kube_class *out)

@@ -45,10 +45,21 @@
 
 #include "common/limits.h"
 
-enum dd_kube_kind { DD_KUBE_POD, DD_KUBE_PVC, DD_KUBE_PV, DD_KUBE_SC, DD_KUBE_NODE, DD_KUBE_KINDS };
+/* DD_KUBE_NAMESPACE: a Namespace's labels only (the right-sizing webhook's
+ * opt-in label, placement/admission.h). */
+enum dd_kube_kind {
+    DD_KUBE_POD,
+    DD_KUBE_PVC,
+    DD_KUBE_PV,
+    DD_KUBE_SC,
+    DD_KUBE_NODE,
+    DD_KUBE_NAMESPACE,
+    DD_KUBE_KINDS
+};
 enum dd_kube_event { DD_KUBE_ADDED, DD_KUBE_MODIFIED, DD_KUBE_DELETED };
 
-/* "pod", "pvc", "pv", "storageclass", "node" (metric labels, messages) */
+/* "pod", "pvc", "pv", "storageclass", "node", "namespace" (metric labels,
+ * messages) */
 const char *dd_kube_kind_name(enum dd_kube_kind kind);
 /* The collection path of a kind, cluster-wide: "/api/v1/pods",
  * "/apis/storage.k8s.io/v1/storageclasses", ... */
@@ -261,6 +272,11 @@ size_t dd_kube_foreach_node(struct dd_kube *k,
 /* One label of a cached Node: 0, -ENOENT (no Node object), -ENODATA (no
  * such label). */
 int dd_kube_node_label(struct dd_kube *k, const char *node, const char *key, char *ret, size_t len);
+
+/* One label of a cached Namespace: 0, -ENOENT (no such Namespace),
+ * -ENODATA (no such label). */
+int dd_kube_namespace_label(struct dd_kube *k, const char *ns, const char *key, char *ret,
+                            size_t len);
 
 struct dd_kube_class {
     char name[DD_NAME_MAX], pool[DD_NAME_MAX]; /* pool "" when not ours */

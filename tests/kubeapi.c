@@ -30,10 +30,10 @@
 
 #include "common/common.h"
 
-static const char *const obj_kinds[DD_KUBE_KINDS] = {"Pod", "PersistentVolumeClaim",
-                                                     "PersistentVolume", "StorageClass", "Node"};
+static const char *const obj_kinds[DD_KUBE_KINDS] = {
+    "Pod", "PersistentVolumeClaim", "PersistentVolume", "StorageClass", "Node", "Namespace"};
 static const char *const api_versions[DD_KUBE_KINDS] = {"v1", "v1", "v1", "storage.k8s.io/v1",
-                                                        "v1"};
+                                                        "v1", "v1"};
 
 enum ev_type { E_ADDED, E_MODIFIED, E_DELETED, E_BOOKMARK, E_ERROR };
 static const char *const ev_names[] = {"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"};
@@ -453,8 +453,12 @@ static int kind_of(const char *url)
     return -1;
 }
 
-static const char *list_kinds[DD_KUBE_KINDS] = {
-    "PodList", "PersistentVolumeClaimList", "PersistentVolumeList", "StorageClassList", "NodeList"};
+static const char *list_kinds[DD_KUBE_KINDS] = {"PodList",
+                                                "PersistentVolumeClaimList",
+                                                "PersistentVolumeList",
+                                                "StorageClassList",
+                                                "NodeList",
+                                                "NamespaceList"};
 
 /* A continue token: "ct.<epoch>.<kind>.<offset>.<rv pos>" */
 static enum MHD_Result serve_list(struct tt_kubeapi *s, struct MHD_Connection *c, int kind)

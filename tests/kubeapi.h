@@ -9,7 +9,7 @@
  * {"type":"ADDED","object":{...}}; errors as Status objects.
  *
  * Served: GET /api/v1/pods, /api/v1/persistentvolumeclaims,
- * /api/v1/persistentvolumes, /api/v1/nodes,
+ * /api/v1/persistentvolumes, /api/v1/nodes, /api/v1/namespaces,
  * /apis/storage.k8s.io/v1/storageclasses with limit, continue, watch,
  * resourceVersion, allowWatchBookmarks and timeoutSeconds (cluster-wide
  * only; namespaced paths are 404). Resource versions are opaque strings

@@ -27,7 +27,7 @@ static const struct {
     enum dd_kube_kind kind;
 } prefixes[] = {
     {"pod.", DD_KUBE_POD},         {"pvc.", DD_KUBE_PVC},   {"pv.", DD_KUBE_PV},
-    {"storageclass.", DD_KUBE_SC}, {"node.", DD_KUBE_NODE},
+    {"storageclass.", DD_KUBE_SC}, {"node.", DD_KUBE_NODE}, {"namespace.", DD_KUBE_NAMESPACE},
 };
 
 static int load_fixtures(struct tt_kubeapi *s, const char *dir)
