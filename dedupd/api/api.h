@@ -22,7 +22,7 @@ struct dd_cluster_api;
 struct dd_estimate_jobs;
 
 /* Room for every table together. */
-#define DD_API_MAX_ROUTES 32
+#define DD_API_MAX_ROUTES 48
 
 /* The context of the node routes (owned by the caller, outliving the
  * server); sampler NULL: the routes answer not_served. */
@@ -134,6 +134,33 @@ struct dd_csi_api *dd_csi_api_free(struct dd_csi_api *a);
 void dd_csi_api_reconfigure(struct dd_csi_api *a, const struct dd_config *c);
 void dd_csi_api_metrics(struct dd_csi_api *a, FILE *m);
 size_t dd_api_csi_routes(struct dd_csi_api *a, const char *role, struct dd_http_route *out);
+
+/*
+ * The right-sizing admission webhook (roles all, placement;
+ * placement/admission.h): POST /admission/mutate (AdmissionReview v1 in,
+ * allowed with a JSONPatch or a warning out; never denies) and POST
+ * /v1/rightsize (a Pod or an AdmissionReview -> the rewritten object, the
+ * patch and the explanation, whatever the opt-in). Live state from the
+ * extender's placer (borrowed); the prediction from the predictor.
+ */
+struct dd_admission_api;
+struct dd_rs_live;
+struct dd_rs_prediction;
+/* pod: the Pod object as admitted (no name for a controller's pod); live
+ * may be NULL. 0, or a negative error with err (-EINVAL: the pod is bad). */
+typedef int (*dd_admission_predict_fn)(void *ctx, const json_t *pod, const struct dd_rs_live *live,
+                                       struct dd_rs_prediction *out, char *err, size_t errlen);
+int dd_admission_api_new(const struct dd_config *c, struct dd_placer *placer,
+                         struct dd_admission_api **ret);
+struct dd_admission_api *dd_admission_api_free(struct dd_admission_api *a);
+void dd_admission_api_reconfigure(struct dd_admission_api *a, const struct dd_config *c);
+/* Not set: every opted-in pod is admitted unchanged with a warning. Set
+ * before the server starts. */
+void dd_admission_api_set_predictor(struct dd_admission_api *a, dd_admission_predict_fn fn,
+                                    void *ctx);
+void dd_admission_api_metrics(struct dd_admission_api *a, FILE *m);
+size_t dd_api_admission_routes(struct dd_admission_api *a, const char *role,
+                               struct dd_http_route *out);
 
 /* Copies templ[n] into out with ctx; a NULL ctx (the subsystem is not in
  * this role) makes every route answer dd_api_not_in_role for role.
