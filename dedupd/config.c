@@ -70,6 +70,9 @@ void dd_config_defaults(struct dd_config *c)
     snprintf(c->rightsize_mode, sizeof(c->rightsize_mode), "enforce");
     c->rightsize_max_step = 2;
     c->rightsize_memory_margin = 0.2;
+    c->rightsize_retrain_every = 200;
+    c->rightsize_retrain_interval = 600;
+    c->rightsize_min_outcomes = 100;
 }
 
 /* String options: the config file's key, the flag and where it goes. */
@@ -216,7 +219,10 @@ enum num_field {
     N_RENEW_DEADLINE,
     N_RETRY_PERIOD,
     N_RS_MAX_STEP,
-    N_RS_MEMORY_MARGIN
+    N_RS_MEMORY_MARGIN,
+    N_RS_RETRAIN_EVERY,
+    N_RS_RETRAIN_INTERVAL,
+    N_RS_MIN_OUTCOMES
 };
 static const struct num_opt {
     const char *key, *flag;
@@ -242,6 +248,12 @@ static const struct num_opt {
     [N_RS_MAX_STEP] = {"rightsize_max_step", "rightsize-max-step", 1.01, 100, false, "factor"},
     [N_RS_MEMORY_MARGIN] = {"rightsize_memory_margin", "rightsize-memory-margin", 0, 10, false,
                             "share over the peak"},
+    [N_RS_RETRAIN_EVERY] = {"rightsize_retrain_every", "rightsize-retrain-every", 1, 1e8, true,
+                            "outcomes"},
+    [N_RS_RETRAIN_INTERVAL] = {"rightsize_retrain_interval", "rightsize-retrain-interval", 0.1,
+                               86400 * 30.0, false, "seconds"},
+    [N_RS_MIN_OUTCOMES] = {"rightsize_min_outcomes", "rightsize-min-outcomes", 1, 1e8, true,
+                           "outcomes"},
 };
 
 static void set_num(struct dd_config *c, enum num_field f, double v)
@@ -297,6 +309,15 @@ static void set_num(struct dd_config *c, enum num_field f, double v)
         break;
     case N_RS_MEMORY_MARGIN:
         c->rightsize_memory_margin = v;
+        break;
+    case N_RS_RETRAIN_EVERY:
+        c->rightsize_retrain_every = (unsigned)v;
+        break;
+    case N_RS_RETRAIN_INTERVAL:
+        c->rightsize_retrain_interval = v;
+        break;
+    case N_RS_MIN_OUTCOMES:
+        c->rightsize_min_outcomes = (unsigned)v;
         break;
     }
 }
@@ -509,6 +530,9 @@ void dd_config_usage(FILE *out)
           "  --min-train-samples N       samples before the XGBoost cost model trains (500)\n"
           "  --retrain-every N           new volume samples between retrains (360)\n"
           "  --prior-file FILE           cost-model prior coefficients (JSON)\n"
+          "  --rightsize-retrain-every N    new pod outcomes between right-sizing retrains (200)\n"
+          "  --rightsize-retrain-interval S a pending outcome waits at most S seconds (600)\n"
+          "  --rightsize-min-outcomes N     outcomes before right-sizing trees train (100)\n"
           " node role:\n"
           "  --node-name NAME            (default $NODE_NAME, then the host name)\n"
           "  --placement-url BASE        push reports to BASE/v1/reports\n"

@@ -25,6 +25,7 @@
 #include "dedupd/kubewatch.h"
 #include "dedupd/leader.h"
 #include "dedupd/push.h"
+#include "dedupd/rightsize.h"
 #include "dedupd/sampler.h"
 #include "dedupd/store/store.h"
 #include "dedupd/trainer.h"
@@ -38,6 +39,8 @@ struct dd_daemon {
     struct dd_cluster_api *cluster;     /* roles all, placement */
     struct dd_extender_api *extender;   /* roles all, placement */
     struct dd_csi_api *csi;             /* roles all, placement: borrows the extender's placer */
+    struct dd_rightsize *rightsize;     /* roles all, placement: outcomes and their model */
+    struct dd_admission_api *admission; /* roles all, placement: the right-sizing webhook */
     struct dd_sampler *sampler;         /* roles all, node */
     struct dd_pusher *pusher;           /* a node with --placement-url */
     struct dd_estimate_jobs *estimates; /* roles all, node */
@@ -97,6 +100,10 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
         dd_cluster_api_metrics(d->cluster, f);
     if (d->extender)
         dd_extender_api_metrics(d->extender, f);
+    if (d->rightsize)
+        dd_rightsize_metrics(d->rightsize, f);
+    if (d->admission)
+        dd_admission_api_metrics(d->admission, f);
     if (d->csi)
         dd_csi_api_metrics(d->csi, f);
     if (d->model)
@@ -269,6 +276,27 @@ static void model_config(const struct dd_config *c, struct dd_model_config *mc)
     snprintf(mc->node_name, sizeof(mc->node_name), "%s", c->node_name);
 }
 
+/* The webhook's predictor: the admitted pod's static description and the
+ * right-sizing service's prediction. */
+static int admission_predict(void *ctx, const json_t *pod, const struct dd_rs_live *live,
+                             struct dd_rs_prediction *out, char *err, size_t errlen)
+{
+    struct dd_daemon *d = ctx;
+    const char *gpus[DD_KUBE_MAX_GPU_RESOURCES];
+    struct dd_rs_pod *p = dd_calloc(1, sizeof(*p)); /* ~20 KB: off the worker's stack */
+    int r;
+    if (!p)
+        return -ENOMEM;
+    for (size_t i = 0; i < d->cfg.n_gpu_resources; i++)
+        gpus[i] = d->cfg.gpu_resources[i];
+    r = dd_rs_pod_from_json(pod, d->cfg.n_gpu_resources ? gpus : NULL, d->cfg.n_gpu_resources, p,
+                            err, errlen);
+    if (r == 0 && (r = dd_rightsize_predict(d->rightsize, p, live, out)) < 0)
+        snprintf(err, errlen, "the right-sizing model: %s", dd_strerror(r));
+    dd_free(p);
+    return r;
+}
+
 int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *errbuf, size_t errlen)
 {
     struct dd_daemon *d = dd_calloc(1, sizeof(*d));
@@ -315,6 +343,18 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
             snprintf(errbuf, errlen, "csi: %s", dd_strerror(r));
             goto fail;
         }
+        struct dd_rightsize_options ro;
+        dd_rightsize_options_init(&ro);
+        ro.retrain_every = c->rightsize_retrain_every;
+        ro.retrain_interval_ms = (uint64_t)(c->rightsize_retrain_interval * 1000.0);
+        ro.min_rows = c->rightsize_min_outcomes;
+        if ((r = dd_rightsize_new(d->store, &ro, &d->rightsize, errbuf, errlen)) < 0)
+            goto fail;
+        if ((r = dd_admission_api_new(c, dd_extender_api_placer(d->extender), &d->admission)) < 0) {
+            snprintf(errbuf, errlen, "admission: %s", dd_strerror(r));
+            goto fail;
+        }
+        dd_admission_api_set_predictor(d->admission, admission_predict, d);
         /* before the HTTP server: the extender reads the cache from its first request */
         if ((r = kube_start(d, c, errbuf, errlen)) < 0)
             goto fail;
@@ -354,6 +394,8 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
     n += dd_api_cluster_routes(d->cluster, role, routes + n);
     n += dd_api_extender_routes(d->extender, role, routes + n);
     n += dd_api_csi_routes(d->csi, role, routes + n);
+    n += dd_api_rightsize_routes(d->rightsize, role, routes + n);
+    n += dd_api_admission_routes(d->admission, role, routes + n);
 
     hc.listen = c->listen;
     hc.token = token;
@@ -401,6 +443,8 @@ void dd_daemon_reload(struct dd_daemon *d, const struct dd_config *c)
         dd_extender_api_reconfigure(d->extender, c);
     if (d->csi)
         dd_csi_api_reconfigure(d->csi, c);
+    if (d->admission)
+        dd_admission_api_reconfigure(d->admission, c);
     if (d->model) {
         struct dd_model_config mc;
         model_config(c, &mc);
@@ -431,7 +475,9 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_extender_api_free(d->extender);
     dd_leader_free(d->leader);
     dd_cluster_api_free(d->cluster);
-    dd_model_service_free(d->model); /* a training in progress finishes */
-    dd_store_free(d->store);         /* committed batches are in the WAL */
+    dd_admission_api_free(d->admission); /* borrows the extender's placer */
+    dd_rightsize_free(d->rightsize);     /* a training in progress finishes */
+    dd_model_service_free(d->model);     /* a training in progress finishes */
+    dd_store_free(d->store);             /* committed batches are in the WAL */
     dd_free(d);
 }

@@ -226,9 +226,9 @@ static void live_state(struct dd_admission_api *a, const json_t *pod, struct liv
     }
     dd_placer_end(&q);
     out->rs.n_nodes = out->n_top;
-    out->rs.top_slowdown_pct = n_sd ? sd / (double)n_sd : NAN;
-    out->rs.top_cpu_util = n_cpu ? cpu / (double)n_cpu : NAN;
-    out->rs.top_free_gpus = n_gpus ? gpus / (double)n_gpus : NAN;
+    out->rs.top_slowdown_pct = n_sd ? sd / (double)n_sd : (double)NAN;
+    out->rs.top_cpu_util = n_cpu ? cpu / (double)n_cpu : (double)NAN;
+    out->rs.top_free_gpus = n_gpus ? gpus / (double)n_gpus : (double)NAN;
 }
 
 /* ---- the decision ---- */
