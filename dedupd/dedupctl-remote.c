@@ -7,6 +7,9 @@
  *   dedupctl model    --remote URL [retrain]  the cost model's status, or train it now
  *   dedupctl place    --remote URL POD.json|-  every node's score, verdict and why for a pod
  *                     (a Pod object, or {"namespace": NS, "name": NAME} of a cached pod)
+ *   dedupctl rightsize --remote URL POD.json|-  the pod as the right-sizing webhook would
+ *                     rewrite it (requests, limits, annotations) and why (POST
+ *                     /v1/rightsize; a Pod object or an AdmissionReview)
  *   dedupctl cluster  --remote URL [NODE]     a placement role's cluster view: one line
  *                     per node (report age, stale, skew, GPUs) and per volume (pool,
  *                     mode, free physical space, write rate, cost)
@@ -444,6 +447,63 @@ int dd_ctl_remote(const char *verb, int argc, char **argv)
                        json_string_value(json_object_get(n, "verdict")), slow,
                        json_string_value(json_object_get(n, "reason")));
             }
+        }
+        ret = 0;
+    } else if (strcmp(verb, "rightsize") == 0) {
+        json_error_t je;
+        json_t *pod;
+        char *body;
+        if (optind + 1 != argc) {
+            fprintf(stderr, "dedupctl: rightsize: exactly one POD.json (or - for stdin)\n");
+            ret = 2;
+            goto out;
+        }
+        pod = strcmp(argv[optind], "-") == 0 ? json_loadf(stdin, 0, &je)
+                                             : json_load_file(argv[optind], 0, &je);
+        if (!pod) {
+            fprintf(stderr, "dedupctl: rightsize: %s: line %d column %d: %s\n", argv[optind],
+                    je.line, je.column, je.text);
+            ret = 2;
+            goto out;
+        }
+        body = json_dumps(pod, JSON_COMPACT);
+        json_decref(pod);
+        long st = call(api, "POST", "/v1/rightsize", body, &doc, err, sizeof(err));
+        free(body);
+        if (st != 200)
+            goto fail;
+        if (json) {
+            dump(doc);
+        } else {
+            json_t *ex = json_object_get(doc, "explanation"), *ct, *rsn;
+            size_t i;
+            printf("namespace %s: opt-in %s, mode %s, %s%s\n",
+                   json_string_value(json_object_get(doc, "namespace")),
+                   json_string_value(json_object_get(doc, "opt_in")),
+                   json_string_value(json_object_get(ex, "mode")),
+                   json_is_true(json_object_get(ex, "changed")) ? "changed" : "unchanged",
+                   json_is_true(json_object_get(ex, "static_cpus")) ? ", exclusive CPUs" : "");
+            printf("%-24s %-9s %-9s %-18s %-18s\n", "CONTAINER", "", "", "BEFORE", "AFTER");
+            json_array_foreach(json_object_get(ex, "containers"), i, ct)
+            {
+                static const char *const rows[4][2] = {{"requests", "cpu"},
+                                                       {"limits", "cpu"},
+                                                       {"requests", "memory"},
+                                                       {"limits", "memory"}};
+                for (size_t k = 0; k < 4; k++) {
+                    const char *b = json_string_value(json_object_get(
+                        json_object_get(json_object_get(ct, "before"), rows[k][0]), rows[k][1]));
+                    const char *a = json_string_value(json_object_get(
+                        json_object_get(json_object_get(ct, "after"), rows[k][0]), rows[k][1]));
+                    printf("%-24s %-9s %-9s %-18s %-18s\n",
+                           k ? "" : json_string_value(json_object_get(ct, "name")), rows[k][0],
+                           rows[k][1], b ? b : "-", a ? a : "-");
+                }
+            }
+            json_array_foreach(json_object_get(ex, "reasons"), i, rsn)
+                printf("  why: %s\n", json_string_value(rsn));
+            printf("rewritten object:\n");
+            dump(json_object_get(doc, "object"));
         }
         ret = 0;
     } else if (strcmp(verb, "cluster") == 0) {

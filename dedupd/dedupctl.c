@@ -64,6 +64,8 @@ static void usage(FILE *out)
           "  model [retrain] --remote URL               the cost model: status, train now\n"
           "  cluster [NODE] --remote URL                a placement role's view of the nodes\n"
           "  place POD.json|- --remote URL              every node's score for a pod, and why\n"
+          "  rightsize POD.json|- --remote URL          the pod right-sized (requests, limits,\n"
+          "                                             annotations) and why\n"
           "  model fit --data FILE.jsonl [--holdout time|interleaved] [--prior-out F]\n"
           "                                             fit the prior and XGBoost offline\n"
           "  predict --remote URL --volume NAME [--write-mbps W] [--duplicate-share D]\n"
@@ -339,7 +341,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "status") == 0 || strcmp(argv[1], "volumes") == 0 ||
         strcmp(argv[1], "history") == 0 || strcmp(argv[1], "model") == 0 ||
         strcmp(argv[1], "cluster") == 0 || strcmp(argv[1], "place") == 0 ||
-        strcmp(argv[1], "predict") == 0)
+        strcmp(argv[1], "predict") == 0 || strcmp(argv[1], "rightsize") == 0)
         return dd_ctl_remote(argv[1], argc - 1, argv + 1);
     if (strcmp(argv[1], "vdostats") == 0)
         return dd_ctl_vdostats(argc - 1, argv + 1);
