@@ -195,7 +195,7 @@ static int quantity(const json_t *v, bool milli, const char *where, size_t idx, 
     const char *s = buf;
     int r;
 
-    *ret = NAN;
+    *ret = (double)NAN;
     if (!v || json_is_null(v))
         return 0;
     if (json_is_string(v)) {
@@ -378,7 +378,7 @@ static double sum_regular(const struct podres *p, size_t off)
     for (size_t i = 0; i < p->n; i++) {
         double v = *(const double *)((const char *)&p->c[i] + off);
         if (isnan(v))
-            return NAN;
+            return (double)NAN;
         s += v;
     }
     return s;
@@ -416,7 +416,7 @@ static void plan_cpu(const struct dd_adm_options *o, const struct podres *p,
                      const struct dd_rs_prediction *pred, struct plan *pl, json_t *reasons)
 {
     double P = pred->value[DD_RS_CPU];
-    pl->req = pl->lim = NAN;
+    pl->req = pl->lim = (double)NAN;
     if (!isfinite(P) || P <= 0) {
         reason(reasons, "cpu: no prediction (source %s): left as it is",
                pred->source[DD_RS_CPU] ? pred->source[DD_RS_CPU] : "none");
@@ -441,7 +441,7 @@ static void plan_memory(const struct dd_adm_options *o, const struct podres *p,
 {
     const struct dd_rs_history *h = &pred->history;
     double P = pred->value[DD_RS_MEMORY];
-    pl->req = pl->lim = NAN;
+    pl->req = pl->lim = (double)NAN;
     if (!isfinite(P) || P <= 0) {
         reason(reasons, "memory: no prediction (source %s): left as it is",
                pred->source[DD_RS_MEMORY] ? pred->source[DD_RS_MEMORY] : "none");

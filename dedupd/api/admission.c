@@ -187,7 +187,7 @@ static void live_state(struct dd_admission_api *a, const json_t *pod, struct liv
     size_t n_sd = 0, n_cpu = 0, n_gpus = 0, n;
 
     memset(out, 0, sizeof(*out));
-    out->rs = (struct dd_rs_live){NAN, NAN, NAN, 0};
+    out->rs = (struct dd_rs_live){(double)NAN, (double)NAN, (double)NAN, 0};
     if (!a->placer || dd_placer_begin(a->placer, pod, NULL, dd_wall_ms(), &q, err, sizeof(err)) < 0)
         return;
     kube = dd_placer_kube(a->placer);

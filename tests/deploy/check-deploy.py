@@ -23,7 +23,8 @@ BUILTIN_ROLES = {("ClusterRole", None, "system:kube-scheduler"),
                  ("ClusterRole", None, "system:volume-scheduler"),
                  ("Role", "kube-system", "extension-apiserver-authentication-reader")}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass",
-                  "RuntimeClass", "StorageClass", "PersistentVolume", "Node", "CSIDriver"}
+                  "RuntimeClass", "StorageClass", "PersistentVolume", "Node", "CSIDriver",
+                  "MutatingWebhookConfiguration"}
 EXTENDER_FIELDS = {"urlPrefix", "filterVerb", "preemptVerb", "prioritizeVerb", "weight",
                    "bindVerb", "enableHTTPS", "tlsConfig", "httpTimeout", "nodeCacheCapable",
                    "managedResources", "ignorable"}
@@ -296,6 +297,45 @@ def check_extender_config(what, cfg, services):
                   f"{what}: HTTPS verifies the server (caFile/caData, not insecure)")
 
 
+def check_webhooks(name, objs, services):
+    """The right-sizing MutatingWebhookConfiguration (issue 13's fixed settings)."""
+    for (kind, _, nm), o in objs.items():
+        if kind != "MutatingWebhookConfiguration":
+            continue
+        hooks = o.get("webhooks") or []
+        check(len(hooks) == 1, f"{name}: {nm} has one webhook")
+        for w in hooks:
+            what = f"{name}: {nm}/{w.get('name')}"
+            check(w.get("failurePolicy") == "Ignore", f"{what}: failurePolicy Ignore (fail open)")
+            check(w.get("timeoutSeconds") == 3, f"{what}: timeoutSeconds 3")
+            check(w.get("sideEffects") == "NoneOnDryRun", f"{what}: sideEffects NoneOnDryRun")
+            check(w.get("reinvocationPolicy") == "IfNeeded", f"{what}: reinvocationPolicy IfNeeded")
+            check(w.get("admissionReviewVersions") == ["v1"], f"{what}: admissionReviewVersions [v1]")
+            rules = w.get("rules") or []
+            check(any(r.get("operations") == ["CREATE"] and r.get("resources") == ["pods"]
+                      and r.get("apiGroups") == [""] for r in rules), f"{what}: rules: pods CREATE")
+            svc = (w.get("clientConfig") or {}).get("service") or {}
+            sobj = services.get((svc.get("namespace"), svc.get("name")))
+            check(sobj is not None and any(p["port"] == svc.get("port") for p in sobj["spec"]["ports"]),
+                  f"{what}: clientConfig names a rendered Service and port "
+                  f"({svc.get('namespace')}/{svc.get('name')}:{svc.get('port')})")
+            check(svc.get("path") == "/admission/mutate", f"{what}: path /admission/mutate (dedupd's route)")
+            ex = set()
+            for e in (w.get("namespaceSelector") or {}).get("matchExpressions") or []:
+                if e.get("key") == "kubernetes.io/metadata.name" and e.get("operator") == "NotIn":
+                    ex |= set(e.get("values") or [])
+            check({"kube-system", svc.get("namespace")} <= ex,
+                  f"{what}: namespaceSelector excludes kube-system and {svc.get('namespace')}")
+            ann = (o.get("metadata") or {}).get("annotations") or {}
+            check("caBundle" in (w.get("clientConfig") or {}) or any(k.startswith("cert-manager.io/inject-ca-from") for k in ann),
+                  f"{what}: caBundle set or injected by cert-manager")
+            # kube-apiserver calls webhooks over HTTPS only
+            tls = [t for w2, t in pod_templates(list(objs.values()))
+                   if w2["metadata"]["name"] == svc.get("name")
+                   and any("--tls-cert" in a for c in t["spec"]["containers"] for a in c.get("args", []))]
+            check(len(tls) > 0, f"{what}: the placement role serves HTTPS (--tls-cert)")
+
+
 def metric_names(paths):
     names = set()
     for p in paths:
@@ -327,7 +367,8 @@ def main():
     with open(a.requests) as f:
         requests = json.load(f)
     kinds = {parse_path(q["path"])[1] for q in requests if parse_path(q["path"])}
-    check({"pods", "persistentvolumeclaims", "persistentvolumes", "nodes", "storageclasses"} <= kinds,
+    check({"pods", "persistentvolumeclaims", "persistentvolumes", "nodes", "storageclasses",
+           "namespaces"} <= kinds,
           f"the test API server recorded the cache's calls ({len(requests)} distinct)")
 
     all_objs = {}
@@ -338,6 +379,7 @@ def main():
         check_placement_restricted(name, objs)
         check_rbac(name, objs, requests)
         services = {(k[1], k[2]): o for k, o in objs.items() if k[0] == "Service"}
+        check_webhooks(name, objs, services)
         for (kind, ns, nm), o in objs.items():
             if kind == "ConfigMap" and "config.yaml" in o.get("data", {}):
                 cfg = yaml.safe_load(o["data"]["config.yaml"])
@@ -380,6 +422,9 @@ def main():
     with open(os.path.join(a.src, "README.md")) as f:
         readme = f.read()
     check("## Deploying on Kubernetes" in readme, "README has 'Deploying on Kubernetes'")
+    rendered_hooks = [o for objs in all_objs.values() for k, o in objs.items() if k[0] == "MutatingWebhookConfiguration"]
+    check(len(rendered_hooks) > 0, "an overlay renders the right-sizing MutatingWebhookConfiguration")
+    check("caBundle" in readme and "dedupd-rightsize" in readme, "README tells how the webhook's caBundle is set")
     for kind, ns, nm in sorted(EXTERNAL):
         if kind == "Secret":
             check(nm in readme, f"README tells how to create Secret {nm}")

@@ -150,8 +150,8 @@ for _ in $(seq 150); do
   if metric "$p_place" >"$tmp/placement.prom" 2>/dev/null &&
      metric "$p_all" >"$tmp/all.prom" 2>/dev/null &&
      metric "$p_node" >"$tmp/node.prom" 2>/dev/null &&
-     [ "$(grep -c '^dedupd_kube_synced{.*} 1$' "$tmp/placement.prom")" -ge 5 ] &&
-     [ "$(grep -c '^dedupd_kube_synced{.*} 1$' "$tmp/all.prom")" -ge 5 ] &&
+     [ "$(grep -c '^dedupd_kube_synced{.*} 1$' "$tmp/placement.prom")" -ge 6 ] &&
+     [ "$(grep -c '^dedupd_kube_synced{.*} 1$' "$tmp/all.prom")" -ge 6 ] &&
      grep -q '^dedupd_reports_received_total [1-9]' "$tmp/placement.prom" &&
      grep -q '^dedupd_samples_total [1-9]' "$tmp/node.prom"; then
     ready=1
@@ -182,6 +182,22 @@ for verb in filter prioritize; do
   [ "$code" = 200 ] || fail "POST /scheduler/$verb answered $code: $(cat "$tmp/extender-$verb.json")"
 done
 echo "test-deploy: POST /scheduler/filter and /scheduler/prioritize: 200 without a token"
+
+# the webhook's path (deploy/components/rightsize-webhook): the reference
+# AdmissionReview answered 200 without a token, uid echoed, allowed
+code=$(curl -s -o "$tmp/mutate.json" -w '%{http_code}' --max-time 5 -X POST \
+  -H 'Content-Type: application/json' \
+  --data @"$src/tests/fixtures/k8s/admission/admission-review.request.pod-create.json" \
+  "http://127.0.0.1:$p_place/admission/mutate")
+[ "$code" = 200 ] || fail "POST /admission/mutate answered $code: $(cat "$tmp/mutate.json")"
+"$py" - "$tmp/mutate.json" <<'PY' || fail "POST /admission/mutate: not an allowed AdmissionReview"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["apiVersion"] == "admission.k8s.io/v1" and r["kind"] == "AdmissionReview", r
+assert r["response"]["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002", r
+assert r["response"]["allowed"] is True, r
+PY
+echo "test-deploy: POST /admission/mutate: 200 without a token, an allowed AdmissionReview"
 
 # stop the daemons, then the recorder (it writes the calls it served)
 for p in "${pids[@]:1}"; do kill -TERM "$p" 2>/dev/null || true; done

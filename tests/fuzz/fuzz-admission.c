@@ -24,11 +24,11 @@ static struct dd_rs_prediction pred(int which)
     struct dd_rs_prediction p;
     memset(&p, 0, sizeof(p));
     for (int t = 0; t < DD_RS_NTARGETS; t++) {
-        p.value[t] = NAN;
+        p.value[t] = (double)NAN;
         p.source[t] = "none";
     }
-    p.history.max_memory_bytes = NAN;
-    p.history.last_oom_memory_limit = NAN;
+    p.history.max_memory_bytes = (double)NAN;
+    p.history.last_oom_memory_limit = (double)NAN;
     if (which == 1) {
         p.value[DD_RS_CPU] = 0.2;
         p.value[DD_RS_MEMORY] = 100e6;
@@ -109,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct dd_adm_options o;
         struct dd_adm_result r;
         struct dd_rs_prediction p = pred(k % 3);
-        struct dd_rs_live live = {NAN, 0.5, 2, 1};
+        struct dd_rs_live live = {(double)NAN, 0.5, 2, 1};
         dd_adm_options_init(&o);
         o.mode = k / 3 % 2 ? DD_ADM_RECOMMEND : DD_ADM_ENFORCE;
         o.no_cpu_limits = k / 6 % 2;

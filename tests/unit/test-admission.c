@@ -64,9 +64,9 @@ static struct dd_rs_prediction prediction(double cpu, double mem, double rd, dou
     struct dd_rs_prediction p;
     memset(&p, 0, sizeof(p));
     for (int t = 0; t < DD_RS_NTARGETS; t++) {
-        p.value[t] = NAN;
+        p.value[t] = (double)NAN;
         p.source[t] = "none";
-        p.history.p95[t] = NAN;
+        p.history.p95[t] = (double)NAN;
     }
     p.value[DD_RS_CPU] = cpu;
     p.value[DD_RS_MEMORY] = mem;
@@ -75,8 +75,8 @@ static struct dd_rs_prediction prediction(double cpu, double mem, double rd, dou
     for (int t = 0; t < DD_RS_NTARGETS; t++)
         if (isfinite(p.value[t]))
             p.source[t] = "history";
-    p.history.max_memory_bytes = NAN;
-    p.history.last_oom_memory_limit = NAN;
+    p.history.max_memory_bytes = (double)NAN;
+    p.history.last_oom_memory_limit = (double)NAN;
     p.model_version = 0;
     return p;
 }
@@ -378,7 +378,7 @@ static void test_malformed_reviews(void **state)
     };
     struct dd_adm_options o;
     dd_adm_options_init(&o);
-    struct dd_rs_prediction p = prediction(1, GIB, NAN, NAN);
+    struct dd_rs_prediction p = prediction(1, GIB, (double)NAN, (double)NAN);
     for (size_t i = 0; i < DD_ARRAY_SIZE(pods); i++) {
         json_t *pod = json_loads(pods[i].pod, 0, NULL);
         struct dd_adm_result r;
@@ -434,7 +434,7 @@ static void test_margin_and_step(void **state)
 
     /* step: 8 cores -> predicted 1 -> at most down to 4; 1 -> 10: up to 2 */
     json_t *pod = one_container("8", "8", "8Gi", "8Gi", NULL);
-    struct dd_rs_prediction p = prediction(1.0, 1 * GIB, NAN, NAN);
+    struct dd_rs_prediction p = prediction(1.0, 1 * GIB, (double)NAN, (double)NAN);
     json_t *out = rewrite(&o, pod, &p, false, &r);
     assert_string_equal(q(out, 0, "requests", "cpu"), "4");
     assert_string_equal(q(out, 0, "requests", "memory"), "4Gi");
@@ -444,7 +444,7 @@ static void test_margin_and_step(void **state)
     json_decref(pod);
 
     pod = one_container("1", "1", "1Gi", "1Gi", NULL);
-    p = prediction(10.0, 10 * GIB, NAN, NAN);
+    p = prediction(10.0, 10 * GIB, (double)NAN, (double)NAN);
     out = rewrite(&o, pod, &p, false, &r);
     assert_string_equal(q(out, 0, "requests", "cpu"), "2");
     assert_string_equal(q(out, 0, "limits", "cpu"), "2");
@@ -463,7 +463,7 @@ static void test_margin_and_step(void **state)
 
     /* margin: the memory limit is never below the observed peak + margin,
      * even when the step would keep it lower */
-    p = prediction(1.0, 1 * GIB, NAN, NAN);
+    p = prediction(1.0, 1 * GIB, (double)NAN, (double)NAN);
     p.history.n = 4;
     p.history.max_memory_bytes = 5 * GIB;
     out = rewrite(&o, pod, &p, false, &r);
@@ -483,7 +483,7 @@ static void test_margin_and_step(void **state)
     pod = json_pack("{s:{s:s}, s:{s:[{s:s}]}}", "metadata", "name", "x", "spec", "containers",
                     "name", "c");
     dd_adm_options_init(&o);
-    p = prediction(0.5, 512.0 * 1024 * 1024, NAN, NAN);
+    p = prediction(0.5, 512.0 * 1024 * 1024, (double)NAN, (double)NAN);
     out = rewrite(&o, pod, &p, false, &r);
     check_op(r.patch, 0, "add", "/spec/containers/0/resources", NULL);
     assert_string_equal(q(out, 0, "requests", "cpu"), "500m");
@@ -503,7 +503,7 @@ static void test_no_cpu_limits_and_gpus(void **state)
     o.no_cpu_limits = true;
 
     json_t *pod = one_container("4", "4", "8Gi", "8Gi", "4");
-    struct dd_rs_prediction p = prediction(3.0, 6 * GIB, NAN, NAN);
+    struct dd_rs_prediction p = prediction(3.0, 6 * GIB, (double)NAN, (double)NAN);
     json_t *out = rewrite(&o, pod, &p, false, &r);
     assert_string_equal(q(out, 0, "requests", "cpu"), "3");
     assert_null(q(out, 0, "limits", "cpu"));
@@ -535,7 +535,7 @@ static void test_no_cpu_limits_and_gpus(void **state)
     o.n_gpu_resources = 1;
     pod = json_pack("{s:{}, s:{s:[{s:{s:{s:s, s:s}}}]}}", "metadata", "spec", "containers",
                     "resources", "limits", "amd.com/gpu", "2", "memory", "2Gi");
-    p = prediction(NAN, 1 * GIB, NAN, NAN);
+    p = prediction((double)NAN, 1 * GIB, (double)NAN, (double)NAN);
     out = rewrite(&o, pod, &p, false, &r);
     assert_int_equal(r.containers[0].gpus, 2);
     assert_string_equal(q(out, 0, "limits", "amd.com/gpu"), "2");
@@ -555,8 +555,8 @@ static void test_oom(void **state)
     json_t *pod = one_container("2", "2", "4Gi", "4Gi", NULL);
 
     /* a prediction raised after an OOMKilled run gives a higher limit */
-    struct dd_rs_prediction before = prediction(2, 3 * GIB, NAN, NAN);
-    struct dd_rs_prediction after = prediction(2, 4.5 * GIB, NAN, NAN);
+    struct dd_rs_prediction before = prediction(2, 3 * GIB, (double)NAN, (double)NAN);
+    struct dd_rs_prediction after = prediction(2, 4.5 * GIB, (double)NAN, (double)NAN);
     after.history.n = 3;
     after.history.oom_killed = 1;
     after.history.last_oom_memory_limit = 4 * GIB;
@@ -573,7 +573,7 @@ static void test_oom(void **state)
     dd_adm_result_release(&r2);
 
     /* the OOM floor also wins over a low prediction and the step */
-    struct dd_rs_prediction low = prediction(2, 1 * GIB, NAN, NAN);
+    struct dd_rs_prediction low = prediction(2, 1 * GIB, (double)NAN, (double)NAN);
     low.history.oom_killed = 2;
     low.history.last_oom_memory_limit = 8 * GIB;
     b = rewrite(&o, pod, &low, false, &r2);
@@ -592,7 +592,7 @@ static void test_static_cpu_manager(void **state)
     dd_adm_options_init(&o);
     json_t *pod = one_container("4", "6", "8Gi", "12Gi", "1");
 
-    struct dd_rs_prediction p = prediction(2.4, 6 * GIB, NAN, NAN);
+    struct dd_rs_prediction p = prediction(2.4, 6 * GIB, (double)NAN, (double)NAN);
     json_t *out = rewrite(&o, pod, &p, true, &r);
     assert_true(r.static_cpus);
     assert_string_equal(q(out, 0, "requests", "cpu"), "3");
@@ -610,7 +610,7 @@ static void test_static_cpu_manager(void **state)
     dd_adm_result_release(&r);
 
     /* below one core it does not help, and says so */
-    p = prediction(0.3, 6 * GIB, NAN, NAN);
+    p = prediction(0.3, 6 * GIB, (double)NAN, (double)NAN);
     json_decref(pod);
     pod = one_container("500m", "1", "8Gi", "12Gi", NULL);
     out = rewrite(&o, pod, &p, true, &r);
@@ -621,7 +621,7 @@ static void test_static_cpu_manager(void **state)
 
     /* no_cpu_limits excludes it */
     o.no_cpu_limits = true;
-    p = prediction(2.4, 6 * GIB, NAN, NAN);
+    p = prediction(2.4, 6 * GIB, (double)NAN, (double)NAN);
     out = rewrite(&o, pod, &p, true, &r);
     assert_false(r.static_cpus);
     assert_true(has_reason(&r, "no_cpu_limits"));
