@@ -45,6 +45,11 @@ static struct dd_rs_prediction pred(int which)
     return p;
 }
 
+static bool same(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || a == b;
+}
+
 /* json_equal, with two absent values equal */
 static bool eq(const json_t *a, const json_t *b)
 {
@@ -125,9 +130,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_pod(rv.object, copy, o.mode == DD_ADM_RECOMMEND);
         for (size_t i = 0; i < r.n_containers; i++) {
             const struct dd_adm_container *c = &r.containers[i];
-            if (!isnan(c->cpu_request[1]) && !isnan(c->cpu_limit[1]))
+            /* what the rewrite set (a pod may come with a request over its
+             * limit; a resource without a prediction is left so) */
+            bool cpu_set = !same(c->cpu_request[0], c->cpu_request[1]) ||
+                           !same(c->cpu_limit[0], c->cpu_limit[1]);
+            bool mem_set = !same(c->memory_request[0], c->memory_request[1]) ||
+                           !same(c->memory_limit[0], c->memory_limit[1]);
+            if (cpu_set && !isnan(c->cpu_request[1]) && !isnan(c->cpu_limit[1]))
                 CHECK(c->cpu_request[1] <= c->cpu_limit[1] + 1e-9);
-            if (!isnan(c->memory_request[1]) && !isnan(c->memory_limit[1]))
+            if (mem_set && !isnan(c->memory_request[1]) && !isnan(c->memory_limit[1]))
                 CHECK(c->memory_request[1] <= c->memory_limit[1]);
         }
         json_t *resp = dd_adm_response(rv.uid, r.patch, NULL, 0);
