@@ -523,6 +523,40 @@ static void test_malformed(void **state)
         metric(f, "dedupd_admission_requests_total{route=\"mutate\",outcome=\"patched\"} ") >= 1);
 }
 
+/* dedupctl rightsize against the daemon: the table, the reasons and the
+ * rewritten object; --json the daemon's document; a bad file is usage. */
+static void test_dedupctl(void **state)
+{
+    struct fx *f = *state;
+    char path[1200], *out = NULL, *err = NULL;
+    snprintf(path, sizeof(path), "%s/pod.json", f->dir);
+    json_t *rv = fixture("k8s/admission/admission-review.request.deployment-pod.json");
+    assert_int_equal(
+        json_dump_file(json_object_get(json_object_get(rv, "request"), "object"), path, 0), 0);
+    json_decref(rv);
+    const char *argv[] = {tt_bin("dedupctl"), "rightsize", "--remote", f->url, path, NULL};
+    assert_int_equal(tt_run(argv, &out, &err), 0);
+    assert_non_null(strstr(out, "opt-in pod_annotation"));
+    assert_non_null(strstr(out, "loader"));
+    assert_non_null(strstr(out, "rewritten object:"));
+    assert_non_null(strstr(out, "dedupd.io/rightsize-prediction"));
+    free(out);
+    free(err);
+    const char *jargv[] = {
+        tt_bin("dedupctl"), "rightsize", "--json", "--remote", f->url, path, NULL};
+    assert_int_equal(tt_run(jargv, &out, &err), 0);
+    json_t *doc = json_loads(out, 0, NULL);
+    assert_non_null(json_object_get(doc, "explanation"));
+    json_decref(doc);
+    free(out);
+    free(err);
+    const char *bad[] = {tt_bin("dedupctl"),  "rightsize", "--remote", f->url,
+                         "/nonexistent.json", NULL};
+    assert_int_equal(tt_run(bad, &out, &err), 2);
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -531,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_unchanged_with_warning),
         cmocka_unit_test(test_dry_run_records_nothing),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_dedupctl),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
