@@ -67,6 +67,9 @@ void dd_config_defaults(struct dd_config *c)
     c->lease_duration = 15;
     c->renew_deadline = 10;
     c->retry_period = 2;
+    c->rightsize_retrain_every = 200;
+    c->rightsize_retrain_interval = 600;
+    c->rightsize_min_outcomes = 100;
 }
 
 /* String options: the config file's key, the flag and where it goes. */
@@ -195,7 +198,10 @@ enum num_field {
     N_LEDGER_BOUND_TTL,
     N_LEASE_DURATION,
     N_RENEW_DEADLINE,
-    N_RETRY_PERIOD
+    N_RETRY_PERIOD,
+    N_RS_RETRAIN_EVERY,
+    N_RS_RETRAIN_INTERVAL,
+    N_RS_MIN_OUTCOMES
 };
 static const struct num_opt {
     const char *key, *flag;
@@ -218,6 +224,12 @@ static const struct num_opt {
     [N_LEASE_DURATION] = {"lease_duration", "lease-duration", 1, 3600, true, "seconds"},
     [N_RENEW_DEADLINE] = {"renew_deadline", "renew-deadline", 0.05, 3600, false, "seconds"},
     [N_RETRY_PERIOD] = {"retry_period", "retry-period", 0.01, 3600, false, "seconds"},
+    [N_RS_RETRAIN_EVERY] = {"rightsize_retrain_every", "rightsize-retrain-every", 1, 1e8, true,
+                            "outcomes"},
+    [N_RS_RETRAIN_INTERVAL] = {"rightsize_retrain_interval", "rightsize-retrain-interval", 0.1,
+                               86400 * 30.0, false, "seconds"},
+    [N_RS_MIN_OUTCOMES] = {"rightsize_min_outcomes", "rightsize-min-outcomes", 1, 1e8, true,
+                           "outcomes"},
 };
 
 static void set_num(struct dd_config *c, enum num_field f, double v)
@@ -267,6 +279,15 @@ static void set_num(struct dd_config *c, enum num_field f, double v)
         break;
     case N_RETRY_PERIOD:
         c->retry_period = v;
+        break;
+    case N_RS_RETRAIN_EVERY:
+        c->rightsize_retrain_every = (unsigned)v;
+        break;
+    case N_RS_RETRAIN_INTERVAL:
+        c->rightsize_retrain_interval = v;
+        break;
+    case N_RS_MIN_OUTCOMES:
+        c->rightsize_min_outcomes = (unsigned)v;
         break;
     }
 }
@@ -451,6 +472,9 @@ void dd_config_usage(FILE *out)
           "  --min-train-samples N       samples before the XGBoost cost model trains (500)\n"
           "  --retrain-every N           new volume samples between retrains (360)\n"
           "  --prior-file FILE           cost-model prior coefficients (JSON)\n"
+          "  --rightsize-retrain-every N    new pod outcomes between right-sizing retrains (200)\n"
+          "  --rightsize-retrain-interval S a pending outcome waits at most S seconds (600)\n"
+          "  --rightsize-min-outcomes N     outcomes before right-sizing trees train (100)\n"
           " node role:\n"
           "  --node-name NAME            (default $NODE_NAME, then the host name)\n"
           "  --placement-url BASE        push reports to BASE/v1/reports\n"

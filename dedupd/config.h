@@ -60,6 +60,10 @@ struct dd_config {
     unsigned min_train_samples; /* rows before XGBoost trains */
     unsigned retrain_every;     /* new volume samples between retrains */
     char prior_file[1024];      /* JSON prior coefficients; "" = calibrated defaults */
+    /* right-sizing (roles all and placement; dedupd/rightsize.h) */
+    unsigned rightsize_retrain_every;  /* new outcomes between retrains (200) */
+    double rightsize_retrain_interval; /* seconds a pending outcome waits at most (600) */
+    unsigned rightsize_min_outcomes;   /* outcomes before trees are trained (100) */
     /* node side: identity, pools, where reports go */
     char node_name[DD_NAME_MAX];     /* default: $NODE_NAME, then the host name */
     char placement_url[1024];        /* base URL; "" = no pushing */

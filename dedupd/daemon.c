@@ -25,6 +25,7 @@
 #include "dedupd/kubewatch.h"
 #include "dedupd/leader.h"
 #include "dedupd/push.h"
+#include "dedupd/rightsize.h"
 #include "dedupd/sampler.h"
 #include "dedupd/store/store.h"
 #include "dedupd/trainer.h"
@@ -38,6 +39,7 @@ struct dd_daemon {
     struct dd_cluster_api *cluster;     /* roles all, placement */
     struct dd_extender_api *extender;   /* roles all, placement */
     struct dd_csi_api *csi;             /* roles all, placement: borrows the extender's placer */
+    struct dd_rightsize *rightsize;     /* roles all, placement: outcomes and their model */
     struct dd_sampler *sampler;         /* roles all, node */
     struct dd_pusher *pusher;           /* a node with --placement-url */
     struct dd_estimate_jobs *estimates; /* roles all, node */
@@ -97,6 +99,8 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
         dd_cluster_api_metrics(d->cluster, f);
     if (d->extender)
         dd_extender_api_metrics(d->extender, f);
+    if (d->rightsize)
+        dd_rightsize_metrics(d->rightsize, f);
     if (d->csi)
         dd_csi_api_metrics(d->csi, f);
     if (d->model)
@@ -315,6 +319,13 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
             snprintf(errbuf, errlen, "csi: %s", dd_strerror(r));
             goto fail;
         }
+        struct dd_rightsize_options ro;
+        dd_rightsize_options_init(&ro);
+        ro.retrain_every = c->rightsize_retrain_every;
+        ro.retrain_interval_ms = (uint64_t)(c->rightsize_retrain_interval * 1000.0);
+        ro.min_rows = c->rightsize_min_outcomes;
+        if ((r = dd_rightsize_new(d->store, &ro, &d->rightsize, errbuf, errlen)) < 0)
+            goto fail;
         /* before the HTTP server: the extender reads the cache from its first request */
         if ((r = kube_start(d, c, errbuf, errlen)) < 0)
             goto fail;
@@ -354,6 +365,7 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
     n += dd_api_cluster_routes(d->cluster, role, routes + n);
     n += dd_api_extender_routes(d->extender, role, routes + n);
     n += dd_api_csi_routes(d->csi, role, routes + n);
+    n += dd_api_rightsize_routes(d->rightsize, role, routes + n);
 
     hc.listen = c->listen;
     hc.token = token;
@@ -431,6 +443,7 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_extender_api_free(d->extender);
     dd_leader_free(d->leader);
     dd_cluster_api_free(d->cluster);
+    dd_rightsize_free(d->rightsize); /* a training in progress finishes */
     dd_model_service_free(d->model); /* a training in progress finishes */
     dd_store_free(d->store);         /* committed batches are in the WAL */
     dd_free(d);

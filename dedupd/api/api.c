@@ -27,7 +27,8 @@ int dd_api_not_in_role(void *ctx, const struct dd_http_request *req, struct dd_h
     const char *role = ctx;
     bool placement =
         strncmp(req->path, "/v1/model", 9) == 0 || strcmp(req->path, "/v1/predict") == 0 ||
-        strncmp(req->path, "/v1/cluster", 11) == 0 || strcmp(req->path, "/v1/reports") == 0;
+        strncmp(req->path, "/v1/cluster", 11) == 0 || strcmp(req->path, "/v1/reports") == 0 ||
+        strcmp(req->path, "/v1/observations") == 0 || strncmp(req->path, "/v1/rightsize", 13) == 0;
     return dd_http_reply_error(resp, 404, "not_served",
                                "%s is served by dedupd with role %s; this one has role %s",
                                req->path, placement ? "placement or all" : "node or all", role);

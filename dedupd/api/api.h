@@ -135,6 +135,17 @@ void dd_csi_api_reconfigure(struct dd_csi_api *a, const struct dd_config *c);
 void dd_csi_api_metrics(struct dd_csi_api *a, FILE *m);
 size_t dd_api_csi_routes(struct dd_csi_api *a, const char *role, struct dd_http_route *out);
 
+/*
+ * Right-sizing (roles all, placement; dedupd/rightsize.h): POST
+ * /v1/observations (one pod outcome, token-protected like /v1/reports),
+ * GET /v1/rightsize/model. rs NULL: not_served.
+ */
+struct dd_rightsize;
+/* An outcome is a few hundred bytes; annotations may carry a prediction. */
+#define DD_API_OBSERVATION_MAX_BODY (64u * 1024u)
+size_t dd_api_rightsize_routes(struct dd_rightsize *rs, const char *role,
+                               struct dd_http_route *out);
+
 /* Copies templ[n] into out with ctx; a NULL ctx (the subsystem is not in
  * this role) makes every route answer dd_api_not_in_role for role.
  * Returns n. */
