@@ -446,7 +446,7 @@ static int read_status(const json_t *st, struct dd_pod_meta *m, char *err, size_
     /* the pod's own cause, unless a container was OOM killed */
     if (best.rank < RANK_EVICTED &&
         (strcmp(reason, "Evicted") == 0 || strcmp(reason, "DeadlineExceeded") == 0)) {
-        snprintf(m->reason, sizeof(m->reason), "%s", reason);
+        snprintf(m->reason, sizeof(m->reason), "%.31s", reason);
         m->exit_code = best.exit_code;
         return 0;
     }
