@@ -489,7 +489,7 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_kubewatch_free(d->kubewatch); /* cancels its requests: prompt */
     dd_kube_free(d->kube);
     dd_kubewatch_free(d->pod_watch);
-    dd_sampler_free(d->sampler); /* finishes the sample in progress */
+    dd_sampler_free(d->sampler);   /* finishes the sample in progress */
     dd_observer_free(d->observer); /* after the sampler and the watch that feed it */
     dd_pusher_free(d->pusher);
     dd_estimate_jobs_free(d->estimates);

@@ -309,10 +309,9 @@ static enum step do_list(struct kw *k)
             s = S_FAIL;
             break;
         }
-        if (w->cache &&
-            dd_kube_apply_list_page(w->cache, k->kind, dd_dynbuf_str(&body), dd_dynbuf_len(&body),
-                                    rv, sizeof(rv), cont, sizeof(cont), &refused, err,
-                                    sizeof(err)) < 0) {
+        if (w->cache && dd_kube_apply_list_page(w->cache, k->kind, dd_dynbuf_str(&body),
+                                                dd_dynbuf_len(&body), rv, sizeof(rv), cont,
+                                                sizeof(cont), &refused, err, sizeof(err)) < 0) {
             note_error(k, true, "list: %s", err);
             s = S_FAIL;
             break;

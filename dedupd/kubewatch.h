@@ -67,8 +67,7 @@ struct dd_kubewatch_config {
      * the cache (which may then be NULL); obj is borrowed for the call. */
     unsigned kinds;
     char pod_field_selector[512];
-    void (*on_object)(void *ctx, enum dd_kube_kind kind, enum dd_kube_event ev,
-                      const json_t *obj);
+    void (*on_object)(void *ctx, enum dd_kube_kind kind, enum dd_kube_event ev, const json_t *obj);
     void *object_ctx;
 };
 

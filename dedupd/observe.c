@@ -306,8 +306,8 @@ static void finalise(struct dd_observer *o, const struct dd_pod_usage *u, struct
     text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(12));
     /* the store keeps the body and the raw cgroup figures behind it */
     rec = json_pack("{s:O, s:{s:s, s:i, s:f, s:b, s:I, s:b, s:I, s:I}, s:b}", "outcome", body,
-                    "cgroup", "uid", u->uid, "reads", (int)u->reads, "cpu_seconds",
-                    u->cpu_seconds, "has_memory_peak", u->has_memory_peak, "memory_peak_bytes",
+                    "cgroup", "uid", u->uid, "reads", (int)u->reads, "cpu_seconds", u->cpu_seconds,
+                    "has_memory_peak", u->has_memory_peak, "memory_peak_bytes",
                     (json_int_t)u->memory_peak, "has_io", u->has_io, "read_bytes",
                     (json_int_t)u->read_bytes, "write_bytes", (json_int_t)u->write_bytes,
                     "metadata", have);
@@ -389,8 +389,7 @@ void dd_observer_sampled(struct dd_observer *o, const struct dd_pods *pods, doub
         int r = o->have_kube ? meta_get(o, o->wait[i].u.uid, &m, &final) : 0;
         if (r > 0)
             dd_pod_meta_release(&m);
-        if (!o->have_kube || final ||
-            (double)(now - o->wait[i].gone_ms) / 1000.0 >= o->grace_s) {
+        if (!o->have_kube || final || (double)(now - o->wait[i].gone_ms) / 1000.0 >= o->grace_s) {
             finalise(o, &o->wait[i].u, b);
             o->wait[i] = o->wait[--o->n_wait];
             continue;
@@ -442,8 +441,8 @@ static void *poster_main(void *arg)
         pthread_mutex_unlock(&o->lock);
 
         char err[256] = "";
-        int status =
-            dd_http_client_call(o->client, "POST", "/v1/observations", text, &reply, err, sizeof(err));
+        int status = dd_http_client_call(o->client, "POST", "/v1/observations", text, &reply, err,
+                                         sizeof(err));
 
         pthread_mutex_lock(&o->lock);
         if (status >= 200 && status < 300) {

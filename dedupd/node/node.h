@@ -478,8 +478,7 @@ int dd_pod_tracker_update(struct dd_pod_tracker *t, const struct dd_pods *scan, 
 /* Pods tracked now. */
 size_t dd_pod_tracker_count(const struct dd_pod_tracker *t);
 /* A copy of one tracked pod; false when not tracked. */
-bool dd_pod_tracker_get(const struct dd_pod_tracker *t, const char *uid,
-                        struct dd_pod_usage *ret);
+bool dd_pod_tracker_get(const struct dd_pod_tracker *t, const char *uid, struct dd_pod_usage *ret);
 
 /* ==== readers (I/O): <proc_root>/stat and so on ==== */
 

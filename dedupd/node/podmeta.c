@@ -146,8 +146,8 @@ static int read_owner(const json_t *md, const json_t *labels, struct dd_pod_meta
 
     if ((r = get_typed(md, "ownerReferences", "metadata.", true, &refs, err, errlen)) < 0)
         return r;
-    if (labels && (r = get_str(labels, "pod-template-hash", "metadata.labels.", hash,
-                               sizeof(hash), err, errlen)) < 0)
+    if (labels && (r = get_str(labels, "pod-template-hash", "metadata.labels.", hash, sizeof(hash),
+                               err, errlen)) < 0)
         return r;
     json_array_foreach(refs, i, ref)
     {
@@ -394,7 +394,8 @@ static bool better(const struct term *a, const struct term *b)
         return a->rank > b->rank;
     if ((a->exit_code != 0) != (b->exit_code != 0))
         return a->exit_code != 0 && a->exit_code != DD_POD_EXIT_UNKNOWN;
-    return isfinite(a->finished_at) && (!isfinite(b->finished_at) || a->finished_at > b->finished_at);
+    return isfinite(a->finished_at) &&
+           (!isfinite(b->finished_at) || a->finished_at > b->finished_at);
 }
 
 static int read_status(const json_t *st, struct dd_pod_meta *m, char *err, size_t errlen)
@@ -544,8 +545,9 @@ int dd_pod_meta_from_json(const json_t *pod, struct dd_pod_meta *ret, char *err,
         r = bad(err, errlen, DD_E_PARSE, "metadata.uid: missing");
         goto fail;
     }
-    if (spec && ((r = get_str(spec, "nodeName", "spec.", m.node, sizeof(m.node), err, errlen)) < 0 ||
-                 (r = read_resources(spec, &m, err, errlen)) < 0))
+    if (spec &&
+        ((r = get_str(spec, "nodeName", "spec.", m.node, sizeof(m.node), err, errlen)) < 0 ||
+         (r = read_resources(spec, &m, err, errlen)) < 0))
         goto fail;
     if (!m.requests && (!(m.requests = json_object()) || !(m.limits = json_object()))) {
         r = -ENOMEM;
@@ -584,10 +586,11 @@ json_t *dd_pod_outcome_json(const struct dd_pod_usage *u, const struct dd_pod_me
     run = finished - started;
     r |= json_object_set_new(o, "pod_uid", json_string(m && m->uid[0] ? m->uid : u->uid));
     r |= json_object_set_new(o, "namespace", json_string(m ? m->ns : ""));
-    r |= json_object_set_new(o, "owner", json_pack("{s:s, s:s}", "kind", m ? m->owner_kind : "",
-                                                   "name", m ? m->owner_name : ""));
-    r |= json_object_set_new(o, "annotations", m && m->annotations ? json_deep_copy(m->annotations)
-                                                                   : json_object());
+    r |= json_object_set_new(
+        o, "owner",
+        json_pack("{s:s, s:s}", "kind", m ? m->owner_kind : "", "name", m ? m->owner_name : ""));
+    r |= json_object_set_new(o, "annotations",
+                             m && m->annotations ? json_deep_copy(m->annotations) : json_object());
     r |= json_object_set_new(o, "requests",
                              m && m->requests ? json_deep_copy(m->requests) : json_object());
     r |= json_object_set_new(o, "limits",
