@@ -98,7 +98,8 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
         dd_pusher_metrics(d->pusher, f);
     if (d->observer)
         dd_observer_metrics(d->observer, f);
-    if (d->pod_watch)
+    /* one set of dedupd_kube_* families: role all shows the cache's */
+    if (d->pod_watch && !d->kubewatch)
         dd_kubewatch_metrics(d->pod_watch, f);
     if (d->cluster)
         dd_cluster_api_metrics(d->cluster, f);
