@@ -102,6 +102,11 @@ struct dd_config {
     char lease_namespace[DD_NAME_MAX]; /* "": the pod's namespace, else default */
     char pod_name[DD_NAME_MAX];        /* "": $POD_NAME; the identity and the pod labelled */
     double lease_duration, renew_deadline, retry_period; /* seconds: 15, 10, 2 */
+    /* node side: pod outcomes (dedupd/observe.h). cgroup_root: the cgroup v2
+     * mount ("": <sys_root>/fs/cgroup); observe_pods: "auto" (on when the
+     * node role has the Kubernetes API), "on", "off" */
+    char cgroup_root[1024];
+    char observe_pods[8];
 };
 
 void dd_config_defaults(struct dd_config *c);
