@@ -17,6 +17,7 @@
 #include "dedupd/node/node.h"
 #include "dedupd/node/podmeta.h"
 #include "helpers.h"
+#include "placement/rightsize.h"
 
 /* old cmocka has no assert_double_equal */
 #define assert_near(a, b, eps)                                                                     \
@@ -359,6 +360,19 @@ static void test_meta_oom(void **state)
     assert_int_equal(json_integer_value(json_object_get(o, "exit_code")), 137);
     assert_string_equal(json_string_value(json_object_get(o, "reason")), "OOMKilled");
     assert_null(json_object_get(o, "gpu_memory_bytes"));
+    /* the body is what the placement role's POST /v1/observations takes */
+    struct dd_rs_outcome *rs = test_calloc(1, sizeof(*rs));
+    err[0] = 0;
+    assert_int_equal(dd_rs_outcome_from_json(o, rs, err, sizeof(err)), 0);
+    assert_string_equal(rs->pod_uid, "0b5e-uid");
+    assert_string_equal(rs->owner_kind, "Deployment");
+    assert_string_equal(rs->owner_name, "trainer");
+    assert_string_equal(rs->reason, "OOMKilled");
+    assert_int_equal(rs->exit_code, 137);
+    assert_near(rs->target[DD_RS_MEMORY], (double)(3u << 30), 0);
+    assert_near(rs->target[DD_RS_RUNTIME], 1200.0, 1e-9);
+    assert_near(rs->pod.cpu_request, 4.0, 1e-9);
+    test_free(rs);
     json_decref(o);
 
     /* not OOMKilled: the working set only (page cache is not counted) */
@@ -376,6 +390,12 @@ static void test_meta_oom(void **state)
     assert_near(json_number_value(json_object_get(o, "read_mbps")), 2.0, 1e-12);
     assert_null(json_object_get(o, "reason"));
     assert_null(json_object_get(o, "exit_code"));
+    /* namespace "" and no owner: the node stores it but does not post it,
+     * and the placement role would refuse it, naming the field */
+    rs = test_calloc(1, sizeof(*rs));
+    assert_int_equal(dd_rs_outcome_from_json(o, rs, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "namespace"));
+    test_free(rs);
     json_decref(o);
 
     struct dd_pod_meta c;
