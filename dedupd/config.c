@@ -73,6 +73,7 @@ void dd_config_defaults(struct dd_config *c)
     c->rightsize_retrain_every = 200;
     c->rightsize_retrain_interval = 600;
     c->rightsize_min_outcomes = 100;
+    snprintf(c->observe_pods, sizeof(c->observe_pods), "auto");
 }
 
 /* String options: the config file's key, the flag and where it goes. */
@@ -109,6 +110,8 @@ static const struct str_opt {
     STR_OPT("lease_namespace", "lease-namespace", lease_namespace),
     STR_OPT("pod_name", "pod-name", pod_name),
     STR_OPT("rightsize_mode", "rightsize-mode", rightsize_mode),
+    STR_OPT("cgroup_root", "cgroup-root", cgroup_root),
+    STR_OPT("observe_pods", "observe-pods", observe_pods),
 };
 
 static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
@@ -540,6 +543,9 @@ void dd_config_usage(FILE *out)
           "  --placement-cert-file F --placement-key-file F  client certificate (https)\n"
           "  --placement-ca-file F       CA of the placement role's certificate\n"
           "  --pool VOLUME=POOL          the pool a volume belongs to (repeatable)\n"
+          "  --cgroup-root DIR           cgroup v2 mount with the pods (SYS_ROOT/fs/cgroup)\n"
+          "  --observe-pods auto|on|off  record and report pod outcomes (auto: with the\n"
+          "                              Kubernetes API: --kube-api or in a pod)\n"
           " placement role:\n"
           "  --stale-after SECONDS       report age that makes a node stale (3 x its interval)\n"
           "  --forget-after SECONDS      a silent node leaves the view (default 3600)\n"
@@ -749,6 +755,11 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "--placement-url is for roles node and all (a node pushes)");
         return DD_E_USAGE;
     }
+    if (strcmp(c->observe_pods, "auto") != 0 && strcmp(c->observe_pods, "on") != 0 &&
+        strcmp(c->observe_pods, "off") != 0) {
+        snprintf(errbuf, errlen, "observe-pods '%.8s': expected auto, on or off", c->observe_pods);
+        return DD_E_USAGE;
+    }
     if (strcmp(c->placement_mode, "enforce") != 0 && strcmp(c->placement_mode, "shadow") != 0) {
         snprintf(errbuf, errlen, "placement mode '%.16s': expected enforce or shadow",
                  c->placement_mode);
@@ -832,6 +843,10 @@ char *dd_config_json(const struct dd_config *c)
         "placement_cert_file", c->placement_cert_file, "placement_key_file", c->placement_key_file,
         "placement_ca_file", c->placement_ca_file, "pools", pools, "stale_after", c->stale_after,
         "forget_after", c->forget_after);
+    if (o) {
+        json_object_set_new(o, "cgroup_root", json_string(c->cgroup_root));
+        json_object_set_new(o, "observe_pods", json_string(c->observe_pods));
+    }
     if (o) {
         json_t *profiles = json_array();
         for (size_t i = 0; i < c->n_profiles; i++)

@@ -111,6 +111,11 @@ struct dd_config {
     double rightsize_memory_margin; /* memory limit over the predicted/observed peak (0.2) */
     char rightsize_exclude[DD_CONFIG_MAX_RS_EXCLUDE][DD_NAME_MAX]; /* besides kube-system */
     size_t n_rightsize_exclude;
+    /* node side: pod outcomes (dedupd/observe.h). cgroup_root: the cgroup v2
+     * mount ("": <sys_root>/fs/cgroup); observe_pods: "auto" (on when the
+     * node role has the Kubernetes API), "on", "off" */
+    char cgroup_root[1024];
+    char observe_pods[8];
 };
 
 void dd_config_defaults(struct dd_config *c);

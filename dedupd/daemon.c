@@ -24,6 +24,7 @@
 #include "dedupd/http/token.h"
 #include "dedupd/kubewatch.h"
 #include "dedupd/leader.h"
+#include "dedupd/observe.h"
 #include "dedupd/push.h"
 #include "dedupd/rightsize.h"
 #include "dedupd/sampler.h"
@@ -43,6 +44,8 @@ struct dd_daemon {
     struct dd_admission_api *admission; /* roles all, placement: the right-sizing webhook */
     struct dd_sampler *sampler;         /* roles all, node */
     struct dd_pusher *pusher;           /* a node with --placement-url */
+    struct dd_observer *observer;       /* roles all, node: pod outcomes (--observe-pods) */
+    struct dd_kubewatch *pod_watch;     /* the observer's: this node's pods */
     struct dd_estimate_jobs *estimates; /* roles all, node */
     struct dd_http_server *http;
     /* roles all, placement: the Kubernetes cache (kube NULL when the
@@ -96,6 +99,11 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
               f);
     if (d->pusher)
         dd_pusher_metrics(d->pusher, f);
+    if (d->observer)
+        dd_observer_metrics(d->observer, f);
+    /* one set of dedupd_kube_* families: role all shows the cache's */
+    if (d->pod_watch && !d->kubewatch)
+        dd_kubewatch_metrics(d->pod_watch, f);
     if (d->cluster)
         dd_cluster_api_metrics(d->cluster, f);
     if (d->extender)
@@ -139,6 +147,53 @@ static void sampled(void *ctx, const struct dd_report *r, size_t rows)
         dd_cluster_api_ingest_local(d->cluster, r);
     if (d->pusher)
         dd_pusher_enqueue(d->pusher, r);
+}
+
+/* The sampler's pod scan goes to the outcome observer. */
+static void sampled_pods(void *ctx, const struct dd_pods *pods, double dt, uint64_t now_ms,
+                         struct dd_store_batch *b)
+{
+    struct dd_daemon *d = ctx;
+    if (d->observer)
+        dd_observer_sampled(d->observer, pods, dt, now_ms, b);
+}
+
+/* --observe-pods: the outcome observer and, with the Kubernetes API, the
+ * watch of this node's pods (node mode: Pods only, fieldSelector
+ * spec.nodeName=NODE, no cache). */
+static int observer_start(struct dd_daemon *d, const struct dd_config *c, char *errbuf,
+                          size_t errlen)
+{
+    struct dd_kube_source src;
+    struct dd_kubewatch_config kc = {0};
+    bool on = strcmp(c->observe_pods, "on") == 0;
+    int r;
+
+    if (strcmp(c->observe_pods, "off") == 0)
+        return 0;
+    dd_kubewatch_source_resolve(c->kube_api, c->kube_token_file, c->kube_ca_file, NULL, &src);
+    if (!src.url[0] && !on) {
+        dd_log_info("pod outcomes: off (no Kubernetes API: --kube-api, or in a pod; "
+                    "--observe-pods on records cgroup figures alone)");
+        return 0;
+    }
+    if ((r = dd_observer_new(c, src.url[0] != '\0', &d->observer, errbuf, errlen)) < 0)
+        return r;
+    if (!src.url[0]) {
+        dd_log_info("pod outcomes: cgroup figures only (no Kubernetes API), stored, not posted");
+        return 0;
+    }
+    kc.src = src;
+    kc.kinds = 1u << DD_KUBE_POD;
+    snprintf(kc.pod_field_selector, sizeof(kc.pod_field_selector), "spec.nodeName=%.400s",
+             c->node_name);
+    kc.on_object = dd_observer_pod_object;
+    kc.object_ctx = d->observer;
+    if ((r = dd_kubewatch_new(&kc, NULL, &d->pod_watch, errbuf, errlen)) < 0)
+        return r;
+    dd_log_info("pod outcomes: this node's pods from %s (%s)%s", src.describe, src.url,
+                c->placement_url[0] ? ", posted to the placement role" : ", stored only");
+    return 0;
 }
 
 /* Kubernetes deleted a Node: it leaves the cluster view at once. */
@@ -365,7 +420,9 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
         }
     }
     if (dd_role_has_node(c->role)) {
-        struct dd_sampler_hooks hooks = {.ctx = d, .sampled = sampled};
+        struct dd_sampler_hooks hooks = {.ctx = d, .sampled = sampled, .pods = sampled_pods};
+        if ((r = observer_start(d, c, errbuf, errlen)) < 0)
+            goto fail;
         if ((r = dd_sampler_new(c, d->store, &hooks, &d->sampler, errbuf, errlen)) < 0)
             goto fail;
         if (c->placement_url[0] && (r = dd_pusher_new(c, &d->pusher, errbuf, errlen)) < 0)
@@ -415,6 +472,14 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
     }
     if (d->pusher && (r = dd_pusher_start(d->pusher)) < 0) {
         snprintf(errbuf, errlen, "cannot start the report pusher thread");
+        goto fail;
+    }
+    if (d->observer && (r = dd_observer_start(d->observer)) < 0) {
+        snprintf(errbuf, errlen, "cannot start the pod outcome poster thread");
+        goto fail;
+    }
+    if (d->pod_watch && (r = dd_kubewatch_start(d->pod_watch)) < 0) {
+        snprintf(errbuf, errlen, "cannot start the pod watch thread");
         goto fail;
     }
     if (d->sampler && (r = dd_sampler_start(d->sampler)) < 0) {
@@ -468,7 +533,9 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_http_stop(d->http);
     dd_kubewatch_free(d->kubewatch); /* cancels its requests: prompt */
     dd_kube_free(d->kube);
-    dd_sampler_free(d->sampler); /* finishes the sample in progress */
+    dd_kubewatch_free(d->pod_watch);
+    dd_sampler_free(d->sampler);   /* finishes the sample in progress */
+    dd_observer_free(d->observer); /* after the sampler and the watch that feed it */
     dd_pusher_free(d->pusher);
     dd_estimate_jobs_free(d->estimates);
     dd_csi_api_free(d->csi); /* before the extender: it borrows its placer */

@@ -66,6 +66,65 @@ struct dd_kubewatch {
     } kinds[DD_KUBE_KINDS];
 };
 
+static bool watched(const struct dd_kubewatch *w, int kind)
+{
+    return w->cfg.kinds == 0 || (w->cfg.kinds & (1u << kind)) != 0;
+}
+
+/* "&fieldSelector=..." for the kind's requests, or "" (s freed by the
+ * caller). NULL on ENOMEM. */
+static char *selector_query(const struct dd_kubewatch *w, enum dd_kube_kind kind)
+{
+    char *esc, *q;
+    size_t n;
+
+    if (kind != DD_KUBE_POD || !w->cfg.pod_field_selector[0])
+        return dd_strdup("");
+    if (!(esc = dd_http_client_escape(w->cfg.pod_field_selector)))
+        return NULL;
+    n = strlen(esc) + sizeof("&fieldSelector=");
+    if ((q = dd_malloc(n)))
+        snprintf(q, n, "&fieldSelector=%s", esc);
+    dd_free(esc);
+    return q;
+}
+
+/* The node role's list page: each item to on_object (as ADDED), the
+ * page's version and continue token out. 0, or DD_E_PARSE with err. */
+static int list_page_objects(struct dd_kubewatch *w, enum dd_kube_kind kind, const char *body,
+                             size_t len, char *rv, size_t rvlen, char *cont, size_t contlen,
+                             char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *doc = json_loadb(body, len, 0, &je), *items, *md, *it;
+    const char *s;
+    size_t i;
+
+    if (!json_is_object(doc)) {
+        snprintf(err, errlen, "list page: %s", doc ? "not an object" : je.text);
+        json_decref(doc);
+        return DD_E_PARSE;
+    }
+    md = json_object_get(doc, "metadata");
+    items = json_object_get(doc, "items");
+    if ((items && !json_is_array(items) && !json_is_null(items)) || (md && !json_is_object(md))) {
+        snprintf(err, errlen, "list page: items or metadata of the wrong type");
+        json_decref(doc);
+        return DD_E_PARSE;
+    }
+    s = json_string_value(json_object_get(md, "resourceVersion"));
+    snprintf(rv, rvlen, "%s", s ? s : "");
+    s = json_string_value(json_object_get(md, "continue"));
+    snprintf(cont, contlen, "%s", s ? s : "");
+    json_array_foreach(items, i, it)
+    {
+        if (json_is_object(it))
+            w->cfg.on_object(w->cfg.object_ctx, kind, DD_KUBE_ADDED, it);
+    }
+    json_decref(doc);
+    return 0;
+}
+
 static double cfg_or(double v, double d)
 {
     return v > 0 ? v : d;
@@ -215,18 +274,25 @@ static enum step do_list(struct kw *k)
     enum step s = S_OK;
 
     dd_dynbuf_init(&body, DD_HTTP_CLIENT_MAX_REPLY);
-    dd_kube_relist_begin(w->cache, k->kind);
+    if (w->cache)
+        dd_kube_relist_begin(w->cache, k->kind);
     for (;;) {
-        char *esc = NULL;
+        char *esc = NULL, *sel;
         size_t refused = 0;
         int status;
         if (cont[0] && !(esc = dd_http_client_escape(cont))) {
             s = S_FAIL;
             break;
         }
-        snprintf(path, sizeof(path), "%s?limit=%u%s%s", dd_kube_kind_path(k->kind), limit,
-                 esc ? "&continue=" : "", esc ? esc : "");
+        if (!(sel = selector_query(w, k->kind))) {
+            dd_free(esc);
+            s = S_FAIL;
+            break;
+        }
+        snprintf(path, sizeof(path), "%s?limit=%u%s%s%s", dd_kube_kind_path(k->kind), limit,
+                 esc ? "&continue=" : "", esc ? esc : "", sel);
         dd_free(esc);
+        dd_free(sel);
         if (client_get(k) < 0) {
             s = S_FAIL;
             break;
@@ -236,9 +302,16 @@ static enum step do_list(struct kw *k)
             s = status_step(k, status, "list", err);
             break;
         }
-        if (dd_kube_apply_list_page(w->cache, k->kind, dd_dynbuf_str(&body), dd_dynbuf_len(&body),
-                                    rv, sizeof(rv), cont, sizeof(cont), &refused, err,
-                                    sizeof(err)) < 0) {
+        if (w->cfg.on_object &&
+            list_page_objects(w, k->kind, dd_dynbuf_str(&body), dd_dynbuf_len(&body), rv,
+                              sizeof(rv), cont, sizeof(cont), err, sizeof(err)) < 0) {
+            note_error(k, true, "list: %s", err);
+            s = S_FAIL;
+            break;
+        }
+        if (w->cache && dd_kube_apply_list_page(w->cache, k->kind, dd_dynbuf_str(&body),
+                                                dd_dynbuf_len(&body), rv, sizeof(rv), cont,
+                                                sizeof(cont), &refused, err, sizeof(err)) < 0) {
             note_error(k, true, "list: %s", err);
             s = S_FAIL;
             break;
@@ -252,7 +325,7 @@ static enum step do_list(struct kw *k)
     }
     dd_dynbuf_free(&body);
     if (s == S_OK) {
-        size_t gone = dd_kube_relist_end(w->cache, k->kind);
+        size_t gone = w->cache ? dd_kube_relist_end(w->cache, k->kind) : 0;
         pthread_mutex_lock(&w->lock);
         k->st.synced = true;
         k->st.lists++;
@@ -298,12 +371,14 @@ static int on_line(void *ud, const char *line, size_t len)
         k->last_ms = dd_mono_ms();
         pthread_mutex_unlock(&w->lock);
         break;
-    default:
-        r = dd_kube_apply(w->cache, k->kind,
-                          ev.type == DD_KUBE_W_ADDED      ? DD_KUBE_ADDED
-                          : ev.type == DD_KUBE_W_MODIFIED ? DD_KUBE_MODIFIED
-                                                          : DD_KUBE_DELETED,
-                          ev.object, err, sizeof(err));
+    default: {
+        enum dd_kube_event kev = ev.type == DD_KUBE_W_ADDED      ? DD_KUBE_ADDED
+                                 : ev.type == DD_KUBE_W_MODIFIED ? DD_KUBE_MODIFIED
+                                                                 : DD_KUBE_DELETED;
+        r = w->cache ? dd_kube_apply(w->cache, k->kind, kev, ev.object, err, sizeof(err)) : 0;
+        if (w->cfg.on_object && json_is_object(ev.object))
+            w->cfg.on_object(w->cfg.object_ctx, k->kind, kev, ev.object);
+    }
         if (r < 0)
             note_error(k, false, "watch: object refused: %s", err);
         pthread_mutex_lock(&w->lock);
@@ -335,9 +410,9 @@ static int on_data(void *ud, const char *data, size_t len)
 static enum step do_watch(struct kw *k, double until_resync_s)
 {
     struct dd_kubewatch *w = k->w;
-    char rv[DD_KUBE_MAX_RV], err[512], path[1024];
+    char rv[DD_KUBE_MAX_RV], err[512], path[2048];
     double timeout = cfg_or(w->cfg.watch_timeout_s, 300);
-    char *esc;
+    char *esc, *sel;
     int status;
 
     /* randomised like kube-apiserver's, so the kinds do not reconnect in step */
@@ -353,10 +428,15 @@ static enum step do_watch(struct kw *k, double until_resync_s)
         dd_free(esc);
         return S_FAIL;
     }
+    if (!(sel = selector_query(w, k->kind))) {
+        dd_free(esc);
+        return S_FAIL;
+    }
     snprintf(path, sizeof(path),
-             "%s?watch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%u",
-             dd_kube_kind_path(k->kind), esc, (unsigned)timeout);
+             "%s?watch=1&resourceVersion=%s&allowWatchBookmarks=true&timeoutSeconds=%u%s",
+             dd_kube_kind_path(k->kind), esc, (unsigned)timeout, sel);
     dd_free(esc);
+    dd_free(sel);
     dd_kube_lines_reset(&k->lines);
     k->stream_end = S_OK;
     /* a server that stops talking without closing is given up on */
@@ -464,6 +544,10 @@ int dd_kubewatch_new(const struct dd_kubewatch_config *c, struct dd_kube *cache,
     struct dd_kubewatch *w;
     int r;
 
+    if (!cache && !c->on_object) {
+        snprintf(errbuf, errlen, "kube watch: neither a cache nor an object callback");
+        return -EINVAL;
+    }
     if (strncmp(c->src.url, "http://", 7) != 0 && strncmp(c->src.url, "https://", 8) != 0) {
         snprintf(errbuf, errlen, "kube api '%.200s': expected http://HOST:PORT or https://...",
                  c->src.url);
@@ -513,6 +597,8 @@ int dd_kubewatch_new(const struct dd_kubewatch_config *c, struct dd_kube *cache,
 int dd_kubewatch_start(struct dd_kubewatch *w)
 {
     for (int i = 0; i < DD_KUBE_KINDS; i++) {
+        if (!watched(w, i))
+            continue;
         if (pthread_create(&w->kinds[i].thread, NULL, kind_main, &w->kinds[i]) != 0)
             return -EAGAIN;
         w->kinds[i].started = true;
@@ -559,7 +645,7 @@ bool dd_kubewatch_synced(struct dd_kubewatch *w)
     bool all = true;
     pthread_mutex_lock(&w->lock);
     for (int i = 0; i < DD_KUBE_KINDS; i++)
-        all = all && w->kinds[i].st.synced;
+        all = all && (!watched(w, i) || w->kinds[i].st.synced);
     pthread_mutex_unlock(&w->lock);
     return all;
 }
@@ -584,12 +670,16 @@ void dd_kubewatch_metrics(struct dd_kubewatch *w, FILE *m)
     struct dd_kubewatch_kind_stats st[DD_KUBE_KINDS];
     size_t counts[DD_KUBE_KINDS];
 
-    dd_kube_counts(w->cache, counts);
+    memset(counts, 0, sizeof(counts));
+    if (w->cache)
+        dd_kube_counts(w->cache, counts);
     for (int i = 0; i < DD_KUBE_KINDS; i++)
         dd_kubewatch_stats(w, (enum dd_kube_kind)i, &st[i]);
     for (size_t f = 0; f < DD_ARRAY_SIZE(fam); f++) {
         dd_metrics_family(m, fam[f].name, fam[f].type, fam[f].help);
         for (int i = 0; i < DD_KUBE_KINDS; i++) {
+            if (!watched(w, i))
+                continue;
             fprintf(m, "%s{kind=\"%s\"} ", fam[f].name, dd_kube_kind_name((enum dd_kube_kind)i));
             switch (f) {
             case 0:

@@ -59,12 +59,23 @@ struct dd_kubewatch_config {
     unsigned backoff_min_ms; /* 0: 500 */
     unsigned backoff_max_ms; /* 0: 30000 */
     unsigned page_limit;     /* 0: DD_KUBE_LIST_LIMIT */
+    /* The node role's mode (its own pods only): kinds is a mask of
+     * 1 << DD_KUBE_POD ... (0: every kind); pod_field_selector, when not
+     * "", is sent as fieldSelector on the Pod list and watch
+     * ("spec.nodeName=gpu-a"); on_object, when set, gets every object listed
+     * (as ADDED) and every watch event's object, on the kind's thread, after
+     * the cache (which may then be NULL); obj is borrowed for the call. */
+    unsigned kinds;
+    char pod_field_selector[512];
+    void (*on_object)(void *ctx, enum dd_kube_kind kind, enum dd_kube_event ev, const json_t *obj);
+    void *object_ctx;
 };
 
 struct dd_kubewatch;
 
 /* Checks the configuration and reads the token once (a bad token file is
- * an error at start). The cache is borrowed and must outlive the watch. */
+ * an error at start). The cache is borrowed and must outlive the watch; it
+ * may be NULL when on_object is set. */
 int dd_kubewatch_new(const struct dd_kubewatch_config *c, struct dd_kube *cache,
                      struct dd_kubewatch **ret, char *errbuf, size_t errlen);
 /* Starts the threads. 0 or -EAGAIN. */
@@ -86,7 +97,7 @@ struct dd_kubewatch_kind_stats {
 };
 void dd_kubewatch_stats(struct dd_kubewatch *w, enum dd_kube_kind kind,
                         struct dd_kubewatch_kind_stats *ret);
-/* Every kind listed at least once. */
+/* Every kind watched listed at least once. */
 bool dd_kubewatch_synced(struct dd_kubewatch *w);
 
 /* Prometheus families: dedupd_kube_objects{kind}, dedupd_kube_watch_age_seconds{kind},

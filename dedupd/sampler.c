@@ -630,7 +630,8 @@ void dd_sampler_sample_once(struct dd_sampler *s, double dt)
         vdo_total += cpu.instances[i].seconds;
     read_node(s, pr, vdo_total, &nn, &errors);
     gpu_why = gpus_sample(s->nvml, &gpus);
-    pods_r = dd_node_pods_scan(s->cfg.sys_root, &pods);
+    pods_r = s->cfg.cgroup_root[0] ? dd_node_pods_scan_root(s->cfg.cgroup_root, &pods)
+                                   : dd_node_pods_scan(s->cfg.sys_root, &pods);
     if (pods_r < 0)
         errors++;
 
@@ -661,6 +662,8 @@ void dd_sampler_sample_once(struct dd_sampler *s, double dt)
 
     if (dd_store_batch_begin(s->store, &b) < 0)
         b = NULL;
+    if (s->hooks.pods)
+        s->hooks.pods(s->hooks.ctx, pods_r == 0 ? &pods : NULL, dt, now, b);
     for (size_t i = 0; vols && i < n; i++) {
         struct dd_report_volume scratch, *rv = i < rep.n_volumes ? &rep.volumes[i] : &scratch;
         json_t *doc =

@@ -29,6 +29,8 @@
 #include "placement/report.h"
 
 struct dd_store;
+struct dd_store_batch;
+struct dd_pods;
 struct dd_vdo_source;
 struct dd_sampler;
 
@@ -38,6 +40,12 @@ struct dd_sampler_hooks {
      * report (borrowed for the call) and the volume rows stored (0 when the
      * commit failed). Must not block for long. */
     void (*sampled)(void *ctx, const struct dd_report *r, size_t rows_stored);
+    /* Each interval, on the sampler thread, after the pod cgroup scan
+     * (--cgroup-root): the scan (borrowed; NULL when it failed), the seconds
+     * since the previous interval, the wall time, and the interval's store
+     * batch (NULL when none) to add rows to before it commits. May be NULL. */
+    void (*pods)(void *ctx, const struct dd_pods *pods, double dt, uint64_t now_ms,
+                 struct dd_store_batch *b);
 };
 
 /* Opens the VDO source and NVML; store is borrowed. The thread starts

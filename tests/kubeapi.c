@@ -43,6 +43,7 @@ struct logent {
     enum ev_type type;
     char *line; /* the event's JSON and '\n'; NULL once compacted */
     size_t len;
+    char node[256]; /* a pod's spec.nodeName (fieldSelector) */
 };
 
 struct store {
@@ -128,7 +129,10 @@ static int log_add(struct tt_kubeapi *s, enum dd_kube_kind kind, enum ev_type ty
     }
     line[len] = '\n';
     line[len + 1] = '\0';
-    s->log[s->nlog++] = (struct logent){kind, type, line, len + 1};
+    s->log[s->nlog] = (struct logent){kind, type, line, len + 1, ""};
+    const char *node = json_string_value(json_object_get(json_object_get(obj, "spec"), "nodeName"));
+    snprintf(s->log[s->nlog].node, sizeof(s->log[s->nlog].node), "%s", node ? node : "");
+    s->nlog++;
     pthread_cond_broadcast(&s->changed);
     return 0;
 }
@@ -460,6 +464,31 @@ static const char *list_kinds[DD_KUBE_KINDS] = {"PodList",
                                                 "NodeList",
                                                 "NamespaceList"};
 
+/* fieldSelector: only "spec.nodeName=NODE" on pods is served (what the
+ * node role asks); *sel is NODE, or NULL without a selector. false: a
+ * selector this server does not know (400, as the API server answers a
+ * field label it does not support). */
+static bool field_selector(struct MHD_Connection *c, int kind, const char **sel)
+{
+    const char *fs = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "fieldSelector");
+    *sel = NULL;
+    if (!fs || !fs[0])
+        return true;
+    if (kind != DD_KUBE_POD || strncmp(fs, "spec.nodeName=", 14) != 0)
+        return false;
+    *sel = fs + 14;
+    return true;
+}
+
+static bool selected(const char *sel, const json_t *obj)
+{
+    const char *node;
+    if (!sel)
+        return true;
+    node = json_string_value(json_object_get(json_object_get(obj, "spec"), "nodeName"));
+    return strcmp(node ? node : "", sel) == 0;
+}
+
 /* A continue token: "ct.<epoch>.<kind>.<offset>.<rv pos>" */
 static enum MHD_Result serve_list(struct tt_kubeapi *s, struct MHD_Connection *c, int kind)
 {
@@ -469,6 +498,10 @@ static enum MHD_Result serve_list(struct tt_kubeapi *s, struct MHD_Connection *c
     unsigned epoch = 0;
     int k2 = -1;
     char rv[32];
+    const char *sel;
+
+    if (!field_selector(c, kind, &sel))
+        return reply_json(c, 400, status(400, "BadRequest", "field label not supported"));
 
     if (limit_s && limit_s[0]) {
         char *end;
@@ -505,7 +538,7 @@ static enum MHD_Result serve_list(struct tt_kubeapi *s, struct MHD_Connection *c
     json_t *items = json_array();
     size_t i = offset, taken = 0;
     for (; i < st->n && taken < limit; i++) {
-        if (!st->objs[i])
+        if (!st->objs[i] || !selected(sel, st->objs[i]))
             continue;
         json_t *it = json_copy(st->objs[i]); /* shallow: only the top keys change */
         json_object_del(it, "kind");
@@ -542,6 +575,8 @@ struct watch {
     struct tt_kubeapi *s;
     int fd; /* the connection's socket: a client gone is seen while idle */
     int kind;
+    char node_sel[256]; /* fieldSelector spec.nodeName */
+    bool has_sel;
     size_t pos; /* next log entry to look at */
     unsigned end_gen;
     bool bookmarks, end_after, cut_close;
@@ -607,6 +642,10 @@ static ssize_t watch_read(void *cls, uint64_t off, char *buf, size_t max)
             struct logent *e = &s->log[w->pos++];
             if ((int)e->kind != w->kind || !e->line || (e->type == E_BOOKMARK && !w->bookmarks))
                 continue;
+            if (w->has_sel &&
+                (e->type == E_ADDED || e->type == E_MODIFIED || e->type == E_DELETED) &&
+                strcmp(e->node, w->node_sel) != 0)
+                continue;
             w->pending = e->line;
             w->plen = e->len;
             w->poff = 0;
@@ -655,7 +694,10 @@ static enum MHD_Result serve_watch(struct tt_kubeapi *s, struct MHD_Connection *
     const char *to = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "timeoutSeconds");
     size_t pos;
     struct watch *w;
+    const char *sel;
 
+    if (!field_selector(c, kind, &sel))
+        return reply_json(c, 400, status(400, "BadRequest", "field label not supported"));
     pthread_mutex_lock(&s->lock);
     if (!rv || !rv[0]) {
         pos = s->nlog;
@@ -676,6 +718,10 @@ static enum MHD_Result serve_watch(struct tt_kubeapi *s, struct MHD_Connection *
     w->fd = ci ? ci->connect_fd : -1;
     w->s = s;
     w->kind = kind;
+    if (sel) {
+        w->has_sel = true;
+        snprintf(w->node_sel, sizeof(w->node_sel), "%s", sel);
+    }
     w->pos = pos;
     w->end_gen = s->end_gen[kind];
     w->bookmarks = bm && strcmp(bm, "true") == 0;

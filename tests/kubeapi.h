@@ -12,7 +12,8 @@
  * /api/v1/persistentvolumes, /api/v1/nodes, /api/v1/namespaces,
  * /apis/storage.k8s.io/v1/storageclasses with limit, continue, watch,
  * resourceVersion, allowWatchBookmarks and timeoutSeconds (cluster-wide
- * only; namespaced paths are 404). Resource versions are opaque strings
+ * only; namespaced paths are 404; fieldSelector only as spec.nodeName=NODE
+ * on pods, else 400). Resource versions are opaque strings
  * ("rv.<n>.q"), one per change, shared by all kinds as in etcd. A watch
  * with an empty resourceVersion starts at the current version.
  *

@@ -307,6 +307,29 @@ int dd_node_cgroup_u64_parse(const char *text, size_t len, uint64_t *ret,
                              struct dd_parse_error *err);
 
 /*
+ * memory.stat: "key value" lines in bytes (and event counts); inactive_file
+ * is required (every cgroup v2 kernel has it), anon, file and active_file
+ * are kept when present (0 otherwise), others are skipped. Real, Linux 6.x:
+ *
+ *   anon 10375168
+ *   file 84701184
+ *   kernel 1216512
+ *   ...
+ *   active_file 1921024
+ *   inactive_file 82780160
+ *
+ * The kubelet's working set (what eviction and `kubectl top` use) is
+ * memory.current - inactive_file, floored at 0: page cache a data loader
+ * filled and has not touched again is reclaimable and not counted.
+ */
+struct dd_cgroup_memstat {
+    uint64_t anon, file, active_file, inactive_file;
+};
+
+int dd_node_cgroup_memstat_parse(const char *text, size_t len, struct dd_cgroup_memstat *ret,
+                                 struct dd_parse_error *err);
+
+/*
  * io.stat: one line per device, "MAJ:MIN key=value ...":
  *
  *   253:0 rbytes=1048576 wbytes=4194304 rios=256 wios=1024 dbytes=0 dios=0
@@ -355,6 +378,15 @@ struct dd_pod {
     struct dd_cgroup_cpu cpu;
     uint64_t memory_current, memory_peak; /* bytes; peak is 5.19 and later */
     struct dd_cgroup_io io;               /* owned by the pod */
+    bool has_memory_stat;                 /* memory.stat present */
+    struct dd_cgroup_memstat memory_stat;
+};
+
+/* A pod cgroup the scan skipped, and why: "memory.stat: line 3, column 15:
+ * inactive_file: not a number" or "io.stat: Permission denied". */
+struct dd_pod_skip {
+    char uid[DD_NODE_POD_UID_MAX];
+    char reason[DD_NODE_REASON_MAX];
 };
 
 struct dd_pods {
@@ -362,6 +394,10 @@ struct dd_pods {
     size_t n, cap;       /* n <= DD_NODE_MAX_PODS */
     size_t vanished;     /* pod cgroups removed while scanned */
     size_t skipped;      /* pod cgroups with a file unreadable or malformed */
+    /* the skipped pods (owned, unsorted; n_skips == skipped): a pod skipped
+     * this scan is still there, not gone */
+    struct dd_pod_skip *skips;
+    size_t n_skips, cap_skips;
 };
 
 /*
@@ -377,9 +413,72 @@ struct dd_pods {
  * DD_NODE_MAX_PODS, -EINVAL; *ret untouched on failure.
  */
 int dd_node_pods_scan(const char *sys_root, struct dd_pods *ret);
+/* The same under a cgroup v2 mount given directly ("/sys/fs/cgroup", or
+ * --cgroup-root): dd_node_pods_scan(S) is dd_node_pods_scan_root(S/fs/cgroup). */
+int dd_node_pods_scan_root(const char *cgroup_root, struct dd_pods *ret);
 void dd_pods_release(struct dd_pods *p);
 /* The pod with that UID (with dashes), or NULL. Borrowed from p. */
 const struct dd_pod *dd_pods_find(const struct dd_pods *p, const char *uid);
+
+/* ==== pod usage over a pod's life (podcg.c; pure) ==== */
+
+/*
+ * The pod tracker turns successive scans into each pod's figures over its
+ * whole life, and says when a pod's cgroup is gone (its outcome is then
+ * final: what was last read is what there is, the cgroup's files went with
+ * it). Per pod:
+ *   cpu_seconds     usage_usec / 1e6 of the last read (counted since the
+ *                   cgroup was made, so a tracker started late still has it)
+ *   peak_cpu_cores  the largest  delta(usage_usec) / 1e6 / elapsed  between
+ *                   two reads, elapsed being the sum of the dt given since
+ *                   the pod's previous read (a scan that skipped it adds
+ *                   its dt); NaN until two reads; a counter that went back
+ *                   (a new cgroup of the same UID) starts over
+ *   working set     memory.current - memory.stat inactive_file (0 floor), the
+ *                   kubelet's figure; memory.current alone without
+ *                   memory.stat; peak_working_set its largest read
+ *   memory_peak     memory.peak as last read (5.19+; page cache included)
+ *   read/write      io.stat rbytes, wbytes summed over devices, the largest
+ *                   sum read (a device leaving the list does not lower it)
+ * A pod missing from a good scan, and not in its skipped list, is gone. A
+ * failed scan (the caller does not call update) changes nothing.
+ */
+struct dd_pod_usage {
+    char uid[DD_NODE_POD_UID_MAX];
+    enum dd_pod_qos qos;
+    double first_seen, last_seen; /* wall seconds of the first and last read */
+    unsigned reads;
+    double cpu_seconds;
+    double peak_cpu_cores; /* NaN: fewer than two reads */
+    bool has_working_set;
+    uint64_t working_set, peak_working_set; /* bytes: last and largest */
+    bool has_memory_peak;
+    uint64_t memory_peak;
+    bool has_io;
+    uint64_t read_bytes, write_bytes;
+    /* the tracker's own */
+    uint64_t last_usage_usec;
+    double since_read; /* dt summed since the last read */
+};
+
+struct dd_pod_tracker;
+
+int dd_pod_tracker_new(struct dd_pod_tracker **ret);
+/* Accepts NULL; returns NULL. */
+struct dd_pod_tracker *dd_pod_tracker_free(struct dd_pod_tracker *t);
+/*
+ * One good scan, taken dt seconds after the previous one (<= 0 or not
+ * finite: no rates this time) at wall (Unix seconds). The pods whose
+ * cgroup is gone come back in *ret_gone (a new array, dd_free; NULL when
+ * none) and leave the tracker. Returns 0, -EINVAL or -ENOMEM (the tracker
+ * is then as before).
+ */
+int dd_pod_tracker_update(struct dd_pod_tracker *t, const struct dd_pods *scan, double dt,
+                          double wall, struct dd_pod_usage **ret_gone, size_t *ret_n_gone);
+/* Pods tracked now. */
+size_t dd_pod_tracker_count(const struct dd_pod_tracker *t);
+/* A copy of one tracked pod; false when not tracked. */
+bool dd_pod_tracker_get(const struct dd_pod_tracker *t, const char *uid, struct dd_pod_usage *ret);
 
 /* ==== readers (I/O): <proc_root>/stat and so on ==== */
 

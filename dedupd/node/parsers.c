@@ -821,6 +821,52 @@ int dd_node_cgroup_cpu_parse(const char *text, size_t len, struct dd_cgroup_cpu 
     return 0;
 }
 
+/* ---- cgroup v2: memory.stat ---- */
+
+int dd_node_cgroup_memstat_parse(const char *text, size_t len, struct dd_cgroup_memstat *ret,
+                                 struct dd_parse_error *err)
+{
+    static const char *const keys[] = {"anon", "file", "active_file", "inactive_file"};
+    struct lines it = {.text = text, .len = len};
+    bool seen[4] = {false};
+    uint64_t v[4] = {0};
+    struct line l;
+    int r;
+
+    if (!ret)
+        return -EINVAL;
+    r = check_text(text, len, err);
+    if (r < 0)
+        return r;
+    while (next_line(&it, &l)) {
+        struct tok toks[MAX_TOKS];
+        size_t n = split(&l, toks, MAX_TOKS), k;
+
+        if (n != 2)
+            return fail(err, DD_E_PARSE, l.no, n > 2 ? toks[2].col : l.len,
+                        "%zu fields, expected 'key value'", n);
+        for (k = 0; k < DD_ARRAY_SIZE(keys); k++) {
+            if (tok_is(&toks[0], keys[k]))
+                break;
+        }
+        if (k == DD_ARRAY_SIZE(keys))
+            continue; /* kernel_stack, pgfault, ...: not kept */
+        if (seen[k])
+            return fail(err, DD_E_PARSE, l.no, toks[0].col, "%s: a second time", keys[k]);
+        r = tok_u64(&toks[1], l.no, keys[k], &v[k], err);
+        if (r < 0)
+            return r;
+        seen[k] = true;
+    }
+    if (!seen[3])
+        return fail(err, DD_E_PARSE, 0, 0, "inactive_file: missing");
+    ret->anon = v[0];
+    ret->file = v[1];
+    ret->active_file = v[2];
+    ret->inactive_file = v[3];
+    return 0;
+}
+
 /* ---- cgroup v2: memory.current, memory.peak ---- */
 
 int dd_node_cgroup_u64_parse(const char *text, size_t len, uint64_t *ret,

@@ -291,59 +291,89 @@ static int classify(int r)
 }
 
 /* A parser's failure: out of memory fails the scan, anything else is this
- * pod's problem. */
-static int unparsed(int r)
+ * pod's problem, said in why. */
+static int unparsed(int r, const char *file, const struct dd_parse_error *e, char *why)
 {
-    return r == -ENOMEM ? r : POD_SKIPPED;
+    if (r == -ENOMEM)
+        return r;
+    if (e->line)
+        snprintf(why, DD_NODE_REASON_MAX, "%s: line %u, column %u: %s", file, e->line, e->column,
+                 e->message);
+    else
+        snprintf(why, DD_NODE_REASON_MAX, "%s: %s", file,
+                 e->message[0] ? e->message : dd_strerror(r));
+    return POD_SKIPPED;
+}
+
+/* A read's failure, said in why when it skips the pod. */
+static int unread(int r, const char *file, char *why)
+{
+    int c = classify(r);
+    if (c == POD_SKIPPED)
+        snprintf(why, DD_NODE_REASON_MAX, "%s: %s", file, dd_strerror(r));
+    return c;
+}
+
+/* Reads one optional file of the pod: POD_OK with *present saying whether
+ * it was there (text then owned by the caller), or what unread says. */
+static int read_optional(int pfd, const char *file, char **text, size_t *len, bool *present,
+                         char *why)
+{
+    int r = read_file_at(pfd, file, DD_NODE_FILE_MAX, text, len);
+    *present = r == 0;
+    if (r == 0 || r == -ENOENT)
+        return POD_OK;
+    return unread(r, file, why);
 }
 
 /* Reads one pod's files into *pod (uid, qos, driver set). Returns POD_OK,
- * POD_VANISHED, POD_SKIPPED or a negative error; pod->io is owned by pod
- * only on POD_OK. */
-static int read_pod(int pfd, struct dd_pod *pod)
+ * POD_VANISHED, POD_SKIPPED (why says which file and what) or a negative
+ * error; pod->io is owned by pod only on POD_OK. */
+static int read_pod(int pfd, struct dd_pod *pod, char *why)
 {
     _dd_cleanup_(dd_freep) char *text = NULL;
+    struct dd_parse_error e = {0};
     size_t len = 0;
     int r;
 
     r = read_file_at(pfd, "cpu.stat", DD_NODE_FILE_MAX, &text, &len);
     if (r < 0)
-        return classify(r);
-    r = dd_node_cgroup_cpu_parse(text, len, &pod->cpu, NULL);
+        return unread(r, "cpu.stat", why);
+    r = dd_node_cgroup_cpu_parse(text, len, &pod->cpu, &e);
     if (r < 0)
-        return unparsed(r);
+        return unparsed(r, "cpu.stat", &e, why);
     dd_free(DD_TAKE_PTR(text));
 
-    r = read_file_at(pfd, "memory.current", DD_NODE_FILE_MAX, &text, &len);
-    if (r == 0) {
-        r = dd_node_cgroup_u64_parse(text, len, &pod->memory_current, NULL);
+    static const char *const files[] = {"memory.current", "memory.peak", "memory.stat", "io.stat"};
+    for (size_t i = 0; i < DD_ARRAY_SIZE(files); i++) {
+        bool present;
+        r = read_optional(pfd, files[i], &text, &len, &present, why);
+        if (r != POD_OK)
+            return r;
+        if (!present)
+            continue;
+        memset(&e, 0, sizeof(e));
+        switch (i) {
+        case 0:
+            r = dd_node_cgroup_u64_parse(text, len, &pod->memory_current, &e);
+            pod->has_memory_current = r == 0;
+            break;
+        case 1:
+            r = dd_node_cgroup_u64_parse(text, len, &pod->memory_peak, &e);
+            pod->has_memory_peak = r == 0;
+            break;
+        case 2:
+            r = dd_node_cgroup_memstat_parse(text, len, &pod->memory_stat, &e);
+            pod->has_memory_stat = r == 0;
+            break;
+        default:
+            r = dd_node_cgroup_io_parse(text, len, &pod->io, &e);
+            pod->has_io = r == 0;
+            break;
+        }
         if (r < 0)
-            return unparsed(r);
-        pod->has_memory_current = true;
+            return unparsed(r, files[i], &e, why);
         dd_free(DD_TAKE_PTR(text));
-    } else if (r != -ENOENT) {
-        return classify(r);
-    }
-
-    r = read_file_at(pfd, "memory.peak", DD_NODE_FILE_MAX, &text, &len);
-    if (r == 0) {
-        r = dd_node_cgroup_u64_parse(text, len, &pod->memory_peak, NULL);
-        if (r < 0)
-            return unparsed(r);
-        pod->has_memory_peak = true;
-        dd_free(DD_TAKE_PTR(text));
-    } else if (r != -ENOENT) {
-        return classify(r);
-    }
-
-    r = read_file_at(pfd, "io.stat", DD_NODE_FILE_MAX, &text, &len);
-    if (r == 0) {
-        r = dd_node_cgroup_io_parse(text, len, &pod->io, NULL);
-        if (r < 0)
-            return unparsed(r);
-        pod->has_io = true;
-    } else if (r != -ENOENT) {
-        return classify(r);
     }
     return POD_OK;
 }
@@ -355,6 +385,7 @@ void dd_pods_release(struct dd_pods *p)
     for (size_t i = 0; i < p->n; i++)
         dd_cgroup_io_release(&p->pods[i].io);
     dd_free(p->pods);
+    dd_free(p->skips);
     memset(p, 0, sizeof(*p));
 }
 
@@ -388,6 +419,7 @@ static int scan_pod_dir(int cgfd, const struct pod_dir *pd, struct dd_pods *pods
     for (;;) {
         struct dirent *de;
         struct dd_pod pod;
+        char why[DD_NODE_REASON_MAX] = "";
         int pfd;
 
         errno = 0;
@@ -406,7 +438,7 @@ static int scan_pod_dir(int cgfd, const struct pod_dir *pd, struct dd_pods *pods
         pfd = open_dir_at(dirfd(d), de->d_name);
         if (pfd == -ENOTDIR)
             continue; /* a file with a pod's name: not a cgroup */
-        r = pfd < 0 ? classify(pfd) : read_pod(pfd, &pod);
+        r = pfd < 0 ? unread(pfd, "directory", why) : read_pod(pfd, &pod, why);
         if (pfd >= 0)
             close(pfd);
         if (r < 0) {
@@ -415,11 +447,18 @@ static int scan_pod_dir(int cgfd, const struct pod_dir *pd, struct dd_pods *pods
         }
         if (r == POD_VANISHED || r == POD_SKIPPED) {
             dd_cgroup_io_release(&pod.io);
-            if (r == POD_VANISHED)
+            if (r == POD_VANISHED) {
                 pods->vanished++;
-            else
-                pods->skipped++;
-            r = 0;
+                r = 0;
+                continue;
+            }
+            pods->skipped++;
+            r = DD_ARRAY_RESERVE(pods->skips, pods->cap_skips, pods->n_skips + 1);
+            if (r < 0)
+                break;
+            struct dd_pod_skip *sk = &pods->skips[pods->n_skips++];
+            snprintf(sk->uid, sizeof(sk->uid), "%s", pod.uid);
+            snprintf(sk->reason, sizeof(sk->reason), "%s", why);
             continue;
         }
         if (pods->n >= DD_NODE_MAX_PODS) {
@@ -452,17 +491,26 @@ static int cmp_pod(const void *a, const void *b)
 
 int dd_node_pods_scan(const char *sys_root, struct dd_pods *ret)
 {
-    struct dd_pods pods;
     char path[PATH_MAX];
-    int cgfd, n, r = 0;
+    int n;
 
     if (!sys_root || !ret)
         return -EINVAL;
-    memset(&pods, 0, sizeof(pods));
     n = snprintf(path, sizeof(path), "%s/fs/cgroup", sys_root);
     if (n < 0 || (size_t)n >= sizeof(path))
         return -ENAMETOOLONG;
-    cgfd = open_dir_at(AT_FDCWD, path);
+    return dd_node_pods_scan_root(path, ret);
+}
+
+int dd_node_pods_scan_root(const char *cgroup_root, struct dd_pods *ret)
+{
+    struct dd_pods pods;
+    int cgfd, r = 0;
+
+    if (!cgroup_root || !ret)
+        return -EINVAL;
+    memset(&pods, 0, sizeof(pods));
+    cgfd = open_dir_at(AT_FDCWD, cgroup_root);
     if (cgfd == -ENOENT || cgfd == -ENOTDIR) {
         *ret = pods; /* no cgroup tree: no pods */
         return 0;
