@@ -293,7 +293,7 @@ static int resource_map(json_t *map, const char *where, const char *const *gpu, 
     const char *k;
     json_t *v;
 
-    *cpu = *mem = *gpus = NAN;
+    *cpu = *mem = *gpus = (double)NAN;
     if (!map || json_is_null(map))
         return 0;
     if (!json_is_object(map)) {
@@ -416,7 +416,8 @@ static int parse_containers(json_t *arr, bool init, const char *where, const cha
  * summed, against the largest plain init container. */
 static void effective(struct dd_rs_pod *p)
 {
-    double run[5] = {NAN, NAN, NAN, NAN, NAN}, ini[5] = {NAN, NAN, NAN, NAN, NAN};
+    double run[5] = {(double)NAN, (double)NAN, (double)NAN, (double)NAN, (double)NAN},
+           ini[5] = {(double)NAN, (double)NAN, (double)NAN, (double)NAN, (double)NAN};
     for (size_t i = 0; i < p->n_containers; i++) {
         const struct dd_rs_container *c = &p->containers[i];
         double v[5] = {c->cpu_request, c->cpu_limit, c->memory_request, c->memory_limit, c->gpus};
@@ -472,7 +473,7 @@ static int annotation_features(json_t *ann, struct dd_rs_pod *p, char *err, size
 static void pod_init(struct dd_rs_pod *p)
 {
     memset(p, 0, sizeof(*p));
-    p->cpu_request = p->cpu_limit = p->memory_request = p->memory_limit = p->gpus = NAN;
+    p->cpu_request = p->cpu_limit = p->memory_request = p->memory_limit = p->gpus = (double)NAN;
 }
 
 int dd_rs_pod_from_json(const json_t *pod_c, const char *const *gpu_resources,
@@ -559,7 +560,7 @@ int dd_rs_pod_from_json(const json_t *pod_c, const char *const *gpu_resources,
 static int number_field(json_t *doc, const char *key, double *ret, char *err, size_t errlen)
 {
     json_t *v = json_object_get(doc, key);
-    *ret = NAN;
+    *ret = (double)NAN;
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) < 0) {
@@ -578,7 +579,7 @@ static double live_num(json_t *o, const char *key)
 
 static void live_unknown(struct dd_rs_live *l)
 {
-    l->top_slowdown_pct = l->top_cpu_util = l->top_free_gpus = NAN;
+    l->top_slowdown_pct = l->top_cpu_util = l->top_free_gpus = (double)NAN;
     l->n_nodes = 0;
 }
 
@@ -594,7 +595,7 @@ int dd_rs_outcome_from_json(const json_t *doc_c, struct dd_rs_outcome *out, char
     live_unknown(&out->live);
     out->exit_code = INT32_MIN;
     for (int t = 0; t < DD_RS_NTARGETS; t++)
-        out->target[t] = NAN;
+        out->target[t] = (double)NAN;
     if (!json_is_object(doc)) {
         snprintf(err, errlen, "body: expected a JSON object");
         return -EINVAL;
@@ -778,7 +779,7 @@ json_t *dd_rs_outcome_to_json(const struct dd_rs_outcome *o)
     json_object_set_new(doc, "annotations", ann);
     json_object_set_new(doc, "requests",
                         resources_json(p->cpu_request, p->memory_request, p->gpus));
-    json_object_set_new(doc, "limits", resources_json(p->cpu_limit, p->memory_limit, NAN));
+    json_object_set_new(doc, "limits", resources_json(p->cpu_limit, p->memory_limit, (double)NAN));
     if (*p->name)
         json_object_set_new(doc, "name", json_string(p->name));
     if (*p->image)
@@ -934,7 +935,7 @@ int dd_rs_data_add(struct dd_rs_data *d, const struct dd_rs_outcome *o, double s
     static_columns(&o->pod, &o->live, r.num);
     for (int t = 0; t < DD_RS_NTARGETS; t++)
         r.y[t] = o->target[t];
-    r.oom_limit = NAN;
+    r.oom_limit = (double)NAN;
     if (strcmp(o->reason, "OOMKilled") == 0) {
         r.oom_limit = isfinite(o->pod.memory_limit) ? o->pod.memory_limit : o->target[DD_RS_MEMORY];
         if (!isfinite(r.oom_limit))
@@ -1050,7 +1051,7 @@ static int cmp_double(const void *a, const void *b)
 static double quantile(double *v, size_t n, double p)
 {
     if (!n)
-        return NAN;
+        return (double)NAN;
     qsort(v, n, sizeof(*v), cmp_double);
     double pos = p * (double)(n - 1);
     size_t i = (size_t)pos;
@@ -1093,8 +1094,8 @@ static struct hist_entry *build_entry(const struct dd_rs_data *d, uint32_t owner
     }
     qsort_r(idx, n, sizeof(*idx), cmp_row_time, d->rows);
     e->h.n = n;
-    e->h.max_memory_bytes = NAN;
-    e->h.last_oom_memory_limit = NAN;
+    e->h.max_memory_bytes = (double)NAN;
+    e->h.last_oom_memory_limit = (double)NAN;
     size_t first = n > DD_RS_HISTORY_WINDOW ? n - DD_RS_HISTORY_WINDOW : 0;
     for (int t = 0; t < DD_RS_NTARGETS; t++) {
         size_t k = 0, m = 0;
@@ -1192,8 +1193,8 @@ static void history_empty(struct dd_rs_history *h)
 {
     memset(h, 0, sizeof(*h));
     for (int t = 0; t < DD_RS_NTARGETS; t++)
-        h->p95[t] = NAN;
-    h->max_memory_bytes = h->last_oom_memory_limit = NAN;
+        h->p95[t] = (double)NAN;
+    h->max_memory_bytes = h->last_oom_memory_limit = (double)NAN;
 }
 
 void dd_rs_model_history(const struct dd_rs_model *m, const char *key, struct dd_rs_history *out)
@@ -1273,8 +1274,8 @@ void dd_rs_model_row(const struct dd_rs_model *m, const struct dd_rs_pod *pod,
     else {
         double none[DD_RS_NTARGETS];
         for (int t = 0; t < DD_RS_NTARGETS; t++)
-            none[t] = NAN;
-        history_columns(row, 0, none, NAN);
+            none[t] = (double)NAN;
+        history_columns(row, 0, none, (double)NAN);
     }
 }
 
@@ -1332,7 +1333,7 @@ int dd_rs_predict(const struct dd_rs_model *m, const struct dd_rs_pod *pod,
     int ret = 0;
 
     for (int t = 0; t < DD_RS_NTARGETS; t++) {
-        out->value[t] = NAN;
+        out->value[t] = (double)NAN;
         out->source[t] = "none";
     }
     out->model_version = 0;
@@ -1458,7 +1459,7 @@ static int train_target(struct trees *tr, int t, size_t n, const double *Y, cons
         if (isfinite(v) && v >= 0)
             idx[k++] = (uint32_t)i; /* position in time order */
     }
-    tr->model_mape[t] = tr->fallback_mape[t] = NAN;
+    tr->model_mape[t] = tr->fallback_mape[t] = (double)NAN;
     if (k < o->min_rows || k < 10) {
         dd_free(idx);
         return 0; /* not enough: no booster */
@@ -1505,7 +1506,7 @@ static int train_target(struct trees *tr, int t, size_t n, const double *Y, cons
     if (r < 0)
         goto out;
     for (size_t i = 0; i < nhold; i++) {
-        use[i] = isfinite(f[i]);
+        use[i] = isfinite(f[i]) ? 1 : 0;
         nf += use[i];
     }
     tr->train_rows[t] = ntrain;
@@ -1629,7 +1630,7 @@ int dd_rs_train_prepare(const struct dd_rs_data *d, const struct dd_rs_model *pr
         }
         /* then the row joins its owner's history */
         if (ru->n == 0)
-            ru->oom_limit = NAN;
+            ru->oom_limit = (double)NAN;
         ru->n++;
         for (int t = 0; t < DD_RS_NTARGETS; t++) {
             if (isfinite(rw->y[t])) {

@@ -107,7 +107,7 @@ static void read_into(struct dd_pod_usage *u, const struct dd_pod *p, double dt,
     if (first) {
         snprintf(u->uid, sizeof(u->uid), "%s", p->uid);
         u->first_seen = wall;
-        u->peak_cpu_cores = NAN;
+        u->peak_cpu_cores = (double)NAN;
     } else if (p->cpu.usage_usec < u->last_usage_usec) {
         /* a new cgroup under the same UID (or a counter reset): the peak
          * so far stays, the next rate starts from this read */

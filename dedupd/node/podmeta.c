@@ -79,7 +79,7 @@ static int get_time(const json_t *obj, const char *key, const char *where, doubl
     int64_t us;
     char q[64];
 
-    *ret = NAN;
+    *ret = (double)NAN;
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_string(v))
@@ -401,7 +401,8 @@ static bool better(const struct term *a, const struct term *b)
 static int read_status(const json_t *st, struct dd_pod_meta *m, char *err, size_t errlen)
 {
     const json_t *list, *cs;
-    struct term best = {.rank = RANK_NONE, .exit_code = DD_POD_EXIT_UNKNOWN, .finished_at = NAN};
+    struct term best = {
+        .rank = RANK_NONE, .exit_code = DD_POD_EXIT_UNKNOWN, .finished_at = (double)NAN};
     char reason[256];
     size_t i;
     int r;
@@ -524,7 +525,7 @@ int dd_pod_meta_from_json(const json_t *pod, struct dd_pod_meta *ret, char *err,
     if (!json_is_object(pod))
         return bad(err, errlen, DD_E_PARSE, "pod: expected an object");
     memset(&m, 0, sizeof(m));
-    m.started_at = m.finished_at = NAN;
+    m.started_at = m.finished_at = (double)NAN;
     m.exit_code = DD_POD_EXIT_UNKNOWN;
     if ((r = get_typed(pod, "metadata", "", false, &md, err, errlen)) < 0 ||
         (r = get_typed(pod, "spec", "", false, &spec, err, errlen)) < 0 ||

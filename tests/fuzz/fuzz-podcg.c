@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                              .read_bytes = 1000000,
                              .write_bytes = 1};
     snprintf(u.uid, sizeof(u.uid), "cg");
-    json_t *o = dd_pod_outcome_json(&u, &m, "n", NAN);
+    json_t *o = dd_pod_outcome_json(&u, &m, "n", (double)NAN);
     CHECK(json_is_object(o));
     CHECK(strcmp(json_string_value(json_object_get(o, "pod_uid")), m.uid) == 0);
     const char *k;
