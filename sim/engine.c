@@ -45,6 +45,7 @@ const char *const sim_policy_names[SIM_P_COUNT] = {
 #define TLP_TARGET     40.0 /* Trimaran TargetLoadPacking's default target utilisation, % */
 #define TOPOLVM_DIV    8.0  /* GiB divisor: a free 8 TiB pool scores log2(1024) = 10 */
 #define BACKOFF_LIMIT  6    /* a Job's default backoffLimit: OOM kills before the pod fails */
+#define RS_MAX_UP      2.0  /* a rewrite at most doubles what was asked (the webhook's step) */
 #define GIB            1073741824.0
 
 static double now_s(void)
@@ -538,7 +539,7 @@ static json_t *rs_pod_json(const struct sim_pod *p, bool asked)
     double mem = (asked ? p->mem_asked_gib : p->mem_gib) * GIB;
     double mem_limit = (asked ? p->mem_asked_gib : p->mem_limit_gib) * GIB;
     if (deployment)
-        snprintf(owner, sizeof(owner), "%s-d%u-7c9f5b4d8", model, p->owner);
+        snprintf(owner, sizeof(owner), "%s-d%u-7c9f5b4d8", model, p->owner & 0xffu);
     else
         snprintf(owner, sizeof(owner), "%s-job-%u", model, p->owner & 0xffu);
     snprintf(image, sizeof(image), "registry.sim.local/%s/%s:1", rs_framework[w], model);
@@ -576,10 +577,18 @@ static int rs_pod(const struct sim_pod *p, bool asked, struct dd_rs_pod *out)
  * branch; docs/sim/README.md states it): CPU request = predicted peak x
  * margin and no CPU limit; memory request = limit = max(predicted peak,
  * the owner's highest observed peak) x margin (the prediction is already
- * raised past an OOM-killed limit by dd_rs_predict); GPUs untouched; both
- * within the largest node, so every pod fits somewhere; no prediction (a
- * new owner before any model): the pod keeps what was asked.
+ * raised past an OOM-killed limit by dd_rs_predict); each within
+ * [asked x rs_max_down, asked x 2] (the webhook's maximum change per step,
+ * placement/admission on h/rsadm: 0.5 and 2 by default), memory never
+ * below the observed peak x margin; GPUs untouched; both within the
+ * largest node, so every pod fits somewhere; no prediction (a new owner
+ * before any model): the pod keeps what was asked.
  */
+static double step(double v, double asked, double max_down)
+{
+    return v < asked * max_down ? asked * max_down : v > asked * RS_MAX_UP ? asked * RS_MAX_UP : v;
+}
+
 static int pod_admit(struct run *r, struct sim_pod *p)
 {
     pod_truth_use(r, p);
@@ -598,15 +607,18 @@ static int pod_admit(struct run *r, struct sim_pod *p)
         double cpu = pr.value[DD_RS_CPU], mem = pr.value[DD_RS_MEMORY];
         bool rewritten = false;
         if (isfinite(cpu) && cpu > 0) {
-            double v = cpu * r->c->rs_margin;
+            double v = step(cpu * r->c->rs_margin, p->cpu_asked, r->c->rs_max_down);
             p->cpu = v < 0.1 ? 0.1 : v > r->max_cores ? r->max_cores : v;
             r->rs_cpu_err += fabs(cpu - p->use_peak_cpu) / p->use_peak_cpu;
             r->rs_pred_cpu_n++;
             rewritten = true;
         }
         if (isfinite(mem) && mem > 0) {
-            double seen = pr.history.max_memory_bytes;
-            double v = (isfinite(seen) && seen > mem ? seen : mem) * r->c->rs_margin / GIB;
+            double seen = isfinite(pr.history.max_memory_bytes) ? pr.history.max_memory_bytes : 0;
+            double v = step((seen > mem ? seen : mem) * r->c->rs_margin / GIB, p->mem_asked_gib,
+                            r->c->rs_max_down);
+            if (v < seen * r->c->rs_margin / GIB) /* never below the observed peak */
+                v = seen * r->c->rs_margin / GIB;
             p->mem_gib = p->mem_limit_gib = v > r->max_mem_gib ? r->max_mem_gib : v;
             r->rs_mem_err += fabs(mem / GIB - p->use_mem_gib) / p->use_mem_gib;
             r->rs_pred_mem_n++;

@@ -48,7 +48,7 @@ static void usage(FILE *f)
                "[--seed N] [--seeds K] [--nodes N --pods N] [--truth default|null|alt1|alt2] "
                "[--truth-file PATH] [--policies a,b,...] [--load X] [--score-scale PCT] [--jobs N] "
                "[--request-inflation X] [--rightsize [--rightsize-margin M] "
-               "[--rightsize-every N]] [--quiet] --out DIR\n");
+               "[--rightsize-every N] [--rightsize-max-down S]] [--quiet] --out DIR\n");
 }
 
 static int bad(const char *arg, const char *why)
@@ -73,8 +73,9 @@ static void defaults(struct sim_config *c)
     c->train_every_s = 3600;
     c->extender_weight = 5; /* README's kube-scheduler configuration */
     c->request_inflation = 1;
-    c->rs_margin = 1.2; /* placement/admission's default memory margin (20 %) */
-    c->rs_every = 50;   /* retrain every 50 outcomes: a run of 400 pods trains 7-8 times */
+    c->rs_margin = 1.2;   /* placement/admission's default memory margin (20 %) */
+    c->rs_max_down = 0.5; /* the webhook's default maximum step down */
+    c->rs_every = 50;     /* retrain every 50 outcomes: a run of 400 pods trains 7-8 times */
     c->policy_mask = (1u << SIM_P_COUNT) - 1;
 }
 
@@ -256,13 +257,15 @@ static void rs_table(FILE *f, const struct sim_config *c, struct agg *off, struc
 {
     fprintf(f,
             "\n### Right-sizing (the placement library's model, the simulator's rewrite "
-            "policy)\n\n%zu nodes, %zu pods, users' requests × %.2f, margin %.2f, retrained every "
-            "%u outcomes; mean over %u seed(s), the same seeds without and with right-sizing. "
+            "policy)\n\n%zu nodes, %zu pods, users' requests × %.2f, margin %.2f, at least %.2f × "
+            "what was asked, retrained every %u outcomes; mean over %u seed(s), the same seeds "
+            "without and with right-sizing. "
             "GPU shares are of all GPUs over the makespan; *waiting* is the mean number of "
             "pods waiting while some node has their GPUs free (CPU or memory requests keep them "
             "out); requested/used integrates requests and use (CPU: mean cores, memory: peak "
             "working set) over the time pods are bound.\n\n",
-            c->nodes, c->pods, c->request_inflation, c->rs_margin, c->rs_every, c->seeds);
+            c->nodes, c->pods, c->request_inflation, c->rs_margin, c->rs_max_down, c->rs_every,
+            c->seeds);
     fprintf(f, "| policy | right-sizing | mean completion s | p95 completion s | GPUs allocated | "
                "GPUs computing | waiting, GPUs free | CPU requested/used | memory "
                "requested/used | OOM kills (raised) | failed | memory MAPE %% |\n");
@@ -692,6 +695,7 @@ int main(int argc, char **argv)
                                          {"rightsize", no_argument, NULL, 'R'},
                                          {"rightsize-margin", required_argument, NULL, 'M'},
                                          {"rightsize-every", required_argument, NULL, 'E'},
+                                         {"rightsize-max-down", required_argument, NULL, 'D'},
                                          {"request-inflation", required_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
@@ -767,6 +771,12 @@ int main(int argc, char **argv)
                 return bad("--rightsize-margin", "want a factor 1..3");
             rs_tuned = true;
             break;
+        case 'D':
+            if (dd_parse_double(optarg, &c.rs_max_down) < 0 ||
+                !(c.rs_max_down >= 0.01 && c.rs_max_down <= 1))
+                return bad("--rightsize-max-down", "want a share 0.01..1");
+            rs_tuned = true;
+            break;
         case 'E':
             if (dd_parse_u64_range(optarg, 1, 1000000, &v) < 0)
                 return bad("--rightsize-every", "want an integer 1..1000000");
@@ -801,7 +811,7 @@ int main(int argc, char **argv)
         strcmp(c.truth_name, "alt1") != 0 && strcmp(c.truth_name, "alt2") != 0)
         return bad("--truth", "want default|null|alt1|alt2");
     if (rs_tuned && !rightsize)
-        return bad("--rightsize-margin/--rightsize-every", "need --rightsize");
+        return bad("--rightsize-margin/-every/-max-down", "need --rightsize");
     if ((nodes == 0) != (pods == 0))
         return bad(nodes ? "--pods" : "--nodes", "--nodes and --pods go together");
     experiment_defaults(&c);
@@ -882,11 +892,12 @@ int main(int argc, char **argv)
     if (rightsize)
         json_object_set_new(
             sum, "rightsize",
-            json_pack("{s:f, s:I, s:s, s:o, s:o, s:o}", "margin", c.rs_margin, "retrain_every",
-                      (json_int_t)c.rs_every, "rewrite",
+            json_pack("{s:f, s:I, s:f, s:s, s:o, s:o, s:o}", "margin", c.rs_margin, "retrain_every",
+                      (json_int_t)c.rs_every, "max_down", c.rs_max_down, "rewrite",
                       "CPU request = predicted peak x margin, no CPU limit; memory request = "
-                      "limit = max(predicted peak, owner's highest observed peak) x margin; GPUs "
-                      "untouched; no prediction: unchanged",
+                      "limit = max(predicted peak, owner's highest observed peak) x margin; each "
+                      "within [asked x max_down, asked x 2], memory never below the observed "
+                      "peak x margin; GPUs untouched; no prediction: unchanged",
                       "without", packing_json(&c, agg, NXFIELDS_ALL), "with",
                       packing_json(&rsc, agg3, NXFIELDS), "change", rs_change_json(&c, agg, agg3)));
     snprintf(path, sizeof(path), "%s/summary.json", c.out);

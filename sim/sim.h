@@ -111,6 +111,7 @@ struct sim_config {
     bool rightsize;           /* this setting's runs right-size (placement/rightsize.h) */
     double rs_margin;         /* request = prediction x margin */
     unsigned rs_every;        /* retrain after this many outcomes */
+    double rs_max_down;       /* a rewrite sets at least asked x this */
     unsigned policy_mask;     /* bit per policy to run */
 };
 

@@ -180,11 +180,12 @@ int sim_generate(const struct sim_config *c, const struct sim_truth *t, uint64_t
             make_pod(t, &r, wi, gpus, c->request_inflation > 0 ? c->request_inflation : 1,
                      &cl.pods[i]);
             cl.pods[i].group = (uint32_t)(burst ? i - j : i);
-            /* the owner: the deployment, or one of 6 recurring Jobs of the
-             * workload (drawn by a hash: the stream above is untouched) */
-            cl.pods[i].owner =
-                burst ? (uint32_t)(i - j)
-                      : 0x80000000u | (uint32_t)(wi << 8) | (uint32_t)(sim_mix(seed * 131 + i) % 6);
+            /* the owner: one of 3 Deployments (bursts: every rollout of
+             * one shares its history) or 3 recurring Jobs (single pods)
+             * per workload, drawn by a hash (the stream above is
+             * untouched) */
+            cl.pods[i].owner = (burst ? 0 : 0x80000000u) | (uint32_t)(wi << 8) |
+                               (uint32_t)(sim_mix(seed * 131 + (burst ? i - j : i)) % 3);
             double nominal = 0;
             for (int ph = 0; ph < SIM_PHASES; ph++)
                 nominal += cl.pods[i].phase[ph].nominal_s;
