@@ -2,7 +2,8 @@
 # Regenerates docs/sim/ from the cluster simulator (dedupd-sim, a simulator:
 # nothing here is measured on a cluster): every experiment over 5 seeds, the
 # sanity runs (null and alternative truths, the prior only), two sensitivity
-# runs, right-sizing without and with (--rightsize), and the 5,000-node x 50,000-pod scale run with its timing; then
+# runs, right-sizing without and with (--rightsize), and the 5,000-node x
+# 50,000-pod scale run with its timing; then
 # docs/sim/RESULTS.md gathers the tables. Usage: scripts/sim-docs.sh [BUILD_DIR]
 # (default build-release, built here when it has no dedupd-sim).
 set -euo pipefail
