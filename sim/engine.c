@@ -28,6 +28,7 @@
 #include "common/common.h"
 #include "placement/costmodel.h"
 #include "placement/placer.h"
+#include "placement/rightsize.h"
 #include "sim/sim.h"
 
 const char *const sim_policy_names[SIM_P_COUNT] = {
@@ -43,6 +44,9 @@ const char *const sim_policy_names[SIM_P_COUNT] = {
 #define POOL           "fast"
 #define TLP_TARGET     40.0 /* Trimaran TargetLoadPacking's default target utilisation, % */
 #define TOPOLVM_DIV    8.0  /* GiB divisor: a free 8 TiB pool scores log2(1024) = 10 */
+#define BACKOFF_LIMIT  6    /* a Job's default backoffLimit: OOM kills before the pod fails */
+#define RS_MAX_UP      2.0  /* a rewrite at most doubles what was asked (the webhook's step) */
+#define GIB            1073741824.0
 
 static double now_s(void)
 {
@@ -169,8 +173,16 @@ struct run {
     const char **names, **names2;
     struct dd_node_score *scores, *scores2;
     double *total;
+    /* right-sizing (c->rightsize): outcomes, the model, reruns to place */
+    struct dd_rs_data *rsd;
+    struct dd_rs_model *rsm;
+    uint64_t rs_version;
+    size_t rs_since, rs_pred_cpu_n, rs_pred_mem_n;
+    double rs_cpu_err, rs_mem_err, max_cores, max_mem_gib;
+    int *rerun;
+    size_t nrerun, caprerun;
     /* metrics */
-    double frag_sum;
+    double frag_sum, waiting_sum;
     size_t frag_n;
     struct sim_series *ts;
     struct sim_result *res;
@@ -237,7 +249,7 @@ static void pod_demand(const struct sim_pod *p, struct sim_truth_demand *d)
     d->read_mbps += ph->read_mbps * p->jitter;
     d->write_mbps += ph->write_mbps * p->jitter;
     d->dup_write_mbps += ph->write_mbps * p->jitter * ph->dup_share;
-    d->cpu_cores += p->cur == SIM_RUN ? p->cpu * 0.5 : 1.0;
+    d->cpu_cores += p->cur == SIM_RUN ? p->use_cpu : 1.0;
 }
 
 static void node_advance(struct run *r, size_t ni, double t)
@@ -256,6 +268,10 @@ static void node_advance(struct run *r, size_t ni, double t)
             p->busy_gpu_s += p->gpus * dt * p->rate;
         p->io_read_mb += rd;
         p->io_write_mb += wr;
+        p->cpu_req_s += p->cpu * dt;
+        p->cpu_use_s += (p->cur == SIM_RUN ? p->use_cpu : 1.0) * dt;
+        p->mem_req_s += p->mem_gib * dt;
+        p->mem_use_s += p->use_mem_gib * dt;
         n->acc_read += rd;
         n->acc_write += wr;
         n->acc_dup += wr * ph->dup_share;
@@ -354,7 +370,7 @@ static double truth_end(struct run *r, size_t ni, const struct sim_pod *p)
         steady.read_mbps += io->read_mbps;
         steady.write_mbps += io->write_mbps;
         steady.dup_write_mbps += io->write_mbps * io->dup_share;
-        steady.cpu_cores += q->cpu * 0.5;
+        steady.cpu_cores += q->use_cpu;
     }
     for (int ph = 0; ph < SIM_PHASES; ph++) {
         const struct sim_phase_io *io = &p->phase[ph];
@@ -365,7 +381,7 @@ static double truth_end(struct run *r, size_t ni, const struct sim_pod *p)
         d.read_mbps += io->read_mbps;
         d.write_mbps += io->write_mbps;
         d.dup_write_mbps += io->write_mbps * io->dup_share;
-        d.cpu_cores += ph == SIM_RUN ? p->cpu * 0.5 : 1.0;
+        d.cpu_cores += ph == SIM_RUN ? p->use_cpu : 1.0;
         sim_truth_eval(r->t, &r->tn[ni], &d, &st);
         total += io->nominal_s / sim_truth_progress(r->t, io->sensitivity, st.delivered);
     }
@@ -475,6 +491,207 @@ static void pod_enter_phase(struct sim_pod *p)
         p->cur++;
     if (p->cur < SIM_PHASES)
         p->left = p->phase[p->cur].nominal_s;
+    /* an attempt whose peak passes its limit runs until the peak comes */
+    if (p->cur == SIM_RUN && p->oom)
+        p->left *= p->oom_at;
+}
+
+/* ---- what a pod uses, and right-sizing ---- */
+
+/* The truth's use of this attempt: the owner's factors by (seed, owner),
+ * the run's by (seed, pod, attempt); every policy and both settings of
+ * --rightsize see the same draws. */
+static void pod_truth_use(const struct run *r, struct sim_pod *p)
+{
+    uint64_t ko = sim_mix(r->seed * 0x2545f4914f6cdd1dULL ^ p->owner);
+    uint64_t kr = sim_mix(sim_mix(r->seed * 977 + p->id) + p->attempt);
+    struct sim_truth_pod d = {sim_workloads[p->workload].name,
+                              p->gpus,
+                              sim_normal(ko + 1),
+                              sim_normal(ko + 2),
+                              sim_normal(kr + 3),
+                              sim_normal(kr + 4),
+                              sim_u01(kr + 5)};
+    struct sim_truth_use u;
+    if (sim_truth_pod_use(r->t, &d, &u) < 0) /* a truth without the workload: asked is used */
+        u = (struct sim_truth_use){p->cpu_asked / 2, p->cpu_asked / 2, p->mem_asked_gib / 2};
+    p->use_peak_cpu = u.peak_cpu_cores;
+    p->use_cpu = u.mean_cpu_cores;
+    p->use_mem_gib = u.peak_memory_gib;
+    p->oom_at = 0.1 + 0.8 * sim_u01(kr + 6);
+}
+
+/* The names right-sizing sees: framework, model, workload type, image. */
+static const char *const rs_framework[] = {"pytorch", "tensorflow", "pytorch",
+                                           "triton",  "vllm",       "deepspeed"};
+static const char *const rs_type[] = {"training",  "training",  "training",
+                                      "inference", "inference", "training"};
+
+/* The pod as its controller creates it (asked: the user's requests and
+ * limits; else this attempt's, as the node role reports them). */
+static json_t *rs_pod_json(const struct sim_pod *p, bool asked)
+{
+    size_t w = p->workload < 6 ? p->workload : 0;
+    const char *model = sim_workloads[p->workload].name;
+    char owner[96], image[128];
+    bool deployment = !(p->owner & 0x80000000u);
+    double cpu = asked ? p->cpu_asked : p->cpu;
+    double mem = (asked ? p->mem_asked_gib : p->mem_gib) * GIB;
+    double mem_limit = (asked ? p->mem_asked_gib : p->mem_limit_gib) * GIB;
+    if (deployment)
+        snprintf(owner, sizeof(owner), "%s-d%u-7c9f5b4d8", model, p->owner & 0xffu);
+    else
+        snprintf(owner, sizeof(owner), "%s-job-%u", model, p->owner & 0xffu);
+    snprintf(image, sizeof(image), "registry.sim.local/%s/%s:1", rs_framework[w], model);
+    json_t *limits = json_pack("{s:f, s:i}", "memory", floor(mem_limit), "nvidia.com/gpu", p->gpus);
+    if (asked || p->cpu == p->cpu_asked) /* right-sized pods set no CPU limit */
+        json_object_set_new(limits, "cpu", json_real(cpu));
+    return json_pack("{s:{s:s, s:s, s:s, s:{s:s}, s:{s:s, s:s, s:s, s:s}, s:[{s:s, s:s, s:b}]},"
+                     " s:{s:[{s:s, s:s, s:{s:{s:f, s:f, s:i}, s:o}}],"
+                     " s:[{s:s, s:{s:s}}]}}",
+                     "metadata", "uid", p->uid, "namespace", "sim", "name", p->name, "labels",
+                     "pod-template-hash", "7c9f5b4d8", "annotations", "dedupd.io/framework",
+                     rs_framework[w], "dedupd.io/model", model, "dedupd.io/workload", rs_type[w],
+                     "dedupd.io/rightsize", "true", "ownerReferences", "kind",
+                     deployment ? "ReplicaSet" : "Job", "name", owner, "controller", 1, "spec",
+                     "containers", "name", "main", "image", image, "resources", "requests", "cpu",
+                     cpu, "memory", floor(mem), "nvidia.com/gpu", p->gpus, "limits", limits,
+                     "volumes", "name", "data", "ephemeral", "volumeClaimTemplate", "sim");
+}
+
+static int rs_pod(const struct sim_pod *p, bool asked, struct dd_rs_pod *out)
+{
+    char err[256];
+    json_t *j = rs_pod_json(p, asked);
+    int e = j ? dd_rs_pod_from_json(j, NULL, 0, out, err, sizeof(err)) : -ENOMEM;
+    json_decref(j);
+    if (e < 0 && j)
+        fprintf(stderr, "dedupd-sim: right-sizing: pod %s: %s\n", p->name, err);
+    return e;
+}
+
+/*
+ * Admission of an attempt: the truth's use is drawn; without right-sizing
+ * the pod keeps what its user asked (requests = limits). With it, the
+ * simulator's own rewrite policy (placement/admission.h is not on this
+ * branch; docs/sim/README.md states it): CPU request = predicted peak x
+ * margin and no CPU limit; memory request = limit = max(predicted peak,
+ * the owner's highest observed peak) x margin (the prediction is already
+ * raised past an OOM-killed limit by dd_rs_predict); each within
+ * [asked x rs_max_down, asked x 2] (the webhook's maximum change per step,
+ * placement/admission on h/rsadm: 0.5 and 2 by default), memory never
+ * below the observed peak x margin; GPUs untouched; both within the
+ * largest node, so every pod fits somewhere; no prediction (a new owner
+ * before any model): the pod keeps what was asked.
+ */
+static double step(double v, double asked, double max_down)
+{
+    return v < asked * max_down ? asked * max_down : v > asked * RS_MAX_UP ? asked * RS_MAX_UP : v;
+}
+
+static int pod_admit(struct run *r, struct sim_pod *p)
+{
+    pod_truth_use(r, p);
+    p->cpu = p->cpu_asked;
+    p->mem_gib = p->mem_limit_gib = p->mem_asked_gib;
+    if (r->c->rightsize) {
+        struct dd_rs_pod pod;
+        struct dd_rs_prediction pr;
+        double t0 = now_s();
+        int e = rs_pod(p, true, &pod);
+        if (e < 0)
+            return e;
+        if ((e = dd_rs_predict(r->rsm, &pod, NULL, &pr)) < 0)
+            return e;
+        r->res->rs_admitted++;
+        double cpu = pr.value[DD_RS_CPU], mem = pr.value[DD_RS_MEMORY];
+        bool rewritten = false;
+        if (isfinite(cpu) && cpu > 0) {
+            double v = step(cpu * r->c->rs_margin, p->cpu_asked, r->c->rs_max_down);
+            p->cpu = v < 0.1 ? 0.1 : v > r->max_cores ? r->max_cores : v;
+            r->rs_cpu_err += fabs(cpu - p->use_peak_cpu) / p->use_peak_cpu;
+            r->rs_pred_cpu_n++;
+            rewritten = true;
+        }
+        if (isfinite(mem) && mem > 0) {
+            double seen = isfinite(pr.history.max_memory_bytes) ? pr.history.max_memory_bytes : 0;
+            double v = step((seen > mem ? seen : mem) * r->c->rs_margin / GIB, p->mem_asked_gib,
+                            r->c->rs_max_down);
+            if (v < seen * r->c->rs_margin / GIB) /* never below the observed peak */
+                v = seen * r->c->rs_margin / GIB;
+            p->mem_gib = p->mem_limit_gib = v > r->max_mem_gib ? r->max_mem_gib : v;
+            r->rs_mem_err += fabs(mem / GIB - p->use_mem_gib) / p->use_mem_gib;
+            r->rs_pred_mem_n++;
+            rewritten = true;
+        }
+        if (rewritten)
+            r->res->rs_rewritten++;
+        if (strcmp(pr.source[DD_RS_MEMORY], "model") == 0)
+            r->res->rs_from_model++;
+        else if (strcmp(pr.source[DD_RS_MEMORY], "history") == 0)
+            r->res->rs_from_history++;
+        r->res->t_rightsize += now_s() - t0;
+    }
+    p->oom = p->use_mem_gib > p->mem_limit_gib;
+    return 0;
+}
+
+/* An attempt's outcome (as the node role records it) into the model: the
+ * owner's history at once, the trees every rs_every outcomes. */
+static int rs_outcome(struct run *r, const struct sim_pod *p, double t, bool oom)
+{
+    struct dd_rs_outcome o;
+    char err[256];
+    double t0 = now_s();
+    int e;
+    if (!r->c->rightsize)
+        return 0;
+    memset(&o, 0, sizeof(o));
+    if ((e = rs_pod(p, false, &o.pod)) < 0)
+        return e;
+    snprintf(o.pod_uid, sizeof(o.pod_uid), "%s", p->uid);
+    snprintf(o.ns, sizeof(o.ns), "%s", o.pod.ns);
+    snprintf(o.owner_kind, sizeof(o.owner_kind), "%s", o.pod.owner_kind);
+    snprintf(o.owner_name, sizeof(o.owner_name), "%s", o.pod.owner_name);
+    snprintf(o.node, sizeof(o.node), "%s", p->node >= 0 ? r->cl->nodes[p->node].name : "");
+    o.started_at = (double)ms_of(p->run_start_s) / 1000;
+    o.finished_at = (double)ms_of(t) / 1000;
+    for (int k = 0; k < DD_RS_NTARGETS; k++)
+        o.target[k] = (double)NAN;
+    o.target[DD_RS_CPU] = p->use_peak_cpu;
+    /* memory.peak of a killed attempt: where the limit stopped it */
+    o.target[DD_RS_MEMORY] = (oom ? p->mem_limit_gib : p->use_mem_gib) * GIB;
+    o.target[DD_RS_GPU_MEMORY] = p->gpus * sim_workloads[p->workload].gpu_mem_gib * GIB;
+    o.target[DD_RS_RUNTIME] = t - p->run_start_s;
+    o.exit_code = oom ? 137 : 0;
+    snprintf(o.reason, sizeof(o.reason), "%s", oom ? "OOMKilled" : "Completed");
+    o.live = (struct dd_rs_live){(double)NAN, (double)NAN, (double)NAN, 0};
+    if ((e = dd_rs_data_add(r->rsd, &o, (double)r->finished)) < 0)
+        return e;
+    char key[3 * DD_NAME_MAX + 160];
+    struct dd_rs_model *m = NULL;
+    dd_rs_pod_owner_key(&o.pod, key, sizeof(key));
+    if ((e = dd_rs_model_with_history(r->rsm, r->rsd, key, &m)) < 0)
+        return e;
+    dd_rs_model_unref(r->rsm);
+    r->rsm = m;
+    if (++r->rs_since >= r->c->rs_every) {
+        struct dd_rs_train_options to;
+        dd_rs_train_options_init(&to);
+        e = dd_rs_train(r->rsd, r->rsm, &to, r->rs_version + 1, ms_of(t), &m, err, sizeof(err));
+        if (e == 0) {
+            dd_rs_model_unref(r->rsm);
+            r->rsm = m;
+            r->rs_version++;
+            r->res->rs_trainings++;
+            r->rs_since = 0;
+        } else if (e != -EINVAL) { /* -EINVAL: too few outcomes yet */
+            fprintf(stderr, "dedupd-sim: right-sizing training: %s\n", err);
+            return e;
+        }
+    }
+    r->res->t_rightsize += now_s() - t0;
+    return 0;
 }
 
 /* Schedules pod pi at t; 1 placed, 0 not (fits nowhere), < 0 error. */
@@ -560,6 +777,8 @@ static int schedule(struct run *r, int pi, double t)
     n->phys_used += p->claim_bytes / (r->tn[ni].dedup ? 2.0 : 1.0);
     p->node = (int)ni;
     p->start_s = t;
+    p->run_start_s = t;
+    p->busy_at_bind = p->busy_gpu_s;
     p->cur = 0;
     pod_enter_phase(p);
     n->last_bind = t;
@@ -620,12 +839,18 @@ static int node_event(struct run *r, size_t ni, double t)
             k++;
             continue;
         }
-        p->cur++;
-        pod_enter_phase(p);
-        if (p->cur < SIM_PHASES) {
-            k++;
-            continue;
+        bool killed = p->cur == SIM_RUN && p->oom;
+        if (!killed) {
+            p->cur++;
+            pod_enter_phase(p);
+            if (p->cur < SIM_PHASES) {
+                k++;
+                continue;
+            }
         }
+        int e = rs_outcome(r, p, t, killed);
+        if (e < 0)
+            return e;
         p->finish_s = t;
         n->gpu_used -= p->gpus;
         r->gpu_free[ni] += p->gpus;
@@ -634,13 +859,50 @@ static int node_event(struct run *r, size_t ni, double t)
         n->phys_used -= p->claim_bytes / (r->tn[ni].dedup ? 2.0 : 1.0);
         if (r->ledger)
             dd_placer_pod_deleted(r->placer, p->uid);
+        int pi = n->pods[k];
         n->pods[k] = n->pods[--n->n];
-        r->finished++;
         freed = true;
+        if (killed) {
+            /* the attempt's computing is lost; the Job creates a new pod
+             * (a new UID, admitted again) unless its backoff ran out */
+            p->lost_gpu_s += p->busy_gpu_s - p->busy_at_bind;
+            r->res->oom_kills++;
+            p->node = -1;
+            if (++p->attempt > BACKOFF_LIMIT) {
+                p->failed = true;
+                r->res->failed_pods++;
+                r->finished++;
+                continue;
+            }
+            double killed_limit = p->mem_limit_gib;
+            snprintf(p->uid, sizeof(p->uid), "pod-%06u-%u", p->id % 1000000u, p->attempt % 100u);
+            if ((e = pod_admit(r, p)) < 0)
+                return e;
+            r->res->oom_raised += p->mem_limit_gib > killed_limit;
+            if (r->nrerun == r->caprerun) {
+                size_t cap = r->caprerun ? 2 * r->caprerun : 64;
+                int *x = dd_reallocarray(r->rerun, cap, sizeof(int));
+                if (!x)
+                    return -ENOMEM;
+                r->rerun = x;
+                r->caprerun = cap;
+            }
+            r->rerun[r->nrerun++] = pi;
+            continue;
+        }
+        r->finished++;
     }
     if (node_recompute(r, ni, t) < 0)
         return -ENOMEM;
-    return freed ? retry_pending(r, ni, t) : 0;
+    int e = freed ? retry_pending(r, ni, t) : 0;
+    /* the reruns queue behind the pods already waiting */
+    for (size_t i = 0; i < r->nrerun && e >= 0; i++) {
+        e = schedule(r, r->rerun[i], t);
+        if (e == 0)
+            e = pending_add(r, r->rerun[i]);
+    }
+    r->nrerun = 0;
+    return e < 0 ? e : 0;
 }
 
 /* ---- reports ---- */
@@ -705,7 +967,7 @@ static int report_node(struct run *r, size_t ni, double t)
     rep.io_psi = noisy(r, n->acc_iopsi / iv, key + 3);
     rep.run_queue = noisy(r, n->acc_runq / iv, key + 4);
     rep.load1 = rep.run_queue;
-    rep.mem_available_gib = s->mem_gib - n->mem_used * 0.8;
+    rep.mem_available_gib = s->mem_gib; /* less what the pods use, below */
     rep.vdo_cpu_seconds = noisy(r, n->acc_vdo, key + 5);
     rep.gpus_available = true;
     double busy = 0, mem = 0;
@@ -720,8 +982,9 @@ static int report_node(struct run *r, size_t ni, double t)
         struct dd_report_pod *rp = &rep.pods[k];
         memcpy(rp->uid, p->uid, sizeof(p->uid));
         memcpy(rp->qos, "burstable", 10);
-        rp->cpu_cores = p->cur == SIM_RUN ? p->cpu * 0.5 : 1.0;
-        rp->memory_bytes = p->mem_gib * 1073741824.0 * 0.8;
+        rp->cpu_cores = p->cur == SIM_RUN ? p->use_cpu : 1.0;
+        rp->memory_bytes = p->use_mem_gib * GIB;
+        rep.mem_available_gib -= p->use_mem_gib;
         rp->io_read_mbps = p->io_read_mb / iv;
         rp->io_write_mbps = p->io_write_mb / iv;
     }
@@ -816,7 +1079,7 @@ static int tick(struct run *r, double t)
 {
     double t0 = now_s(), alloc = 0, busy = 0, mem = 0;
     size_t all_free = 0;
-    int e = 0;
+    int e = 0, max_free = 0;
     for (size_t ni = 0; ni < r->cl->n_nodes && e == 0; ni++) {
         struct node_rt *n = &r->nodes[ni];
         node_advance(r, ni, t);
@@ -834,6 +1097,8 @@ static int tick(struct run *r, double t)
         }
         r->res->t_reports += now_s() - r0;
         all_free += n->gpu_used == 0;
+        if (r->gpu_free[ni] > max_free)
+            max_free = r->gpu_free[ni];
         for (size_t k = 0; k < n->n; k++) {
             struct sim_pod *p = &r->pods[n->pods[k]];
             double cv = r->t->burst_cv;
@@ -853,6 +1118,10 @@ static int tick(struct run *r, double t)
     if (t >= r->pods[0].arrival_s) {
         r->frag_sum += (double)all_free / (double)r->cl->n_nodes;
         r->frag_n++;
+        /* waiting pods whose GPUs some node has free: CPU or memory
+         * requests keep them out */
+        for (size_t i = 0; i < r->npending; i++)
+            r->waiting_sum += r->pending_gpus[i] <= max_free;
     }
     if (r->ts && r->ts->f)
         fprintf(r->ts->f, "%llu,%s,%.0f,%.4f,%.4f,%.1f\n", (unsigned long long)r->ts->seed,
@@ -958,11 +1227,12 @@ static void metrics(struct run *r)
     struct sim_result *res = r->res;
     size_t n = r->cl->n_pods;
     double first = (double)INFINITY, last = 0, sum = 0, alloc = 0, busy = 0, wait = 0, stretch = 0;
+    double creq = 0, cuse = 0, mreq = 0, muse = 0;
     double *ct = dd_reallocarray(NULL, n ? n : 1, sizeof(double));
     double *gmax = dd_calloc(n ? n : 1, sizeof(double));
     double *gmin = dd_calloc(n ? n : 1, sizeof(double));
     size_t groups = 0;
-    double dsum = 0;
+    double dsum = 0, span;
     if (!ct || !gmax || !gmin)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -980,7 +1250,11 @@ static void metrics(struct run *r)
             nominal += p->phase[ph].nominal_s;
         stretch += (p->finish_s - p->start_s) / nominal - 1;
         alloc += p->alloc_gpu_s;
-        busy += p->busy_gpu_s;
+        busy += p->busy_gpu_s - p->lost_gpu_s; /* an OOM-killed attempt computed nothing */
+        creq += p->cpu_req_s;
+        cuse += p->cpu_use_s;
+        mreq += p->mem_req_s;
+        muse += p->mem_use_s;
         if (p->workload < SIM_MAX_MODELS) {
             res->model_run_s[p->workload] += p->finish_s - p->start_s;
             res->model_completion_s[p->workload] += c;
@@ -1022,6 +1296,16 @@ static void metrics(struct run *r)
     res->gpu_idle_fraction_all =
         res->makespan_s > 0 ? (alloc - busy) / (r->cl->total_gpus * res->makespan_s) : 0;
     res->frag_all_free = r->frag_n ? r->frag_sum / (double)r->frag_n : 0;
+    span = r->cl->total_gpus * res->makespan_s;
+    res->gpu_allocated_share = span > 0 ? alloc / span : 0;
+    res->gpu_computing_share = span > 0 ? busy / span : 0;
+    res->waiting_gpus_free = r->frag_n ? r->waiting_sum / (double)r->frag_n : 0;
+    res->cpu_requested_over_used = cuse > 0 ? creq / cuse : (double)NAN;
+    res->mem_requested_over_used = muse > 0 ? mreq / muse : (double)NAN;
+    res->rs_cpu_mape =
+        r->rs_pred_cpu_n ? 100 * r->rs_cpu_err / (double)r->rs_pred_cpu_n : (double)NAN;
+    res->rs_mem_mape =
+        r->rs_pred_mem_n ? 100 * r->rs_mem_err / (double)r->rs_pred_mem_n : (double)NAN;
 out:
     dd_free(ct);
     dd_free(gmax);
@@ -1074,7 +1358,13 @@ int sim_run(const struct sim_config *c, const struct sim_truth *t, const struct 
     for (size_t i = 0; i < N; i++) {
         r.hpos[i] = SIZE_MAX;
         r.gpu_free[i] = cl->nodes[i].gpus;
+        if (cl->nodes[i].cores > r.max_cores)
+            r.max_cores = cl->nodes[i].cores;
+        if (cl->nodes[i].mem_gib > r.max_mem_gib)
+            r.max_mem_gib = cl->nodes[i].mem_gib;
     }
+    if (c->rightsize && (e = dd_rs_data_new(&r.rsd)) < 0)
+        goto out;
     for (size_t i = 0; i < cl->n_pods; i++)
         r.pods[i].jitter = 1;
     for (size_t i = 0; i < N; i++) {
@@ -1121,7 +1411,9 @@ int sim_run(const struct sim_config *c, const struct sim_truth *t, const struct 
             next_tick += c->interval_s;
         } else {
             int pi = (int)ai++;
-            e = schedule(&r, pi, ta);
+            e = pod_admit(&r, &r.pods[pi]);
+            if (e == 0)
+                e = schedule(&r, pi, ta);
             if (e == 0)
                 e = pending_add(&r, pi);
         }
@@ -1157,5 +1449,8 @@ out:
     dd_free(r.total);
     dd_free(r.train.rows);
     dd_free(r.eval.rows);
+    dd_free(r.rerun);
+    dd_rs_model_unref(r.rsm);
+    dd_rs_data_free(r.rsd);
     return e;
 }

@@ -47,7 +47,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: dedupd-sim --experiment completion|gpu-curve|io-load|dedup|scale "
                "[--seed N] [--seeds K] [--nodes N --pods N] [--truth default|null|alt1|alt2] "
                "[--truth-file PATH] [--policies a,b,...] [--load X] [--score-scale PCT] [--jobs N] "
-               "[--quiet] --out DIR\n");
+               "[--request-inflation X] [--rightsize [--rightsize-margin M] "
+               "[--rightsize-every N] [--rightsize-max-down S]] [--quiet] --out DIR\n");
 }
 
 static int bad(const char *arg, const char *why)
@@ -71,6 +72,10 @@ static void defaults(struct sim_config *c)
     c->train_first_s = 900;
     c->train_every_s = 3600;
     c->extender_weight = 5; /* README's kube-scheduler configuration */
+    c->request_inflation = 1;
+    c->rs_margin = 1.2;   /* placement/admission's default memory margin (20 %) */
+    c->rs_max_down = 0.5; /* the webhook's default maximum step down */
+    c->rs_every = 50;     /* retrain every 50 outcomes: a run of 400 pods trains 7-8 times */
     c->policy_mask = (1u << SIM_P_COUNT) - 1;
 }
 
@@ -128,6 +133,162 @@ static void mean_sd(const struct agg *a, size_t k, double *m, double *sd)
     for (size_t i = 0; i < a->n; i++)
         q += (field(&a->r[i], k) - *m) * (field(&a->r[i], k) - *m);
     *sd = a->n > 1 ? sqrt(q / (double)(a->n - 1)) : 0;
+}
+
+/* Packing and right-sizing figures (every run; summary.json "packing" and
+ * "rightsize", rightsize.csv). */
+static double xfield(const struct sim_result *r, size_t k)
+{
+    const double v[] = {r->mean_completion_s,
+                        r->p95_completion_s,
+                        r->makespan_s,
+                        r->gpu_allocated_share,
+                        r->gpu_computing_share,
+                        r->waiting_gpus_free,
+                        r->cpu_requested_over_used,
+                        r->mem_requested_over_used,
+                        (double)r->oom_kills,
+                        (double)r->oom_raised,
+                        (double)r->failed_pods,
+                        (double)r->rs_admitted,
+                        (double)r->rs_rewritten,
+                        (double)r->rs_from_model,
+                        (double)r->rs_from_history,
+                        (double)r->rs_trainings,
+                        r->rs_cpu_mape,
+                        r->rs_mem_mape};
+    return v[k];
+}
+static const char *const xfield_names[] = {"mean_completion_s",
+                                           "p95_completion_s",
+                                           "makespan_s",
+                                           "gpu_allocated_share",
+                                           "gpu_computing_share",
+                                           "pods_waiting_while_gpus_free",
+                                           "cpu_requested_over_used",
+                                           "memory_requested_over_used",
+                                           "oom_kills",
+                                           "oom_kills_memory_raised",
+                                           "failed_pods",
+                                           "rightsize_admitted",
+                                           "rightsize_rewritten",
+                                           "rightsize_memory_from_model",
+                                           "rightsize_memory_from_history",
+                                           "rightsize_trainings",
+                                           "rightsize_cpu_mape_percent",
+                                           "rightsize_memory_mape_percent"};
+#define NXFIELDS     18
+#define NXFIELDS_ALL 11 /* the rest only when the run right-sizes */
+
+static void xmean_sd(const struct agg *a, size_t k, double *m, double *sd)
+{
+    double s = 0, q = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (isfinite(xfield(&a->r[i], k))) {
+            s += xfield(&a->r[i], k);
+            n++;
+        }
+    *m = n ? s / (double)n : (double)NAN;
+    for (size_t i = 0; i < a->n; i++)
+        if (isfinite(xfield(&a->r[i], k)))
+            q += (xfield(&a->r[i], k) - *m) * (xfield(&a->r[i], k) - *m);
+    *sd = n > 1 ? sqrt(q / (double)(n - 1)) : 0;
+}
+
+static json_t *num_or_null(double x);
+
+static json_t *packing_json(const struct sim_config *c, struct agg *agg, size_t nfields)
+{
+    json_t *o = json_object();
+    for (size_t p = 0; p < SIM_P_COUNT; p++) {
+        if (!(c->policy_mask & (1u << p)) || agg[p].n == 0)
+            continue;
+        json_t *po = json_object(), *sd = json_object();
+        for (size_t k = 0; k < nfields; k++) {
+            double m, s;
+            xmean_sd(&agg[p], k, &m, &s);
+            json_object_set_new(po, xfield_names[k], num_or_null(m));
+            json_object_set_new(sd, xfield_names[k], num_or_null(s));
+        }
+        json_object_set_new(po, "sd", sd);
+        json_object_set_new(o, sim_policy_names[p], po);
+    }
+    return o;
+}
+
+/* With right-sizing against without, per policy: relative change of the
+ * means, % (negative: lower with right-sizing). */
+static json_t *rs_change_json(const struct sim_config *c, struct agg *off, struct agg *on)
+{
+    static const size_t keys[] = {0, 1, 2, 3, 4, 5, 6, 7};
+    json_t *o = json_object();
+    for (size_t p = 0; p < SIM_P_COUNT; p++) {
+        if (!(c->policy_mask & (1u << p)) || off[p].n == 0 || on[p].n == 0)
+            continue;
+        json_t *po = json_object();
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+            double a, b, s;
+            char key[80];
+            xmean_sd(&off[p], keys[i], &a, &s);
+            xmean_sd(&on[p], keys[i], &b, &s);
+            snprintf(key, sizeof(key), "%s_change_percent", xfield_names[keys[i]]);
+            json_object_set_new(po, key, num_or_null(a != 0 ? 100 * (b - a) / a : (double)NAN));
+        }
+        json_object_set_new(o, sim_policy_names[p], po);
+    }
+    return o;
+}
+
+static void rs_csv(FILE *f, const struct sim_config *c, struct agg *agg, const char *setting)
+{
+    for (size_t p = 0; p < SIM_P_COUNT; p++) {
+        for (size_t i = 0; i < agg[p].n; i++) {
+            fprintf(f, "%llu,%s,%s", (unsigned long long)(c->seed + i), sim_policy_names[p],
+                    setting);
+            for (size_t k = 0; k < NXFIELDS; k++)
+                fprintf(f, ",%.4f", xfield(&agg[p].r[i], k));
+            fprintf(f, "\n");
+        }
+    }
+}
+
+static void rs_table(FILE *f, const struct sim_config *c, struct agg *off, struct agg *on)
+{
+    fprintf(f,
+            "\n### Right-sizing (the placement library's model, the simulator's rewrite "
+            "policy)\n\n%zu nodes, %zu pods, users' requests × %.2f, margin %.2f, at least %.2f × "
+            "what was asked, retrained every %u outcomes; mean over %u seed(s), the same seeds "
+            "without and with right-sizing. "
+            "GPU shares are of all GPUs over the makespan; *waiting* is the mean number of "
+            "pods waiting while some node has their GPUs free (CPU or memory requests keep them "
+            "out); requested/used integrates requests and use (CPU: mean cores, memory: peak "
+            "working set) over the time pods are bound.\n\n",
+            c->nodes, c->pods, c->request_inflation, c->rs_margin, c->rs_max_down, c->rs_every,
+            c->seeds);
+    fprintf(f, "| policy | right-sizing | mean completion s | p95 completion s | GPUs allocated | "
+               "GPUs computing | waiting, GPUs free | CPU requested/used | memory "
+               "requested/used | OOM kills (raised) | failed | memory MAPE %% |\n");
+    fprintf(f, "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (size_t p = 0; p < SIM_P_COUNT; p++) {
+        if (!(c->policy_mask & (1u << p)) || off[p].n == 0)
+            continue;
+        for (int w = 0; w < 2; w++) {
+            struct agg *a = w ? &on[p] : &off[p];
+            double m[NXFIELDS], sd[NXFIELDS];
+            for (size_t k = 0; k < NXFIELDS; k++)
+                xmean_sd(a, k, &m[k], &sd[k]);
+            fprintf(f,
+                    "| %s | %s | %.0f ± %.0f | %.0f ± %.0f | %.3f | %.3f | %.1f | %.2f | %.2f | "
+                    "%.1f (%.1f) | %.1f |",
+                    sim_policy_names[p], w ? "on" : "off", m[0], sd[0], m[1], sd[1], m[3], m[4],
+                    m[5], m[6], m[7], m[8], m[9], m[10]);
+            if (w && isfinite(m[17]))
+                fprintf(f, " %.1f |\n", m[17]);
+            else
+                fprintf(f, " — |\n");
+        }
+    }
 }
 
 static json_t *policies_json(const struct sim_config *c, struct agg *agg, bool fixed)
@@ -531,6 +692,11 @@ int main(int argc, char **argv)
                                          {"score-scale", required_argument, NULL, 'S'},
                                          {"load", required_argument, NULL, 'l'},
                                          {"jobs", required_argument, NULL, 'j'},
+                                         {"rightsize", no_argument, NULL, 'R'},
+                                         {"rightsize-margin", required_argument, NULL, 'M'},
+                                         {"rightsize-every", required_argument, NULL, 'E'},
+                                         {"rightsize-max-down", required_argument, NULL, 'D'},
+                                         {"request-inflation", required_argument, NULL, 'I'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct sim_config c;
@@ -538,6 +704,7 @@ int main(int argc, char **argv)
     uint64_t v, nodes = 0, pods = 0;
     const char *policies = NULL;
     double load = 0;
+    bool rightsize = false, rs_tuned = false;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned jobs = ncpu >= 2 ? 2 : 1; /* this project's machines have 2 cores */
     char err[512];
@@ -595,6 +762,32 @@ int main(int argc, char **argv)
             if (dd_parse_double(optarg, &load) < 0 || !(load > 0.05 && load <= 2))
                 return bad("--load", "want the offered GPU load, 0.05..2");
             break;
+        case 'R':
+            rightsize = true;
+            break;
+        case 'M':
+            if (dd_parse_double(optarg, &c.rs_margin) < 0 ||
+                !(c.rs_margin >= 1 && c.rs_margin <= 3))
+                return bad("--rightsize-margin", "want a factor 1..3");
+            rs_tuned = true;
+            break;
+        case 'D':
+            if (dd_parse_double(optarg, &c.rs_max_down) < 0 ||
+                !(c.rs_max_down >= 0.01 && c.rs_max_down <= 1))
+                return bad("--rightsize-max-down", "want a share 0.01..1");
+            rs_tuned = true;
+            break;
+        case 'E':
+            if (dd_parse_u64_range(optarg, 1, 1000000, &v) < 0)
+                return bad("--rightsize-every", "want an integer 1..1000000");
+            c.rs_every = (unsigned)v;
+            rs_tuned = true;
+            break;
+        case 'I':
+            if (dd_parse_double(optarg, &c.request_inflation) < 0 ||
+                !(c.request_inflation >= 0.25 && c.request_inflation <= 2.5))
+                return bad("--request-inflation", "want a factor 0.25..2.5");
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -617,6 +810,8 @@ int main(int argc, char **argv)
     if (strcmp(c.truth_name, "default") != 0 && strcmp(c.truth_name, "null") != 0 &&
         strcmp(c.truth_name, "alt1") != 0 && strcmp(c.truth_name, "alt2") != 0)
         return bad("--truth", "want default|null|alt1|alt2");
+    if (rs_tuned && !rightsize)
+        return bad("--rightsize-margin/-every/-max-down", "need --rightsize");
     if ((nodes == 0) != (pods == 0))
         return bad(nodes ? "--pods" : "--nodes", "--nodes and --pods go together");
     experiment_defaults(&c);
@@ -651,8 +846,9 @@ int main(int argc, char **argv)
 
     struct agg *agg = dd_calloc(SIM_P_COUNT, sizeof(*agg));
     struct agg *agg2 = dd_calloc(SIM_P_COUNT, sizeof(*agg2));
+    struct agg *agg3 = dd_calloc(SIM_P_COUNT, sizeof(*agg3));
     FILE *series = NULL;
-    if (!agg || !agg2)
+    if (!agg || !agg2 || !agg3)
         return 1;
     if (c.timeseries) {
         series = open_out(c.out, "timeseries.csv");
@@ -668,6 +864,11 @@ int main(int argc, char **argv)
         plain.dedup_pools = false;
         e = run_all(&plain, &truth, agg2, NULL, jobs);
     }
+    /* --rightsize: the same seeds and policies again, right-sizing */
+    struct sim_config rsc = c;
+    rsc.rightsize = true;
+    if (e == 0 && rightsize)
+        e = run_all(&rsc, &truth, agg3, NULL, jobs);
     if (e < 0) {
         fprintf(stderr, "dedupd-sim: run failed: %s\n", dd_strerror(e));
         return 1;
@@ -686,6 +887,19 @@ int main(int argc, char **argv)
                                       "dedupd_versus", versus_json(agg2, c.policy_mask)));
     char path[4096];
     json_object_set_new(sum, "dedupd_rank_by_mean_completion", json_integer(dedupd_rank(&c, agg)));
+    json_object_set_new(sum, "request_inflation", json_real(c.request_inflation));
+    json_object_set_new(sum, "packing", packing_json(&c, agg, NXFIELDS_ALL));
+    if (rightsize)
+        json_object_set_new(
+            sum, "rightsize",
+            json_pack("{s:f, s:I, s:f, s:s, s:o, s:o, s:o}", "margin", c.rs_margin, "retrain_every",
+                      (json_int_t)c.rs_every, "max_down", c.rs_max_down, "rewrite",
+                      "CPU request = predicted peak x margin, no CPU limit; memory request = "
+                      "limit = max(predicted peak, owner's highest observed peak) x margin; each "
+                      "within [asked x max_down, asked x 2], memory never below the observed "
+                      "peak x margin; GPUs untouched; no prediction: unchanged",
+                      "without", packing_json(&c, agg, NXFIELDS_ALL), "with",
+                      packing_json(&rsc, agg3, NXFIELDS), "change", rs_change_json(&c, agg, agg3)));
     snprintf(path, sizeof(path), "%s/summary.json", c.out);
     if (!sum || json_dump_file(sum, path, JSON_INDENT(2) | JSON_REAL_PRECISION(8)) < 0) {
         fprintf(stderr, "dedupd-sim: writing %s failed\n", path);
@@ -718,6 +932,17 @@ int main(int argc, char **argv)
         md_table(f, &c, agg, strcmp(c.experiment, "dedup") == 0 ? "dedup (VDO) pools" : "policies");
         if (strcmp(c.experiment, "dedup") == 0)
             md_table(f, &plain, agg2, "plain (non-dedup) pools");
+        if (rightsize)
+            rs_table(f, &c, agg, agg3);
+        fclose(f);
+    }
+    if (rightsize && (f = open_out(c.out, "rightsize.csv")) != NULL) {
+        fprintf(f, "seed,policy,rightsize");
+        for (size_t k = 0; k < NXFIELDS; k++)
+            fprintf(f, ",%s", xfield_names[k]);
+        fprintf(f, "\n");
+        rs_csv(f, &c, agg, "off");
+        rs_csv(f, &rsc, agg3, "on");
         fclose(f);
     }
     write_bars_csv(c.out, "bars.csv", &c, agg);
@@ -745,5 +970,6 @@ int main(int argc, char **argv)
     }
     dd_free(agg);
     dd_free(agg2);
+    dd_free(agg3);
     return 0;
 }

@@ -55,7 +55,23 @@ struct sim_pod {
     struct sim_phase_io phase[SIM_PHASES];
     bool annotated;
     double ann_read, ann_write, ann_dup;
+    /* the owner (a Deployment for a burst, else one of a few recurring
+     * Jobs of its workload) and what the user asked (requests = limits) */
+    uint32_t owner;
+    double cpu_asked, mem_asked_gib;
     /* per run */
+    unsigned attempt;             /* OOM kills so far (each rerun is a new pod) */
+    bool oom;                     /* this attempt's peak passes its memory limit */
+    bool failed;                  /* the Job's backoffLimit ran out */
+    double mem_limit_gib;         /* this attempt's memory limit */
+    double use_cpu, use_peak_cpu; /* the truth: mean and peak cores of this attempt */
+    double use_mem_gib;           /* the truth: this attempt's peak memory */
+    double run_start_s;           /* this attempt's bind */
+    double oom_at;                /* share of the run phase where its peak comes */
+    double busy_at_bind;          /* busy_gpu_s when this attempt was bound */
+    double lost_gpu_s;            /* GPU computing lost to OOM-killed attempts */
+    double cpu_req_s, cpu_use_s;  /* core-seconds requested and used while bound */
+    double mem_req_s, mem_use_s;  /* GiB-seconds requested and peak-used while bound */
     int node;
     int cur;
     double left; /* nominal seconds left in the phase */
@@ -91,7 +107,12 @@ struct sim_config {
     double score_scale; /* dedupd's scale_percent (0: its default) */
     bool timeseries;
     bool quiet;
-    unsigned policy_mask; /* bit per policy to run */
+    double request_inflation; /* users' CPU and memory requests x this (1: as generated) */
+    bool rightsize;           /* this setting's runs right-size (placement/rightsize.h) */
+    double rs_margin;         /* request = prediction x margin */
+    unsigned rs_every;        /* retrain after this many outcomes */
+    double rs_max_down;       /* a rewrite sets at least asked x this */
+    unsigned policy_mask;     /* bit per policy to run */
 };
 
 struct sim_cluster {
@@ -121,6 +142,14 @@ struct sim_result {
     unsigned trainings;
     /* where the time went (seconds) */
     double t_total, t_events, t_reports, t_schedule, t_placement, t_train, t_oracle;
+    /* packing and right-sizing (every run; the rs_* figures only when it right-sizes) */
+    double gpu_allocated_share, gpu_computing_share; /* over all GPUs and the makespan */
+    double waiting_gpus_free;                        /* pods waiting while their GPUs are free */
+    double cpu_requested_over_used, mem_requested_over_used;
+    size_t oom_kills, oom_raised, failed_pods;
+    size_t rs_admitted, rs_rewritten, rs_from_model, rs_from_history, rs_trainings;
+    double rs_cpu_mape, rs_mem_mape; /* admitted predictions against the truth's peaks, % */
+    double t_rightsize;
 };
 
 /* Timeseries rows (when c->timeseries): t, policy, allocated, busy, memory. */

@@ -128,6 +128,30 @@ double sim_truth_progress(const struct sim_truth *t, double s, double f)
     return 1 / (1 + s * (1 / f - 1));
 }
 
+int sim_truth_pod_use(const struct sim_truth *t, const struct sim_truth_pod *p,
+                      struct sim_truth_use *ret)
+{
+    size_t i;
+    for (i = 0; i < t->n_use; i++)
+        if (strcmp(t->use_name[i], p->workload) == 0)
+            break;
+    if (i == t->n_use)
+        return -ENOENT;
+    double g = p->gpus > 0 ? p->gpus : 0;
+    /* lognormal factors with mean 1 (the sigma^2 / 2 shift) */
+    double so = t->use_owner_sigma, sr = t->use_run_sigma;
+    double cpu = (t->use_cpu_base[i] + t->use_cpu_per_gpu[i] * g) *
+                 exp(so * p->z_owner_cpu - so * so / 2) * exp(sr * p->z_run_cpu - sr * sr / 2);
+    double mem = (t->use_mem_base[i] + t->use_mem_per_gpu[i] * g) *
+                 exp(so * p->z_owner_mem - so * so / 2) * exp(sr * p->z_run_mem - sr * sr / 2);
+    if (p->u_spike < t->use_spike_share)
+        mem *= t->use_spike_factor;
+    ret->peak_cpu_cores = cpu;
+    ret->mean_cpu_cores = cpu * t->use_cpu_mean_share;
+    ret->peak_memory_gib = mem;
+    return 0;
+}
+
 double sim_truth_sensitivity(const struct sim_truth *t, const char *name)
 {
     for (size_t i = 0; i < t->n_sensitivity; i++)
@@ -175,6 +199,59 @@ static int get_arr(json_t *o, const char *key, double *ret, size_t n, char *err,
     return 0;
 }
 
+/* "pod_use": {"value": {WORKLOAD: {"cpu_base", "cpu_per_gpu", "mem_base_gib",
+ * "mem_per_gpu_gib"}}, "source": ...}; a variant may change some rows. */
+static int apply_use(json_t *o, struct sim_truth *t, char *err, size_t errlen)
+{
+    json_t *use = json_object_get(o, "pod_use");
+    const char *k;
+    json_t *row;
+    if (!use)
+        return 0;
+    if (json_is_object(use) && json_object_get(use, "value"))
+        use = json_object_get(use, "value");
+    if (!json_is_object(use)) {
+        snprintf(err, errlen, "truth: pod_use: want an object of workloads");
+        return -EINVAL;
+    }
+    json_object_foreach(use, k, row)
+    {
+        static const char *const keys[] = {"cpu_base", "cpu_per_gpu", "mem_base_gib",
+                                           "mem_per_gpu_gib"};
+        double v[4];
+        size_t i;
+        if (!json_is_object(row) || strlen(k) >= sizeof(t->use_name[0])) {
+            snprintf(err, errlen, "truth: pod_use.%s: want an object", k);
+            return -EINVAL;
+        }
+        for (size_t j = 0; j < 4; j++) {
+            json_t *x = json_object_get(row, keys[j]);
+            if (!json_is_number(x) || !(json_number_value(x) >= 0)) {
+                snprintf(err, errlen, "truth: pod_use.%s.%s: want a number >= 0", k, keys[j]);
+                return -EINVAL;
+            }
+            v[j] = json_number_value(x);
+        }
+        for (i = 0; i < t->n_use; i++)
+            if (strcmp(t->use_name[i], k) == 0)
+                break;
+        if (i == t->n_use) {
+            if (i == SIM_TRUTH_MAX_WORKLOADS) {
+                snprintf(err, errlen, "truth: pod_use: more than %d workloads",
+                         SIM_TRUTH_MAX_WORKLOADS);
+                return -EINVAL;
+            }
+            snprintf(t->use_name[i], sizeof(t->use_name[i]), "%s", k);
+            t->n_use++;
+        }
+        t->use_cpu_base[i] = v[0];
+        t->use_cpu_per_gpu[i] = v[1];
+        t->use_mem_base[i] = v[2];
+        t->use_mem_per_gpu[i] = v[3];
+    }
+    return 0;
+}
+
 static int apply(json_t *o, struct sim_truth *t, char *err, size_t errlen)
 {
     struct {
@@ -201,6 +278,11 @@ static int apply(json_t *o, struct sim_truth *t, char *err, size_t errlen)
         {"unannotated_share", &t->unannotated_share},
         {"report_noise", &t->report_noise},
         {"plain_volume_cost_share", &t->plain_volume_cost_share},
+        {"use_owner_sigma", &t->use_owner_sigma},
+        {"use_run_sigma", &t->use_run_sigma},
+        {"use_spike_share", &t->use_spike_share},
+        {"use_spike_factor", &t->use_spike_factor},
+        {"use_cpu_mean_share", &t->use_cpu_mean_share},
     };
     int r = 0;
     for (size_t i = 0; r == 0 && i < sizeof(nums) / sizeof(nums[0]); i++)
@@ -245,6 +327,8 @@ static int apply(json_t *o, struct sim_truth *t, char *err, size_t errlen)
         }
         t->sensitivity[i] = json_number_value(x);
     }
+    if (r == 0)
+        r = apply_use(o, t, err, errlen);
     json_t *nt = json_object_get(o, "null_truth");
     if (r == 0 && nt)
         t->null_truth = json_is_true(nt);
@@ -286,6 +370,13 @@ static bool sane(const struct sim_truth *t, char *err, size_t errlen)
             snprintf(err, errlen, "truth '%s': cost_off/cost_on must be > 0", t->name);
             return false;
         }
+    if (!(t->use_owner_sigma >= 0) || !(t->use_run_sigma >= 0) || !(t->use_spike_share >= 0) ||
+        !(t->use_spike_share <= 1) || !(t->use_spike_factor >= 1) || !(t->use_cpu_mean_share > 0) ||
+        !(t->use_cpu_mean_share <= 1) || t->n_use == 0) {
+        snprintf(err, errlen,
+                 "truth '%s': pod_use or a use_* coefficient is missing or out of range", t->name);
+        return false;
+    }
     for (size_t i = 1; i < SIM_TRUTH_LOAD_POINTS; i++)
         if (!(t->load_points[i] > t->load_points[i - 1])) {
             snprintf(err, errlen, "truth '%s': load_points must increase", t->name);

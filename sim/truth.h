@@ -75,10 +75,41 @@ struct sim_truth {
     size_t n_sensitivity;
     char sensitivity_name[SIM_TRUTH_MAX_WORKLOADS][32];
     double sensitivity[SIM_TRUTH_MAX_WORKLOADS];
+    /* what a pod really uses on its node (right-sizing's truth), per
+     * workload: peak CPU cores = (cpu_base + cpu_per_gpu x GPUs) and peak
+     * memory GiB = (mem_base + mem_per_gpu x GPUs), each times the owner's
+     * lognormal factor (owner_sigma: one per Deployment or Job, kept across
+     * its runs) and a run's lognormal noise (run_sigma); a run spikes its
+     * memory by spike_factor with probability spike_share (a long batch, a
+     * bigger evaluation set). Mean CPU over the run: peak x cpu_mean_share. */
+    size_t n_use;
+    char use_name[SIM_TRUTH_MAX_WORKLOADS][32];
+    double use_cpu_base[SIM_TRUTH_MAX_WORKLOADS], use_cpu_per_gpu[SIM_TRUTH_MAX_WORKLOADS];
+    double use_mem_base[SIM_TRUTH_MAX_WORKLOADS], use_mem_per_gpu[SIM_TRUTH_MAX_WORKLOADS];
+    double use_owner_sigma, use_run_sigma, use_spike_share, use_spike_factor, use_cpu_mean_share;
 };
 
 /* The sensitivity of workload name (0 when unknown). */
 double sim_truth_sensitivity(const struct sim_truth *t, const char *name);
+
+/* A pod's static description as the truth sees it, and the standard
+ * normal draws (z_*) and the uniform one (u_spike) that make its owner and
+ * its run (the caller's counter-based generator: the truth draws nothing
+ * itself). The requests are not an input: what a pod uses does not change
+ * when its requests are rewritten. */
+struct sim_truth_pod {
+    const char *workload; /* sim/workload.c's name */
+    int gpus;
+    double z_owner_cpu, z_owner_mem, z_run_cpu, z_run_mem, u_spike;
+};
+
+struct sim_truth_use {
+    double peak_cpu_cores, mean_cpu_cores, peak_memory_gib;
+};
+
+/* What the pod uses; -ENOENT when the workload has no row in pod_use. */
+int sim_truth_pod_use(const struct sim_truth *t, const struct sim_truth_pod *p,
+                      struct sim_truth_use *ret);
 
 /* What a node is, hidden or not. */
 struct sim_truth_node {

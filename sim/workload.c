@@ -108,14 +108,16 @@ static int pick_gpus(struct sim_rng *r, const struct sim_workload *w)
 }
 
 static void make_pod(const struct sim_truth *t, struct sim_rng *r, size_t wi, int gpus,
-                     struct sim_pod *p)
+                     double inflation, struct sim_pod *p)
 {
     const struct sim_workload *w = &sim_workloads[wi];
     memset(p, 0, sizeof(*p));
     p->workload = (uint32_t)wi;
     p->gpus = gpus;
-    p->cpu = 6.0 * gpus;
-    p->mem_gib = 48.0 * gpus;
+    /* what users ask (requests = limits): 6 cores and 48 GiB per GPU, times
+     * --request-inflation (over-asking: the right-sizing experiments) */
+    p->cpu = p->cpu_asked = 6.0 * gpus * inflation;
+    p->mem_gib = p->mem_asked_gib = 48.0 * gpus * inflation;
     p->claim_bytes = w->claim_gib * 1073741824.0;
     p->phase[SIM_STAGE] =
         (struct sim_phase_io){w->stage_write_mbps > 0 ? w->stage_mb / w->stage_write_mbps : 0, 0,
@@ -175,8 +177,15 @@ int sim_generate(const struct sim_config *c, const struct sim_truth *t, uint64_t
         int gpus = pick_gpus(&r, &sim_workloads[wi]);
         size_t k = burst ? 2 + (size_t)(sim_rng_u01(&r) * 7) : 1; /* 2..8 replicas */
         for (size_t j = 0; j < k && i < c->pods; j++, i++) {
-            make_pod(t, &r, wi, gpus, &cl.pods[i]);
+            make_pod(t, &r, wi, gpus, c->request_inflation > 0 ? c->request_inflation : 1,
+                     &cl.pods[i]);
             cl.pods[i].group = (uint32_t)(burst ? i - j : i);
+            /* the owner: one of 3 Deployments (bursts: every rollout of
+             * one shares its history) or 3 recurring Jobs (single pods)
+             * per workload, drawn by a hash (the stream above is
+             * untouched) */
+            cl.pods[i].owner = (burst ? 0 : 0x80000000u) | (uint32_t)(wi << 8) |
+                               (uint32_t)(sim_mix(seed * 131 + (burst ? i - j : i)) % 3);
             double nominal = 0;
             for (int ph = 0; ph < SIM_PHASES; ph++)
                 nominal += cl.pods[i].phase[ph].nominal_s;

@@ -10,6 +10,12 @@
 #   null          under the null truth dedupd ties the default within noise
 #   experiments   (Release) every experiment at its default size over 5 seeds;
 #                 the truth ranks packing I/O (gpu-binpack) below spreading
+#   rightsize     --rightsize on a small cluster whose users ask twice what they
+#                 need: requested/used falls for CPU and memory, OOM kills stay
+#                 bounded and each one raises the rerun's memory limit (with a
+#                 margin of 1 and no step limit, kills happen and all are fed
+#                 back), the runs without right-sizing are the plain runs, and
+#                 the same seed gives the same figures
 # Usage: test-sim.sh MODE DEDUPD_SIM TRUTH_OBJECT_LIB
 set -euo pipefail
 mode=$1 sim=$2 lib=${3:-}
@@ -22,6 +28,12 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 mean_of() { # DIR POLICY COLUMN-NAME
   awk -F, -v p="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next }
     $4 == p { s += $k; n++ } END { if (n) printf "%.6f\n", s / n; else print "nan" }' "$1/results.csv"
+}
+
+# mean of a column of rightsize.csv for one policy and setting (on|off)
+rs_of() { # DIR POLICY SETTING COLUMN-NAME
+  awk -F, -v p="$2" -v w="$3" -v c="$4" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next }
+    $2 == p && $3 == w { s += $k; n++ } END { if (n && k) printf "%.6f\n", s / n; else print "nan" }' "$1/rightsize.csv"
 }
 
 case "$mode" in
@@ -76,6 +88,11 @@ args)
   check --policies --experiment completion --policies default,bogus --out "$work/o"
   check --jobs --experiment completion --jobs 0 --out "$work/o"
   check --frobnicate --experiment completion --frobnicate --out "$work/o"
+  check --request-inflation --experiment completion --request-inflation 9 --out "$work/o"
+  check --rightsize-margin --experiment completion --rightsize --rightsize-margin 0.5 --out "$work/o"
+  check --rightsize-every --experiment completion --rightsize --rightsize-every x --out "$work/o"
+  check --rightsize-max-down --experiment completion --rightsize --rightsize-max-down 0 --out "$work/o"
+  check "need --rightsize" --experiment completion --rightsize-margin 1.5 --out "$work/o"
   echo "args: ok"
   ;;
 interface)
@@ -130,6 +147,51 @@ experiments)
   # the cost model trained from the reports beats the prior against the truth
   grep -q '"served_mape_cost_percent"' "$work/completion/summary.json" || fail "no cost model figures"
   echo "experiments: ok"
+  ;;
+rightsize)
+  common=(--experiment completion --nodes 8 --pods 120 --request-inflation 2 --quiet
+    --policies default,dedupd)
+  for seed in 2 3; do
+    "$sim" "${common[@]}" --seed "$seed" --rightsize --out "$work/r$seed"
+    "$sim" "${common[@]}" --seed "$seed" --out "$work/p$seed"
+    # the runs without right-sizing are the plain runs (wall_s, the last column, aside)
+    cmp <(sed 's/,[^,]*$//' "$work/r$seed/results.csv") <(sed 's/,[^,]*$//' "$work/p$seed/results.csv") ||
+      fail "seed $seed: --rightsize changed the runs without it"
+    grep -q '"rightsize": {' "$work/r$seed/summary.json" || fail "summary.json lacks rightsize"
+    grep -q '"packing": {' "$work/p$seed/summary.json" || fail "summary.json lacks packing"
+    grep -q '^### Right-sizing' "$work/r$seed/table.md" || fail "table.md lacks the right-sizing table"
+    for p in default dedupd; do
+      for k in cpu_requested_over_used memory_requested_over_used; do
+        off=$(rs_of "$work/r$seed" "$p" off "$k") on=$(rs_of "$work/r$seed" "$p" on "$k")
+        echo "seed $seed $p $k: $off without, $on with right-sizing"
+        awk -v a="$off" -v b="$on" 'BEGIN { exit !(a > 2 && b < 0.95 * a) }' ||
+          fail "seed $seed $p: $k did not fall ($off -> $on)"
+      done
+      kills=$(rs_of "$work/r$seed" "$p" on oom_kills)
+      raised=$(rs_of "$work/r$seed" "$p" on oom_kills_memory_raised)
+      failed=$(rs_of "$work/r$seed" "$p" on failed_pods)
+      rewritten=$(rs_of "$work/r$seed" "$p" on rightsize_rewritten)
+      echo "seed $seed $p: $rewritten pods rewritten, $kills OOM kills ($raised raised), $failed failed"
+      awk -v r="$rewritten" 'BEGIN { exit !(r >= 12) }' || fail "seed $seed $p: $rewritten rewrites"
+      # bounded: at most a tenth of the pods, every kill fed back
+      awk -v k="$kills" -v r="$raised" -v f="$failed" 'BEGIN { exit !(k <= 12 && r == k && f == 0) }' ||
+        fail "seed $seed $p: $kills OOM kills, $raised raised, $failed failed"
+    done
+  done
+  # no margin and no step limit: kills happen, each raises the next limit
+  "$sim" "${common[@]}" --seed 2 --rightsize --rightsize-margin 1 --rightsize-max-down 0.05 \
+    --out "$work/k"
+  for p in default dedupd; do
+    kills=$(rs_of "$work/k" "$p" on oom_kills) raised=$(rs_of "$work/k" "$p" on oom_kills_memory_raised)
+    echo "margin 1, $p: $kills OOM kills, $raised raised"
+    awk -v k="$kills" -v r="$raised" 'BEGIN { exit !(k > 0 && r == k) }' ||
+      fail "margin 1, $p: $kills OOM kills, $raised raised (want > 0, all raised)"
+  done
+  # deterministic for a seed, whatever --jobs
+  "$sim" "${common[@]}" --seed 2 --rightsize --jobs 1 --out "$work/d"
+  cmp "$work/r2/summary.json" "$work/d/summary.json" || fail "same seed, different right-sizing figures"
+  cmp "$work/r2/rightsize.csv" "$work/d/rightsize.csv" || fail "same seed, different rightsize.csv"
+  echo "rightsize: ok"
   ;;
 *) fail "unknown mode $mode" ;;
 esac

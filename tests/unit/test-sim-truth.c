@@ -4,8 +4,10 @@
  * an idle node delivers everything, more demand never delivers more, a
  * slower device or background I/O delivers less, duplicates cost device
  * reads on a dedup pool only, the null truth costs nothing, and a pod at
- * half its input stretches by its sensitivity. Bad files are refused
- * naming the key.
+ * half its input stretches by its sensitivity; a pod's use (right-sizing's
+ * truth) grows with its GPUs, follows its owner's and run's draws, spikes
+ * when drawn to, and is unknown for a workload the truth lacks. Bad files
+ * are refused naming the key.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -139,6 +141,35 @@ static void test_progress(void **state)
     assert_true(sim_truth_progress(&t, 0, 0.3) == 1.0);
 }
 
+static void test_pod_use(void **state)
+{
+    static const char *const workloads[] = {"3d-unet",    "ssd-mobilenet", "resnet-50",
+                                            "bert-infer", "llm-infer",     "llm-finetune"};
+    struct sim_truth t;
+    struct sim_truth_use u1, u4, hi, sp;
+    (void)state;
+    load("default", &t);
+    for (size_t i = 0; i < 6; i++) {
+        struct sim_truth_pod p = {workloads[i], 1, 0, 0, 0, 0, 0.99};
+        assert_int_equal(sim_truth_pod_use(&t, &p, &u1), 0);
+        p.gpus = 4;
+        assert_int_equal(sim_truth_pod_use(&t, &p, &u4), 0);
+        assert_true(u4.peak_cpu_cores > u1.peak_cpu_cores);
+        assert_true(u4.peak_memory_gib > u1.peak_memory_gib);
+        assert_true(u1.mean_cpu_cores < u1.peak_cpu_cores && u1.mean_cpu_cores > 0);
+        p.z_owner_mem = 1; /* a hungrier owner */
+        assert_int_equal(sim_truth_pod_use(&t, &p, &hi), 0);
+        assert_true(hi.peak_memory_gib > u4.peak_memory_gib);
+        assert_true(fabs(hi.peak_cpu_cores - u4.peak_cpu_cores) < 1e-9);
+        p.z_owner_mem = 0;
+        p.u_spike = 0; /* a run drawn to spike */
+        assert_int_equal(sim_truth_pod_use(&t, &p, &sp), 0);
+        assert_true(fabs(sp.peak_memory_gib / u4.peak_memory_gib - t.use_spike_factor) < 1e-9);
+    }
+    struct sim_truth_pod unknown = {"no-such-workload", 1, 0, 0, 0, 0, 0.5};
+    assert_int_equal(sim_truth_pod_use(&t, &unknown, &u1), -ENOENT);
+}
+
 static void test_bad_files(void **state)
 {
     static const struct {
@@ -152,6 +183,8 @@ static void test_bad_files(void **state)
         {"{\"variants\": {\"a\": {\"from\": \"a\"}}}", "a", "nests", -EINVAL},
         {"{\"variants\": {\"default\": {}}}", "default", "missing or out of range", -EINVAL},
         {"not json", "default", "truth:", -EINVAL},
+        {"{\"variants\": {\"default\": {\"pod_use\": {\"x\": {\"cpu_base\": 1}}}}}", "default",
+         "pod_use.x.cpu_per_gpu", -EINVAL},
     };
     char dir[4096], path[4200], err[256];
     struct sim_truth t;
@@ -179,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_verify_reads_and_plain_pools),
         cmocka_unit_test(test_null_truth),
         cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_pod_use),
         cmocka_unit_test(test_bad_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
