@@ -292,6 +292,27 @@ long dd_cluster_find_index(const struct dd_cluster_snapshot *s, const char *node
     return -1;
 }
 
+void dd_cluster_prefetch(const struct dd_cluster_snapshot *s, const char *node)
+{
+    const struct snap *sn = (const struct snap *)(const void *)s;
+    uint64_t h = dd_cluster_name_hash(node);
+    for (size_t k = (size_t)h & sn->mask; sn->slots[k]; k = (k + 1) & sn->mask) {
+        size_t i = sn->slots[k] - 1;
+        if (sn->hashes[i] != h)
+            continue;
+        const struct dd_cluster_node *n = s->nodes[i];
+        const struct dd_report *r = &n->report;
+        __builtin_prefetch(r->node);
+        __builtin_prefetch(&r->interval_s);
+        __builtin_prefetch(&r->vdo_cpu_seconds);
+        __builtin_prefetch(&r->volumes);
+        __builtin_prefetch(&n->pool_hash[0]);
+        __builtin_prefetch(&n->pool_hash[8]);
+        __builtin_prefetch(&n->arrived_ms);
+        return;
+    }
+}
+
 const struct dd_cluster_node *dd_cluster_find(const struct dd_cluster_snapshot *s, const char *node)
 {
     long i = dd_cluster_find_index(s, node);

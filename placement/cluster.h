@@ -68,6 +68,11 @@ const struct dd_cluster_node *dd_cluster_find(const struct dd_cluster_snapshot *
                                               const char *node);
 /* The same, as the node's position in s->nodes; -1 when absent. */
 long dd_cluster_find_index(const struct dd_cluster_snapshot *s, const char *node);
+/* Asks the CPU to start loading what a lookup of node and a first look at
+ * its entry read (the name, the pool hashes, the report's header), without
+ * waiting: a scorer walking thousands of nodes, cold in the cache, calls it
+ * some nodes ahead so that the loads overlap. No effect on results. */
+void dd_cluster_prefetch(const struct dd_cluster_snapshot *s, const char *node);
 /* The hash node and pool names are indexed by (XXH3-64). */
 uint64_t dd_cluster_name_hash(const char *name);
 

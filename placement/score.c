@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -132,6 +133,37 @@ static void claim_volumes(const struct dd_pod_profile *pod, const size_t *first,
 {
     for (size_t k = 0; k < pod->n_claims; k++)
         vols[k] = first[k] < k ? vols[first[k]] : pool_volume(n, pod->claims[k].pool, pool_hash[k]);
+}
+
+/* How far ahead of the node being scored the loads of its successors are
+ * started: the entry's header FAR nodes ahead, then, once that has
+ * arrived, the volumes of the pod's pools and the GPUs NEAR nodes ahead.
+ * At thousands of nodes the view is cold in the cache and scoring was a
+ * chain of waits on memory, one node at a time. */
+#define PREFETCH_FAR  16u
+#define PREFETCH_NEAR 8u
+
+/* The second stage: cn is (being) loaded; start on the volumes of the
+ * pod's pools (by hash alone: only a hint) and the GPUs. */
+static void prefetch_volumes(const struct dd_cluster_node *cn, const struct dd_pod_profile *pod,
+                             const uint64_t *pool_hash)
+{
+    const struct dd_report *r = &cn->report;
+    for (size_t i = 0; i < r->n_volumes && i < DD_MAX_VOLUMES_PER_NODE; i++) {
+        for (size_t k = 0; k < pod->n_claims; k++) {
+            if (cn->pool_hash[i] == pool_hash[k]) {
+                const char *v = (const char *)&r->volumes[i];
+                __builtin_prefetch(r->volumes[i].pool);
+                __builtin_prefetch(r->volumes[i].mode);
+                for (size_t off = 0; off < sizeof(struct dd_features); off += 64)
+                    __builtin_prefetch((const char *)&r->volumes[i].features + off);
+                __builtin_prefetch(v + offsetof(struct dd_report_volume, physical_free_bytes));
+                break;
+            }
+        }
+    }
+    if (r->n_gpus)
+        __builtin_prefetch(r->gpus);
 }
 
 /* Physical bytes a claim of request_bytes takes on the pool: the pool's
@@ -401,6 +433,7 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
                  size_t errlen)
 {
     struct node_eval *ne = NULL;
+    const struct dd_cluster_node **cns = NULL;
     struct claim_eval *ces = NULL;
     struct dd_features *rows = NULL;
     double *cost = NULL, *lat = NULL;
@@ -430,6 +463,11 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
         }
         return 0;
     }
+    cns = dd_malloc((n ? n : 1) * sizeof(*cns));
+    if (!cns) {
+        r = -ENOMEM;
+        goto out;
+    }
     if (what == DD_SCORE_PRIORITIZE && n > 0) {
         ne = dd_calloc(n, sizeof(*ne));
         ces = dd_malloc(n * pod->n_claims * sizeof(*ces));
@@ -446,11 +484,23 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
     for (size_t k = 0; k < pod->n_claims; k++)
         pool_hash[k] = dd_cluster_name_hash(pod->claims[k].pool);
 
-    /* the verdicts, and what each scored node's claims need */
+    /* the verdicts, and what each scored node's claims need; the loads of
+     * the nodes ahead started on the way (cns[i] found at the second stage) */
+    for (size_t i = 0; i < n && i < PREFETCH_FAR; i++)
+        dd_cluster_prefetch(env->cluster, nodes[i]);
+    for (size_t i = 0; i < n && i < PREFETCH_NEAR; i++)
+        cns[i] = dd_cluster_find(env->cluster, nodes[i]);
     for (size_t i = 0; i < n; i++) {
         struct dd_node_score *s = &out[i];
-        const struct dd_cluster_node *cn = dd_cluster_find(env->cluster, nodes[i]);
+        const struct dd_cluster_node *cn = cns[i];
         bool stale;
+        if (i + PREFETCH_FAR < n)
+            dd_cluster_prefetch(env->cluster, nodes[i + PREFETCH_FAR]);
+        if (i + PREFETCH_NEAR < n) {
+            cns[i + PREFETCH_NEAR] = dd_cluster_find(env->cluster, nodes[i + PREFETCH_NEAR]);
+            if (cns[i + PREFETCH_NEAR])
+                prefetch_volumes(cns[i + PREFETCH_NEAR], pod, pool_hash);
+        }
         if (!cn) {
             set_reason(s, "no report from this node: neutral (fail open)");
             if (explain)
@@ -519,6 +569,7 @@ int dd_score_pod(const struct dd_score_options *o, const struct dd_score_env *en
                 node_figure(o, env, pod, &ne[i], rows, cost, lat, xgb, version, explain, &out[i]);
     }
 out:
+    dd_free(cns);
     dd_free(ne);
     dd_free(ces);
     dd_free(rows);
