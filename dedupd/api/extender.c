@@ -339,7 +339,7 @@ static int h_filter(void *ctx, const struct dd_http_request *req, struct dd_http
         count(a, V_FILTER, O_BAD_REQUEST);
         return dd_http_reply_json(resp, 200, dd_extender_filter_error(err));
     }
-    s = dd_calloc(args.n ? args.n : 1, sizeof(*s));
+    s = dd_malloc((args.n ? args.n : 1) * sizeof(*s)); /* dd_placer_score sets every field */
     if (!s ||
         dd_placer_score(&q, args.names, args.n, DD_SCORE_FILTER, false, s, err, sizeof(err)) < 0) {
         /* cannot happen short of memory: fail open, every node passes */
@@ -387,7 +387,8 @@ static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_
         count(a, V_PRIORITIZE, O_BAD_REQUEST);
         return dd_http_reply_error(resp, 400, "bad_request", "%s", err);
     }
-    s = dd_calloc(args.n ? args.n : 1, sizeof(*s));
+    /* not zeroed: dd_placer_score sets every field of every node */
+    s = dd_malloc((args.n ? args.n : 1) * sizeof(*s));
     if (!s) {
         dd_placer_end(&q);
         dd_extender_args_release(&args);

@@ -352,6 +352,69 @@ static void test_score_independent_of_candidates(void **state)
     world_close(&w);
 }
 
+/* Hundreds of candidates in one call (more than a model chunk, and than
+ * the scorer's look-ahead), mixed: scored nodes of varied contention,
+ * filtered ones (another pool, read-only), stale ones and names without a
+ * report. Each node's verdict, score and slowdown equal scoring it alone. */
+static void test_many_candidates_same_as_alone(void **state)
+{
+    enum { N = 600 };
+    struct world w;
+    static char names_buf[N][32];
+    const char *names[N];
+    struct dd_node_score *out = calloc(N, sizeof(*out));
+    struct dd_pod_profile pod = gpu_pod("p", 1, 60, 200);
+    char err[128];
+    (void)state;
+    assert_non_null(out);
+    world_open(&w);
+    for (int i = 0; i < N; i++) {
+        snprintf(names_buf[i], sizeof(names_buf[i]), "node-%04d", (i * 7919) % N);
+        names[i] = names_buf[i];
+        if (i % 11 == 5)
+            continue; /* no report */
+        struct node_spec sp = base_spec(names[i]);
+        sp.cpu_ex = 0.05 + 0.8 * (double)(i % 17) / 17.0;
+        sp.write_mbps = 10.0 * (double)(i % 13);
+        sp.io_psi = (double)(i % 7);
+        if (i % 23 == 3)
+            sp.pool = "slow";
+        if (i % 29 == 4)
+            sp.mode = "read-only";
+        if (i % 31 == 6)
+            sp.age_ms = 120000;
+        put_node(w.cluster, &sp);
+    }
+    world_ready(&w, pod.uid);
+    assert_int_equal(dd_score_pod(&w.opts, &w.env, &pod, names, N, DD_SCORE_PRIORITIZE, false, out,
+                                  err, sizeof(err)),
+                     0);
+    int scored = 0, spread[11] = {0};
+    for (int i = 0; i < N; i++) {
+        struct dd_node_score one = score_one(&w, &pod, names[i], false);
+        assert_ptr_equal(out[i].node, names[i]);
+        if (out[i].verdict != one.verdict || out[i].score != one.score ||
+            out[i].filter_reason != one.filter_reason || strcmp(out[i].reason, one.reason) != 0)
+            fail_msg("%s: %d/%d '%s' in the batch, %d/%d '%s' alone", names[i], out[i].verdict,
+                     out[i].score, out[i].reason, one.verdict, one.score, one.reason);
+        if (isnan(one.slowdown_percent))
+            assert_true(isnan(out[i].slowdown_percent));
+        else
+            assert_true(out[i].slowdown_percent == one.slowdown_percent);
+        if (one.verdict == DD_VERDICT_OK) {
+            scored++;
+            spread[one.score]++;
+        }
+    }
+    int distinct = 0;
+    for (int k = 0; k <= 10; k++)
+        distinct += spread[k] > 0;
+    assert_true(scored > N / 2);
+    assert_true(distinct >= 3); /* the contention varies: so do the scores */
+    free(out);
+    world_close(&w);
+}
+
 static void test_neutral_and_fast_paths(void **state)
 {
     struct world w;
@@ -787,12 +850,61 @@ static void test_extender_codec(void **state)
     }
 }
 
+/* Thousands of names: duplicates found wherever they are, and the
+ * prioritize reply (which borrows the request's strings) still whole once
+ * the request document is gone. */
+static void test_extender_many_names(void **state)
+{
+    enum { N = 5000 };
+    (void)state;
+    for (int dup = 0; dup < 3; dup++) {
+        json_t *doc = json_pack("{s:{s:{}}, s:n, s:[]}", "Pod", "metadata", "Nodes", "NodeNames");
+        json_t *arr = json_object_get(doc, "NodeNames");
+        char name[32], err[256] = "";
+        struct dd_extender_args a;
+        for (int i = 0; i < N; i++) {
+            /* dup 1: the last repeats the first; dup 2: two in the middle */
+            int k = dup == 1 && i == N - 1 ? 0 : dup == 2 && i == 2501 ? 2500 : i;
+            snprintf(name, sizeof(name), "gpu-node-%d.example", k);
+            json_array_append_new(arr, json_string(name));
+        }
+        int r = dd_extender_args_decode(doc, &a, err, sizeof(err));
+        if (dup) {
+            assert_int_equal(r, -EINVAL);
+            assert_non_null(strstr(err, dup == 1 ? "gpu-node-0.example is listed twice"
+                                                 : "gpu-node-2500.example is listed twice"));
+            json_decref(doc);
+            continue;
+        }
+        assert_int_equal(r, 0);
+        assert_int_equal(a.n, N);
+        struct dd_node_score *s = calloc(N, sizeof(*s));
+        assert_non_null(s);
+        for (int i = 0; i < N; i++)
+            s[i] = (struct dd_node_score){.node = a.names[i], .score = i % 12 - 1};
+        json_t *p = dd_extender_prioritize_result(&a, s);
+        dd_extender_args_release(&a);
+        json_decref(doc);
+        free(s);
+        assert_int_equal(json_array_size(p), N);
+        for (int i = 0; i < N; i++) {
+            json_t *h = json_array_get(p, (size_t)i);
+            snprintf(name, sizeof(name), "gpu-node-%d.example", i);
+            assert_string_equal(json_string_value(json_object_get(h, "Host")), name);
+            int want = i % 12 - 1 < 0 ? 0 : i % 12 - 1 > 10 ? 10 : i % 12 - 1;
+            assert_int_equal(json_integer_value(json_object_get(h, "Score")), want);
+        }
+        json_decref(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_more_contention_never_scores_higher),
         cmocka_unit_test(test_absolute_scale),
         cmocka_unit_test(test_score_independent_of_candidates),
+        cmocka_unit_test(test_many_candidates_same_as_alone),
         cmocka_unit_test(test_neutral_and_fast_paths),
         cmocka_unit_test(test_filter_reasons),
         cmocka_unit_test(test_gpus_and_explanation),
@@ -801,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_ledger_life),
         cmocka_unit_test(test_profiles),
         cmocka_unit_test(test_extender_codec),
+        cmocka_unit_test(test_extender_many_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
