@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "common/macro.h"
 #include "helpers.h"
 #include "placement/cluster.h"
 #include "placement/costmodel.h"
@@ -412,6 +413,96 @@ static void test_many_candidates_same_as_alone(void **state)
     assert_true(scored > N / 2);
     assert_true(distinct >= 3); /* the contention varies: so do the scores */
     free(out);
+    world_close(&w);
+}
+
+/* A node whose report has several volumes, each (pool, mode, index state,
+ * free GiB); the rest as base_spec. */
+struct vol_spec {
+    const char *pool, *mode, *index_state;
+    double free_gib;
+};
+
+static void put_node_volumes(struct dd_cluster *c, const char *name, const struct vol_spec *vs,
+                             size_t nv)
+{
+    struct node_spec sp = base_spec(name);
+    struct dd_report r;
+    assert_int_equal(dd_report_alloc(&r, 1, nv, 0), 0);
+    r.schema = DD_REPORT_SCHEMA;
+    snprintf(r.node, sizeof(r.node), "%s", name);
+    r.interval_s = 10;
+    r.time_ms = NOW - sp.age_ms;
+    r.cores = sp.cores;
+    r.cpu_util_ex_vdo = sp.cpu_ex;
+    r.vdo_cpu_seconds = sp.vdo_cores * r.interval_s;
+    r.gpus[0].util_gpu_percent = 30;
+    for (size_t i = 0; i < nv; i++) {
+        struct dd_report_volume *v = &r.volumes[i];
+        snprintf(v->name, sizeof(v->name), "vdo-%zu", i);
+        snprintf(v->pool, sizeof(v->pool), "%s", vs[i].pool);
+        snprintf(v->mode, sizeof(v->mode), "%s", vs[i].mode);
+        snprintf(v->index_state, sizeof(v->index_state), "%s", vs[i].index_state);
+        v->rotational = 0;
+        v->physical_bytes = (int64_t)(1000 * GIB);
+        v->physical_free_bytes = (int64_t)(vs[i].free_gib * GIB);
+        v->logical_bytes = v->physical_bytes * 3;
+        v->logical_free_bytes = v->logical_bytes / 2;
+        dd_features_clear(&v->features);
+        v->features.v[DD_F_WRITE_MBPS] = 40;
+        v->features.v[DD_F_DEDUP_RATIO] = 2.0;
+    }
+    assert_int_equal(dd_cluster_put(c, &r, NOW - sp.age_ms + 5), 0);
+}
+
+/* Which of a node's volumes carries the pod's pool: the writable one with
+ * the most free space, names compared exactly (pools whose names share a
+ * prefix, several volumes a pool), and the filter's facts read from it. */
+static void test_pool_volume_choice(void **state)
+{
+    static const struct vol_spec mixed[] = {
+        {"fast", "read-only", "online", 900},  {"fast-2", "normal", "online", 950},
+        {"fast", "normal", "online", 100},     {"slow", "normal", "online", 990},
+        {"fast", "recovering", "online", 400}, {"fast", "normal", "online", 300},
+    };
+    static const struct vol_spec all_ro[] = {
+        {"slow", "normal", "online", 500},
+        {"fast", "read-only", "online", 900},
+        {"fast", "read-only", "online", 800},
+    };
+    static const struct vol_spec offline[] = {
+        {"fast", "normal", "offline", 900},
+        {"fast", "normal", "online", 100},
+    };
+    static const struct vol_spec other[] = {
+        {"fast-2", "normal", "online", 900},
+        {"Fast", "normal", "online", 900},
+    };
+    struct world w;
+    struct dd_pod_profile pod = gpu_pod("p", 1, 60, 200);
+    const char *names[4] = {"mixed", "all-ro", "offline", "other"};
+    struct dd_node_score out[4];
+    char err[128];
+    (void)state;
+    world_open(&w);
+    put_node_volumes(w.cluster, "mixed", mixed, DD_ARRAY_SIZE(mixed));
+    put_node_volumes(w.cluster, "all-ro", all_ro, DD_ARRAY_SIZE(all_ro));
+    put_node_volumes(w.cluster, "offline", offline, DD_ARRAY_SIZE(offline));
+    put_node_volumes(w.cluster, "other", other, DD_ARRAY_SIZE(other));
+    world_ready(&w, pod.uid);
+    assert_int_equal(dd_score_pod(&w.opts, &w.env, &pod, names, 4, DD_SCORE_PRIORITIZE, true, out,
+                                  err, sizeof(err)),
+                     0);
+    /* the recovering volume: writable, and the most free of the pool's */
+    assert_int_equal(out[0].verdict, DD_VERDICT_OK);
+    json_t *claim = json_array_get(json_object_get(out[0].explanation, "claims"), 0);
+    assert_string_equal(json_string_value(json_object_get(claim, "volume")), "vdo-4");
+    assert_true(fabs(out[0].gpu_util - 30) < 1e-9);
+    assert_int_equal(out[1].filter_reason, DD_FR_READ_ONLY);
+    assert_non_null(strstr(out[1].reason, "vdo-1")); /* the read-only one with the most free */
+    assert_int_equal(out[2].filter_reason, DD_FR_INDEX_OFFLINE);
+    assert_int_equal(out[3].filter_reason, DD_FR_NO_POOL);
+    dd_node_scores_release(out, 4);
     world_close(&w);
 }
 
@@ -905,6 +996,7 @@ int main(void)
         cmocka_unit_test(test_absolute_scale),
         cmocka_unit_test(test_score_independent_of_candidates),
         cmocka_unit_test(test_many_candidates_same_as_alone),
+        cmocka_unit_test(test_pool_volume_choice),
         cmocka_unit_test(test_neutral_and_fast_paths),
         cmocka_unit_test(test_filter_reasons),
         cmocka_unit_test(test_gpus_and_explanation),
