@@ -25,6 +25,7 @@
 #include "placement/costmodel.h"
 #include "placement/extender.h"
 #include "placement/ledger.h"
+#include "placement/placer.h"
 #include "placement/profile.h"
 #include "placement/score.h"
 
@@ -503,6 +504,151 @@ static void test_pool_volume_choice(void **state)
     assert_int_equal(out[2].filter_reason, DD_FR_INDEX_OFFLINE);
     assert_int_equal(out[3].filter_reason, DD_FR_NO_POOL);
     dd_node_scores_release(out, 4);
+    world_close(&w);
+}
+
+/* ---- the placer's prediction memo ---- */
+
+/* The prior, answering as an XGBoost model of a settable version, counting
+ * the rows it predicts. */
+struct counting_model {
+    struct dd_cm_prior prior;
+    uint64_t version;
+    size_t rows;
+};
+
+static int counting_predict(void *ctx, const struct dd_features *rows, size_t n, double *cost,
+                            double *latency, bool *xgb, uint64_t *version, char *errbuf,
+                            size_t errlen)
+{
+    struct counting_model *m = ctx;
+    int r =
+        write_sensitive_predict(&m->prior, rows, n, cost, latency, xgb, version, errbuf, errlen);
+    for (size_t i = 0; i < n; i++) /* a model version shows in its answers */
+        cost[i] *= (double)m->version;
+    m->rows += n;
+    *xgb = true;
+    *version = m->version;
+    return r;
+}
+
+/* Scores through the placer (the memo) and, on the same snapshots,
+ * straight from the model: they must agree exactly. Returns the rows the
+ * model predicted for the placer's call. */
+static size_t placer_scores(struct dd_placer *p, const struct dd_kube_pod *kp,
+                            struct counting_model *m, const char *const *names, size_t n,
+                            struct dd_node_score *out)
+{
+    struct dd_placement q;
+    struct dd_node_score *raw = calloc(n, sizeof(*raw));
+    char err[256];
+    size_t before = m->rows, used;
+    assert_non_null(raw);
+    assert_int_equal(dd_placer_begin(p, NULL, kp, NOW, &q, err, sizeof(err)), 0);
+    assert_int_equal(
+        dd_placer_score(&q, names, n, DD_SCORE_PRIORITIZE, false, out, err, sizeof(err)), 0);
+    used = m->rows - before;
+    struct dd_score_env env = q.env;
+    env.model = (struct dd_score_model){counting_predict, m};
+    assert_int_equal(dd_score_pod(&q.opts, &env, &q.profile, names, n, DD_SCORE_PRIORITIZE, false,
+                                  raw, err, sizeof(err)),
+                     0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(out[i].verdict, raw[i].verdict);
+        assert_int_equal(out[i].score, raw[i].score);
+        if (!(isnan(raw[i].slowdown_percent) && isnan(out[i].slowdown_percent)))
+            assert_true(out[i].slowdown_percent == raw[i].slowdown_percent);
+    }
+    free(raw);
+    dd_placer_end(&q);
+    return used;
+}
+
+/* A pod scored again is answered from the memo with the same scores; a
+ * ledger entry on one node, a new report from another and a new model
+ * version each show through at once (the changed rows are predicted
+ * again, and the scores equal the model's). */
+static void test_prediction_memo(void **state)
+{
+    enum { N = 40 };
+    struct world w;
+    struct counting_model m = {.version = 3};
+    struct dd_placer *p;
+    struct dd_ledger_options lo;
+    struct dd_score_options so;
+    static char nbuf[N][16];
+    const char *names[N];
+    struct dd_node_score first[N], again[N];
+    struct dd_kube_pod kp;
+    uint64_t hits, misses;
+    (void)state;
+    world_open(&w);
+    dd_cm_prior_defaults(&m.prior);
+    for (int i = 0; i < N; i++) {
+        snprintf(nbuf[i], sizeof(nbuf[i]), "n%02d", i);
+        names[i] = nbuf[i];
+        struct node_spec sp = base_spec(names[i]);
+        sp.cpu_ex = 0.1 + 0.02 * i;
+        sp.write_mbps = 5.0 * i;
+        put_node(w.cluster, &sp);
+    }
+    dd_ledger_options_init(&lo);
+    dd_score_options_init(&so);
+    assert_int_equal(
+        dd_placer_new(w.cluster, &lo, &(struct dd_score_model){counting_predict, &m}, &p), 0);
+    assert_int_equal(dd_placer_configure(p, &so, NULL, false), 0);
+    memset(&kp, 0, sizeof(kp));
+    snprintf(kp.uid, sizeof(kp.uid), "memo-pod");
+    snprintf(kp.ns, sizeof(kp.ns), "ml");
+    snprintf(kp.name, sizeof(kp.name), "trainer");
+    snprintf(kp.write_mbps, sizeof(kp.write_mbps), "80");
+    snprintf(kp.read_mbps, sizeof(kp.read_mbps), "300");
+    kp.gpus = 1;
+    kp.n_claims = 1;
+    snprintf(kp.claims[0].name, sizeof(kp.claims[0].name), "data");
+    snprintf(kp.claims[0].pool, sizeof(kp.claims[0].pool), "fast");
+    kp.claims[0].known = kp.claims[0].ours = kp.claims[0].read_write = true;
+    kp.claims[0].request_bytes = (uint64_t)(10 * GIB);
+
+    /* cold: every row predicted; then every row remembered */
+    assert_int_equal(placer_scores(p, &kp, &m, names, N, first), 2 * N);
+    assert_int_equal(placer_scores(p, &kp, &m, names, N, again), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(again[i].score, first[i].score);
+    dd_placer_memo_stats(p, &hits, &misses);
+    assert_int_equal(hits, 2 * N);
+    assert_int_equal(misses, 2 * N);
+
+    /* another pod in flight on n07: n07's rows change, no other node's */
+    struct dd_ledger_entry le = {.gpus = 1, .n_loads = 1};
+    snprintf(le.uid, sizeof(le.uid), "other");
+    snprintf(le.node, sizeof(le.node), "n07");
+    snprintf(le.loads[0].pool, sizeof(le.loads[0].pool), "fast");
+    le.loads[0].write_mbps = 400;
+    le.loads[0].read_mbps = 100;
+    le.loads[0].duplicate_share = (double)NAN;
+    assert_int_equal(dd_ledger_record(dd_placer_ledger(p), &le, NOW), 0);
+    /* its contended row (the pod alone there is the same what-if) */
+    assert_int_equal(placer_scores(p, &kp, &m, names, N, again), 1);
+    assert_true(again[7].slowdown_percent > first[7].slowdown_percent);
+    assert_true(again[7].score <= first[7].score);
+
+    /* a new report from n12 with more writes: its rows again */
+    struct node_spec busy = base_spec("n12");
+    busy.cpu_ex = 0.1 + 0.02 * 12;
+    busy.write_mbps = 900;
+    busy.age_ms = 500;
+    put_node(w.cluster, &busy);
+    size_t changed = placer_scores(p, &kp, &m, names, N, again);
+    assert_true(changed >= 1 && changed <= 2);
+    assert_true(again[12].slowdown_percent > first[12].slowdown_percent);
+
+    /* a new model version: nothing remembered applies */
+    m.version = 4;
+    assert_int_equal(placer_scores(p, &kp, &m, names, N, again), 2 * N);
+    assert_true(again[0].slowdown_percent != first[0].slowdown_percent ||
+                isinf(first[0].slowdown_percent));
+    dd_placer_free(p);
     world_close(&w);
 }
 
@@ -997,6 +1143,7 @@ int main(void)
         cmocka_unit_test(test_score_independent_of_candidates),
         cmocka_unit_test(test_many_candidates_same_as_alone),
         cmocka_unit_test(test_pool_volume_choice),
+        cmocka_unit_test(test_prediction_memo),
         cmocka_unit_test(test_neutral_and_fast_paths),
         cmocka_unit_test(test_filter_reasons),
         cmocka_unit_test(test_gpus_and_explanation),
