@@ -19,11 +19,12 @@
 #   renamed);
 # the baseline, dedupd-hello-server (same MHD flags and thread pool, pinned
 # to core 1 too), gets the same bodies at 100 and 5,000 names.
-# Printed per row: req/s, p50, p99, req/s over the hello server's at 100
-# names, and the goals (p99 <= 2.5 ms at 5,000 names; >= 0.5 x hello's
-# req/s at 100 names). Before wrk, one prioritize reply per names row is
-# checked: every node answered, and the spread of its scores (all neutral
-# would mean the model never ran).
+# Printed per row: req/s, p50, p99, the server's CPU time per request
+# (/proc/PID/stat; a sharper figure than wall time on a shared machine),
+# req/s over the hello server's at 100 names, and the goals (p99 <= 2.5 ms
+# at 5,000 names; >= 0.5 x hello's req/s at 100 names). Before wrk, one
+# prioritize reply per names row is checked: every node answered, and the
+# spread of its scores (all neutral would mean the model never ran).
 #
 # Usage: bench/extender.sh [--build DIR] [--duration S] [--connections N]
 #                          [--nodes N] [--http-threads N] [--keep]
@@ -53,7 +54,7 @@ while [ $# -gt 0 ]; do
     --nodes) NODES=$2; shift 2 ;;
     --http-threads) HTTP_THREADS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "extender: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -183,22 +184,30 @@ done = function(summary, latency, requests)
         summary.duration, latency:percentile(50), latency:percentile(99)))
 end
 EOF
-# wrk_row LABEL URL BODY -> "LABEL req/s p50_ms p99_ms errors"
+# CPU time (user + system, clock ticks) a process has used.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+# wrk_row LABEL URL BODY PID -> "LABEL req/s p50_ms p99_ms errors cpu_ms_per_request"
+# (the server's CPU per request: less sensitive than wall time to other
+# jobs on the machine taking turns on its core)
 wrk_row() {
+    local c0 c1
+    c0=$(cpu_ticks "$4")
     BODY=$3 taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s \
         -s "$WORK/post.lua" "$2" >"$WORK/wrk-$1.txt" 2>&1 || true
-    awk -v label="$1" '$1 == "RESULT" { printf "%s %.1f %.3f %.3f %d\n", label, $2 / ($4 / 1e6), $5 / 1000, $6 / 1000, $3; found = 1 }
-        END { if (!found) printf "%s nan nan nan -1\n", label }' "$WORK/wrk-$1.txt"
+    c1=$(cpu_ticks "$4")
+    awk -v label="$1" -v ms="$(( (c1 - c0) * 1000 / TICK ))" '$1 == "RESULT" { printf "%s %.1f %.3f %.3f %d %.3f\n", label, $2 / ($4 / 1e6), $5 / 1000, $6 / 1000, $3, $2 ? ms / $2 : 0; found = 1 }
+        END { if (!found) printf "%s nan nan nan -1 nan\n", label }' "$WORK/wrk-$1.txt"
 }
 {
-    wrk_row hello:names:100 "http://127.0.0.1:$HPORT/" "$WORK/names-100.json"
+    wrk_row hello:names:100 "http://127.0.0.1:$HPORT/" "$WORK/names-100.json" "$HPID"
     for n in 100 500 1000 5000; do
-        wrk_row prioritize:names:$n "$URL/scheduler/prioritize" "$WORK/names-$n.json"
-        wrk_row filter:names:$n "$URL/scheduler/filter" "$WORK/names-$n.json"
+        wrk_row prioritize:names:$n "$URL/scheduler/prioritize" "$WORK/names-$n.json" "$PID"
+        wrk_row filter:names:$n "$URL/scheduler/filter" "$WORK/names-$n.json" "$PID"
     done
-    wrk_row prioritize:full:1000 "$URL/scheduler/prioritize" "$WORK/full-1000.json"
-    wrk_row filter:full:1000 "$URL/scheduler/filter" "$WORK/full-1000.json"
-    wrk_row hello:names:5000 "http://127.0.0.1:$HPORT/" "$WORK/names-5000.json"
+    wrk_row prioritize:full:1000 "$URL/scheduler/prioritize" "$WORK/full-1000.json" "$PID"
+    wrk_row filter:full:1000 "$URL/scheduler/filter" "$WORK/full-1000.json" "$PID"
+    wrk_row hello:names:5000 "http://127.0.0.1:$HPORT/" "$WORK/names-5000.json" "$HPID"
 } >"$WORK/rows.txt"
 curl -sf "$URL/metrics" | grep -E '^dedupd_extender_requests_total.*(bad_request|model_error)' |
     awk '$2 > 0 { print "extender: " $0 }'
@@ -209,8 +218,8 @@ import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 hello = next((float(r[1]) for r in rows if r[0] == "hello:names:100"), float("nan"))
 print(f"{'mode':10s} {'verb':10s} {'names':>5s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} "
-      f"{'/hello@100':>10s}  goal")
-for label, rps, p50, p99, err in rows:
+      f"{'cpu ms/req':>10s} {'/hello@100':>10s}  goal")
+for label, rps, p50, p99, err, cpu in rows:
     verb, mode, n = label.split(":")
     rps, p50, p99, n = float(rps), float(p50), float(p99), int(n)
     goal = ""
@@ -220,6 +229,7 @@ for label, rps, p50, p99, err in rows:
         goal = f">= 0.5 x hello: {'met' if rps / hello >= 0.5 else 'missed'}"
     if int(err):
         goal += f"  {err} errors"
-    print(f"{mode:10s} {verb:10s} {n:5d} {rps:9.0f} {p50:8.3f} {p99:8.3f} {rps / hello:10.2f}  {goal}")
+    print(f"{mode:10s} {verb:10s} {n:5d} {rps:9.0f} {p50:8.3f} {p99:8.3f} {float(cpu):10.3f} "
+          f"{rps / hello:10.2f}  {goal}")
 print(f"placement peak RSS (VmHWM): {int(sys.argv[2]) / 1024:.1f} MiB")
 EOF

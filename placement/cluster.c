@@ -124,6 +124,39 @@ static void changed(struct dd_cluster *c)
     c->cached = NULL;
 }
 
+/* The node's volume summary (cluster.h) from its report. */
+static void summarise(struct dd_cluster_node *n)
+{
+    const struct dd_report *r = &n->report;
+    size_t nv = r->n_volumes < DD_MAX_VOLUMES_PER_NODE ? r->n_volumes : DD_MAX_VOLUMES_PER_NODE;
+    double sum = 0;
+    size_t gpus = 0;
+    for (size_t v = 0; v < nv; v++) {
+        const struct dd_report_volume *vol = &r->volumes[v];
+        n->pool_hash[v] = dd_cluster_name_hash(vol->pool);
+        n->physical_free[v] = vol->physical_free_bytes;
+        n->pool_first[v] = (uint8_t)v;
+        for (size_t u = 0; u < v; u++) {
+            if (n->pool_hash[u] == n->pool_hash[v] && strcmp(r->volumes[u].pool, vol->pool) == 0) {
+                n->pool_first[v] = n->pool_first[u];
+                break;
+            }
+        }
+        n->vol_flags[v] = 0;
+        if (strcmp(vol->mode, "read-only") == 0)
+            n->vol_flags[v] |= DD_CLUSTER_VOL_READ_ONLY;
+        if (strcmp(vol->index_state, "offline") == 0 || strcmp(vol->index_state, "error") == 0)
+            n->vol_flags[v] |= DD_CLUSTER_VOL_INDEX_DOWN;
+    }
+    for (size_t g = 0; g < r->n_gpus; g++) {
+        if (isfinite(r->gpus[g].util_gpu_percent)) {
+            sum += r->gpus[g].util_gpu_percent;
+            gpus++;
+        }
+    }
+    n->gpu_util = gpus ? sum / (double)gpus : (double)NAN;
+}
+
 int dd_cluster_put(struct dd_cluster *c, struct dd_report *r, uint64_t now_ms)
 {
     struct entry *e = dd_calloc(1, sizeof(*e)), *old = NULL;
@@ -136,8 +169,7 @@ int dd_cluster_put(struct dd_cluster *c, struct dd_report *r, uint64_t now_ms)
     }
     e->node.report = *r; /* taken */
     e->name_hash = dd_cluster_name_hash(e->node.report.node);
-    for (size_t v = 0; v < e->node.report.n_volumes && v < DD_MAX_VOLUMES_PER_NODE; v++)
-        e->node.pool_hash[v] = dd_cluster_name_hash(e->node.report.volumes[v].pool);
+    summarise(&e->node);
     memset(r, 0, sizeof(*r));
     e->node.arrived_ms = now_ms;
     e->node.reports = 1;
@@ -290,6 +322,30 @@ long dd_cluster_find_index(const struct dd_cluster_snapshot *s, const char *node
             return (long)i;
     }
     return -1;
+}
+
+void dd_cluster_prefetch(const struct dd_cluster_snapshot *s, const char *node)
+{
+    const struct snap *sn = (const struct snap *)(const void *)s;
+    uint64_t h = dd_cluster_name_hash(node);
+    for (size_t k = (size_t)h & sn->mask; sn->slots[k]; k = (k + 1) & sn->mask) {
+        size_t i = sn->slots[k] - 1;
+        if (sn->hashes[i] != h)
+            continue;
+        const struct dd_cluster_node *n = s->nodes[i];
+        const struct dd_report *r = &n->report;
+        __builtin_prefetch(r->node);
+        __builtin_prefetch(&r->interval_s);
+        __builtin_prefetch(&r->vdo_cpu_seconds);
+        __builtin_prefetch(&r->volumes);
+        __builtin_prefetch(&n->pool_hash[0]);
+        __builtin_prefetch(&n->pool_hash[8]);
+        __builtin_prefetch(&n->physical_free[0]);
+        __builtin_prefetch(&n->physical_free[8]);
+        __builtin_prefetch(&n->pool_first[0]); /* and vol_flags */
+        __builtin_prefetch(&n->arrived_ms);    /* and gpu_util */
+        return;
+    }
 }
 
 const struct dd_cluster_node *dd_cluster_find(const struct dd_cluster_snapshot *s, const char *node)

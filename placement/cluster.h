@@ -28,12 +28,23 @@ struct dd_cluster_options {
     double forget_after_s; /* > 0 */
 };
 
+/* dd_cluster_node.vol_flags */
+#define DD_CLUSTER_VOL_READ_ONLY  0x1u /* mode "read-only" */
+#define DD_CLUSTER_VOL_INDEX_DOWN 0x2u /* index_state "offline" or "error" */
+
 /* One node's entry: immutable once published. */
 struct dd_cluster_node {
     struct dd_report report;
-    /* dd_cluster_name_hash of each volume's pool, set when the report is
-     * put: the scorer finds a pool's volumes without touching them */
-    uint64_t pool_hash[DD_MAX_VOLUMES_PER_NODE];
+    /* A summary of the volumes, derived from the report when it is put, so
+     * that the scorer picks a pool's volume and checks it without touching
+     * the volumes (about 1 KiB apart, cold in the cache at thousands of
+     * nodes) until it has chosen one. Indexed like report.volumes, the
+     * first min(n_volumes, DD_MAX_VOLUMES_PER_NODE) set. */
+    uint64_t pool_hash[DD_MAX_VOLUMES_PER_NODE];    /* dd_cluster_name_hash(pool) */
+    int64_t physical_free[DD_MAX_VOLUMES_PER_NODE]; /* physical_free_bytes */
+    uint8_t pool_first[DD_MAX_VOLUMES_PER_NODE];    /* first volume with the same pool name */
+    uint8_t vol_flags[DD_MAX_VOLUMES_PER_NODE];     /* DD_CLUSTER_VOL_* */
+    double gpu_util; /* mean NVML utilisation of the GPUs that report it, %; NaN none */
     uint64_t arrived_ms;
     uint64_t reports; /* reports received from this node since it joined the view */
 };
@@ -68,6 +79,11 @@ const struct dd_cluster_node *dd_cluster_find(const struct dd_cluster_snapshot *
                                               const char *node);
 /* The same, as the node's position in s->nodes; -1 when absent. */
 long dd_cluster_find_index(const struct dd_cluster_snapshot *s, const char *node);
+/* Asks the CPU to start loading what a lookup of node and a first look at
+ * its entry read (the name, the pool hashes, the report's header), without
+ * waiting: a scorer walking thousands of nodes, cold in the cache, calls it
+ * some nodes ahead so that the loads overlap. No effect on results. */
+void dd_cluster_prefetch(const struct dd_cluster_snapshot *s, const char *node);
 /* The hash node and pool names are indexed by (XXH3-64). */
 uint64_t dd_cluster_name_hash(const char *name);
 

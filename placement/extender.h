@@ -28,6 +28,8 @@ struct dd_extender_args {
     json_t *node_items; /* full mode: the items array (borrowed) */
     size_t n;           /* candidate nodes */
     const char **names; /* n names, borrowed from the document (dd_malloc'd array) */
+    json_t **values;    /* the n names as the document's string values (borrowed;
+                         * in the same allocation as names): replies reuse them */
 };
 
 /* Decodes doc (kept alive by the caller). -EINVAL with errbuf naming the
@@ -43,7 +45,9 @@ void dd_extender_args_release(struct dd_extender_args *a);
 json_t *dd_extender_filter_result(const struct dd_extender_args *a, const struct dd_node_score *s);
 /* ExtenderFilterResult with Error set (a malformed request: HTTP 200). */
 json_t *dd_extender_filter_error(const char *message);
-/* HostPriorityList: [{"Host": name, "Score": 0..10}, ...] in request order. */
+/* HostPriorityList: [{"Host": name, "Score": 0..10}, ...] in request order.
+ * The Host strings are the request's own values (a reference each, no
+ * copy): the reply keeps them alive after the request document goes. */
 json_t *dd_extender_prioritize_result(const struct dd_extender_args *a,
                                       const struct dd_node_score *s);
 

@@ -10,6 +10,10 @@
  * dd_placer_score on the candidates as often as needed, optionally
  * dd_placer_record_best, then dd_placer_end. Thread-safe: many requests
  * at once; dd_placer_configure may run beside them (SIGHUP).
+ *
+ * While XGBoost serves, its predictions are remembered per row (the exact
+ * model input) and model version: the same what-if again is a lookup
+ * (placer.c, the prediction memo). Scores are the same with or without.
  */
 #ifndef DD_PLACEMENT_PLACER_H
 #define DD_PLACEMENT_PLACER_H
@@ -47,6 +51,11 @@ struct dd_ledger *dd_placer_ledger(struct dd_placer *p);
  * capacity and topology read it); free with dd_cluster_snapshot_free.
  * NULL on ENOMEM. */
 struct dd_cluster_snapshot *dd_placer_snapshot(struct dd_placer *p);
+
+/* The prediction memo's lookups since the placer was made: rows answered
+ * from it, and rows the model predicted. Only while XGBoost serves (the
+ * prior is predicted directly, not counted). */
+void dd_placer_memo_stats(struct dd_placer *p, uint64_t *ret_hits, uint64_t *ret_misses);
 
 /* One request's state. */
 struct dd_placement {

@@ -19,11 +19,13 @@
 
 #include <jansson.h>
 
+#include "common/macro.h"
 #include "helpers.h"
 #include "placement/cluster.h"
 #include "placement/costmodel.h"
 #include "placement/extender.h"
 #include "placement/ledger.h"
+#include "placement/placer.h"
 #include "placement/profile.h"
 #include "placement/score.h"
 
@@ -349,6 +351,304 @@ static void test_score_independent_of_candidates(void **state)
     assert_true(fabs(out[0].slowdown_percent - alone.slowdown_percent) < 1e-9);
     assert_true(out[2].score >= out[0].score && out[0].score >= out[1].score);
     assert_int_equal(dd_score_best(out, 3), 2);
+    world_close(&w);
+}
+
+/* Hundreds of candidates in one call (more than a model chunk, and than
+ * the scorer's look-ahead), mixed: scored nodes of varied contention,
+ * filtered ones (another pool, read-only), stale ones and names without a
+ * report. Each node's verdict, score and slowdown equal scoring it alone. */
+static void test_many_candidates_same_as_alone(void **state)
+{
+    enum { N = 600 };
+    struct world w;
+    static char names_buf[N][32];
+    const char *names[N];
+    struct dd_node_score *out = calloc(N, sizeof(*out));
+    struct dd_pod_profile pod = gpu_pod("p", 1, 60, 200);
+    char err[128];
+    (void)state;
+    assert_non_null(out);
+    world_open(&w);
+    for (int i = 0; i < N; i++) {
+        snprintf(names_buf[i], sizeof(names_buf[i]), "node-%04d", (i * 7919) % N);
+        names[i] = names_buf[i];
+        if (i % 11 == 5)
+            continue; /* no report */
+        struct node_spec sp = base_spec(names[i]);
+        sp.cpu_ex = 0.05 + 0.8 * (double)(i % 17) / 17.0;
+        sp.write_mbps = 10.0 * (double)(i % 13);
+        sp.io_psi = (double)(i % 7);
+        if (i % 23 == 3)
+            sp.pool = "slow";
+        if (i % 29 == 4)
+            sp.mode = "read-only";
+        if (i % 31 == 6)
+            sp.age_ms = 120000;
+        put_node(w.cluster, &sp);
+    }
+    world_ready(&w, pod.uid);
+    assert_int_equal(dd_score_pod(&w.opts, &w.env, &pod, names, N, DD_SCORE_PRIORITIZE, false, out,
+                                  err, sizeof(err)),
+                     0);
+    int scored = 0, spread[11] = {0};
+    for (int i = 0; i < N; i++) {
+        struct dd_node_score one = score_one(&w, &pod, names[i], false);
+        assert_ptr_equal(out[i].node, names[i]);
+        if (out[i].verdict != one.verdict || out[i].score != one.score ||
+            out[i].filter_reason != one.filter_reason || strcmp(out[i].reason, one.reason) != 0)
+            fail_msg("%s: %d/%d '%s' in the batch, %d/%d '%s' alone", names[i], out[i].verdict,
+                     out[i].score, out[i].reason, one.verdict, one.score, one.reason);
+        if (isnan(one.slowdown_percent))
+            assert_true(isnan(out[i].slowdown_percent));
+        else
+            assert_true(out[i].slowdown_percent == one.slowdown_percent);
+        if (one.verdict == DD_VERDICT_OK) {
+            scored++;
+            spread[one.score]++;
+        }
+    }
+    int distinct = 0;
+    for (int k = 0; k <= 10; k++)
+        distinct += spread[k] > 0;
+    assert_true(scored > N / 2);
+    assert_true(distinct >= 3); /* the contention varies: so do the scores */
+    free(out);
+    world_close(&w);
+}
+
+/* A node whose report has several volumes, each (pool, mode, index state,
+ * free GiB); the rest as base_spec. */
+struct vol_spec {
+    const char *pool, *mode, *index_state;
+    double free_gib;
+};
+
+static void put_node_volumes(struct dd_cluster *c, const char *name, const struct vol_spec *vs,
+                             size_t nv)
+{
+    struct node_spec sp = base_spec(name);
+    struct dd_report r;
+    assert_int_equal(dd_report_alloc(&r, 1, nv, 0), 0);
+    r.schema = DD_REPORT_SCHEMA;
+    snprintf(r.node, sizeof(r.node), "%s", name);
+    r.interval_s = 10;
+    r.time_ms = NOW - sp.age_ms;
+    r.cores = sp.cores;
+    r.cpu_util_ex_vdo = sp.cpu_ex;
+    r.vdo_cpu_seconds = sp.vdo_cores * r.interval_s;
+    r.gpus[0].util_gpu_percent = 30;
+    for (size_t i = 0; i < nv; i++) {
+        struct dd_report_volume *v = &r.volumes[i];
+        snprintf(v->name, sizeof(v->name), "vdo-%zu", i);
+        snprintf(v->pool, sizeof(v->pool), "%s", vs[i].pool);
+        snprintf(v->mode, sizeof(v->mode), "%s", vs[i].mode);
+        snprintf(v->index_state, sizeof(v->index_state), "%s", vs[i].index_state);
+        v->rotational = 0;
+        v->physical_bytes = (int64_t)(1000 * GIB);
+        v->physical_free_bytes = (int64_t)(vs[i].free_gib * GIB);
+        v->logical_bytes = v->physical_bytes * 3;
+        v->logical_free_bytes = v->logical_bytes / 2;
+        dd_features_clear(&v->features);
+        v->features.v[DD_F_WRITE_MBPS] = 40;
+        v->features.v[DD_F_DEDUP_RATIO] = 2.0;
+    }
+    assert_int_equal(dd_cluster_put(c, &r, NOW - sp.age_ms + 5), 0);
+}
+
+/* Which of a node's volumes carries the pod's pool: the writable one with
+ * the most free space, names compared exactly (pools whose names share a
+ * prefix, several volumes a pool), and the filter's facts read from it. */
+static void test_pool_volume_choice(void **state)
+{
+    static const struct vol_spec mixed[] = {
+        {"fast", "read-only", "online", 900},  {"fast-2", "normal", "online", 950},
+        {"fast", "normal", "online", 100},     {"slow", "normal", "online", 990},
+        {"fast", "recovering", "online", 400}, {"fast", "normal", "online", 300},
+    };
+    static const struct vol_spec all_ro[] = {
+        {"slow", "normal", "online", 500},
+        {"fast", "read-only", "online", 900},
+        {"fast", "read-only", "online", 800},
+    };
+    static const struct vol_spec offline[] = {
+        {"fast", "normal", "offline", 900},
+        {"fast", "normal", "online", 100},
+    };
+    static const struct vol_spec other[] = {
+        {"fast-2", "normal", "online", 900},
+        {"Fast", "normal", "online", 900},
+    };
+    struct world w;
+    struct dd_pod_profile pod = gpu_pod("p", 1, 60, 200);
+    const char *names[4] = {"mixed", "all-ro", "offline", "other"};
+    struct dd_node_score out[4];
+    char err[128];
+    (void)state;
+    world_open(&w);
+    put_node_volumes(w.cluster, "mixed", mixed, DD_ARRAY_SIZE(mixed));
+    put_node_volumes(w.cluster, "all-ro", all_ro, DD_ARRAY_SIZE(all_ro));
+    put_node_volumes(w.cluster, "offline", offline, DD_ARRAY_SIZE(offline));
+    put_node_volumes(w.cluster, "other", other, DD_ARRAY_SIZE(other));
+    world_ready(&w, pod.uid);
+    assert_int_equal(dd_score_pod(&w.opts, &w.env, &pod, names, 4, DD_SCORE_PRIORITIZE, true, out,
+                                  err, sizeof(err)),
+                     0);
+    /* the recovering volume: writable, and the most free of the pool's */
+    assert_int_equal(out[0].verdict, DD_VERDICT_OK);
+    json_t *claim = json_array_get(json_object_get(out[0].explanation, "claims"), 0);
+    assert_string_equal(json_string_value(json_object_get(claim, "volume")), "vdo-4");
+    assert_true(fabs(out[0].gpu_util - 30) < 1e-9);
+    assert_int_equal(out[1].filter_reason, DD_FR_READ_ONLY);
+    assert_non_null(strstr(out[1].reason, "vdo-1")); /* the read-only one with the most free */
+    assert_int_equal(out[2].filter_reason, DD_FR_INDEX_OFFLINE);
+    assert_int_equal(out[3].filter_reason, DD_FR_NO_POOL);
+    dd_node_scores_release(out, 4);
+    world_close(&w);
+}
+
+/* ---- the placer's prediction memo ---- */
+
+/* The prior, answering as an XGBoost model of a settable version, counting
+ * the rows it predicts. */
+struct counting_model {
+    struct dd_cm_prior prior;
+    uint64_t version;
+    size_t rows;
+};
+
+static int counting_predict(void *ctx, const struct dd_features *rows, size_t n, double *cost,
+                            double *latency, bool *xgb, uint64_t *version, char *errbuf,
+                            size_t errlen)
+{
+    struct counting_model *m = ctx;
+    int r =
+        write_sensitive_predict(&m->prior, rows, n, cost, latency, xgb, version, errbuf, errlen);
+    for (size_t i = 0; i < n; i++) /* a model version shows in its answers */
+        cost[i] *= (double)m->version;
+    m->rows += n;
+    *xgb = true;
+    *version = m->version;
+    return r;
+}
+
+/* Scores through the placer (the memo) and, on the same snapshots,
+ * straight from the model: they must agree exactly. Returns the rows the
+ * model predicted for the placer's call. */
+static size_t placer_scores(struct dd_placer *p, const struct dd_kube_pod *kp,
+                            struct counting_model *m, const char *const *names, size_t n,
+                            struct dd_node_score *out)
+{
+    struct dd_placement q;
+    struct dd_node_score *raw = calloc(n, sizeof(*raw));
+    char err[256];
+    size_t before = m->rows, used;
+    assert_non_null(raw);
+    assert_int_equal(dd_placer_begin(p, NULL, kp, NOW, &q, err, sizeof(err)), 0);
+    assert_int_equal(
+        dd_placer_score(&q, names, n, DD_SCORE_PRIORITIZE, false, out, err, sizeof(err)), 0);
+    used = m->rows - before;
+    struct dd_score_env env = q.env;
+    env.model = (struct dd_score_model){counting_predict, m};
+    assert_int_equal(dd_score_pod(&q.opts, &env, &q.profile, names, n, DD_SCORE_PRIORITIZE, false,
+                                  raw, err, sizeof(err)),
+                     0);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(out[i].verdict, raw[i].verdict);
+        assert_int_equal(out[i].score, raw[i].score);
+        if (!(isnan(raw[i].slowdown_percent) && isnan(out[i].slowdown_percent)))
+            assert_true(out[i].slowdown_percent == raw[i].slowdown_percent);
+    }
+    free(raw);
+    dd_placer_end(&q);
+    return used;
+}
+
+/* A pod scored again is answered from the memo with the same scores; a
+ * ledger entry on one node, a new report from another and a new model
+ * version each show through at once (the changed rows are predicted
+ * again, and the scores equal the model's). */
+static void test_prediction_memo(void **state)
+{
+    enum { N = 40 };
+    struct world w;
+    struct counting_model m = {.version = 3};
+    struct dd_placer *p;
+    struct dd_ledger_options lo;
+    struct dd_score_options so;
+    static char nbuf[N][16];
+    const char *names[N];
+    struct dd_node_score first[N], again[N];
+    struct dd_kube_pod kp;
+    uint64_t hits, misses;
+    (void)state;
+    world_open(&w);
+    dd_cm_prior_defaults(&m.prior);
+    for (int i = 0; i < N; i++) {
+        snprintf(nbuf[i], sizeof(nbuf[i]), "n%02d", i);
+        names[i] = nbuf[i];
+        struct node_spec sp = base_spec(names[i]);
+        sp.cpu_ex = 0.1 + 0.02 * i;
+        sp.write_mbps = 5.0 * i;
+        put_node(w.cluster, &sp);
+    }
+    dd_ledger_options_init(&lo);
+    dd_score_options_init(&so);
+    assert_int_equal(
+        dd_placer_new(w.cluster, &lo, &(struct dd_score_model){counting_predict, &m}, &p), 0);
+    assert_int_equal(dd_placer_configure(p, &so, NULL, false), 0);
+    memset(&kp, 0, sizeof(kp));
+    snprintf(kp.uid, sizeof(kp.uid), "memo-pod");
+    snprintf(kp.ns, sizeof(kp.ns), "ml");
+    snprintf(kp.name, sizeof(kp.name), "trainer");
+    snprintf(kp.write_mbps, sizeof(kp.write_mbps), "80");
+    snprintf(kp.read_mbps, sizeof(kp.read_mbps), "300");
+    kp.gpus = 1;
+    kp.n_claims = 1;
+    snprintf(kp.claims[0].name, sizeof(kp.claims[0].name), "data");
+    snprintf(kp.claims[0].pool, sizeof(kp.claims[0].pool), "fast");
+    kp.claims[0].known = kp.claims[0].ours = kp.claims[0].read_write = true;
+    kp.claims[0].request_bytes = (uint64_t)(10 * GIB);
+
+    /* cold: every row predicted; then every row remembered */
+    assert_int_equal(placer_scores(p, &kp, &m, names, N, first), 2 * N);
+    assert_int_equal(placer_scores(p, &kp, &m, names, N, again), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(again[i].score, first[i].score);
+    dd_placer_memo_stats(p, &hits, &misses);
+    assert_int_equal(hits, 2 * N);
+    assert_int_equal(misses, 2 * N);
+
+    /* another pod in flight on n07: n07's rows change, no other node's */
+    struct dd_ledger_entry le = {.gpus = 1, .n_loads = 1};
+    snprintf(le.uid, sizeof(le.uid), "other");
+    snprintf(le.node, sizeof(le.node), "n07");
+    snprintf(le.loads[0].pool, sizeof(le.loads[0].pool), "fast");
+    le.loads[0].write_mbps = 400;
+    le.loads[0].read_mbps = 100;
+    le.loads[0].duplicate_share = (double)NAN;
+    assert_int_equal(dd_ledger_record(dd_placer_ledger(p), &le, NOW), 0);
+    /* its contended row (the pod alone there is the same what-if) */
+    assert_int_equal(placer_scores(p, &kp, &m, names, N, again), 1);
+    assert_true(again[7].slowdown_percent > first[7].slowdown_percent);
+    assert_true(again[7].score <= first[7].score);
+
+    /* a new report from n12 with more writes: its rows again */
+    struct node_spec busy = base_spec("n12");
+    busy.cpu_ex = 0.1 + 0.02 * 12;
+    busy.write_mbps = 900;
+    busy.age_ms = 500;
+    put_node(w.cluster, &busy);
+    size_t changed = placer_scores(p, &kp, &m, names, N, again);
+    assert_true(changed >= 1 && changed <= 2);
+    assert_true(again[12].slowdown_percent > first[12].slowdown_percent);
+
+    /* a new model version: nothing remembered applies */
+    m.version = 4;
+    assert_int_equal(placer_scores(p, &kp, &m, names, N, again), 2 * N);
+    assert_true(again[0].slowdown_percent != first[0].slowdown_percent ||
+                isinf(first[0].slowdown_percent));
+    dd_placer_free(p);
     world_close(&w);
 }
 
@@ -787,12 +1087,63 @@ static void test_extender_codec(void **state)
     }
 }
 
+/* Thousands of names: duplicates found wherever they are, and the
+ * prioritize reply (which borrows the request's strings) still whole once
+ * the request document is gone. */
+static void test_extender_many_names(void **state)
+{
+    enum { N = 5000 };
+    (void)state;
+    for (int dup = 0; dup < 3; dup++) {
+        json_t *doc = json_pack("{s:{s:{}}, s:n, s:[]}", "Pod", "metadata", "Nodes", "NodeNames");
+        json_t *arr = json_object_get(doc, "NodeNames");
+        char name[32], err[256] = "";
+        struct dd_extender_args a;
+        for (int i = 0; i < N; i++) {
+            /* dup 1: the last repeats the first; dup 2: two in the middle */
+            int k = dup == 1 && i == N - 1 ? 0 : dup == 2 && i == 2501 ? 2500 : i;
+            snprintf(name, sizeof(name), "gpu-node-%d.example", k);
+            json_array_append_new(arr, json_string(name));
+        }
+        int r = dd_extender_args_decode(doc, &a, err, sizeof(err));
+        if (dup) {
+            assert_int_equal(r, -EINVAL);
+            assert_non_null(strstr(err, dup == 1 ? "gpu-node-0.example is listed twice"
+                                                 : "gpu-node-2500.example is listed twice"));
+            json_decref(doc);
+            continue;
+        }
+        assert_int_equal(r, 0);
+        assert_int_equal(a.n, N);
+        struct dd_node_score *s = calloc(N, sizeof(*s));
+        assert_non_null(s);
+        for (int i = 0; i < N; i++)
+            s[i] = (struct dd_node_score){.node = a.names[i], .score = i % 12 - 1};
+        json_t *p = dd_extender_prioritize_result(&a, s);
+        dd_extender_args_release(&a);
+        json_decref(doc);
+        free(s);
+        assert_int_equal(json_array_size(p), N);
+        for (int i = 0; i < N; i++) {
+            json_t *h = json_array_get(p, (size_t)i);
+            snprintf(name, sizeof(name), "gpu-node-%d.example", i);
+            assert_string_equal(json_string_value(json_object_get(h, "Host")), name);
+            int want = i % 12 - 1 < 0 ? 0 : i % 12 - 1 > 10 ? 10 : i % 12 - 1;
+            assert_int_equal(json_integer_value(json_object_get(h, "Score")), want);
+        }
+        json_decref(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_more_contention_never_scores_higher),
         cmocka_unit_test(test_absolute_scale),
         cmocka_unit_test(test_score_independent_of_candidates),
+        cmocka_unit_test(test_many_candidates_same_as_alone),
+        cmocka_unit_test(test_pool_volume_choice),
+        cmocka_unit_test(test_prediction_memo),
         cmocka_unit_test(test_neutral_and_fast_paths),
         cmocka_unit_test(test_filter_reasons),
         cmocka_unit_test(test_gpus_and_explanation),
@@ -801,6 +1152,7 @@ int main(void)
         cmocka_unit_test(test_ledger_life),
         cmocka_unit_test(test_profiles),
         cmocka_unit_test(test_extender_codec),
+        cmocka_unit_test(test_extender_many_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
