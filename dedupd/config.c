@@ -67,6 +67,13 @@ void dd_config_defaults(struct dd_config *c)
     c->lease_duration = 15;
     c->renew_deadline = 10;
     c->retry_period = 2;
+    snprintf(c->publish_capacity_node_key, sizeof(c->publish_capacity_node_key),
+             "topology.dedupd.io/node");
+    c->publish_capacity_interval = 60;
+    c->publish_capacity_threshold = 0.05;
+    c->publish_capacity_min_change = 1073741824.0;
+    c->publish_capacity_qps = 10;
+    c->publish_capacity_burst = 20;
 }
 
 /* String options: the config file's key, the flag and where it goes. */
@@ -102,6 +109,9 @@ static const struct str_opt {
     STR_OPT("lease_name", "lease-name", lease_name),
     STR_OPT("lease_namespace", "lease-namespace", lease_namespace),
     STR_OPT("pod_name", "pod-name", pod_name),
+    STR_OPT("publish_capacity_namespace", "publish-capacity-namespace", publish_capacity_namespace),
+    STR_OPT("publish_capacity_owner", "publish-capacity-owner", publish_capacity_owner),
+    STR_OPT("publish_capacity_node_key", "publish-capacity-node-key", publish_capacity_node_key),
 };
 
 static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
@@ -195,7 +205,12 @@ enum num_field {
     N_LEDGER_BOUND_TTL,
     N_LEASE_DURATION,
     N_RENEW_DEADLINE,
-    N_RETRY_PERIOD
+    N_RETRY_PERIOD,
+    N_PUB_INTERVAL,
+    N_PUB_THRESHOLD,
+    N_PUB_MIN_CHANGE,
+    N_PUB_QPS,
+    N_PUB_BURST
 };
 static const struct num_opt {
     const char *key, *flag;
@@ -218,6 +233,15 @@ static const struct num_opt {
     [N_LEASE_DURATION] = {"lease_duration", "lease-duration", 1, 3600, true, "seconds"},
     [N_RENEW_DEADLINE] = {"renew_deadline", "renew-deadline", 0.05, 3600, false, "seconds"},
     [N_RETRY_PERIOD] = {"retry_period", "retry-period", 0.01, 3600, false, "seconds"},
+    [N_PUB_INTERVAL] = {"publish_capacity_interval", "publish-capacity-interval", 0.05, 86400,
+                        false, "seconds"},
+    [N_PUB_THRESHOLD] = {"publish_capacity_threshold", "publish-capacity-threshold", 0, 1, false,
+                         "share"},
+    [N_PUB_MIN_CHANGE] = {"publish_capacity_min_change", "publish-capacity-min-change", 0, 9.2e18,
+                          true, "bytes"},
+    [N_PUB_QPS] = {"publish_capacity_qps", "publish-capacity-qps", 0.01, 10000, false,
+                   "writes a second"},
+    [N_PUB_BURST] = {"publish_capacity_burst", "publish-capacity-burst", 1, 100000, true, "writes"},
 };
 
 static void set_num(struct dd_config *c, enum num_field f, double v)
@@ -268,6 +292,21 @@ static void set_num(struct dd_config *c, enum num_field f, double v)
     case N_RETRY_PERIOD:
         c->retry_period = v;
         break;
+    case N_PUB_INTERVAL:
+        c->publish_capacity_interval = v;
+        break;
+    case N_PUB_THRESHOLD:
+        c->publish_capacity_threshold = v;
+        break;
+    case N_PUB_MIN_CHANGE:
+        c->publish_capacity_min_change = v;
+        break;
+    case N_PUB_QPS:
+        c->publish_capacity_qps = v;
+        break;
+    case N_PUB_BURST:
+        c->publish_capacity_burst = v;
+        break;
     }
 }
 
@@ -302,6 +341,14 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
             return DD_E_PARSE;
         }
         c->leader_elect = json_is_true(v);
+        return 0;
+    }
+    if (strcmp(key, "publish_capacity") == 0) {
+        if (!json_is_boolean(v)) {
+            snprintf(why, wlen, "'publish_capacity' must be true or false");
+            return DD_E_PARSE;
+        }
+        c->publish_capacity = json_is_true(v);
         return 0;
     }
     if (strcmp(key, "role") == 0) {
@@ -480,15 +527,39 @@ void dd_config_usage(FILE *out)
           "                              the node name)\n"
           "  --lease-duration SECONDS    a leader's term without renewal (default 15)\n"
           "  --renew-deadline SECONDS    a leader steps down when not renewed within (10)\n"
-          "  --retry-period SECONDS      between tries to acquire or renew (default 2)\n",
+          "  --retry-period SECONDS      between tries to acquire or renew (default 2)\n"
+          "  --publish-capacity          keep CSIStorageCapacity objects per (node x class of\n"
+          "                              ours) through the API server (leader only; off)\n"
+          "  --publish-capacity-namespace NS  where they live (default: the Lease's namespace)\n"
+          "  --publish-capacity-interval SECONDS  between passes and between rewrites of one\n"
+          "                              object (default 60)\n"
+          "  --publish-capacity-threshold SHARE  rewrite when a value moves more than this\n"
+          "                              share of it (default 0.05) ...\n"
+          "  --publish-capacity-min-change BYTES  ... and at least this much (default 1 GiB)\n"
+          "  --publish-capacity-qps N    writes a second at most (default 10)\n"
+          "  --publish-capacity-burst N  writes at once at most (default 20)\n"
+          "  --publish-capacity-owner KIND/NAME  owner of every object (Deployment,\n"
+          "                              ReplicaSet, StatefulSet or Pod; default none)\n"
+          "  --publish-capacity-node-key KEY  nodeTopology's label key (default\n"
+          "                              topology.dedupd.io/node)\n",
           out);
 }
 
 int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, char *errbuf,
                    size_t errlen)
 {
-    enum { O_STR = 256, O_NUM = 512, O_ROLE = 768, O_CONFIG, O_ROOT, O_POOL, O_GPU, O_ELECT };
-    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 8];
+    enum {
+        O_STR = 256,
+        O_NUM = 512,
+        O_ROLE = 768,
+        O_CONFIG,
+        O_ROOT,
+        O_POOL,
+        O_GPU,
+        O_ELECT,
+        O_PUBLISH
+    };
+    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 10];
     struct dd_config cfg;
     const char *config_file = NULL;
     char why[256];
@@ -505,6 +576,7 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
     longopts[n++] = (struct option){"pool", required_argument, NULL, O_POOL};
     longopts[n++] = (struct option){"gpu-resource", required_argument, NULL, O_GPU};
     longopts[n++] = (struct option){"leader-elect", no_argument, NULL, O_ELECT};
+    longopts[n++] = (struct option){"publish-capacity", no_argument, NULL, O_PUBLISH};
     longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[n++] = (struct option){NULL, 0, NULL, 0};
 
@@ -572,6 +644,9 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
                 break;
             case O_ELECT:
                 cfg.leader_elect = true;
+                break;
+            case O_PUBLISH:
+                cfg.publish_capacity = true;
                 break;
             case 'h':
                 *help = true;
@@ -683,6 +758,14 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
                  c->lease_duration, c->renew_deadline, c->retry_period);
         return DD_E_USAGE;
     }
+    if (c->publish_capacity && !dd_role_has_placement(c->role)) {
+        snprintf(errbuf, errlen, "--publish-capacity is for the placement role");
+        return DD_E_USAGE;
+    }
+    if (c->publish_capacity && !c->publish_capacity_node_key[0]) {
+        snprintf(errbuf, errlen, "--publish-capacity-node-key is empty");
+        return DD_E_USAGE;
+    }
     if (c->leader_elect && !c->lease_name[0]) {
         snprintf(errbuf, errlen, "leader election: --lease-name is empty");
         return DD_E_USAGE;
@@ -742,6 +825,20 @@ char *dd_config_json(const struct dd_config *c)
         json_object_set_new(o, "lease_duration", json_real(c->lease_duration));
         json_object_set_new(o, "renew_deadline", json_real(c->renew_deadline));
         json_object_set_new(o, "retry_period", json_real(c->retry_period));
+        json_object_set_new(o, "publish_capacity", json_boolean(c->publish_capacity));
+        json_object_set_new(o, "publish_capacity_namespace",
+                            json_string(c->publish_capacity_namespace));
+        json_object_set_new(o, "publish_capacity_owner", json_string(c->publish_capacity_owner));
+        json_object_set_new(o, "publish_capacity_node_key",
+                            json_string(c->publish_capacity_node_key));
+        json_object_set_new(o, "publish_capacity_interval",
+                            json_real(c->publish_capacity_interval));
+        json_object_set_new(o, "publish_capacity_threshold",
+                            json_real(c->publish_capacity_threshold));
+        json_object_set_new(o, "publish_capacity_min_change",
+                            json_real(c->publish_capacity_min_change));
+        json_object_set_new(o, "publish_capacity_qps", json_real(c->publish_capacity_qps));
+        json_object_set_new(o, "publish_capacity_burst", json_real(c->publish_capacity_burst));
     }
     s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);

@@ -98,6 +98,16 @@ struct dd_config {
     char lease_namespace[DD_NAME_MAX]; /* "": the pod's namespace, else default */
     char pod_name[DD_NAME_MAX];        /* "": $POD_NAME; the identity and the pod labelled */
     double lease_duration, renew_deadline, retry_period; /* seconds: 15, 10, 2 */
+    /* placement side: CSIStorageCapacity publishing (dedupd/capacitypub.h),
+     * off by default */
+    bool publish_capacity;
+    char publish_capacity_namespace[DD_NAME_MAX];        /* "": as the Lease's */
+    char publish_capacity_owner[2 * DD_NAME_MAX];        /* "KIND/NAME" or "" */
+    char publish_capacity_node_key[DD_NAME_MAX];         /* default topology.dedupd.io/node */
+    double publish_capacity_interval;                    /* seconds, default 60 */
+    double publish_capacity_threshold;                   /* relative, default 0.05 */
+    double publish_capacity_min_change;                  /* bytes, default 1 GiB */
+    double publish_capacity_qps, publish_capacity_burst; /* writes: 10 a second, 20 */
 };
 
 void dd_config_defaults(struct dd_config *c);

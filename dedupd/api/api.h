@@ -133,6 +133,20 @@ int dd_csi_api_new(const struct dd_config *c, struct dd_placer *placer, struct d
 struct dd_csi_api *dd_csi_api_free(struct dd_csi_api *a);
 void dd_csi_api_reconfigure(struct dd_csi_api *a, const struct dd_config *c);
 void dd_csi_api_metrics(struct dd_csi_api *a, FILE *m);
+/*
+ * For the CSIStorageCapacity publisher (dedupd/capacitypub.h): fn(ctx,
+ * node, class, available, maximum) once per reporting node and cached
+ * StorageClass of ours whose pool the node has a volume of, with the
+ * figures GET /v1/csi/capacity?storage_class=CLASS&segment=
+ * topology.dedupd.io/node=NODE answers (the same rule, ledger and
+ * snapshot path). Returns the calls, -ENODATA without a Kubernetes cache,
+ * -ENOMEM.
+ */
+struct dd_kube_class;
+typedef void (*dd_csi_node_capacity_fn)(void *ctx, const char *node,
+                                        const struct dd_kube_class *cls, int64_t available,
+                                        int64_t maximum);
+int dd_csi_api_node_capacities(struct dd_csi_api *a, dd_csi_node_capacity_fn fn, void *ctx);
 size_t dd_api_csi_routes(struct dd_csi_api *a, const char *role, struct dd_http_route *out);
 
 /* Copies templ[n] into out with ctx; a NULL ctx (the subsystem is not in
