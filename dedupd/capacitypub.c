@@ -557,6 +557,7 @@ static void pass(struct dd_capacitypub *p, uint64_t deadline)
     size_t k = 0;
     int r;
 
+    add(&p->passes, 1); /* standby passes too: they show the thread runs */
     if (h->is_leader && !h->is_leader(h->leader_ud)) {
         if (p->listed || p->n_objs)
             forget_all(p);
@@ -627,7 +628,6 @@ out:
     dd_free(want);
     dd_free(have);
     dd_free(ws.rows);
-    add(&p->passes, 1);
     __atomic_store_n(&p->pass_us, (dd_mono_ms() - t0) * 1000u, __ATOMIC_RELAXED);
 }
 
@@ -706,7 +706,8 @@ void dd_capacitypub_metrics(struct dd_capacitypub *p, FILE *m)
          "Rewrites due but held back by the per-object interval, per pass.", get(&p->deferred)},
         {"throttled_total", "counter", "Writes left for a later pass by the rate limit.",
          get(&p->throttled)},
-        {"passes_total", "counter", "Reconcile passes run.", get(&p->passes)},
+        {"passes_total", "counter", "Passes run (a standby's included: they write nothing).",
+         get(&p->passes)},
         {"objects", "gauge", "CSIStorageCapacity objects of ours known to exist.",
          get(&p->objects)},
         {"skipped_nodes", "gauge",
