@@ -365,7 +365,8 @@ int dd_csi_pub_plan(const struct dd_csi_pub_options *o, const struct dd_csi_pub_
             k++;
         i = k;
     }
-    qsort(p.actions, p.n, sizeof(*p.actions), action_cmp);
+    if (p.n)
+        qsort(p.actions, p.n, sizeof(*p.actions), action_cmp);
     dd_free(w);
     dd_free(h);
     *ret = p;

@@ -124,9 +124,9 @@ struct dd_placer *dd_extender_api_placer(struct dd_extender_api *a);
  * The CSI-adjacent topology API (roles all, placement; csi/README.md):
  * POST /v1/csi/preferred, GET and POST /v1/csi/capacity, GET
  * /v1/csi/topology. Scores with the extender's placer (its ledger, cache
- * and model). CSIStorageCapacity publishing and leader election are not
- * here: a publisher would call the same capacity rule per (segment x
- * class) and write through the API server.
+ * and model). CSIStorageCapacity publishing (dedupd/capacitypub.h) calls
+ * the same capacity rule per (node x class) through
+ * dd_csi_api_node_capacities below.
  */
 struct dd_csi_api;
 int dd_csi_api_new(const struct dd_config *c, struct dd_placer *placer, struct dd_csi_api **ret);
