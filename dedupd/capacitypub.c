@@ -36,7 +36,7 @@ struct obj {
     char node[DD_NAME_MAX], cls[DD_NAME_MAX];
     bool shaped, has_c, has_m, dead;
     int64_t c, m;
-    uint64_t written_ms; /* monotonic; 0: never by this leadership */
+    uint64_t written_ms; /* the pass that wrote it (monotonic); 0: never by this leadership */
 };
 
 struct wrow {
@@ -65,6 +65,8 @@ struct dd_capacitypub {
     size_t n_objs, cap_objs;
     bool listed;
     uint64_t listed_ms, leader_since_ms;
+    uint64_t pass_ms; /* the pass's start: what written_ms records, so an object
+                       * written late in one pass may be rewritten in the next */
     double tokens;
     uint64_t tokens_ms;
     char last_error[256];
@@ -430,12 +432,13 @@ static bool take_token(struct dd_capacitypub *p, uint64_t deadline)
 
 /* ---- writes ---- */
 
-static void obj_set_values(struct obj *o, const struct dd_csi_pub_want *w)
+static void obj_set_values(struct dd_capacitypub *p, struct obj *o,
+                           const struct dd_csi_pub_want *w)
 {
     o->has_c = o->has_m = true;
     o->c = w->capacity;
     o->m = w->maximum;
-    o->written_ms = dd_mono_ms();
+    o->written_ms = p->pass_ms;
 }
 
 static int do_create(struct dd_capacitypub *p, const struct dd_csi_pub_want *w)
@@ -448,7 +451,7 @@ static int do_create(struct dd_capacitypub *p, const struct dd_csi_pub_want *w)
     json_decref(body);
     if ((st == 200 || st == 201) && obj_from(p, doc, &o) && (slot = obj_add(p))) {
         *slot = o;
-        obj_set_values(slot, w);
+        obj_set_values(p, slot, w);
         add(&p->writes[OP_CREATE], 1);
     } else if (st == 200 || st == 201) {
         failed(p, "POST %.300s: the answer names no object", p->coll_path);
@@ -474,7 +477,7 @@ static int do_update(struct dd_capacitypub *p, const struct dd_csi_pub_want *w, 
             struct obj n;
             if (obj_from(p, doc, &n))
                 snprintf(o->rv, sizeof(o->rv), "%s", n.rv);
-            obj_set_values(o, w);
+            obj_set_values(p, o, w);
             add(&p->writes[OP_UPDATE], 1);
             json_decref(doc);
             return st;
@@ -564,6 +567,7 @@ static void pass(struct dd_capacitypub *p, uint64_t deadline)
         p->leader_since_ms = 0;
         return;
     }
+    p->pass_ms = now;
     if (!p->leader_since_ms)
         p->leader_since_ms = now;
     if ((h->ready && !h->ready(h->ready_ud)) ||

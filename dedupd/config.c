@@ -500,7 +500,7 @@ void dd_config_usage(FILE *out)
           "  --prior-file FILE           cost-model prior coefficients (JSON)\n"
           " node role:\n"
           "  --node-name NAME            (default $NODE_NAME, then the host name)\n"
-          "  --placement-url BASE        push reports to BASE/v1/reports\n"
+          "  --placement-url BASE[,BASE...]  push every report to each BASE/v1/reports\n"
           "  --placement-token-file F    bearer token for the placement role\n"
           "  --placement-cert-file F --placement-key-file F  client certificate (https)\n"
           "  --placement-ca-file F       CA of the placement role's certificate\n"
@@ -668,6 +668,44 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
     return 0;
 }
 
+/* --placement-url: one URL or a comma-separated list (blanks around the
+ * commas ignored, at most 16: dedupd/push.h); each http:// or https://
+ * (https only when tls), without quotes, backslashes or control bytes (it
+ * names a metric label). */
+static int placement_urls_check(const char *list, bool tls, char *errbuf, size_t errlen)
+{
+    size_t n = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *b = p, *e = p + len;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e > b) {
+            bool bad = false;
+            for (const char *q = b; q < e; q++)
+                bad |= *q == '"' || *q == '\\' || (unsigned char)*q < 0x20 || *q == 0x7f;
+            bool https = (size_t)(e - b) >= 8 && strncmp(b, "https://", 8) == 0;
+            bool http = (size_t)(e - b) >= 7 && strncmp(b, "http://", 7) == 0;
+            if (bad || !(https || (http && !tls))) {
+                snprintf(errbuf, errlen,
+                         "placement url '%.*s': expected %s (several: separated by commas)",
+                         (int)(e - b > 200 ? 200 : e - b), b,
+                         tls ? "https://HOST:PORT" : "http://HOST:PORT or https://...");
+                return DD_E_USAGE;
+            }
+            n++;
+        }
+        p += len + (p[len] == ',');
+    }
+    if (n == 0 || n > 16) {
+        snprintf(errbuf, errlen, "placement url '%.200s': expected 1 to 16 URLs", list);
+        return DD_E_USAGE;
+    }
+    return 0;
+}
+
 int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
 {
     if (!(c->interval >= 0.01 && c->interval <= 3600)) {
@@ -703,12 +741,8 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
                  c->node_name);
         return DD_E_USAGE;
     }
-    if (c->placement_url[0] && strncmp(c->placement_url, "http://", 7) != 0 &&
-        strncmp(c->placement_url, "https://", 8) != 0) {
-        snprintf(errbuf, errlen, "placement url '%.200s': expected http://HOST:PORT or https://...",
-                 c->placement_url);
+    if (c->placement_url[0] && placement_urls_check(c->placement_url, false, errbuf, errlen) < 0)
         return DD_E_USAGE;
-    }
     if (c->placement_url[0] && c->role == DD_ROLE_PLACEMENT) {
         snprintf(errbuf, errlen, "--placement-url is for roles node and all (a node pushes)");
         return DD_E_USAGE;
@@ -740,10 +774,10 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
     /* over plain HTTP a certificate would never be sent, nor the server's
      * checked: a silent downgrade, refused */
     if ((c->placement_cert_file[0] || c->placement_ca_file[0]) &&
-        strncmp(c->placement_url, "https://", 8) != 0) {
-        snprintf(errbuf, errlen,
-                 "--placement-%s-file needs an https:// placement url (got '%.200s')",
-                 c->placement_cert_file[0] ? "cert" : "ca", c->placement_url);
+        placement_urls_check(c->placement_url, true, errbuf, errlen) < 0) {
+        size_t l = strlen(errbuf);
+        snprintf(errbuf + l, errlen > l ? errlen - l : 0, " (--placement-%s-file is set)",
+                 c->placement_cert_file[0] ? "cert" : "ca");
         return DD_E_USAGE;
     }
     if (c->leader_elect && !dd_role_has_placement(c->role)) {
