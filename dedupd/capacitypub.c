@@ -432,8 +432,7 @@ static bool take_token(struct dd_capacitypub *p, uint64_t deadline)
 
 /* ---- writes ---- */
 
-static void obj_set_values(struct dd_capacitypub *p, struct obj *o,
-                           const struct dd_csi_pub_want *w)
+static void obj_set_values(struct dd_capacitypub *p, struct obj *o, const struct dd_csi_pub_want *w)
 {
     o->has_c = o->has_m = true;
     o->c = w->capacity;
