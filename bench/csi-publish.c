@@ -75,16 +75,18 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* /metrics at thousands of nodes runs to megabytes: the buffer is big */
+#define HTTP_BUF (64u << 20)
 struct http {
     CURL *c;
-    char buf[1 << 16];
+    char *buf;
     size_t len;
 };
 
 static size_t on_data(char *p, size_t sz, size_t n, void *ud)
 {
     struct http *h = ud;
-    size_t k = sz * n, room = sizeof(h->buf) - 1 - h->len;
+    size_t k = sz * n, room = HTTP_BUF - 1 - h->len;
     memcpy(h->buf + h->len, p, k < room ? k : room);
     h->len += k < room ? k : room;
     h->buf[h->len] = '\0';
@@ -157,6 +159,8 @@ static double metric(struct http *h, const char *base, const char *name)
 static void wait_passes(struct http *h, const char *base, int n)
 {
     double start = metric(h, base, "dedupd_capacity_publish_passes_total");
+    if (start < 0)
+        die("no dedupd_capacity_publish_passes_total on /metrics");
     for (int i = 0; i < 24000; i++) {
         if (metric(h, base, "dedupd_capacity_publish_passes_total") >= start + n)
             return;
@@ -176,12 +180,12 @@ static void run(bool coalesce, unsigned nodes, unsigned rounds, double interval,
     struct tt_kubeapi *api;
     struct dd_daemon *d;
     struct dd_config c;
-    struct http h = {curl_easy_init(), "", 0};
+    struct http h = {curl_easy_init(), malloc(HTTP_BUF), 0};
     struct node_state *st = calloc(nodes, sizeof(*st));
     char err[512], dir[] = "/tmp/dedupd-csi-publish-bench.XXXXXX", base[64], ivs[32];
     bool help = false;
 
-    if (!h.c || !st || !mkdtemp(dir) || tt_kubeapi_start(&api) < 0)
+    if (!h.c || !h.buf || !st || !mkdtemp(dir) || tt_kubeapi_start(&api) < 0)
         die("setup");
     for (size_t k = 0; k < 4; k++) {
         json_t *o = json_pack("{s:s, s:s, s:{s:s, s:{s:s}}, s:s, s:s}", "apiVersion",
@@ -260,6 +264,8 @@ static void run(bool coalesce, unsigned nodes, unsigned rounds, double interval,
     /* the creating pass's time shows in the gauge from its end until the
      * next pass ends: the largest value seen is the creating pass */
     double start = metric(&h, base, "dedupd_capacity_publish_passes_total");
+    if (start < 0)
+        die("no dedupd_capacity_publish_passes_total on /metrics");
     while (metric(&h, base, "dedupd_capacity_publish_passes_total") < start + 2) {
         pass_max = fmax(pass_max, metric(&h, base, "dedupd_capacity_publish_pass_seconds"));
         sleep_ms(5);
@@ -288,6 +294,7 @@ static void run(bool coalesce, unsigned nodes, unsigned rounds, double interval,
     dd_daemon_stop(d);
     tt_kubeapi_stop(api);
     curl_easy_cleanup(h.c);
+    free(h.buf);
     free(st);
     char cmd[200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
