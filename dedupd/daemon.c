@@ -21,6 +21,7 @@
 #include "common/common.h"
 #include "dedupd/api/api.h"
 #include "dedupd/capacitypub.h"
+#include "dedupd/estimaterefs.h"
 #include "dedupd/http/http.h"
 #include "dedupd/http/token.h"
 #include "dedupd/kubewatch.h"
@@ -52,6 +53,8 @@ struct dd_daemon {
     struct dd_leader *leader;
     /* --publish-capacity: the CSIStorageCapacity publisher (NULL: off) */
     struct dd_capacitypub *capacitypub;
+    /* roles all, placement: dedupd.io/estimate job URLs followed */
+    struct dd_estimate_refs *estimate_refs;
     unsigned kube_listed; /* atomic: 1 << kind for each kind listed once */
     struct dd_api_node node_api;
     struct dd_api_model model_api;
@@ -110,6 +113,8 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
         dd_leader_metrics(d->leader, f);
     if (d->capacitypub)
         dd_capacitypub_metrics(d->capacitypub, f);
+    if (d->estimate_refs)
+        dd_estimate_refs_metrics(d->estimate_refs, f);
     dd_http_metrics(d->http, f);
     struct dd_store_health h;
     if (dd_store_health(d->store, &h) == 0)
@@ -366,6 +371,12 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
             snprintf(errbuf, errlen, "csi: %s", dd_strerror(r));
             goto fail;
         }
+        if ((r = dd_estimate_refs_new(0, &d->estimate_refs)) < 0 ||
+            (r = dd_estimate_refs_start(d->estimate_refs)) < 0) {
+            snprintf(errbuf, errlen, "estimate references: %s", dd_strerror(r));
+            goto fail;
+        }
+        dd_csi_api_set_estimates(d->csi, d->estimate_refs);
         /* before the HTTP server: the extender reads the cache from its first request */
         if ((r = kube_start(d, c, errbuf, errlen)) < 0)
             goto fail;
@@ -486,7 +497,8 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_sampler_free(d->sampler); /* finishes the sample in progress */
     dd_pusher_free(d->pusher);
     dd_estimate_jobs_free(d->estimates);
-    dd_csi_api_free(d->csi); /* before the extender: it borrows its placer */
+    dd_csi_api_free(d->csi);                 /* before the extender: it borrows its placer */
+    dd_estimate_refs_free(d->estimate_refs); /* after the CSI API, which reads it */
     dd_extender_api_free(d->extender);
     dd_leader_free(d->leader);
     dd_cluster_api_free(d->cluster);

@@ -133,6 +133,10 @@ int dd_csi_api_new(const struct dd_config *c, struct dd_placer *placer, struct d
 struct dd_csi_api *dd_csi_api_free(struct dd_csi_api *a);
 void dd_csi_api_reconfigure(struct dd_csi_api *a, const struct dd_config *c);
 void dd_csi_api_metrics(struct dd_csi_api *a, FILE *m);
+/* dedupd.io/estimate job URLs are followed through refs (borrowed, may be
+ * NULL: only the number form is read). Set before the server starts. */
+struct dd_estimate_refs;
+void dd_csi_api_set_estimates(struct dd_csi_api *a, struct dd_estimate_refs *refs);
 /*
  * For the CSIStorageCapacity publisher (dedupd/capacitypub.h): fn(ctx,
  * node, class, available, maximum) once per reporting node and cached

@@ -25,6 +25,7 @@
 #include "csi/csi.h"
 #include "dedupd/api/api.h"
 #include "dedupd/config.h"
+#include "dedupd/estimaterefs.h"
 #include "placement/cluster.h"
 #include "placement/kube.h"
 #include "placement/ledger.h"
@@ -41,7 +42,43 @@ struct dd_csi_api {
     struct dd_csi_capacity_options copts;
     uint64_t max_use_bits;               /* copts.max_physical_use, atomic (SIGHUP) */
     uint64_t requests[V_COUNT][O_COUNT]; /* atomic */
+    struct dd_estimate_refs *refs;       /* borrowed; NULL: job URLs not followed */
 };
+
+void dd_csi_api_set_estimates(struct dd_csi_api *a, struct dd_estimate_refs *refs)
+{
+    a->refs = refs;
+}
+
+/* The reduction the class's dedupd.io/estimate names (NaN: none or not
+ * known yet; note says why). */
+static double class_estimate(struct dd_csi_api *a, const struct dd_kube_class *cls, char *note,
+                             size_t notelen)
+{
+    double v = (double)NAN;
+    if (notelen)
+        note[0] = '\0';
+    switch (dd_csi_estimate_ref(cls->estimate, &v)) {
+    case DD_CSI_ESTIMATE_NONE:
+        return (double)NAN;
+    case DD_CSI_ESTIMATE_NUMBER:
+        return v;
+    case DD_CSI_ESTIMATE_URL:
+        if (a->refs)
+            return dd_estimate_refs_get(a->refs, cls->estimate, note, notelen);
+        if (notelen)
+            snprintf(note, notelen, "dedupd.io/estimate: job URLs are not followed here");
+        return (double)NAN;
+    case DD_CSI_ESTIMATE_BAD:
+        if (notelen)
+            snprintf(note, notelen,
+                     "dedupd.io/estimate '%.60s' ignored: expected a number from 1 to 1000 or "
+                     "an estimate job URL (http://NODE:PORT/v1/estimate/ID)",
+                     cls->estimate);
+        return (double)NAN;
+    }
+    return (double)NAN;
+}
 
 static void options_from(const struct dd_config *c, struct dd_csi_capacity_options *o)
 {
@@ -571,8 +608,9 @@ static void current_options(struct dd_csi_api *a, struct dd_csi_capacity_options
 static void volume_capacity(const struct dd_csi_capacity_options *o,
                             const struct dd_ledger_view *view, const struct dd_report *rp,
                             const struct dd_report_volume *v, const struct dd_kube_class *cls,
-                            struct dd_csi_volume_space *sp, struct dd_csi_capacity *c, double *red,
-                            const char **src, char *note, size_t notelen)
+                            double estimate, struct dd_csi_volume_space *sp,
+                            struct dd_csi_capacity *c, double *red, const char **src, char *note,
+                            size_t notelen)
 {
     const struct dd_ledger_sum *ls = dd_ledger_view_find(view, rp->node, cls->pool);
     *sp = (struct dd_csi_volume_space){
@@ -583,7 +621,8 @@ static void volume_capacity(const struct dd_csi_capacity_options *o,
         .observed_reduction = v->features.v[DD_F_DEDUP_RATIO],
         .read_only = strcmp(v->mode, "read-only") == 0,
     };
-    *red = dd_csi_reduction(o, cls->expected_reduction, sp->observed_reduction, src, note, notelen);
+    *red = dd_csi_reduction_with_estimate(o, cls->expected_reduction, estimate,
+                                          sp->observed_reduction, src, note, notelen);
     dd_csi_capacity(o, sp, *red, c);
 }
 
@@ -612,7 +651,9 @@ static int capacity(struct dd_csi_api *a, const struct dd_kube_class *cls,
     uint64_t now = dd_wall_ms();
     size_t considered = 0;
 
+    char est_note[200];
     current_options(a, &o);
+    double estimate = class_estimate(a, cls, est_note, sizeof(est_note));
     snap = dd_placer_snapshot(a->placer);
     if (!snap || dd_ledger_view(dd_placer_ledger(a->placer), NULL, now, &view) < 0 ||
         match_all(kube, snap, seg ? seg : &all, 1, NULL, &mx) < 0) {
@@ -633,7 +674,8 @@ static int capacity(struct dd_csi_api *a, const struct dd_kube_class *cls,
             double red;
             if (strcmp(v->pool, cls->pool) != 0)
                 continue;
-            volume_capacity(&o, &view, rp, v, cls, &sp, &c, &red, &src, note, sizeof(note));
+            volume_capacity(&o, &view, rp, v, cls, estimate, &sp, &c, &red, &src, note,
+                            sizeof(note));
             considered++;
             if (nodes && json_array_size(nodes) < 100)
                 json_array_append_new(
@@ -669,6 +711,10 @@ static int capacity(struct dd_csi_api *a, const struct dd_kube_class *cls,
             o.max_physical_use, "volumes", nodes);
         if (best_note[0])
             json_object_set_new(ex, "note", json_string(best_note));
+        if (est_note[0])
+            json_object_set_new(ex, "estimate_note", json_string(est_note));
+        if (cls->estimate[0])
+            json_object_set_new(ex, "estimate", json_string(cls->estimate));
         out = json_pack("{s:o, s:o}", "response", out, "explanation", ex);
     }
     match_release(&mx);
@@ -864,6 +910,15 @@ int dd_csi_api_node_capacities(struct dd_csi_api *a, dd_csi_node_capacity_fn fn,
     }
     /* per node and class: the best volume of the pool, as capacity() picks
      * among the volumes a node segment matches */
+    double *est = dd_calloc(cl.n ? cl.n : 1, sizeof(*est));
+    if (!est) {
+        dd_ledger_view_release(&view);
+        dd_cluster_snapshot_free(snap);
+        dd_free(cl.c);
+        return -ENOMEM;
+    }
+    for (size_t j = 0; j < cl.n; j++)
+        est[j] = class_estimate(a, &cl.c[j], NULL, 0);
     for (size_t k = 0; k < snap->n; k++) {
         const struct dd_report *rp = &snap->nodes[k]->report;
         for (size_t j = 0; j < cl.n; j++) {
@@ -875,8 +930,8 @@ int dd_csi_api_node_capacities(struct dd_csi_api *a, dd_csi_node_capacity_fn fn,
                 double red;
                 if (strcmp(rp->volumes[i].pool, cl.c[j].pool) != 0)
                     continue;
-                volume_capacity(&o, &view, rp, &rp->volumes[i], &cl.c[j], &sp, &c, &red, &src, NULL,
-                                0);
+                volume_capacity(&o, &view, rp, &rp->volumes[i], &cl.c[j], est[j], &sp, &c, &red,
+                                &src, NULL, 0);
                 if (capacity_better(&c, &best, have))
                     best = c;
                 have = true;
@@ -887,6 +942,7 @@ int dd_csi_api_node_capacities(struct dd_csi_api *a, dd_csi_node_capacity_fn fn,
             }
         }
     }
+    dd_free(est);
     dd_ledger_view_release(&view);
     dd_cluster_snapshot_free(snap);
     dd_free(cl.c);

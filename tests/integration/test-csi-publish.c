@@ -8,7 +8,10 @@
  * object left alone; a move under the threshold not written; a move over
  * it written (through a forced 409: re-read and retried); a class removed
  * and a pool gone from a node deleted; a standby (another replica holds
- * the Lease) writes nothing.
+ * the Lease) writes nothing. And dedupd.io/estimate: a class naming a
+ * completed estimate job's URL (served here by the test server at
+ * /v1/estimate/ID in the node role's answer shape) or a number predicts
+ * that reduction in GET /v1/csi/capacity; a running job does not yet.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -144,21 +147,27 @@ static void passes(struct fx *f, int n)
     fail_msg("the publisher did not run %d passes in 20 s", n);
 }
 
-/* GET /v1/csi/capacity for node's segment: available and maximum. */
-static void capacity(struct fx *f, const char *cls, const char *node, int64_t *avail, int64_t *max)
+/* GET /v1/csi/capacity for node's segment: available and maximum; false
+ * while it does not answer 200 (the cache may not hold the class yet). */
+static bool capacity(struct fx *f, const char *cls, const char *node, int64_t *avail,
+                     int64_t *max)
 {
     char path[512], *body = NULL;
     snprintf(path, sizeof(path),
              "/v1/csi/capacity?storage_class=%s&segment=topology.dedupd.io%%2Fnode%%3D%s", cls,
              node);
     long st = get_text(f, path, &body);
-    json_t *doc = body ? json_loads(body, 0, NULL) : NULL;
-    if (st != 200 || !doc)
-        fail_msg("GET %s: %ld %s", path, st, body ? body : "");
-    *avail = strtoll(json_string_value(json_object_get(doc, "availableCapacity")), NULL, 10);
-    *max = strtoll(json_string_value(json_object_get(doc, "maximumVolumeSize")), NULL, 10);
+    json_t *doc = st == 200 && body ? json_loads(body, 0, NULL) : NULL;
+    const char *av = json_string_value(json_object_get(doc, "availableCapacity"));
+    const char *mx = json_string_value(json_object_get(doc, "maximumVolumeSize"));
+    bool ok = av && mx;
+    if (ok) {
+        *avail = strtoll(av, NULL, 10);
+        *max = strtoll(mx, NULL, 10);
+    }
     json_decref(doc);
     free(body);
+    return ok;
 }
 
 /* Our object for (node, class), a new reference, or NULL. */
@@ -189,10 +198,10 @@ static int64_t q(const json_t *o, const char *key)
 /* Does the object for (node, class) hold what GET /v1/csi/capacity says? */
 static bool matches(struct fx *f, const char *node, const char *cls)
 {
-    int64_t a, m;
+    int64_t a = -1, m = -1;
     json_t *o = find(f, node, cls);
-    capacity(f, cls, node, &a, &m);
-    bool ok = o && q(o, "capacity") == a && q(o, "maximumVolumeSize") == m;
+    bool ok = capacity(f, cls, node, &a, &m) && o && q(o, "capacity") == a &&
+              q(o, "maximumVolumeSize") == m;
     json_decref(o);
     return ok;
 }
@@ -377,7 +386,10 @@ static void test_publish(void **state)
     passes(f, 5);
     assert_int_equal(count_ops(f, "update"), 0);
     assert_true(metric(f, "dedupd_capacity_publish_coalesced_total") >= 1);
-    assert_false(matches(f, "gpu-node-a", "vdo-dedup")); /* the API moved, the object did not */
+    /* the API moved, the object did not */
+    int64_t a = 0, m = 0;
+    assert_true(capacity(f, "vdo-dedup", "gpu-node-a", &a, &m));
+    assert_false(matches(f, "gpu-node-a", "vdo-dedup"));
 
     /* the pool's observed reduction rises 2 -> 3: written, through a 409 */
     tt_kubeapi_csc_conflicts(f->api, 1);
@@ -432,7 +444,7 @@ static void test_standby(void **state)
     report(f, "gpu-node-a", "fast", 2000, 2.0);
     report(f, "gpu-node-b", "fast", 1000, 2.0);
     int64_t a, m;
-    WAIT_FOR((capacity(f, "vdo-dedup", "gpu-node-a", &a, &m), a > 0),
+    WAIT_FOR(capacity(f, "vdo-dedup", "gpu-node-a", &a, &m) && a > 0,
              "the standby's view and cache");
     passes(f, 10);
     json_t *w = tt_kubeapi_csc_writes(f->api);
@@ -451,11 +463,99 @@ static void test_standby(void **state)
     assert_true(metric(f, "dedupd_leader") == 0);
 }
 
+/* GET /v1/csi/capacity?explain=true for (class, node): a new document. */
+static json_t *explain(struct fx *f, const char *cls, const char *node)
+{
+    char path[512], *body = NULL;
+    snprintf(path, sizeof(path),
+             "/v1/csi/capacity?storage_class=%s&explain=true&segment="
+             "topology.dedupd.io%%2Fnode%%3D%s",
+             cls, node);
+    long st = get_text(f, path, &body);
+    json_t *doc = st == 200 && body ? json_loads(body, 0, NULL) : NULL;
+    free(body);
+    return doc;
+}
+
+static bool source_is(struct fx *f, const char *cls, const char *want, double red)
+{
+    json_t *d = explain(f, cls, "gpu-node-a");
+    json_t *ex = json_object_get(d, "explanation");
+    const char *src = json_string_value(json_object_get(ex, "reduction_source"));
+    bool ok = src && strcmp(src, want) == 0 &&
+              fabs(json_number_value(json_object_get(ex, "reduction")) - red) < 1e-9;
+    json_decref(d);
+    return ok;
+}
+
+static void put_estimate_class(struct fx *f, const char *name, const char *estimate)
+{
+    json_t *o = fixture("k8s/storageclass.vdo-dedup.json");
+    json_object_set_new(
+        json_object_get(o, "metadata"), "annotations",
+        json_pack("{s:s, s:s}", "dedupd.io/pool", "fast", "dedupd.io/estimate", estimate));
+    json_object_set_new(json_object_get(o, "metadata"), "name", json_string(name));
+    assert_int_equal(tt_kubeapi_put(f->api, DD_KUBE_SC, o), 0);
+    json_decref(o);
+}
+
+static void test_estimate(void **state)
+{
+    struct fx *f = *state;
+    char url[256];
+    /* the node role's GET /v1/estimate/{id} answers, as the test server serves them */
+    json_t *done =
+        json_pack("{s:i, s:s, s:I, s:I, s:{s:I, s:I, s:f, s:s}}", "id", 41, "status", "done",
+                  "bytes_done", (json_int_t)4096000, "bytes_total", (json_int_t)4096000, "result",
+                  "blocks_total", (json_int_t)1000, "estimated_physical_blocks", (json_int_t)250,
+                  "dedup_ratio", 3.2, "mode", "exact");
+    json_t *running = json_pack("{s:i, s:s, s:I, s:I}", "id", 42, "status", "running", "bytes_done",
+                                (json_int_t)1, "bytes_total", (json_int_t)100);
+    tt_kubeapi_set_object(f->api, "/v1/estimate/41", done);
+    tt_kubeapi_set_object(f->api, "/v1/estimate/42", running);
+    json_decref(done);
+    json_decref(running);
+    snprintf(url, sizeof(url), "%s/v1/estimate/41", tt_kubeapi_url(f->api));
+    put_estimate_class(f, "vdo-est-job", url);
+    snprintf(url, sizeof(url), "%s/v1/estimate/42", tt_kubeapi_url(f->api));
+    put_estimate_class(f, "vdo-est-running", url);
+    put_estimate_class(f, "vdo-est-number", "2.5");
+    put_estimate_class(f, "vdo-est-bad", "lots");
+
+    start(f, false);
+    report(f, "gpu-node-a", "fast", 2000, 2.0);
+    /* the job's figure: 1000 blocks into 250 -> 4 */
+    WAIT_FOR(source_is(f, "vdo-est-job", "estimate", 4.0), "vdo-est-job predicting 4 (the job)");
+    int64_t a, m;
+    assert_true(capacity(f, "vdo-est-job", "gpu-node-a", &a, &m));
+    assert_true(a == (int64_t)(2000 * 4 * GIB));
+    WAIT_FOR(source_is(f, "vdo-est-number", "estimate", 2.5), "vdo-est-number predicting 2.5");
+    /* running: the observed figure meanwhile, and why */
+    assert_true(source_is(f, "vdo-est-running", "observed", 2.0));
+    json_t *d = explain(f, "vdo-est-running", "gpu-node-a");
+    const char *why =
+        json_string_value(json_object_get(json_object_get(d, "explanation"), "estimate_note"));
+    assert_non_null(why);
+    assert_non_null(strstr(why, "running"));
+    json_decref(d);
+    /* malformed: ignored, said so */
+    assert_true(source_is(f, "vdo-est-bad", "observed", 2.0));
+    d = explain(f, "vdo-est-bad", "gpu-node-a");
+    why = json_string_value(json_object_get(json_object_get(d, "explanation"), "estimate_note"));
+    assert_non_null(why);
+    assert_non_null(strstr(why, "ignored"));
+    json_decref(d);
+    /* the publisher writes what the rule says */
+    WAIT_FOR(matches(f, "gpu-node-a", "vdo-est-job"), "the vdo-est-job object");
+    assert_true(metric(f, "dedupd_estimate_refs{state=\"done\"}") == 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standby, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_estimate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
  * longer wanted, orphans and duplicates.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "csi/csi.h"
 #include "csi/publish.h"
 #include "helpers.h"
 
@@ -208,12 +210,71 @@ static void test_plan(void **state)
     dd_csi_pub_plan_release(&p);
 }
 
+/* dedupd.io/estimate: references and a job's figure (csi/csi.h) */
+static void test_estimate_ref(void **state)
+{
+    double v = 0, r = 0;
+    char err[256];
+    struct dd_csi_capacity_options o;
+    const char *src;
+    (void)state;
+    assert_int_equal(dd_csi_estimate_ref("", &v), DD_CSI_ESTIMATE_NONE);
+    assert_int_equal(dd_csi_estimate_ref("2.5", &v), DD_CSI_ESTIMATE_NUMBER);
+    assert_true(v == 2.5);
+    assert_int_equal(dd_csi_estimate_ref("0.5", &v), DD_CSI_ESTIMATE_BAD);
+    assert_int_equal(dd_csi_estimate_ref("http://10.0.0.5:7450/v1/estimate/7", &v),
+                     DD_CSI_ESTIMATE_URL);
+    assert_int_equal(dd_csi_estimate_ref("http://10.0.0.5:7450/v1/other", &v), DD_CSI_ESTIMATE_BAD);
+    assert_int_equal(dd_csi_estimate_ref("http://a b/v1/estimate/7", &v), DD_CSI_ESTIMATE_BAD);
+    assert_int_equal(dd_csi_estimate_ref("job-7", &v), DD_CSI_ESTIMATE_BAD);
+
+    json_t *j = json_loads("{\"status\":\"done\",\"result\":{\"blocks_total\":1000,"
+                           "\"estimated_physical_blocks\":400}}",
+                           0, NULL);
+    assert_int_equal(dd_csi_estimate_job_reduction(j, &r, err, sizeof(err)), 0);
+    assert_true(r == 2.5);
+    json_decref(j);
+    /* the bare result, as dedupctl estimate --json prints it */
+    j = json_loads("{\"blocks_total\":100,\"estimated_physical_blocks\":100}", 0, NULL);
+    assert_int_equal(dd_csi_estimate_job_reduction(j, &r, err, sizeof(err)), 0);
+    assert_true(r == 1);
+    json_decref(j);
+    j = json_loads("{\"status\":\"running\"}", 0, NULL);
+    assert_int_equal(dd_csi_estimate_job_reduction(j, &r, err, sizeof(err)), -EAGAIN);
+    json_decref(j);
+    j = json_loads("{\"status\":\"failed\",\"result\":{\"message\":\"no such file\"}}", 0, NULL);
+    assert_int_equal(dd_csi_estimate_job_reduction(j, &r, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "no such file"));
+    json_decref(j);
+    j = json_loads("{\"status\":\"done\",\"result\":{\"blocks_total\":0,"
+                   "\"estimated_physical_blocks\":0}}",
+                   0, NULL);
+    assert_int_equal(dd_csi_estimate_job_reduction(j, &r, err, sizeof(err)), -EINVAL);
+    json_decref(j);
+    j = json_loads("{\"status\":\"done\",\"result\":{\"blocks_total\":10,"
+                   "\"estimated_physical_blocks\":null}}",
+                   0, NULL);
+    assert_int_equal(dd_csi_estimate_job_reduction(j, &r, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "estimated_physical_blocks"));
+    json_decref(j);
+
+    /* precedence: expected-reduction, then the estimate, then observed */
+    dd_csi_capacity_options_init(&o);
+    assert_true(dd_csi_reduction_with_estimate(&o, "3", 4, 2, &src, NULL, 0) == 3);
+    assert_string_equal(src, "storage_class");
+    assert_true(dd_csi_reduction_with_estimate(&o, "", 4, 2, &src, NULL, 0) == 4);
+    assert_string_equal(src, "estimate");
+    assert_true(dd_csi_reduction_with_estimate(&o, "", (double)NAN, 2, &src, NULL, 0) == 2);
+    assert_string_equal(src, "observed");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantity),
         cmocka_unit_test(test_codec),
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_estimate_ref),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
