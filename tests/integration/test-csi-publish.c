@@ -149,8 +149,7 @@ static void passes(struct fx *f, int n)
 
 /* GET /v1/csi/capacity for node's segment: available and maximum; false
  * while it does not answer 200 (the cache may not hold the class yet). */
-static bool capacity(struct fx *f, const char *cls, const char *node, int64_t *avail,
-                     int64_t *max)
+static bool capacity(struct fx *f, const char *cls, const char *node, int64_t *avail, int64_t *max)
 {
     char path[512], *body = NULL;
     snprintf(path, sizeof(path),
