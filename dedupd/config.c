@@ -670,9 +670,9 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
 
 /* --placement-url: one URL or a comma-separated list (blanks around the
  * commas ignored, at most 16: dedupd/push.h); each http:// or https://
- * (https only when tls), without quotes, backslashes or control bytes (it
+ * (https only when tls_flag names the TLS file set), without quotes, backslashes or control bytes (it
  * names a metric label). */
-static int placement_urls_check(const char *list, bool tls, char *errbuf, size_t errlen)
+static int placement_urls_check(const char *list, const char *tls_flag, char *errbuf, size_t errlen)
 {
     size_t n = 0;
     for (const char *p = list; *p;) {
@@ -688,11 +688,16 @@ static int placement_urls_check(const char *list, bool tls, char *errbuf, size_t
                 bad |= *q == '"' || *q == '\\' || (unsigned char)*q < 0x20 || *q == 0x7f;
             bool https = (size_t)(e - b) >= 8 && strncmp(b, "https://", 8) == 0;
             bool http = (size_t)(e - b) >= 7 && strncmp(b, "http://", 7) == 0;
-            if (bad || !(https || (http && !tls))) {
+            if (!bad && http && tls_flag) { /* the message test-cluster-tls expects */
+                snprintf(errbuf, errlen, "%s needs an https:// placement url (got '%.*s')",
+                         tls_flag, (int)(e - b > 200 ? 200 : e - b), b);
+                return DD_E_USAGE;
+            }
+            if (bad || !(https || http)) {
                 snprintf(errbuf, errlen,
-                         "placement url '%.*s': expected %s (several: separated by commas)",
-                         (int)(e - b > 200 ? 200 : e - b), b,
-                         tls ? "https://HOST:PORT" : "http://HOST:PORT or https://...");
+                         "placement url '%.*s': expected http://HOST:PORT or https://... "
+                         "(several: separated by commas)",
+                         (int)(e - b > 200 ? 200 : e - b), b);
                 return DD_E_USAGE;
             }
             n++;
@@ -741,7 +746,7 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
                  c->node_name);
         return DD_E_USAGE;
     }
-    if (c->placement_url[0] && placement_urls_check(c->placement_url, false, errbuf, errlen) < 0)
+    if (c->placement_url[0] && placement_urls_check(c->placement_url, NULL, errbuf, errlen) < 0)
         return DD_E_USAGE;
     if (c->placement_url[0] && c->role == DD_ROLE_PLACEMENT) {
         snprintf(errbuf, errlen, "--placement-url is for roles node and all (a node pushes)");
@@ -774,12 +779,11 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
     /* over plain HTTP a certificate would never be sent, nor the server's
      * checked: a silent downgrade, refused */
     if ((c->placement_cert_file[0] || c->placement_ca_file[0]) &&
-        placement_urls_check(c->placement_url, true, errbuf, errlen) < 0) {
-        size_t l = strlen(errbuf);
-        snprintf(errbuf + l, errlen > l ? errlen - l : 0, " (--placement-%s-file is set)",
-                 c->placement_cert_file[0] ? "cert" : "ca");
+        placement_urls_check(c->placement_url,
+                             c->placement_cert_file[0] ? "--placement-cert-file"
+                                                       : "--placement-ca-file",
+                             errbuf, errlen) < 0)
         return DD_E_USAGE;
-    }
     if (c->leader_elect && !dd_role_has_placement(c->role)) {
         snprintf(errbuf, errlen, "--leader-elect is for the placement role");
         return DD_E_USAGE;
