@@ -670,8 +670,8 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
 
 /* --placement-url: one URL or a comma-separated list (blanks around the
  * commas ignored, at most 16: dedupd/push.h); each http:// or https://
- * (https only when tls_flag names the TLS file set), without quotes, backslashes or control bytes (it
- * names a metric label). */
+ * (https only when tls_flag names the TLS file set), without quotes, backslashes or control bytes
+ * (it names a metric label). */
 static int placement_urls_check(const char *list, const char *tls_flag, char *errbuf, size_t errlen)
 {
     size_t n = 0;
