@@ -18,9 +18,10 @@
  * see their observed reduction move by up to +-5 %.
  *
  * Printed: per mode the time from the first report to the last object
- * created, the longest pass seen then (the creating one), a pass without
- * writes (the last: computing 4N capacities, and planning against 4N
- * objects), updates per round; then writes per minute at the
+ * created, the longest pass seen then (the creating one), the fastest pass
+ * polled during the rounds (one with no or few writes: computing 4N
+ * capacities and planning them against 4N objects), updates per round;
+ * then writes per minute at the
  * default --publish-capacity-interval of 60 s (one pass a minute) for
  * both, and their ratio.
  *
@@ -156,12 +157,17 @@ static double metric(struct http *h, const char *base, const char *name)
     return p ? strtod(p + strlen(pat), NULL) : -1;
 }
 
+static double g_fastest = -1; /* the smallest pass time polled during the rounds */
+
 static void wait_passes(struct http *h, const char *base, int n)
 {
     double start = metric(h, base, "dedupd_capacity_publish_passes_total");
     if (start < 0)
         die("no dedupd_capacity_publish_passes_total on /metrics");
     for (int i = 0; i < 24000; i++) {
+        double t = metric(h, base, "dedupd_capacity_publish_pass_seconds");
+        if (t > 0 && (g_fastest < 0 || t < g_fastest))
+            g_fastest = t;
         if (metric(h, base, "dedupd_capacity_publish_passes_total") >= start + n)
             return;
         sleep_ms(5);
@@ -273,6 +279,7 @@ static void run(bool coalesce, unsigned nodes, unsigned rounds, double interval,
     res->create_pass_s = pass_max;
     res->creates = s.csc_creates;
     unsigned long before = s.csc_updates;
+    g_fastest = -1;
     for (unsigned r = 0; r < rounds && r < 64; r++) {
         for (unsigned i = 0; i < nodes; i++) {
             double u = uniform();
@@ -290,7 +297,7 @@ static void run(bool coalesce, unsigned nodes, unsigned rounds, double interval,
         before = s.csc_updates;
         res->updates_total += res->updates[r];
     }
-    res->steady_pass_s = metric(&h, base, "dedupd_capacity_publish_pass_seconds");
+    res->steady_pass_s = g_fastest;
     dd_daemon_stop(d);
     tt_kubeapi_stop(api);
     curl_easy_cleanup(h.c);
@@ -321,7 +328,7 @@ int main(int argc, char **argv)
                r[m].create_s, r[m].create_pass_s);
         for (unsigned k = 0; k < rounds; k++)
             printf(" %lu", r[m].updates[k]);
-        printf("; a pass without writes %.3f s\n", r[m].steady_pass_s);
+        printf("; fastest pass polled during the rounds %.3f s\n", r[m].steady_pass_s);
         fflush(stdout);
     }
     double wc = (double)r[0].updates_total / rounds, wb = (double)r[1].updates_total / rounds;
