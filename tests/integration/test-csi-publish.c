@@ -487,6 +487,17 @@ static bool source_is(struct fx *f, const char *cls, const char *want, double re
     return ok;
 }
 
+/* Does the class's estimate_note (explain) hold what? */
+static bool note_has(struct fx *f, const char *cls, const char *what)
+{
+    json_t *d = explain(f, cls, "gpu-node-a");
+    const char *why =
+        json_string_value(json_object_get(json_object_get(d, "explanation"), "estimate_note"));
+    bool yes = why && strstr(why, what);
+    json_decref(d);
+    return yes;
+}
+
 static void put_estimate_class(struct fx *f, const char *name, const char *estimate)
 {
     json_t *o = fixture("k8s/storageclass.vdo-dedup.json");
@@ -529,21 +540,12 @@ static void test_estimate(void **state)
     assert_true(capacity(f, "vdo-est-job", "gpu-node-a", &a, &m));
     assert_true(a == (int64_t)(2000 * 4 * GIB));
     WAIT_FOR(source_is(f, "vdo-est-number", "estimate", 2.5), "vdo-est-number predicting 2.5");
-    /* running: the observed figure meanwhile, and why */
+    /* running: the observed figure meanwhile, and why (once fetched) */
+    WAIT_FOR(note_has(f, "vdo-est-running", "running"), "vdo-est-running's note");
     assert_true(source_is(f, "vdo-est-running", "observed", 2.0));
-    json_t *d = explain(f, "vdo-est-running", "gpu-node-a");
-    const char *why =
-        json_string_value(json_object_get(json_object_get(d, "explanation"), "estimate_note"));
-    assert_non_null(why);
-    assert_non_null(strstr(why, "running"));
-    json_decref(d);
     /* malformed: ignored, said so */
     assert_true(source_is(f, "vdo-est-bad", "observed", 2.0));
-    d = explain(f, "vdo-est-bad", "gpu-node-a");
-    why = json_string_value(json_object_get(json_object_get(d, "explanation"), "estimate_note"));
-    assert_non_null(why);
-    assert_non_null(strstr(why, "ignored"));
-    json_decref(d);
+    assert_true(note_has(f, "vdo-est-bad", "ignored"));
     /* the publisher writes what the rule says */
     WAIT_FOR(matches(f, "gpu-node-a", "vdo-est-job"), "the vdo-est-job object");
     assert_true(metric(f, "dedupd_estimate_refs{state=\"done\"}") == 1);
