@@ -8,7 +8,8 @@
  * object left alone; a move under the threshold not written; a move over
  * it written (through a forced 409: re-read and retried); a class removed
  * and a pool gone from a node deleted; a standby (another replica holds
- * the Lease) writes nothing. And dedupd.io/estimate: a class naming a
+ * the Lease) writes nothing; the write bucket leaves writes for later
+ * passes (throttled) and they all land. And dedupd.io/estimate: a class naming a
  * completed estimate job's URL (served here by the test server at
  * /v1/estimate/ID in the node role's answer shape) or a number predicts
  * that reduction in GET /v1/csi/capacity; a running job does not yet.
@@ -218,7 +219,8 @@ static size_t count_ops(struct fx *f, const char *op)
     return n;
 }
 
-static void start(struct fx *f, bool standby)
+/* qps: --publish-capacity-qps (NULL: the default; the burst is then 1) */
+static void start_qps(struct fx *f, bool standby, const char *qps)
 {
     struct dd_config c;
     bool help = false;
@@ -253,11 +255,19 @@ static void start(struct fx *f, bool standby)
                           "0.1",
                           "--leader-elect"};
     enum { NARGS = sizeof(args) / sizeof(args[0]) };
-    char bufs[NARGS][1100], *argv[NARGS + 1];
+    char bufs[NARGS + 4][1100], *argv[NARGS + 5];
     int argc = standby ? NARGS : NARGS - 1;
     for (int i = 0; i < argc; i++) {
         snprintf(bufs[i], sizeof(bufs[i]), "%s", args[i]);
         argv[i] = bufs[i];
+    }
+    if (qps) {
+        const char *more[] = {"--publish-capacity-qps", qps, "--publish-capacity-burst", "1"};
+        for (int i = 0; i < 4; i++) {
+            snprintf(bufs[argc], sizeof(bufs[argc]), "%s", more[i]);
+            argv[argc] = bufs[argc];
+            argc++;
+        }
     }
     argv[argc] = NULL;
     if (dd_config_load(argc, argv, &c, &help, err, sizeof(err)) != 0)
@@ -265,6 +275,11 @@ static void start(struct fx *f, bool standby)
     if (dd_daemon_start(&c, &f->d, err, sizeof(err)) < 0)
         fail_msg("daemon: %s", err);
     snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u", dd_daemon_port(f->d));
+}
+
+static void start(struct fx *f, bool standby)
+{
+    start_qps(f, standby, NULL);
 }
 
 static int setup(void **state)
@@ -551,12 +566,27 @@ static void test_estimate(void **state)
     assert_true(metric(f, "dedupd_estimate_refs{state=\"done\"}") == 1);
 }
 
+/* The write bucket: at 4 writes a second, burst 1, and passes every
+ * 0.1 s, the 4 creates cannot go in one pass: the rest are left for later
+ * passes (throttled) and all get written. */
+static void test_rate_limit(void **state)
+{
+    struct fx *f = *state;
+    start_qps(f, false, "4");
+    report(f, "gpu-node-a", "fast", 2000, 2.0);
+    report(f, "gpu-node-b", "fast", 1000, 2.0);
+    WAIT_FOR(n_objects(f) == 4, "4 objects through the bucket");
+    assert_true(metric(f, "dedupd_capacity_publish_throttled_total") >= 1);
+    assert_int_equal(count_ops(f, "create"), 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_publish, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standby, setup, teardown),
         cmocka_unit_test_setup_teardown(test_estimate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
