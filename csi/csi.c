@@ -903,6 +903,77 @@ double dd_csi_reduction(const struct dd_csi_capacity_options *o, const char *ann
     return 1;
 }
 
+enum dd_csi_estimate_kind dd_csi_estimate_ref(const char *value, double *ret_number)
+{
+    double v;
+    if (!value || !value[0])
+        return DD_CSI_ESTIMATE_NONE;
+    if (dd_parse_double(value, &v) == 0) {
+        if (!(isfinite(v) && v >= 1 && v <= 1000))
+            return DD_CSI_ESTIMATE_BAD;
+        *ret_number = v;
+        return DD_CSI_ESTIMATE_NUMBER;
+    }
+    if ((strncmp(value, "http://", 7) == 0 || strncmp(value, "https://", 8) == 0) &&
+        strstr(value, "/v1/estimate/")) {
+        for (const char *p = value; *p; p++)
+            if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+                return DD_CSI_ESTIMATE_BAD;
+        return DD_CSI_ESTIMATE_URL;
+    }
+    return DD_CSI_ESTIMATE_BAD;
+}
+
+int dd_csi_estimate_job_reduction(const json_t *doc, double *ret, char *err, size_t errlen)
+{
+    const json_t *res = doc, *bt, *pb;
+    const char *status = json_string_value(json_object_get(doc, "status"));
+    if (!json_is_object(doc)) {
+        snprintf(err, errlen, "not an estimate job (a JSON object)");
+        return -EINVAL;
+    }
+    if (status) {
+        if (strcmp(status, "running") == 0)
+            return -EAGAIN;
+        if (strcmp(status, "done") != 0) {
+            const char *m =
+                json_string_value(json_object_get(json_object_get(doc, "result"), "message"));
+            snprintf(err, errlen, "the estimate job %.20s%s%.200s", status, m ? ": " : "",
+                     m ? m : "");
+            return -EINVAL;
+        }
+        res = json_object_get(doc, "result");
+    }
+    bt = json_object_get(res, "blocks_total");
+    pb = json_object_get(res, "estimated_physical_blocks");
+    if (!json_is_number(bt) || !json_is_number(pb)) {
+        snprintf(err, errlen,
+                 "result.blocks_total and result.estimated_physical_blocks: expected numbers");
+        return -EINVAL;
+    }
+    double total = json_number_value(bt), phys = json_number_value(pb);
+    if (!(total > 0) || !(phys >= 0) || !isfinite(total) || !isfinite(phys)) {
+        snprintf(err, errlen, "the estimate read no data (blocks_total %g)", total);
+        return -EINVAL;
+    }
+    double r = phys > 0 ? total / phys : 1000;
+    *ret = r < 1 ? 1 : r > 1000 ? 1000 : r;
+    return 0;
+}
+
+double dd_csi_reduction_with_estimate(const struct dd_csi_capacity_options *o,
+                                      const char *annotation, double estimate, double observed,
+                                      const char **source, char *note, size_t notelen)
+{
+    double r = dd_csi_reduction(o, annotation, observed, source, note, notelen);
+    if (strcmp(*source, "storage_class") != 0 && isfinite(estimate) && estimate >= 1 &&
+        estimate <= 1000) {
+        *source = "estimate";
+        return estimate;
+    }
+    return r;
+}
+
 static int64_t clamp64(double v)
 {
     if (!(v > 0))

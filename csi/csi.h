@@ -255,6 +255,37 @@ struct dd_csi_volume_space {
 double dd_csi_reduction(const struct dd_csi_capacity_options *o, const char *annotation,
                         double observed, const char **source, char *note, size_t notelen);
 
+/*
+ * dedupd.io/estimate on a StorageClass (README, "dedupd.io/estimate"):
+ *   "2.4"                                   the reduction itself (a number
+ *                                           1..1000, as expected-reduction)
+ *   "http://NODE:7450/v1/estimate/7"        a completed estimate job of a
+ *                                           node role (POST /v1/estimate),
+ *                                           fetched by the placement role
+ * Anything else is DD_CSI_ESTIMATE_BAD. *ret_number gets the number.
+ */
+enum dd_csi_estimate_kind {
+    DD_CSI_ESTIMATE_NONE,
+    DD_CSI_ESTIMATE_NUMBER,
+    DD_CSI_ESTIMATE_URL,
+    DD_CSI_ESTIMATE_BAD
+};
+enum dd_csi_estimate_kind dd_csi_estimate_ref(const char *value, double *ret_number);
+/* The reduction an estimate job predicts, from GET /v1/estimate/{id}'s
+ * answer {"status": "done", "result": {...}} (or the result alone, as
+ * `dedupctl estimate --json` prints it): blocks_total over
+ * estimated_physical_blocks (zero elimination, dedup and compression),
+ * clamped to 1..1000. 0; -EAGAIN while "running"; -EINVAL with err saying
+ * why (failed, no figure, not a job). */
+int dd_csi_estimate_job_reduction(const json_t *doc, double *ret, char *err, size_t errlen);
+/* As dd_csi_reduction, with the class's resolved dedupd.io/estimate between
+ * the annotation and the observed figure: estimate (NaN: none) is used
+ * when the expected-reduction annotation is absent or malformed; *source
+ * is then "estimate". */
+double dd_csi_reduction_with_estimate(const struct dd_csi_capacity_options *o,
+                                      const char *annotation, double estimate, double observed,
+                                      const char **source, char *note, size_t notelen);
+
 struct dd_csi_capacity {
     int64_t available, maximum;
     double free_physical; /* after reservations */

@@ -74,6 +74,13 @@ void dd_config_defaults(struct dd_config *c)
     c->rightsize_retrain_interval = 600;
     c->rightsize_min_outcomes = 100;
     snprintf(c->observe_pods, sizeof(c->observe_pods), "auto");
+    snprintf(c->publish_capacity_node_key, sizeof(c->publish_capacity_node_key),
+             "topology.dedupd.io/node");
+    c->publish_capacity_interval = 60;
+    c->publish_capacity_threshold = 0.05;
+    c->publish_capacity_min_change = 1073741824.0;
+    c->publish_capacity_qps = 10;
+    c->publish_capacity_burst = 20;
 }
 
 /* String options: the config file's key, the flag and where it goes. */
@@ -112,6 +119,9 @@ static const struct str_opt {
     STR_OPT("rightsize_mode", "rightsize-mode", rightsize_mode),
     STR_OPT("cgroup_root", "cgroup-root", cgroup_root),
     STR_OPT("observe_pods", "observe-pods", observe_pods),
+    STR_OPT("publish_capacity_namespace", "publish-capacity-namespace", publish_capacity_namespace),
+    STR_OPT("publish_capacity_owner", "publish-capacity-owner", publish_capacity_owner),
+    STR_OPT("publish_capacity_node_key", "publish-capacity-node-key", publish_capacity_node_key),
 };
 
 static int set_string(char *dst, size_t len, const char *v, const char *what, char *why,
@@ -225,7 +235,12 @@ enum num_field {
     N_RS_MEMORY_MARGIN,
     N_RS_RETRAIN_EVERY,
     N_RS_RETRAIN_INTERVAL,
-    N_RS_MIN_OUTCOMES
+    N_RS_MIN_OUTCOMES,
+    N_PUB_INTERVAL,
+    N_PUB_THRESHOLD,
+    N_PUB_MIN_CHANGE,
+    N_PUB_QPS,
+    N_PUB_BURST
 };
 static const struct num_opt {
     const char *key, *flag;
@@ -257,6 +272,15 @@ static const struct num_opt {
                                86400 * 30.0, false, "seconds"},
     [N_RS_MIN_OUTCOMES] = {"rightsize_min_outcomes", "rightsize-min-outcomes", 1, 1e8, true,
                            "outcomes"},
+    [N_PUB_INTERVAL] = {"publish_capacity_interval", "publish-capacity-interval", 0.05, 86400,
+                        false, "seconds"},
+    [N_PUB_THRESHOLD] = {"publish_capacity_threshold", "publish-capacity-threshold", 0, 1, false,
+                         "share"},
+    [N_PUB_MIN_CHANGE] = {"publish_capacity_min_change", "publish-capacity-min-change", 0, 9.2e18,
+                          true, "bytes"},
+    [N_PUB_QPS] = {"publish_capacity_qps", "publish-capacity-qps", 0.01, 10000, false,
+                   "writes a second"},
+    [N_PUB_BURST] = {"publish_capacity_burst", "publish-capacity-burst", 1, 100000, true, "writes"},
 };
 
 static void set_num(struct dd_config *c, enum num_field f, double v)
@@ -322,6 +346,21 @@ static void set_num(struct dd_config *c, enum num_field f, double v)
     case N_RS_MIN_OUTCOMES:
         c->rightsize_min_outcomes = (unsigned)v;
         break;
+    case N_PUB_INTERVAL:
+        c->publish_capacity_interval = v;
+        break;
+    case N_PUB_THRESHOLD:
+        c->publish_capacity_threshold = v;
+        break;
+    case N_PUB_MIN_CHANGE:
+        c->publish_capacity_min_change = v;
+        break;
+    case N_PUB_QPS:
+        c->publish_capacity_qps = v;
+        break;
+    case N_PUB_BURST:
+        c->publish_capacity_burst = v;
+        break;
     }
 }
 
@@ -384,6 +423,14 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
             if ((r = add_rs_exclude(c, json_string_value(e), why, wlen)) < 0)
                 return r;
         }
+        return 0;
+    }
+    if (strcmp(key, "publish_capacity") == 0) {
+        if (!json_is_boolean(v)) {
+            snprintf(why, wlen, "'publish_capacity' must be true or false");
+            return DD_E_PARSE;
+        }
+        c->publish_capacity = json_is_true(v);
         return 0;
     }
     if (strcmp(key, "role") == 0) {
@@ -538,7 +585,7 @@ void dd_config_usage(FILE *out)
           "  --rightsize-min-outcomes N     outcomes before right-sizing trees train (100)\n"
           " node role:\n"
           "  --node-name NAME            (default $NODE_NAME, then the host name)\n"
-          "  --placement-url BASE        push reports to BASE/v1/reports\n"
+          "  --placement-url BASE[,BASE...]  push every report to each BASE/v1/reports\n"
           "  --placement-token-file F    bearer token for the placement role\n"
           "  --placement-cert-file F --placement-key-file F  client certificate (https)\n"
           "  --placement-ca-file F       CA of the placement role's certificate\n"
@@ -576,7 +623,21 @@ void dd_config_usage(FILE *out)
           "                              admission (default 2)\n"
           "  --rightsize-memory-margin M memory limit >= peak x (1 + M) (default 0.2)\n"
           "  --rightsize-exclude-namespace NS  never right-size pods of NS (repeatable;\n"
-          "                              kube-system and $POD_NAMESPACE always)\n",
+          "                              kube-system and $POD_NAMESPACE always)\n"
+          "  --publish-capacity          keep CSIStorageCapacity objects per (node x class of\n"
+          "                              ours) through the API server (leader only; off)\n"
+          "  --publish-capacity-namespace NS  where they live (default: the Lease's namespace)\n"
+          "  --publish-capacity-interval SECONDS  between passes and between rewrites of one\n"
+          "                              object (default 60)\n"
+          "  --publish-capacity-threshold SHARE  rewrite when a value moves more than this\n"
+          "                              share of it (default 0.05) ...\n"
+          "  --publish-capacity-min-change BYTES  ... and at least this much (default 1 GiB)\n"
+          "  --publish-capacity-qps N    writes a second at most (default 10)\n"
+          "  --publish-capacity-burst N  writes at once at most (default 20)\n"
+          "  --publish-capacity-owner KIND/NAME  owner of every object (Deployment,\n"
+          "                              ReplicaSet, StatefulSet or Pod; default none)\n"
+          "  --publish-capacity-node-key KEY  nodeTopology's label key (default\n"
+          "                              topology.dedupd.io/node)\n",
           out);
 }
 
@@ -593,9 +654,10 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
         O_GPU,
         O_ELECT,
         O_RS_NO_CPU_LIMITS,
-        O_RS_EXCLUDE
+        O_RS_EXCLUDE,
+        O_PUBLISH
     };
-    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 10];
+    struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 16];
     struct dd_config cfg;
     const char *config_file = NULL;
     char why[256];
@@ -616,6 +678,7 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
         (struct option){"rightsize-no-cpu-limits", no_argument, NULL, O_RS_NO_CPU_LIMITS};
     longopts[n++] =
         (struct option){"rightsize-exclude-namespace", required_argument, NULL, O_RS_EXCLUDE};
+    longopts[n++] = (struct option){"publish-capacity", no_argument, NULL, O_PUBLISH};
     longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[n++] = (struct option){NULL, 0, NULL, 0};
 
@@ -690,6 +753,9 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
             case O_RS_EXCLUDE:
                 r = add_rs_exclude(&cfg, optarg, why, sizeof(why));
                 break;
+            case O_PUBLISH:
+                cfg.publish_capacity = true;
+                break;
             case 'h':
                 *help = true;
                 return 0;
@@ -707,6 +773,49 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
         return 2;
     }
     *ret = cfg;
+    return 0;
+}
+
+/* --placement-url: one URL or a comma-separated list (blanks around the
+ * commas ignored, at most 16: dedupd/push.h); each http:// or https://
+ * (https only when tls_flag names the TLS file set), without quotes, backslashes or control bytes
+ * (it names a metric label). */
+static int placement_urls_check(const char *list, const char *tls_flag, char *errbuf, size_t errlen)
+{
+    size_t n = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *b = p, *e = p + len;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e > b) {
+            bool bad = false;
+            for (const char *q = b; q < e; q++)
+                bad |= *q == '"' || *q == '\\' || (unsigned char)*q < 0x20 || *q == 0x7f;
+            bool https = (size_t)(e - b) >= 8 && strncmp(b, "https://", 8) == 0;
+            bool http = (size_t)(e - b) >= 7 && strncmp(b, "http://", 7) == 0;
+            if (!bad && http && tls_flag) { /* the message test-cluster-tls expects */
+                snprintf(errbuf, errlen, "%s needs an https:// placement url (got '%.*s')",
+                         tls_flag, (int)(e - b > 200 ? 200 : e - b), b);
+                return DD_E_USAGE;
+            }
+            if (bad || !(https || http)) {
+                snprintf(errbuf, errlen,
+                         "placement url '%.*s': expected http://HOST:PORT or https://... "
+                         "(several: separated by commas)",
+                         (int)(e - b > 200 ? 200 : e - b), b);
+                return DD_E_USAGE;
+            }
+            n++;
+        }
+        p += len + (p[len] == ',');
+    }
+    if (n == 0 || n > 16) {
+        snprintf(errbuf, errlen, "placement url '%.200s': expected 1 to 16 URLs", list);
+        return DD_E_USAGE;
+    }
     return 0;
 }
 
@@ -745,12 +854,8 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
                  c->node_name);
         return DD_E_USAGE;
     }
-    if (c->placement_url[0] && strncmp(c->placement_url, "http://", 7) != 0 &&
-        strncmp(c->placement_url, "https://", 8) != 0) {
-        snprintf(errbuf, errlen, "placement url '%.200s': expected http://HOST:PORT or https://...",
-                 c->placement_url);
+    if (c->placement_url[0] && placement_urls_check(c->placement_url, NULL, errbuf, errlen) < 0)
         return DD_E_USAGE;
-    }
     if (c->placement_url[0] && c->role == DD_ROLE_PLACEMENT) {
         snprintf(errbuf, errlen, "--placement-url is for roles node and all (a node pushes)");
         return DD_E_USAGE;
@@ -792,12 +897,11 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
     /* over plain HTTP a certificate would never be sent, nor the server's
      * checked: a silent downgrade, refused */
     if ((c->placement_cert_file[0] || c->placement_ca_file[0]) &&
-        strncmp(c->placement_url, "https://", 8) != 0) {
-        snprintf(errbuf, errlen,
-                 "--placement-%s-file needs an https:// placement url (got '%.200s')",
-                 c->placement_cert_file[0] ? "cert" : "ca", c->placement_url);
+        placement_urls_check(c->placement_url,
+                             c->placement_cert_file[0] ? "--placement-cert-file"
+                                                       : "--placement-ca-file",
+                             errbuf, errlen) < 0)
         return DD_E_USAGE;
-    }
     if (c->leader_elect && !dd_role_has_placement(c->role)) {
         snprintf(errbuf, errlen, "--leader-elect is for the placement role");
         return DD_E_USAGE;
@@ -808,6 +912,14 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
                  "leader election: expected --lease-duration (%g) > --renew-deadline (%g) > "
                  "--retry-period (%g)",
                  c->lease_duration, c->renew_deadline, c->retry_period);
+        return DD_E_USAGE;
+    }
+    if (c->publish_capacity && !dd_role_has_placement(c->role)) {
+        snprintf(errbuf, errlen, "--publish-capacity is for the placement role");
+        return DD_E_USAGE;
+    }
+    if (c->publish_capacity && !c->publish_capacity_node_key[0]) {
+        snprintf(errbuf, errlen, "--publish-capacity-node-key is empty");
         return DD_E_USAGE;
     }
     if (c->leader_elect && !c->lease_name[0]) {
@@ -873,6 +985,20 @@ char *dd_config_json(const struct dd_config *c)
         json_object_set_new(o, "lease_duration", json_real(c->lease_duration));
         json_object_set_new(o, "renew_deadline", json_real(c->renew_deadline));
         json_object_set_new(o, "retry_period", json_real(c->retry_period));
+        json_object_set_new(o, "publish_capacity", json_boolean(c->publish_capacity));
+        json_object_set_new(o, "publish_capacity_namespace",
+                            json_string(c->publish_capacity_namespace));
+        json_object_set_new(o, "publish_capacity_owner", json_string(c->publish_capacity_owner));
+        json_object_set_new(o, "publish_capacity_node_key",
+                            json_string(c->publish_capacity_node_key));
+        json_object_set_new(o, "publish_capacity_interval",
+                            json_real(c->publish_capacity_interval));
+        json_object_set_new(o, "publish_capacity_threshold",
+                            json_real(c->publish_capacity_threshold));
+        json_object_set_new(o, "publish_capacity_min_change",
+                            json_real(c->publish_capacity_min_change));
+        json_object_set_new(o, "publish_capacity_qps", json_real(c->publish_capacity_qps));
+        json_object_set_new(o, "publish_capacity_burst", json_real(c->publish_capacity_burst));
     }
     if (o) { /* the right-sizing webhook */
         json_t *ex = json_array();

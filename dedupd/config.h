@@ -116,6 +116,16 @@ struct dd_config {
      * node role has the Kubernetes API), "on", "off" */
     char cgroup_root[1024];
     char observe_pods[8];
+    /* placement side: CSIStorageCapacity publishing (dedupd/capacitypub.h),
+     * off by default */
+    bool publish_capacity;
+    char publish_capacity_namespace[DD_NAME_MAX];        /* "": as the Lease's */
+    char publish_capacity_owner[2 * DD_NAME_MAX];        /* "KIND/NAME" or "" */
+    char publish_capacity_node_key[DD_NAME_MAX];         /* default topology.dedupd.io/node */
+    double publish_capacity_interval;                    /* seconds, default 60 */
+    double publish_capacity_threshold;                   /* relative, default 0.05 */
+    double publish_capacity_min_change;                  /* bytes, default 1 GiB */
+    double publish_capacity_qps, publish_capacity_burst; /* writes: 10 a second, 20 */
 };
 
 void dd_config_defaults(struct dd_config *c);

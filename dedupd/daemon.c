@@ -20,6 +20,8 @@
 
 #include "common/common.h"
 #include "dedupd/api/api.h"
+#include "dedupd/capacitypub.h"
+#include "dedupd/estimaterefs.h"
 #include "dedupd/http/http.h"
 #include "dedupd/http/token.h"
 #include "dedupd/kubewatch.h"
@@ -55,6 +57,10 @@ struct dd_daemon {
     struct dd_kube_source kube_source;
     /* --leader-elect: the Lease thread (NULL: always the leader) */
     struct dd_leader *leader;
+    /* --publish-capacity: the CSIStorageCapacity publisher (NULL: off) */
+    struct dd_capacitypub *capacitypub;
+    /* roles all, placement: dedupd.io/estimate job URLs followed */
+    struct dd_estimate_refs *estimate_refs;
     unsigned kube_listed; /* atomic: 1 << kind for each kind listed once */
     struct dd_api_node node_api;
     struct dd_api_model model_api;
@@ -120,6 +126,10 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
         dd_kubewatch_metrics(d->kubewatch, f);
     if (d->extender)
         dd_leader_metrics(d->leader, f);
+    if (d->capacitypub)
+        dd_capacitypub_metrics(d->capacitypub, f);
+    if (d->estimate_refs)
+        dd_estimate_refs_metrics(d->estimate_refs, f);
     dd_http_metrics(d->http, f);
     struct dd_store_health h;
     if (dd_store_health(d->store, &h) == 0)
@@ -312,6 +322,52 @@ static int leader_new(struct dd_daemon *d, const struct dd_config *c, char *errb
     return dd_leader_new(&lc, &d->leader, errbuf, errlen);
 }
 
+/* The publisher writes once the cache has listed every kind (an empty
+ * class list would delete every object). */
+static bool kube_ready(void *ud)
+{
+    struct dd_daemon *d = ud;
+    return d->kubewatch && dd_kubewatch_synced(d->kubewatch);
+}
+
+/* --publish-capacity: the objects' namespace is the Lease's by default. */
+static int capacitypub_new(struct dd_daemon *d, const struct dd_config *c, char *errbuf,
+                           size_t errlen)
+{
+    struct dd_capacitypub_config pc = {0};
+    char ns[256];
+
+    if (!d->kube_source.url[0]) {
+        snprintf(errbuf, errlen,
+                 "--publish-capacity needs the Kubernetes API (--kube-api, or in-cluster in a "
+                 "pod)");
+        return DD_E_USAGE;
+    }
+    pc.src = d->kube_source;
+    dd_leader_pod_namespace(NULL, ns, sizeof(ns));
+    snprintf(pc.ns, sizeof(pc.ns), "%s",
+             c->publish_capacity_namespace[0] ? c->publish_capacity_namespace
+             : c->lease_namespace[0]          ? c->lease_namespace
+             : ns[0]                          ? ns
+                                              : "default");
+    snprintf(pc.node_key, sizeof(pc.node_key), "%s", c->publish_capacity_node_key);
+    snprintf(pc.owner, sizeof(pc.owner), "%s", c->publish_capacity_owner);
+    pc.interval_s = c->publish_capacity_interval;
+    pc.qps = c->publish_capacity_qps;
+    pc.burst = c->publish_capacity_burst;
+    dd_csi_pub_options_init(&pc.opts);
+    pc.opts.threshold = c->publish_capacity_threshold;
+    pc.opts.min_change = (int64_t)c->publish_capacity_min_change;
+    struct dd_capacitypub_hooks h = {
+        .csi = d->csi,
+        .is_leader = d->leader ? dd_leader_is_leader_cb : NULL,
+        .leader_ud = d->leader,
+        .ready = kube_ready,
+        .ready_ud = d,
+    };
+    return dd_capacitypub_new(&pc, &h, &d->capacitypub, errbuf, errlen);
+}
+
 struct dd_kube *dd_daemon_kube(const struct dd_daemon *d)
 {
     return d->kube;
@@ -410,6 +466,12 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
             goto fail;
         }
         dd_admission_api_set_predictor(d->admission, admission_predict, d);
+        if ((r = dd_estimate_refs_new(0, &d->estimate_refs)) < 0 ||
+            (r = dd_estimate_refs_start(d->estimate_refs)) < 0) {
+            snprintf(errbuf, errlen, "estimate references: %s", dd_strerror(r));
+            goto fail;
+        }
+        dd_csi_api_set_estimates(d->csi, d->estimate_refs);
         /* before the HTTP server: the extender reads the cache from its first request */
         if ((r = kube_start(d, c, errbuf, errlen)) < 0)
             goto fail;
@@ -418,6 +480,8 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
                 goto fail;
             dd_extender_api_set_leader(d->extender, dd_leader_is_leader_cb, d->leader);
         }
+        if (c->publish_capacity && (r = capacitypub_new(d, c, errbuf, errlen)) < 0)
+            goto fail;
     }
     if (dd_role_has_node(c->role)) {
         struct dd_sampler_hooks hooks = {.ctx = d, .sampled = sampled, .pods = sampled_pods};
@@ -468,6 +532,10 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
     /* with the server up: a new leader answers at once */
     if (d->leader && (r = dd_leader_start(d->leader)) < 0) {
         snprintf(errbuf, errlen, "cannot start the leader election thread");
+        goto fail;
+    }
+    if (d->capacitypub && (r = dd_capacitypub_start(d->capacitypub)) < 0) {
+        snprintf(errbuf, errlen, "cannot start the capacity publisher thread");
         goto fail;
     }
     if (d->pusher && (r = dd_pusher_start(d->pusher)) < 0) {
@@ -531,6 +599,8 @@ void dd_daemon_stop(struct dd_daemon *d)
      * feed */
     dd_leader_stop(d->leader); /* still read by /metrics and the extender until HTTP stops */
     dd_http_stop(d->http);
+    /* reads the leader, the cache and the CSI API: before them */
+    dd_capacitypub_free(d->capacitypub);
     dd_kubewatch_free(d->kubewatch); /* cancels its requests: prompt */
     dd_kube_free(d->kube);
     dd_kubewatch_free(d->pod_watch);
@@ -538,7 +608,8 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_observer_free(d->observer); /* after the sampler and the watch that feed it */
     dd_pusher_free(d->pusher);
     dd_estimate_jobs_free(d->estimates);
-    dd_csi_api_free(d->csi); /* before the extender: it borrows its placer */
+    dd_csi_api_free(d->csi);                 /* before the extender: it borrows its placer */
+    dd_estimate_refs_free(d->estimate_refs); /* after the CSI API, which reads it */
     dd_extender_api_free(d->extender);
     dd_leader_free(d->leader);
     dd_cluster_api_free(d->cluster);

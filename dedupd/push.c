@@ -1,7 +1,10 @@
 /*
- * The report pusher (push.h): a ring of encoded reports under a mutex, one
- * thread draining it through the tree's HTTP client. The ring holds JSON
- * text, so the sampler's typed report is not kept past enqueue.
+ * The report pusher (push.h): per placement URL (--placement-url takes a
+ * comma-separated list: every replica gets every report), a ring of
+ * encoded reports under a mutex and one thread draining it through the
+ * tree's HTTP client. The targets share nothing but the encoded text's
+ * origin: one slow or dead replica never delays the others. The ring holds
+ * JSON text, so the sampler's typed report is not kept past enqueue.
  */
 #define _GNU_SOURCE
 #include "dedupd/push.h"
@@ -33,8 +36,8 @@ struct item {
 enum drop { D_QUEUE_FULL, D_EXPIRED, D_REJECTED, D_COUNT };
 static const char *const drop_names[D_COUNT] = {"queue_full", "expired", "rejected"};
 
-struct dd_pusher {
-    struct dd_http_client *client; /* the pusher thread's only */
+struct target {
+    struct dd_http_client *client; /* the target thread's only */
     char url[1024];
     double interval;
     pthread_t thread;
@@ -51,19 +54,85 @@ struct dd_pusher {
     char last_error[256];
 };
 
-int dd_pusher_new(const struct dd_config *c, struct dd_pusher **ret, char *errbuf, size_t errlen)
+struct dd_pusher {
+    size_t n;
+    struct target *t[DD_PUSH_MAX_TARGETS];
+};
+
+static struct target *target_free(struct target *p);
+
+/* One target for url, with the token and TLS files already checked. */
+static int target_new(const struct dd_config *c, const char *url, const char *token,
+                      struct target **ret, char *errbuf, size_t errlen)
 {
-    struct dd_pusher *p = dd_calloc(1, sizeof(*p));
+    struct target *p = dd_calloc(1, sizeof(*p));
     struct dd_http_client_config cc = {0};
-    char *token = NULL;
     int r;
 
     if (!p)
         return -ENOMEM;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
-    snprintf(p->url, sizeof(p->url), "%s", c->placement_url);
+    snprintf(p->url, sizeof(p->url), "%s", url);
     p->interval = c->interval;
+    cc.base_url = url;
+    cc.token = token;
+    cc.cert_file = c->placement_cert_file[0] ? c->placement_cert_file : NULL;
+    cc.key_file = c->placement_key_file[0] ? c->placement_key_file : NULL;
+    cc.ca_file = c->placement_ca_file[0] ? c->placement_ca_file : NULL;
+    /* a report is due every interval: a request may not outlast it much */
+    cc.connect_timeout_ms = 2000;
+    cc.timeout_ms = 5000;
+    if ((r = dd_http_client_new(&cc, &p->client, errbuf, errlen)) < 0) {
+        target_free(p);
+        return r;
+    }
+    *ret = p;
+    return 0;
+}
+
+int dd_push_split_urls(const char *list, char (*urls)[1024], size_t max, size_t *ret_n)
+{
+    size_t n = 0;
+    const char *p = list;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        const char *b = p, *e = p + len;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e > b) {
+            if (n == max)
+                return -E2BIG;
+            if ((size_t)(e - b) >= sizeof(urls[0]))
+                return -ENAMETOOLONG;
+            memcpy(urls[n], b, (size_t)(e - b));
+            urls[n][e - b] = '\0';
+            n++;
+        }
+        p += len + (p[len] == ',');
+    }
+    *ret_n = n;
+    return 0;
+}
+
+int dd_pusher_new(const struct dd_config *c, struct dd_pusher **ret, char *errbuf, size_t errlen)
+{
+    struct dd_pusher *p = dd_calloc(1, sizeof(*p));
+    char urls[DD_PUSH_MAX_TARGETS][1024];
+    size_t n = 0;
+    char *token = NULL;
+    int r;
+
+    if (!p)
+        return -ENOMEM;
+    if ((r = dd_push_split_urls(c->placement_url, urls, DD_PUSH_MAX_TARGETS, &n)) < 0 || !n) {
+        snprintf(errbuf, errlen, "--placement-url: expected 1 to %u URLs separated by commas",
+                 DD_PUSH_MAX_TARGETS);
+        r = r < 0 ? r : DD_E_USAGE;
+        goto fail;
+    }
     if (c->placement_token_file[0] &&
         (r = dd_token_read(c->placement_token_file, &token, errbuf, errlen)) < 0)
         goto fail;
@@ -77,17 +146,11 @@ int dd_pusher_new(const struct dd_config *c, struct dd_pusher **ret, char *errbu
              c->placement_key_file[0] ? c->placement_key_file : NULL,
              c->placement_ca_file[0] ? c->placement_ca_file : NULL, errbuf, errlen)) < 0)
         goto fail;
-    cc.base_url = c->placement_url;
-    cc.token = token;
-    cc.cert_file = c->placement_cert_file[0] ? c->placement_cert_file : NULL;
-    cc.key_file = c->placement_key_file[0] ? c->placement_key_file : NULL;
-    cc.ca_file = c->placement_ca_file[0] ? c->placement_ca_file : NULL;
-    /* a report is due every interval: a request may not outlast it much */
-    cc.connect_timeout_ms = 2000;
-    cc.timeout_ms = 5000;
-    r = dd_http_client_new(&cc, &p->client, errbuf, errlen);
-    if (r < 0)
-        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        if ((r = target_new(c, urls[i], token, &p->t[i], errbuf, errlen)) < 0)
+            goto fail;
+        p->n++;
+    }
     dd_free(token);
     *ret = p;
     return 0;
@@ -101,13 +164,25 @@ static void *pusher_main(void *arg);
 
 int dd_pusher_start(struct dd_pusher *p)
 {
-    if (pthread_create(&p->thread, NULL, pusher_main, p) != 0)
-        return -EAGAIN;
-    p->started = true;
+    for (size_t i = 0; i < p->n; i++) {
+        if (pthread_create(&p->t[i]->thread, NULL, pusher_main, p->t[i]) != 0)
+            return -EAGAIN;
+        p->t[i]->started = true;
+    }
     return 0;
 }
 
 struct dd_pusher *dd_pusher_free(struct dd_pusher *p)
+{
+    if (!p)
+        return NULL;
+    for (size_t i = 0; i < p->n; i++)
+        target_free(p->t[i]);
+    dd_free(p);
+    return NULL;
+}
+
+static struct target *target_free(struct target *p)
 {
     if (!p)
         return NULL;
@@ -126,13 +201,8 @@ struct dd_pusher *dd_pusher_free(struct dd_pusher *p)
     return NULL;
 }
 
-void dd_pusher_enqueue(struct dd_pusher *p, const struct dd_report *r)
+static void target_enqueue(struct target *p, char *text)
 {
-    json_t *doc = dd_report_to_json(r);
-    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
-    json_decref(doc);
-    if (!text)
-        return;
     pthread_mutex_lock(&p->lock);
     if (p->n == DD_PUSH_QUEUE_MAX) {
         free(p->ring[p->head].text);
@@ -146,8 +216,25 @@ void dd_pusher_enqueue(struct dd_pusher *p, const struct dd_report *r)
     pthread_mutex_unlock(&p->lock);
 }
 
+void dd_pusher_enqueue(struct dd_pusher *p, const struct dd_report *r)
+{
+    json_t *doc = dd_report_to_json(r);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(doc);
+    if (!text)
+        return;
+    /* encoded once; each target owns a copy (the last takes this one) */
+    for (size_t i = 0; i < p->n; i++) {
+        char *mine = i + 1 == p->n ? text : strdup(text);
+        if (mine)
+            target_enqueue(p->t[i], mine);
+    }
+    if (!p->n)
+        free(text);
+}
+
 /* Waits until ms passes or stop; returns stop. Called with the lock held. */
-static bool wait_ms(struct dd_pusher *p, uint64_t ms)
+static bool wait_ms(struct target *p, uint64_t ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -172,7 +259,7 @@ static bool retryable(int status)
 
 static void *pusher_main(void *arg)
 {
-    struct dd_pusher *p = arg;
+    struct target *p = arg;
     struct dd_dynbuf reply;
     unsigned backoff = 0, seed = (unsigned)dd_mono_ms();
     int logged_status = 0;
@@ -253,9 +340,22 @@ static void *pusher_main(void *arg)
 
 void dd_pusher_metrics(struct dd_pusher *p, FILE *m)
 {
-    pthread_mutex_lock(&p->lock);
+    uint64_t sent = 0, failures = 0, dropped[D_COUNT] = {0}, sent_t[DD_PUSH_MAX_TARGETS];
+    size_t queued = 0, queued_t[DD_PUSH_MAX_TARGETS];
+    for (size_t i = 0; i < p->n; i++) {
+        struct target *t = p->t[i];
+        pthread_mutex_lock(&t->lock);
+        sent += sent_t[i] = t->sent;
+        failures += t->failures;
+        for (size_t k = 0; k < D_COUNT; k++)
+            dropped[k] += t->dropped[k];
+        queued = t->n > queued ? t->n : queued;
+        queued_t[i] = t->n;
+        pthread_mutex_unlock(&t->lock);
+    }
     fprintf(m,
-            "# HELP dedupd_push_reports_sent_total Node reports the placement role accepted.\n"
+            "# HELP dedupd_push_reports_sent_total Node reports the placement role accepted "
+            "(every placement URL's together).\n"
             "# TYPE dedupd_push_reports_sent_total counter\n"
             "dedupd_push_reports_sent_total %llu\n"
             "# HELP dedupd_push_failures_total Report pushes that failed and were retried.\n"
@@ -263,13 +363,25 @@ void dd_pusher_metrics(struct dd_pusher *p, FILE *m)
             "dedupd_push_failures_total %llu\n"
             "# HELP dedupd_push_reports_dropped_total Node reports never delivered, by reason.\n"
             "# TYPE dedupd_push_reports_dropped_total counter\n",
-            (unsigned long long)p->sent, (unsigned long long)p->failures);
+            (unsigned long long)sent, (unsigned long long)failures);
     for (size_t i = 0; i < D_COUNT; i++)
         fprintf(m, "dedupd_push_reports_dropped_total{reason=\"%s\"} %llu\n", drop_names[i],
-                (unsigned long long)p->dropped[i]);
+                (unsigned long long)dropped[i]);
     fprintf(m,
-            "# HELP dedupd_push_queue_length Node reports waiting to be sent.\n"
+            "# HELP dedupd_push_queue_length Node reports waiting to be sent (the longest "
+            "queue of the placement URLs).\n"
             "# TYPE dedupd_push_queue_length gauge\ndedupd_push_queue_length %zu\n",
-            p->n);
-    pthread_mutex_unlock(&p->lock);
+            queued);
+    fputs("# HELP dedupd_push_target_reports_sent_total Node reports accepted, per placement "
+          "URL.\n# TYPE dedupd_push_target_reports_sent_total counter\n",
+          m);
+    for (size_t i = 0; i < p->n; i++)
+        fprintf(m, "dedupd_push_target_reports_sent_total{target=\"%s\"} %llu\n", p->t[i]->url,
+                (unsigned long long)sent_t[i]);
+    fputs("# HELP dedupd_push_target_queue_length Node reports waiting, per placement URL.\n"
+          "# TYPE dedupd_push_target_queue_length gauge\n",
+          m);
+    for (size_t i = 0; i < p->n; i++)
+        fprintf(m, "dedupd_push_target_queue_length{target=\"%s\"} %zu\n", p->t[i]->url,
+                queued_t[i]);
 }

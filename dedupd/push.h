@@ -1,5 +1,9 @@
 /*
- * The node -> placement report pusher. The sampler hands every report to
+ * The node -> placement report pusher. --placement-url is one URL or a
+ * comma-separated list (up to DD_PUSH_MAX_TARGETS; spaces around the commas
+ * are ignored): every report goes to every URL, each with its own queue,
+ * thread, connection and backoff, so standby placement replicas stay warm
+ * and a dead one delays no other. What follows holds per URL. The sampler hands every report to
  * dd_pusher_enqueue, which encodes it and queues it without blocking (a
  * bounded queue, DD_PUSH_QUEUE_MAX: when full the oldest report is dropped
  * and counted); one thread POSTs the queue in order to BASE/v1/reports
@@ -20,7 +24,15 @@
 #include "dedupd/config.h"
 #include "placement/report.h"
 
+/* Placement URLs a node pushes to at most. */
+#define DD_PUSH_MAX_TARGETS 16u
+
 struct dd_pusher;
+
+/* Splits a comma-separated list into urls[0..*ret_n) (blanks around the
+ * commas and empty items dropped). 0, -E2BIG (more than max) or
+ * -ENAMETOOLONG (an item of 1024 bytes or more). */
+int dd_push_split_urls(const char *list, char (*urls)[1024], size_t max, size_t *ret_n);
 
 /* Reads the token file (placement_token_file), loads the client
  * certificate, key and CA files once to check them (a bad or mismatched

@@ -1745,6 +1745,27 @@ int dd_kube_class_lookup(struct dd_kube *k, const char *name, struct dd_kube_cla
     return s ? 0 : -ENOENT;
 }
 
+size_t dd_kube_foreach_class(struct dd_kube *k,
+                             void (*fn)(void *ctx, const struct dd_kube_class *cls), void *ctx)
+{
+    const struct map *m = &k->maps[DD_KUBE_SC];
+    struct dd_kube_class c;
+    size_t n = 0;
+    pthread_rwlock_rdlock(&k->lock);
+    for (size_t b = 0; b < m->nb; b++) {
+        for (const struct entry *e = m->b[b]; e; e = e->next) {
+            const struct sc *s = (const struct sc *)e;
+            if (!s->pool[0])
+                continue;
+            fill_class(s, &c);
+            fn(ctx, &c);
+            n++;
+        }
+    }
+    pthread_rwlock_unlock(&k->lock);
+    return n;
+}
+
 /* external-provisioner strips the parameters it reserves
  * ("csi.storage.k8s.io/...": fstype, secrets, PVC metadata) before it
  * calls the driver: they take no part in the comparison. */

@@ -288,6 +288,11 @@ struct dd_kube_class {
 };
 /* A cached StorageClass by name: 0 or -ENOENT. */
 int dd_kube_class_lookup(struct dd_kube *k, const char *name, struct dd_kube_class *out);
+/* Calls fn for every cached StorageClass of ours (with dedupd.io/pool),
+ * under the read lock (fn must not call a writer; out is valid during the
+ * call). For the CSIStorageCapacity publisher. Returns the number of calls. */
+size_t dd_kube_foreach_class(struct dd_kube *k,
+                             void (*fn)(void *ctx, const struct dd_kube_class *cls), void *ctx);
 /* The StorageClass whose parameters equal params (a JSON object of
  * strings: the same keys, the same values), as external-provisioner passes
  * them to GetCapacity; keys under "csi.storage.k8s.io/" (which

@@ -39,7 +39,8 @@ want release && run_suite release "" -DCMAKE_BUILD_TYPE=Release
 # ThreadSanitizer: the scanner's threads (reader workers, ordered merge),
 # concurrent predictions on one model, and the daemon's threads (sampler,
 # HTTP workers, trainer and model swap, report pusher, cluster view,
-# estimate jobs). The daemon tests start dedupd from
+# estimate jobs; test-csi-publish: the capacity publisher, the estimate
+# job follower, the leader and the Kubernetes watch in one process). The daemon tests start dedupd from
 # this build, so the daemons run instrumented too. Every process writes its
 # reports under tsan-reports/ (a daemon's stderr is its test's log file), and
 # any report fails the suite, whatever the test made of the exit status.
@@ -58,7 +59,7 @@ if want tsan; then
   status=0
   TSAN_OPTIONS="suppressions=$root/tests/tsan.supp log_path=$reports/tsan second_deadlock_stack=1" \
     OMP_NUM_THREADS=1 \
-    run_suite tsan "-R ^(test-scan-files|test-dedupctl|test-http|test-http-client|test-costmodel|test-daemon|test-model|test-cluster|test-rightsize-daemon|test-observe)$" \
+    run_suite tsan "-R ^(test-scan-files|test-dedupctl|test-http|test-http-client|test-costmodel|test-daemon|test-model|test-cluster|test-rightsize-daemon|test-observe|test-csi-publish)$" \
     -DCMAKE_BUILD_TYPE=Debug -DDD_TSAN=ON || status=$?
   if compgen -G "$reports/tsan.*" >/dev/null; then
     cat "$reports"/tsan.*

@@ -74,6 +74,14 @@ struct tt_kubeapi {
     json_t *leases;
     unsigned long lease_seq;
     unsigned lease_conflicts_due; /* lease PUTs still to answer 409 */
+    /* storage.k8s.io/v1 CSIStorageCapacities: "ns/name" -> object, versions
+     * of their own ("csc.<n>"); writes recorded in order */
+    json_t *cscs;
+    unsigned long csc_seq, csc_names;
+    unsigned csc_conflicts_due;
+    json_t *csc_writes; /* [{"op", "name", "object"}] */
+    /* other objects served on GET at their exact path (tt_kubeapi_set_object) */
+    json_t *objects;
 };
 
 /* A request's state between libmicrohttpd's calls: the body so far. */
@@ -978,6 +986,297 @@ void tt_kubeapi_lease_conflicts(struct tt_kubeapi *s, unsigned n)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* ---- CSIStorageCapacities ---- */
+
+/* "/apis/storage.k8s.io/v1/namespaces/NS/csistoragecapacities[/NAME]" */
+static bool csc_path(const char *url, char *ns, size_t nslen, char *name, size_t namelen)
+{
+    static const char pre[] = "/apis/storage.k8s.io/v1/namespaces/",
+                      coll[] = "/csistoragecapacities";
+    const char *p = url + sizeof(pre) - 1, *slash;
+    if (strncmp(url, pre, sizeof(pre) - 1) != 0 || !(slash = strchr(p, '/')) || slash == p ||
+        (size_t)(slash - p) >= nslen || strncmp(slash, coll, sizeof(coll) - 1) != 0)
+        return false;
+    snprintf(ns, nslen, "%.*s", (int)(slash - p), p);
+    p = slash + sizeof(coll) - 1;
+    if (!*p) {
+        name[0] = '\0';
+        return true;
+    }
+    if (*p != '/' || !p[1] || strchr(p + 1, '/') || strlen(p + 1) >= namelen)
+        return false;
+    snprintf(name, namelen, "%s", p + 1);
+    return true;
+}
+
+/* Does obj's metadata.labels hold every k=v of the selector (equality
+ * terms "k=v" or "k==v", comma-separated; "" selects all)? */
+static bool selects(const json_t *obj, const char *sel)
+{
+    const json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
+    char term[512];
+    while (sel && *sel) {
+        size_t n = strcspn(sel, ",");
+        snprintf(term, sizeof(term), "%.*s", (int)n, sel);
+        sel += n + (sel[n] == ',');
+        char *eq = strchr(term, '=');
+        if (!eq)
+            return false; /* only equality terms are served here */
+        *eq = '\0';
+        const char *want = eq[1] == '=' ? eq + 2 : eq + 1;
+        const char *have = json_string_value(json_object_get(labels, term));
+        if (!have || strcmp(have, want) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Under the lock: a new version into obj, which goes into the store. */
+static void csc_store(struct tt_kubeapi *s, const char *key, json_t *obj, const char *op)
+{
+    char rv[48];
+    snprintf(rv, sizeof(rv), "csc.%lu", ++s->csc_seq);
+    json_object_set_new(json_object_get(obj, "metadata"), "resourceVersion", json_string(rv));
+    json_object_set_new(obj, "kind", json_string("CSIStorageCapacity"));
+    json_object_set_new(obj, "apiVersion", json_string("storage.k8s.io/v1"));
+    json_object_set(s->cscs, key, obj);
+    if (op)
+        json_array_append_new(
+            s->csc_writes,
+            json_pack("{s:s, s:s, s:O}", "op", op, "name",
+                      json_string_value(json_object_get(json_object_get(obj, "metadata"), "name")),
+                      "object", obj));
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The keys of ns's objects, sorted (the caller frees the array). */
+static const char **csc_keys(struct tt_kubeapi *s, const char *ns, size_t *ret_n)
+{
+    size_t n = 0, len = strlen(ns);
+    const char **keys = calloc(json_object_size(s->cscs) + 1, sizeof(*keys));
+    const char *k;
+    json_t *v;
+    if (!keys)
+        return NULL;
+    json_object_foreach(s->cscs, k, v)
+    {
+        if (strncmp(k, ns, len) == 0 && k[len] == '/')
+            keys[n++] = k;
+    }
+    qsort(keys, n, sizeof(*keys), str_cmp);
+    *ret_n = n;
+    return keys;
+}
+
+static enum MHD_Result serve_csc(struct tt_kubeapi *s, struct MHD_Connection *c, const char *method,
+                                 const char *ns, const char *name, const struct conn *cn)
+{
+    char key[600];
+    json_t *body = NULL, *cur, *out;
+    unsigned code;
+
+    if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+        json_error_t je;
+        body = cn->body ? json_loadb(cn->body, cn->len, 0, &je) : NULL;
+        if (!json_is_object(body) || !json_is_object(json_object_get(body, "metadata"))) {
+            json_decref(body);
+            return reply_json(c, 400,
+                              status(400, "BadRequest", "expected a CSIStorageCapacity object"));
+        }
+        if (!json_is_string(json_object_get(body, "storageClassName"))) {
+            json_decref(body);
+            return reply_json(c, 422, status(422, "Invalid", "storageClassName: Required value"));
+        }
+    }
+    snprintf(key, sizeof(key), "%s/%s", ns, name);
+    pthread_mutex_lock(&s->lock);
+    if (strcmp(method, "GET") == 0 && !name[0]) {
+        const char *sel = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "labelSelector");
+        const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+        const char *cont = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "continue");
+        size_t n = 0, from = 0, limit = lim ? strtoul(lim, NULL, 10) : 0, i;
+        const char **keys = csc_keys(s, ns, &n);
+        json_t *items = json_array();
+        char rv[48], next[64] = "";
+        if (cont &&
+            (strncmp(cont, "csc-cont.", 9) != 0 || (from = strtoul(cont + 9, NULL, 10)) > n)) {
+            free(keys);
+            json_decref(items);
+            pthread_mutex_unlock(&s->lock);
+            return reply_json(c, 410, status(410, "Expired", "the continue token is invalid"));
+        }
+        for (i = from; keys && i < n && (!limit || json_array_size(items) < limit); i++) {
+            json_t *o = json_object_get(s->cscs, keys[i]);
+            if (!selects(o, sel))
+                continue;
+            json_t *copy = json_deep_copy(o);
+            json_object_del(copy, "kind");
+            json_object_del(copy, "apiVersion");
+            json_array_append_new(items, copy);
+        }
+        if (i < n)
+            snprintf(next, sizeof(next), "csc-cont.%zu", i);
+        free(keys);
+        snprintf(rv, sizeof(rv), "csc.%lu", s->csc_seq);
+        out = json_pack("{s:s, s:s, s:{s:s, s:s}, s:o}", "kind", "CSIStorageCapacityList",
+                        "apiVersion", "storage.k8s.io/v1", "metadata", "resourceVersion", rv,
+                        "continue", next, "items", items);
+        if (!next[0])
+            json_object_del(json_object_get(out, "metadata"), "continue");
+        code = 200;
+    } else if (strcmp(method, "POST") == 0 && !name[0]) {
+        json_t *md = json_object_get(body, "metadata");
+        const char *bn = json_string_value(json_object_get(md, "name"));
+        const char *gn = json_string_value(json_object_get(md, "generateName"));
+        char gen[300];
+        if ((!bn || !bn[0]) && gn && gn[0]) {
+            snprintf(gen, sizeof(gen), "%.250s%05lu", gn, ++s->csc_names);
+            json_object_set_new(md, "name", json_string(gen));
+            bn = json_string_value(json_object_get(md, "name"));
+        }
+        snprintf(key, sizeof(key), "%s/%s", ns, bn ? bn : "");
+        if (!bn || !bn[0]) {
+            code = 422;
+            out = status(422, "Invalid", "metadata.name: Required value");
+        } else if (json_object_get(s->cscs, key)) {
+            code = 409;
+            out =
+                status(409, "AlreadyExists", "csistoragecapacities.storage.k8s.io already exists");
+        } else {
+            json_object_set_new(md, "namespace", json_string(ns));
+            json_object_set_new(md, "uid", json_string(key));
+            json_object_del(md, "resourceVersion");
+            csc_store(s, key, body, "create");
+            s->stats.csc_creates++;
+            code = 201;
+            out = json_deep_copy(body);
+        }
+    } else if (name[0] && strcmp(method, "GET") == 0) {
+        cur = json_object_get(s->cscs, key);
+        code = cur ? 200 : 404;
+        out = cur ? json_deep_copy(cur)
+                  : status(404, "NotFound", "csistoragecapacities.storage.k8s.io not found");
+    } else if (name[0] && strcmp(method, "PUT") == 0) {
+        json_t *md = json_object_get(body, "metadata");
+        const char *rv = json_string_value(json_object_get(md, "resourceVersion"));
+        cur = json_object_get(s->cscs, key);
+        const char *have = cur ? json_string_value(json_object_get(json_object_get(cur, "metadata"),
+                                                                   "resourceVersion"))
+                               : NULL;
+        if (!cur) {
+            code = 404;
+            out = status(404, "NotFound", "csistoragecapacities.storage.k8s.io not found");
+        } else if (s->csc_conflicts_due || !rv || !have || strcmp(rv, have) != 0) {
+            if (s->csc_conflicts_due)
+                s->csc_conflicts_due--;
+            s->stats.csc_conflicts++;
+            code = 409;
+            out = status(409, "Conflict",
+                         "Operation cannot be fulfilled on csistoragecapacities.storage.k8s.io: "
+                         "the object has been modified; please apply your changes to the latest "
+                         "version and try again");
+        } else {
+            json_object_set_new(md, "name", json_string(name));
+            json_object_set_new(md, "namespace", json_string(ns));
+            json_object_set(md, "uid", json_object_get(json_object_get(cur, "metadata"), "uid"));
+            csc_store(s, key, body, "update");
+            s->stats.csc_updates++;
+            code = 200;
+            out = json_deep_copy(body);
+        }
+    } else if (name[0] && strcmp(method, "DELETE") == 0) {
+        cur = json_object_get(s->cscs, key);
+        if (!cur) {
+            code = 404;
+            out = status(404, "NotFound", "csistoragecapacities.storage.k8s.io not found");
+        } else {
+            json_array_append_new(s->csc_writes, json_pack("{s:s, s:s, s:O}", "op", "delete",
+                                                           "name", name, "object", cur));
+            out = json_deep_copy(cur);
+            json_object_del(s->cscs, key);
+            s->stats.csc_deletes++;
+            code = 200;
+        }
+    } else {
+        code = 405;
+        out = status(405, "MethodNotAllowed", "not served for csistoragecapacities here");
+    }
+    pthread_mutex_unlock(&s->lock);
+    json_decref(body);
+    return reply_json(c, code, out);
+}
+
+void tt_kubeapi_csc_conflicts(struct tt_kubeapi *s, unsigned n)
+{
+    pthread_mutex_lock(&s->lock);
+    s->csc_conflicts_due += n;
+    pthread_mutex_unlock(&s->lock);
+}
+
+json_t *tt_kubeapi_cscs(struct tt_kubeapi *s, const char *ns)
+{
+    size_t n = 0;
+    json_t *arr = json_array();
+    pthread_mutex_lock(&s->lock);
+    const char **keys = csc_keys(s, ns, &n);
+    for (size_t i = 0; keys && i < n; i++)
+        json_array_append_new(arr, json_deep_copy(json_object_get(s->cscs, keys[i])));
+    free(keys);
+    pthread_mutex_unlock(&s->lock);
+    return arr;
+}
+
+int tt_kubeapi_csc_put(struct tt_kubeapi *s, const json_t *obj)
+{
+    json_t *o = json_deep_copy(obj), *md = json_object_get(o, "metadata");
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    const char *name = json_string_value(json_object_get(md, "name"));
+    char key[600];
+    if (!ns || !name) {
+        json_decref(o);
+        return -EINVAL;
+    }
+    snprintf(key, sizeof(key), "%s/%s", ns, name);
+    pthread_mutex_lock(&s->lock);
+    if (!json_object_get(md, "uid"))
+        json_object_set_new(md, "uid", json_string(key));
+    csc_store(s, key, o, NULL);
+    pthread_mutex_unlock(&s->lock);
+    json_decref(o);
+    return 0;
+}
+
+json_t *tt_kubeapi_csc_writes(struct tt_kubeapi *s)
+{
+    json_t *w;
+    pthread_mutex_lock(&s->lock);
+    w = json_deep_copy(s->csc_writes);
+    pthread_mutex_unlock(&s->lock);
+    return w;
+}
+
+void tt_kubeapi_set_object(struct tt_kubeapi *s, const char *path, const json_t *obj)
+{
+    pthread_mutex_lock(&s->lock);
+    json_object_set_new(s->objects, path, json_deep_copy(obj));
+    pthread_mutex_unlock(&s->lock);
+}
+
+static enum MHD_Result serve_object(struct tt_kubeapi *s, struct MHD_Connection *c,
+                                    const char *method, json_t *obj)
+{
+    (void)s;
+    if (strcmp(method, "GET") != 0) {
+        json_decref(obj);
+        return reply_json(c, 405, status(405, "MethodNotAllowed", "GET only"));
+    }
+    return reply_json(c, 200, obj);
+}
+
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -1032,6 +1331,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     pthread_mutex_unlock(&s->lock);
     if (lease_path(url, ns, sizeof(ns), name, sizeof(name)))
         return serve_lease(s, c, method, ns, name, cn);
+    if (csc_path(url, ns, sizeof(ns), name, sizeof(name)))
+        return serve_csc(s, c, method, ns, name, cn);
+    pthread_mutex_lock(&s->lock);
+    json_t *fixed = json_object_get(s->objects, url);
+    fixed = fixed ? json_deep_copy(fixed) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (fixed)
+        return serve_object(s, c, method, fixed);
     if (pod_path(url, key, sizeof(key)))
         return serve_pod(s, c, method, key, cn);
     if (strcmp(method, "GET") != 0)
@@ -1062,6 +1369,9 @@ int tt_kubeapi_start(struct tt_kubeapi **ret)
         s->st[k].index = json_object();
     s->requests = json_object();
     s->leases = json_object();
+    s->cscs = json_object();
+    s->csc_writes = json_array();
+    s->objects = json_object();
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sa.sin_port = 0;
@@ -1106,6 +1416,9 @@ void tt_kubeapi_stop(struct tt_kubeapi *s)
     free(s->token);
     json_decref(s->requests);
     json_decref(s->leases);
+    json_decref(s->cscs);
+    json_decref(s->csc_writes);
+    json_decref(s->objects);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->changed);
     free(s);

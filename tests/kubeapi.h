@@ -104,6 +104,32 @@ json_t *tt_kubeapi_lease(struct tt_kubeapi *s, const char *ns, const char *name)
 json_t *tt_kubeapi_get(struct tt_kubeapi *s, enum dd_kube_kind kind, const char *ns,
                        const char *name);
 
+/*
+ * storage.k8s.io/v1 CSIStorageCapacities in any namespace
+ * (/apis/storage.k8s.io/v1/namespaces/NS/csistoragecapacities): GET lists
+ * (sorted by name) with labelSelector (equality terms k=v, comma-separated),
+ * limit and continue (a bad token: 410); POST creates (metadata.name, or
+ * generateName + a 5-digit suffix; 409 AlreadyExists; storageClassName
+ * required, else 422); .../NAME: GET, PUT (must carry the resourceVersion
+ * last written, else 409 Conflict; 404 when gone) and DELETE (404 when
+ * gone). Versions "csc.<n>", opaque. Every accepted write is recorded.
+ */
+/* The next n PUTs are answered 409 whatever their resourceVersion. */
+void tt_kubeapi_csc_conflicts(struct tt_kubeapi *s, unsigned n);
+/* Copies of ns's objects, sorted by name (a new array). */
+json_t *tt_kubeapi_cscs(struct tt_kubeapi *s, const char *ns);
+/* Adds or replaces an object as another writer would (metadata.name and
+ * namespace required): a new resourceVersion, not recorded as a write.
+ * 0 or -EINVAL. */
+int tt_kubeapi_csc_put(struct tt_kubeapi *s, const json_t *obj);
+/* The accepted writes in order: a new array of {"op": "create" | "update"
+ * | "delete", "name", "object"}. */
+json_t *tt_kubeapi_csc_writes(struct tt_kubeapi *s);
+
+/* Serves a copy of obj on GET at exactly path (e.g. an owner Deployment
+ * at /apis/apps/v1/namespaces/NS/deployments/NAME); other methods 405. */
+void tt_kubeapi_set_object(struct tt_kubeapi *s, const char *path, const json_t *obj);
+
 /* Requests must carry "Authorization: Bearer TOKEN" (else 401); NULL:
  * none needed. */
 void tt_kubeapi_set_token(struct tt_kubeapi *s, const char *token);
@@ -119,6 +145,8 @@ struct tt_kubeapi_stats {
     unsigned long lease_updates;   /* Lease PUTs accepted */
     unsigned long lease_conflicts; /* Lease PUTs answered 409 (stale or forced) */
     unsigned long pod_patches;     /* pod PATCHes applied */
+    unsigned long csc_creates, csc_updates, csc_deletes; /* CSIStorageCapacity writes */
+    unsigned long csc_conflicts;                         /* CSIStorageCapacity PUTs answered 409 */
 };
 void tt_kubeapi_stats(struct tt_kubeapi *s, struct tt_kubeapi_stats *ret);
 

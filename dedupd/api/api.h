@@ -124,15 +124,33 @@ struct dd_placer *dd_extender_api_placer(struct dd_extender_api *a);
  * The CSI-adjacent topology API (roles all, placement; csi/README.md):
  * POST /v1/csi/preferred, GET and POST /v1/csi/capacity, GET
  * /v1/csi/topology. Scores with the extender's placer (its ledger, cache
- * and model). CSIStorageCapacity publishing and leader election are not
- * here: a publisher would call the same capacity rule per (segment x
- * class) and write through the API server.
+ * and model). CSIStorageCapacity publishing (dedupd/capacitypub.h) calls
+ * the same capacity rule per (node x class) through
+ * dd_csi_api_node_capacities below.
  */
 struct dd_csi_api;
 int dd_csi_api_new(const struct dd_config *c, struct dd_placer *placer, struct dd_csi_api **ret);
 struct dd_csi_api *dd_csi_api_free(struct dd_csi_api *a);
 void dd_csi_api_reconfigure(struct dd_csi_api *a, const struct dd_config *c);
 void dd_csi_api_metrics(struct dd_csi_api *a, FILE *m);
+/* dedupd.io/estimate job URLs are followed through refs (borrowed, may be
+ * NULL: only the number form is read). Set before the server starts. */
+struct dd_estimate_refs;
+void dd_csi_api_set_estimates(struct dd_csi_api *a, struct dd_estimate_refs *refs);
+/*
+ * For the CSIStorageCapacity publisher (dedupd/capacitypub.h): fn(ctx,
+ * node, class, available, maximum) once per reporting node and cached
+ * StorageClass of ours whose pool the node has a volume of, with the
+ * figures GET /v1/csi/capacity?storage_class=CLASS&segment=
+ * topology.dedupd.io/node=NODE answers (the same rule, ledger and
+ * snapshot path). Returns the calls, -ENODATA without a Kubernetes cache,
+ * -ENOMEM.
+ */
+struct dd_kube_class;
+typedef void (*dd_csi_node_capacity_fn)(void *ctx, const char *node,
+                                        const struct dd_kube_class *cls, int64_t available,
+                                        int64_t maximum);
+int dd_csi_api_node_capacities(struct dd_csi_api *a, dd_csi_node_capacity_fn fn, void *ctx);
 size_t dd_api_csi_routes(struct dd_csi_api *a, const char *role, struct dd_http_route *out);
 
 /*

@@ -25,6 +25,7 @@
 #include "csi/csi.h"
 #include "dedupd/api/api.h"
 #include "dedupd/config.h"
+#include "dedupd/estimaterefs.h"
 #include "placement/cluster.h"
 #include "placement/kube.h"
 #include "placement/ledger.h"
@@ -41,7 +42,43 @@ struct dd_csi_api {
     struct dd_csi_capacity_options copts;
     uint64_t max_use_bits;               /* copts.max_physical_use, atomic (SIGHUP) */
     uint64_t requests[V_COUNT][O_COUNT]; /* atomic */
+    struct dd_estimate_refs *refs;       /* borrowed; NULL: job URLs not followed */
 };
+
+void dd_csi_api_set_estimates(struct dd_csi_api *a, struct dd_estimate_refs *refs)
+{
+    a->refs = refs;
+}
+
+/* The reduction the class's dedupd.io/estimate names (NaN: none or not
+ * known yet; note says why). */
+static double class_estimate(struct dd_csi_api *a, const struct dd_kube_class *cls, char *note,
+                             size_t notelen)
+{
+    double v = (double)NAN;
+    if (notelen)
+        note[0] = '\0';
+    switch (dd_csi_estimate_ref(cls->estimate, &v)) {
+    case DD_CSI_ESTIMATE_NONE:
+        return (double)NAN;
+    case DD_CSI_ESTIMATE_NUMBER:
+        return v;
+    case DD_CSI_ESTIMATE_URL:
+        if (a->refs)
+            return dd_estimate_refs_get(a->refs, cls->estimate, note, notelen);
+        if (notelen)
+            snprintf(note, notelen, "dedupd.io/estimate: job URLs are not followed here");
+        return (double)NAN;
+    case DD_CSI_ESTIMATE_BAD:
+        if (notelen)
+            snprintf(note, notelen,
+                     "dedupd.io/estimate '%.60s' ignored: expected a number from 1 to 1000 or "
+                     "an estimate job URL (http://NODE:PORT/v1/estimate/ID)",
+                     cls->estimate);
+        return (double)NAN;
+    }
+    return (double)NAN;
+}
 
 static void options_from(const struct dd_config *c, struct dd_csi_capacity_options *o)
 {
@@ -558,6 +595,45 @@ static json_t *segments_of(const struct dd_csi_segment *seg)
     return m ? m : json_object();
 }
 
+/* The options now (--max-physical-use changes on SIGHUP). */
+static void current_options(struct dd_csi_api *a, struct dd_csi_capacity_options *o)
+{
+    uint64_t bits = __atomic_load_n(&a->max_use_bits, __ATOMIC_RELAXED);
+    *o = a->copts;
+    memcpy(&o->max_physical_use, &bits, sizeof(bits));
+}
+
+/* The capacity rule on one volume of the class's pool: the one place both
+ * GET /v1/csi/capacity and the CSIStorageCapacity publisher use. */
+static void volume_capacity(const struct dd_csi_capacity_options *o,
+                            const struct dd_ledger_view *view, const struct dd_report *rp,
+                            const struct dd_report_volume *v, const struct dd_kube_class *cls,
+                            double estimate, struct dd_csi_volume_space *sp,
+                            struct dd_csi_capacity *c, double *red, const char **src, char *note,
+                            size_t notelen)
+{
+    const struct dd_ledger_sum *ls = dd_ledger_view_find(view, rp->node, cls->pool);
+    *sp = (struct dd_csi_volume_space){
+        .physical_bytes = v->physical_bytes,
+        .physical_free_bytes = v->physical_free_bytes,
+        .logical_free_bytes = v->logical_free_bytes,
+        .reserved_bytes = ls ? ls->reserve_bytes : 0,
+        .observed_reduction = v->features.v[DD_F_DEDUP_RATIO],
+        .read_only = strcmp(v->mode, "read-only") == 0,
+    };
+    *red = dd_csi_reduction_with_estimate(o, cls->expected_reduction, estimate,
+                                          sp->observed_reduction, src, note, notelen);
+    dd_csi_capacity(o, sp, *red, c);
+}
+
+/* Does c answer for the segment rather than the best so far? */
+static bool capacity_better(const struct dd_csi_capacity *c, const struct dd_csi_capacity *best,
+                            bool have_best)
+{
+    return !have_best || c->available > best->available ||
+           (c->available == best->available && c->maximum > best->maximum);
+}
+
 /* The capacity of class on the nodes seg matches (seg NULL: every node). */
 static int capacity(struct dd_csi_api *a, const struct dd_kube_class *cls,
                     const struct dd_csi_segment *seg, bool explain, struct dd_http_response *resp)
@@ -568,15 +644,16 @@ static int capacity(struct dd_csi_api *a, const struct dd_kube_class *cls,
     struct dd_csi_segment all = {0};
     struct match mx = {0};
     struct dd_csi_capacity best = {0}, c;
-    struct dd_csi_capacity_options o = a->copts;
+    struct dd_csi_capacity_options o;
     const char *best_node = NULL, *best_vol = NULL, *best_src = "none";
     double best_red = 1;
     char note[160] = "", best_note[160] = "";
     uint64_t now = dd_wall_ms();
     size_t considered = 0;
 
-    uint64_t bits = __atomic_load_n(&a->max_use_bits, __ATOMIC_RELAXED);
-    memcpy(&o.max_physical_use, &bits, sizeof(bits));
+    char est_note[200];
+    current_options(a, &o);
+    double estimate = class_estimate(a, cls, est_note, sizeof(est_note));
     snap = dd_placer_snapshot(a->placer);
     if (!snap || dd_ledger_view(dd_placer_ledger(a->placer), NULL, now, &view) < 0 ||
         match_all(kube, snap, seg ? seg : &all, 1, NULL, &mx) < 0) {
@@ -592,22 +669,13 @@ static int capacity(struct dd_csi_api *a, const struct dd_kube_class *cls,
         const struct dd_report *rp = &cn->report;
         for (size_t i = 0; i < rp->n_volumes; i++) {
             const struct dd_report_volume *v = &rp->volumes[i];
-            const struct dd_ledger_sum *ls;
+            struct dd_csi_volume_space sp;
             const char *src;
+            double red;
             if (strcmp(v->pool, cls->pool) != 0)
                 continue;
-            ls = dd_ledger_view_find(&view, rp->node, cls->pool);
-            struct dd_csi_volume_space sp = {
-                .physical_bytes = v->physical_bytes,
-                .physical_free_bytes = v->physical_free_bytes,
-                .logical_free_bytes = v->logical_free_bytes,
-                .reserved_bytes = ls ? ls->reserve_bytes : 0,
-                .observed_reduction = v->features.v[DD_F_DEDUP_RATIO],
-                .read_only = strcmp(v->mode, "read-only") == 0,
-            };
-            double red = dd_csi_reduction(&o, cls->expected_reduction, sp.observed_reduction, &src,
-                                          note, sizeof(note));
-            dd_csi_capacity(&o, &sp, red, &c);
+            volume_capacity(&o, &view, rp, v, cls, estimate, &sp, &c, &red, &src, note,
+                            sizeof(note));
             considered++;
             if (nodes && json_array_size(nodes) < 100)
                 json_array_append_new(
@@ -620,8 +688,7 @@ static int capacity(struct dd_csi_api *a, const struct dd_kube_class *cls,
                                      "reserved_bytes", (json_int_t)sp.reserved_bytes,
                                      "logical_free_bytes", (json_int_t)v->logical_free_bytes,
                                      "logical_capped", c.logical_capped));
-            if (!best_node || c.available > best.available ||
-                (c.available == best.available && c.maximum > best.maximum)) {
+            if (capacity_better(&c, &best, best_node != NULL)) {
                 best = c;
                 best_node = rp->node;
                 best_vol = v->name;
@@ -644,6 +711,10 @@ static int capacity(struct dd_csi_api *a, const struct dd_kube_class *cls,
             o.max_physical_use, "volumes", nodes);
         if (best_note[0])
             json_object_set_new(ex, "note", json_string(best_note));
+        if (est_note[0])
+            json_object_set_new(ex, "estimate_note", json_string(est_note));
+        if (cls->estimate[0])
+            json_object_set_new(ex, "estimate", json_string(cls->estimate));
         out = json_pack("{s:o, s:o}", "response", out, "explanation", ex);
     }
     match_release(&mx);
@@ -797,6 +868,85 @@ static int h_topology(void *ctx, const struct dd_http_request *req, struct dd_ht
     dd_cluster_snapshot_free(snap);
     count(a, V_TOPOLOGY, O_OK);
     return dd_http_reply_json(resp, 200, out);
+}
+
+/* ---- the CSIStorageCapacity publisher's figures ---- */
+
+struct classes {
+    struct dd_kube_class *c;
+    size_t n, cap;
+    bool oom;
+};
+
+static void on_class(void *ctx, const struct dd_kube_class *cls)
+{
+    struct classes *x = ctx;
+    if (x->n == x->cap && DD_ARRAY_RESERVE(x->c, x->cap, x->n + 1) < 0) {
+        x->oom = true;
+        return;
+    }
+    x->c[x->n++] = *cls;
+}
+
+int dd_csi_api_node_capacities(struct dd_csi_api *a, dd_csi_node_capacity_fn fn, void *ctx)
+{
+    struct dd_kube *kube = dd_placer_kube(a->placer);
+    struct dd_cluster_snapshot *snap;
+    struct dd_ledger_view view = {0};
+    struct classes cl = {0};
+    struct dd_csi_capacity_options o;
+    int calls = 0;
+
+    if (!kube)
+        return -ENODATA;
+    current_options(a, &o);
+    dd_kube_foreach_class(kube, on_class, &cl);
+    snap = dd_placer_snapshot(a->placer);
+    if (cl.oom || !snap ||
+        dd_ledger_view(dd_placer_ledger(a->placer), NULL, dd_wall_ms(), &view) < 0) {
+        dd_free(cl.c);
+        dd_cluster_snapshot_free(snap);
+        return -ENOMEM;
+    }
+    /* per node and class: the best volume of the pool, as capacity() picks
+     * among the volumes a node segment matches */
+    double *est = dd_calloc(cl.n ? cl.n : 1, sizeof(*est));
+    if (!est) {
+        dd_ledger_view_release(&view);
+        dd_cluster_snapshot_free(snap);
+        dd_free(cl.c);
+        return -ENOMEM;
+    }
+    for (size_t j = 0; j < cl.n; j++)
+        est[j] = class_estimate(a, &cl.c[j], NULL, 0);
+    for (size_t k = 0; k < snap->n; k++) {
+        const struct dd_report *rp = &snap->nodes[k]->report;
+        for (size_t j = 0; j < cl.n; j++) {
+            struct dd_csi_capacity best = {0}, c;
+            bool have = false;
+            for (size_t i = 0; i < rp->n_volumes; i++) {
+                struct dd_csi_volume_space sp;
+                const char *src;
+                double red;
+                if (strcmp(rp->volumes[i].pool, cl.c[j].pool) != 0)
+                    continue;
+                volume_capacity(&o, &view, rp, &rp->volumes[i], &cl.c[j], est[j], &sp, &c, &red,
+                                &src, NULL, 0);
+                if (capacity_better(&c, &best, have))
+                    best = c;
+                have = true;
+            }
+            if (have) {
+                fn(ctx, rp->node, &cl.c[j], best.available, best.maximum);
+                calls++;
+            }
+        }
+    }
+    dd_free(est);
+    dd_ledger_view_release(&view);
+    dd_cluster_snapshot_free(snap);
+    dd_free(cl.c);
+    return calls;
 }
 
 size_t dd_api_csi_routes(struct dd_csi_api *a, const char *role, struct dd_http_route *out)

@@ -106,7 +106,9 @@ EOF
 printf 'deploy-test-token-0123456789\n' >"$tmp/token"
 chmod 600 "$tmp/token"
 
-"$recorder" "$src/tests/fixtures/k8s" "$tmp/kubeapi.url" "$tmp/requests.json" \
+# tests/deploy/fixtures: a class of ours for the node's pool v1 and the
+# placement Deployment (the capacity publisher's owner)
+"$recorder" "$src/tests/fixtures/k8s:$src/tests/deploy/fixtures" "$tmp/kubeapi.url" "$tmp/requests.json" \
   2>"$tmp/kubeapi.log" &
 rec_pid=$!
 pids+=("$rec_pid")
@@ -132,7 +134,9 @@ start() { # NAME ARGS...
 export POD_NAMESPACE=dedupd-system
 start placement --role placement --listen "127.0.0.1:$p_place" --data-dir "$tmp/d-placement" \
   --token-file "$tmp/token" --kube-api "$kube" --log-level info \
-  --leader-elect --pod-name dedupd-placement-0 --retry-period 0.2
+  --leader-elect --pod-name dedupd-placement-0 --retry-period 0.2 \
+  --publish-capacity --publish-capacity-interval 0.2 \
+  --publish-capacity-owner Deployment/dedupd-placement
 unset POD_NAMESPACE
 start node --role node --listen "127.0.0.1:$p_node" --data-dir "$tmp/d-node" \
   --source "replay:$tmp/replay" --proc-root "$tmp/replay/proc" --interval 0.5 \
@@ -153,6 +157,7 @@ for _ in $(seq 150); do
      [ "$(grep -c '^dedupd_kube_synced{.*} 1$' "$tmp/placement.prom")" -ge 6 ] &&
      [ "$(grep -c '^dedupd_kube_synced{.*} 1$' "$tmp/all.prom")" -ge 6 ] &&
      grep -q '^dedupd_reports_received_total [1-9]' "$tmp/placement.prom" &&
+     grep -q '^dedupd_capacity_publish_writes_total{op="create"} [1-9]' "$tmp/placement.prom" &&
      grep -q '^dedupd_samples_total [1-9]' "$tmp/node.prom"; then
     ready=1
     break
@@ -161,7 +166,7 @@ for _ in $(seq 150); do
 done
 if [ "$ready" != 1 ]; then
   tail -n 20 "$tmp"/*.log >&2
-  fail "the daemons did not sync with the test API server and exchange a report within 30 s"
+  fail "the daemons did not sync with the test API server, exchange a report and publish a CSIStorageCapacity within 30 s"
 fi
 sleep 1 # one more sample and report, so every family has its samples
 for r in placement node all; do

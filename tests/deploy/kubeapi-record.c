@@ -1,13 +1,15 @@
 /*
  * kubeapi-record: the test API server (tests/kubeapi.h) as a process, for
  * tests/deploy/check-deploy.sh. It loads the reference objects of
- * tests/fixtures/k8s (one per kind, the file name's prefix names the kind),
+ * one or more directories (one per kind, the file name's prefix names the
+ * kind; "deployment." files are served on GET at their own path, as the
+ * capacity publisher's owner),
  * writes its URL to URL_FILE, serves until SIGTERM or SIGINT, then writes
  * every request it was sent (tt_kubeapi_requests: verb, method, path,
  * count) to REQUESTS_FILE as JSON. The deploy check compares those calls
  * with the rendered RBAC.
  *
- *   kubeapi-record FIXTURE_DIR URL_FILE REQUESTS_FILE
+ *   kubeapi-record FIXTURE_DIR[:FIXTURE_DIR...] URL_FILE REQUESTS_FILE
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -41,6 +43,26 @@ static int load_fixtures(struct tt_kubeapi *s, const char *dir)
         return -1;
     }
     while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "deployment.", 11) == 0) {
+            char path[4096], url[1024];
+            json_error_t err;
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            json_t *obj = json_load_file(path, 0, &err);
+            json_t *md = json_object_get(obj, "metadata");
+            const char *ns = json_string_value(json_object_get(md, "namespace"));
+            const char *name = json_string_value(json_object_get(md, "name"));
+            if (!ns || !name) {
+                fprintf(stderr, "kubeapi-record: %s: no metadata.namespace and name\n", path);
+                json_decref(obj);
+                closedir(d);
+                return -1;
+            }
+            snprintf(url, sizeof(url), "/apis/apps/v1/namespaces/%s/deployments/%s", ns, name);
+            tt_kubeapi_set_object(s, url, obj);
+            json_decref(obj);
+            n++;
+            continue;
+        }
         for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
             if (strncmp(e->d_name, prefixes[i].prefix, strlen(prefixes[i].prefix)) != 0)
                 continue;
@@ -82,7 +104,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "kubeapi-record: cannot start the test API server\n");
         return 1;
     }
-    n = load_fixtures(s, argv[1]);
+    n = 0;
+    for (char *dir = argv[1], *colon; dir && n >= 0; dir = colon ? colon + 1 : NULL) {
+        if ((colon = strchr(dir, ':')))
+            *colon = '\0';
+        int k = load_fixtures(s, dir);
+        n = k < 0 ? -1 : n + k;
+    }
     if (n <= 0) {
         tt_kubeapi_stop(s);
         return 1;

@@ -3,9 +3,10 @@
  * two real `dedupd --role placement --leader-elect` processes (pods
  * placement-a and placement-b in dedupd-system) against the in-process
  * test API server (tests/kubeapi), with short durations (Lease 2 s, renew
- * deadline 1.5 s, retry 0.3 s). Two `dedupd --role node` processes replay
- * the same simulated node (gpu-node-a), one pushing to each replica, so
- * both hold the same history and train (warm standby).
+ * deadline 1.5 s, retry 0.3 s). One `dedupd --role node` process replays a
+ * simulated node (gpu-node-a) and pushes every report to both replicas
+ * (--placement-url A,B), so both hold the same history and train (warm
+ * standby).
  *
  * Checked, in order (one cmocka test each; they share the processes):
  *   one leader   exactly one replica says dedupd_leader 1 on /metrics, on
@@ -17,7 +18,8 @@
  *   conflict     the server answers the next Lease PUT 409: the leader
  *                counts the conflict, reads the Lease again and renews it
  *                (the Lease's version moves on), and stays the leader;
- *   hand-over    both replicas train on the nodes' reports; SIGTERM to the
+ *   hand-over    both replicas train on the node's reports (the node counts
+ *                deliveries to each URL); SIGTERM to the
  *                leader: it exits 0 having released the Lease and set its
  *                label false; the other becomes the leader (Lease holder,
  *                label true, dedupd_leader 1) within a bounded poll, and
@@ -62,7 +64,7 @@ struct daemon {
 static char *g_root, *g_token_file, *g_kube_token_file, *g_replay;
 static struct tt_kubeapi *g_api;
 static struct daemon g_rep[2] = {{.pod = "placement-a"}, {.pod = "placement-b"}};
-static struct daemon g_nodes[2];
+static struct daemon g_nodes[1];
 static int g_leader = -1; /* index into g_rep */
 
 static void msleep(long ms)
@@ -157,11 +159,13 @@ static void start_replica(int i)
     spawn(&g_rep[i], argv);
 }
 
+/* One node daemon pushing every report to both replicas. */
 static void start_node(int i)
 {
-    char data[4200], url[64], spec[4300];
+    char data[4200], url[128], spec[4300];
     snprintf(data, sizeof(data), "%s/node-%d", g_root, i);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%u", g_rep[i].port);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u, http://127.0.0.1:%u", g_rep[0].port,
+             g_rep[1].port);
     snprintf(spec, sizeof(spec), "replay:%s", g_replay);
     const char *argv[] = {"dedupd",      "--role",
                           "node",        "--node-name",
@@ -443,12 +447,18 @@ static void test_handover_warm(void **state)
     assert_true(g_leader >= 0);
     int old = g_leader, next = 1 - g_leader;
 
-    /* both replicas train on the same node's reports */
-    for (int i = 0; i < 2; i++)
-        WAIT_FOR(metric(g_nodes[i].port, "dedupd_samples_total") >= 150, "node %d's samples", i);
-    for (int i = 0; i < 2; i++)
+    /* both replicas train on the same node's reports: one node daemon
+     * delivers each to both URLs */
+    WAIT_FOR(metric(g_nodes[0].port, "dedupd_samples_total") >= 150, "node %d's samples", 0);
+    for (int i = 0; i < 2; i++) {
+        char name[160];
         WAIT_FOR(metric(g_rep[i].port, "dedupd_reports_received_total") >= 100, "reports at %s",
                  g_rep[i].pod);
+        snprintf(name, sizeof(name),
+                 "dedupd_push_target_reports_sent_total{target=\"http://127.0.0.1:%u\"}",
+                 g_rep[i].port);
+        WAIT_FOR(metric(g_nodes[0].port, name) >= 100, "the node's deliveries to %s", g_rep[i].pod);
+    }
     retrain(g_rep[0].port);
     retrain(g_rep[1].port);
     json_int_t v = model_version(g_rep[next].port, kind, sizeof(kind));
@@ -550,17 +560,16 @@ static int group_setup(void **state)
     setenv("POD_NAMESPACE", NS, 1);
     for (int i = 0; i < 2; i++)
         start_replica(i);
-    for (int i = 0; i < 2; i++)
-        start_node(i);
+    start_node(0);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
+    if (g_nodes[0].pid > 0)
+        stop(&g_nodes[0], SIGTERM);
     for (int i = 0; i < 2; i++) {
-        if (g_nodes[i].pid > 0)
-            stop(&g_nodes[i], SIGTERM);
         if (g_rep[i].pid > 0)
             stop(&g_rep[i], SIGTERM);
     }
