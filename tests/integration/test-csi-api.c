@@ -197,13 +197,31 @@ static int setup(void **state)
     /* a: busy; b: idle; c: no report */
     report(f, "gpu-node-a", 600, 0.85, 40, 2.0);
     report(f, "gpu-node-b", 5, 0.05, 1, 2.0);
-    /* the cache has the pod and the class when the preferred call answers */
-    for (int i = 0; i < 200; i++) {
+    /* ready when the cache has the class, the nodes and the PVC's pod (the
+     * preferred call finds the pod in the cache); a poll that runs out fails */
+    size_t cvlen;
+    char *cv =
+        tt_fixture("k8s/csi/CreateVolumeRequest.wffc-selected-node.default.protojson.json", &cvlen);
+    bool ready = false;
+    for (int i = 0; i < 400 && !ready; i++) {
         if (status_of(f, "GET", "/v1/csi/capacity?storage_class=vdo-dedup", NULL) == 200 &&
-            status_of(f, "GET", "/v1/csi/topology?node=gpu-node-c", NULL) == 200)
-            break;
-        sleep_ms(25);
+            status_of(f, "GET", "/v1/csi/topology?node=gpu-node-c", NULL) == 200) {
+            char url[1024];
+            snprintf(url, sizeof(url), "%s/v1/csi/preferred", f->url);
+            struct tt_reply rep = tt_http(url, "POST", cv, cvlen, 10);
+            json_t *doc = rep.status == 200 ? json_loadb(rep.body, rep.len, 0, NULL) : NULL;
+            const char *src = json_string_value(json_object_get(doc, "pod_source"));
+            ready = src && strcmp(src, "cache") == 0;
+            json_decref(doc);
+            free(rep.body);
+        }
+        if (!ready)
+            sleep_ms(25);
     }
+    free(cv);
+    if (!ready)
+        fail_msg("the placement role's cache did not hold the class, the nodes and the pod "
+                 "within 10 s");
     *state = f;
     return 0;
 }
