@@ -676,6 +676,7 @@ static int rs_admit(struct run *r, struct sim_pod *p, double t)
     struct dd_adm_result ar;
     char err[256];
     double t0 = now_s(), cpu, mem;
+    bool rewritten = false;
     json_t *j;
     int e;
 
@@ -691,7 +692,16 @@ static int rs_admit(struct run *r, struct sim_pod *p, double t)
     }
     if ((e = dd_adm_rewrite(&r->c->rs_adm, j, &pr, &p->rs_live, false, &ar, err, sizeof(err))) < 0)
         goto bad;
-    r->res->rs_rewritten += ar.changed;
+    /* rewritten: a request or limit moved (not only the annotations) */
+    for (size_t i = 0; i < ar.n_containers; i++) {
+        const struct dd_adm_container *k = &ar.containers[i];
+        const double *v[] = {k->cpu_request, k->cpu_limit, k->memory_request, k->memory_limit};
+        for (size_t x = 0; x < 4; x++)
+            if (isfinite(v[x][0]) != isfinite(v[x][1]) ||
+                (isfinite(v[x][0]) && fabs(v[x][1] - v[x][0]) > 0.01 * v[x][0]))
+                rewritten = true;
+    }
+    r->res->rs_rewritten += rewritten;
     e = dd_adm_patch_apply(j, ar.patch, err, sizeof(err));
     if (e == 0)
         e = dd_rs_pod_from_json(j, NULL, 0, &out, err, sizeof(err));
