@@ -4,8 +4,10 @@
 # sanity runs (null and alternative truths, the prior only), two sensitivity
 # runs, right-sizing without and with (--rightsize), and the 5,000-node x
 # 50,000-pod scale run with its timing; then
-# docs/sim/RESULTS.md gathers the tables. Usage: scripts/sim-docs.sh [BUILD_DIR]
-# (default build-release, built here when it has no dedupd-sim).
+# docs/sim/RESULTS.md gathers the tables. Usage: scripts/sim-docs.sh [BUILD_DIR
+# [RUN...]] (default build-release, built here when it has no dedupd-sim);
+# RUNs (e.g. rightsize-inflated rightsize-default) redo only those runs and
+# keep the others' results (and the scale run's wall clock) as they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-release}
@@ -14,10 +16,16 @@ if [ ! -x "$build/dedupd-sim" ]; then
   cmake --build "$build" -j"$(nproc)" --target dedupd-sim
 fi
 sim="$build/dedupd-sim"
+only=("${@:2}")
 out=docs/sim
 mkdir -p "$out"
 run() { # NAME ARGS...
   local name=$1; shift
+  if [ ${#only[@]} -gt 0 ] && ! printf '%s\n' "${only[@]}" | grep -qx "$name"; then
+    [ -e "$out/$name/table.md" ] || { echo "sim-docs: $out/$name has no results to keep" >&2; exit 1; }
+    echo "== $name: kept"
+    return 0
+  fi
   echo "== $name: dedupd-sim $*"
   rm -rf "${out:?}/$name"
   "$sim" "$@" --quiet --out "$out/$name"
@@ -45,6 +53,10 @@ run scale --experiment scale
 end=$(date +%s.%N)
 run scale-3seeds --experiment scale --seeds 3
 wall=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+if [ ${#only[@]} -gt 0 ] && ! printf '%s\n' "${only[@]}" | grep -qx scale; then
+  wall=$(grep -o 'wall clock [0-9.]* s' "$out/RESULTS.md" | awk '{ print $3 }')
+  [ -n "$wall" ] || { echo "sim-docs: no scale run wall clock in $out/RESULTS.md" >&2; exit 1; }
+fi
 
 {
   echo "# dedupd-sim results (a simulator, not a cluster measurement)"

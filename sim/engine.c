@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "common/common.h"
+#include "placement/admission.h"
 #include "placement/costmodel.h"
 #include "placement/placer.h"
 #include "placement/rightsize.h"
@@ -45,7 +46,6 @@ const char *const sim_policy_names[SIM_P_COUNT] = {
 #define TLP_TARGET     40.0 /* Trimaran TargetLoadPacking's default target utilisation, % */
 #define TOPOLVM_DIV    8.0  /* GiB divisor: a free 8 TiB pool scores log2(1024) = 10 */
 #define BACKOFF_LIMIT  6    /* a Job's default backoffLimit: OOM kills before the pod fails */
-#define RS_MAX_UP      2.0  /* a rewrite at most doubles what was asked (the webhook's step) */
 #define GIB            1073741824.0
 
 static double now_s(void)
@@ -544,8 +544,9 @@ static json_t *rs_pod_json(const struct sim_pod *p, bool asked)
         snprintf(owner, sizeof(owner), "%s-job-%u", model, p->owner & 0xffu);
     snprintf(image, sizeof(image), "registry.sim.local/%s/%s:1", rs_framework[w], model);
     json_t *limits = json_pack("{s:f, s:i}", "memory", floor(mem_limit), "nvidia.com/gpu", p->gpus);
-    if (asked || p->cpu == p->cpu_asked) /* right-sized pods set no CPU limit */
-        json_object_set_new(limits, "cpu", json_real(cpu));
+    double cpu_limit = asked ? p->cpu_asked : p->cpu_limit;
+    if (isfinite(cpu_limit)) /* no_cpu_limits: a rewrite may remove it */
+        json_object_set_new(limits, "cpu", json_real(cpu_limit));
     return json_pack("{s:{s:s, s:s, s:s, s:{s:s}, s:{s:s, s:s, s:s, s:s}, s:[{s:s, s:s, s:b}]},"
                      " s:{s:[{s:s, s:s, s:{s:{s:f, s:f, s:i}, s:o}}],"
                      " s:[{s:s, s:{s:s}}]}}",
@@ -571,67 +572,192 @@ static int rs_pod(const struct sim_pod *p, bool asked, struct dd_rs_pod *out)
 }
 
 /*
- * Admission of an attempt: the truth's use is drawn; without right-sizing
- * the pod keeps what its user asked (requests = limits). With it, the
- * simulator's own rewrite policy (placement/admission.h is not on this
- * branch; docs/sim/README.md states it): CPU request = predicted peak x
- * margin and no CPU limit; memory request = limit = max(predicted peak,
- * the owner's highest observed peak) x margin (the prediction is already
- * raised past an OOM-killed limit by dd_rs_predict); each within
- * [asked x rs_max_down, asked x 2] (the webhook's maximum change per step,
- * placement/admission on h/rsadm: 0.5 and 2 by default), memory never
- * below the observed peak x margin; GPUs untouched; both within the
- * largest node, so every pod fits somewhere; no prediction (a new owner
- * before any model): the pod keeps what was asked.
+ * The live state the webhook passes (dedupd/api/admission.c): the placer
+ * scores the pod on at most RS_LIVE_CANDIDATES nodes of its cluster view
+ * (an even stride), and the best RS_LIVE_TOP by score (then slowdown) give
+ * their mean predicted slowdown, CPU utilisation without VDO (their
+ * reports) and free GPUs. Only the dedupd policies run a placer (and
+ * deliver reports); the others pass the live state as unknown.
  */
-static double step(double v, double asked, double max_down)
+#define RS_LIVE_CANDIDATES 64
+#define RS_LIVE_TOP        3
+
+static int live_order(const void *x, const void *y)
 {
-    return v < asked * max_down ? asked * max_down : v > asked * RS_MAX_UP ? asked * RS_MAX_UP : v;
+    const struct dd_node_score *a = x, *b = y;
+    bool fa = a->verdict != DD_VERDICT_UNRESOLVABLE, fb = b->verdict != DD_VERDICT_UNRESOLVABLE;
+    if (fa != fb)
+        return fa ? -1 : 1;
+    if (a->score != b->score)
+        return b->score - a->score;
+    if (isfinite(a->slowdown_percent) != isfinite(b->slowdown_percent))
+        return isfinite(a->slowdown_percent) ? -1 : 1;
+    if (isfinite(a->slowdown_percent) && a->slowdown_percent != b->slowdown_percent)
+        return a->slowdown_percent < b->slowdown_percent ? -1 : 1;
+    return strcmp(a->node, b->node);
 }
 
-static int pod_admit(struct run *r, struct sim_pod *p)
+static int rs_live(struct run *r, const struct sim_pod *p, double t, struct dd_rs_live *out)
 {
-    pod_truth_use(r, p);
-    p->cpu = p->cpu_asked;
-    p->mem_gib = p->mem_limit_gib = p->mem_asked_gib;
-    if (r->c->rightsize) {
-        struct dd_rs_pod pod;
-        struct dd_rs_prediction pr;
-        double t0 = now_s();
-        int e = rs_pod(p, true, &pod);
-        if (e < 0)
-            return e;
-        if ((e = dd_rs_predict(r->rsm, &pod, NULL, &pr)) < 0)
-            return e;
-        r->res->rs_admitted++;
-        double cpu = pr.value[DD_RS_CPU], mem = pr.value[DD_RS_MEMORY];
-        bool rewritten = false;
-        if (isfinite(cpu) && cpu > 0) {
-            double v = step(cpu * r->c->rs_margin, p->cpu_asked, r->c->rs_max_down);
-            p->cpu = v < 0.1 ? 0.1 : v > r->max_cores ? r->max_cores : v;
-            r->rs_cpu_err += fabs(cpu - p->use_peak_cpu) / p->use_peak_cpu;
-            r->rs_pred_cpu_n++;
-            rewritten = true;
-        }
-        if (isfinite(mem) && mem > 0) {
-            double seen = isfinite(pr.history.max_memory_bytes) ? pr.history.max_memory_bytes : 0;
-            double v = step((seen > mem ? seen : mem) * r->c->rs_margin / GIB, p->mem_asked_gib,
-                            r->c->rs_max_down);
-            if (v < seen * r->c->rs_margin / GIB) /* never below the observed peak */
-                v = seen * r->c->rs_margin / GIB;
-            p->mem_gib = p->mem_limit_gib = v > r->max_mem_gib ? r->max_mem_gib : v;
-            r->rs_mem_err += fabs(mem / GIB - p->use_mem_gib) / p->use_mem_gib;
-            r->rs_pred_mem_n++;
-            rewritten = true;
-        }
-        if (rewritten)
-            r->res->rs_rewritten++;
-        if (strcmp(pr.source[DD_RS_MEMORY], "model") == 0)
-            r->res->rs_from_model++;
-        else if (strcmp(pr.source[DD_RS_MEMORY], "history") == 0)
-            r->res->rs_from_history++;
-        r->res->t_rightsize += now_s() - t0;
+    struct dd_node_score s[RS_LIVE_CANDIDATES];
+    const char *names[RS_LIVE_CANDIDATES];
+    struct dd_kube_pod kp;
+    struct dd_placement q;
+    char err[256];
+    double sd = 0, cpu = 0, gpus = 0;
+    size_t n_sd = 0, n_cpu = 0, n_top = 0, n;
+    int e;
+
+    *out = (struct dd_rs_live){(double)NAN, (double)NAN, (double)NAN, 0};
+    if (!r->dedupd)
+        return 0;
+    kube_pod(r, p, &kp);
+    if ((e = dd_placer_begin(r->placer, NULL, &kp, ms_of(t), &q, err, sizeof(err))) < 0) {
+        fprintf(stderr, "dedupd-sim: right-sizing live state: %s\n", err);
+        return e;
     }
+    n = q.snap->n < RS_LIVE_CANDIDATES ? q.snap->n : RS_LIVE_CANDIDATES;
+    for (size_t i = 0; i < n; i++)
+        names[i] = q.snap->nodes[i * q.snap->n / n]->report.node;
+    if (n &&
+        (e = dd_placer_score(&q, names, n, DD_SCORE_PRIORITIZE, false, s, err, sizeof(err))) == 0) {
+        qsort(s, n, sizeof(*s), live_order);
+        for (size_t i = 0; i < n && n_top < RS_LIVE_TOP; i++) {
+            if (s[i].verdict == DD_VERDICT_UNRESOLVABLE)
+                break;
+            n_top++;
+            if (isfinite(s[i].slowdown_percent)) {
+                sd += s[i].slowdown_percent;
+                n_sd++;
+            }
+            long k = dd_cluster_find_index(q.snap, s[i].node);
+            if (k >= 0 && isfinite(q.snap->nodes[k]->report.cpu_util_ex_vdo)) {
+                cpu += q.snap->nodes[k]->report.cpu_util_ex_vdo;
+                n_cpu++;
+            }
+            /* the node's free GPUs as the Kubernetes cache has them: the
+             * simulator's allocation (node names are "node-<index>"...) */
+            for (size_t ni = 0; ni < r->cl->n_nodes; ni++)
+                if (strcmp(r->cl->nodes[ni].name, s[i].node) == 0) {
+                    gpus += r->gpu_free[ni];
+                    break;
+                }
+        }
+        dd_node_scores_release(s, n);
+    } else if (n) {
+        fprintf(stderr, "dedupd-sim: right-sizing live state: %s\n", err);
+    }
+    dd_placer_end(&q);
+    if (e < 0)
+        return e;
+    out->n_nodes = n_top;
+    out->top_slowdown_pct = n_sd ? sd / (double)n_sd : (double)NAN;
+    out->top_cpu_util = n_cpu ? cpu / (double)n_cpu : (double)NAN;
+    out->top_free_gpus = n_top ? gpus / (double)n_top : (double)NAN;
+    return 0;
+}
+
+/*
+ * Admission of an attempt at t: the truth's use is drawn; without
+ * right-sizing the pod keeps what its user asked (requests = limits).
+ * With it, the webhook's own decision: the prediction (dd_rs_predict with
+ * the live state above), the rewrite (dd_adm_rewrite, the function POST
+ * /admission/mutate runs, with r->c->rs_adm), its JSON Patch applied to
+ * the pod (dd_adm_patch_apply) and the requests and limits read back from
+ * the patched pod. The node CPU manager is never static here. The one
+ * departure from a cluster: a request above the largest node, which would
+ * leave the pod Pending for ever, is cut to that node and counted
+ * (rs_clamped); the limit stays as written.
+ */
+static int rs_admit(struct run *r, struct sim_pod *p, double t)
+{
+    struct dd_rs_pod pod, out;
+    struct dd_rs_prediction pr;
+    struct dd_adm_result ar;
+    char err[256];
+    double t0 = now_s(), cpu, mem;
+    bool rewritten = false;
+    json_t *j;
+    int e;
+
+    if ((e = rs_live(r, p, t, &p->rs_live)) < 0)
+        return e;
+    if (!(j = rs_pod_json(p, true)))
+        return -ENOMEM;
+    if ((e = dd_rs_pod_from_json(j, NULL, 0, &pod, err, sizeof(err))) < 0)
+        goto bad;
+    if ((e = dd_rs_predict(r->rsm, &pod, &p->rs_live, &pr)) < 0) {
+        snprintf(err, sizeof(err), "prediction failed");
+        goto bad;
+    }
+    if ((e = dd_adm_rewrite(&r->c->rs_adm, j, &pr, &p->rs_live, false, &ar, err, sizeof(err))) < 0)
+        goto bad;
+    /* rewritten: a request or limit moved (not only the annotations) */
+    for (size_t i = 0; i < ar.n_containers; i++) {
+        const struct dd_adm_container *k = &ar.containers[i];
+        const double *v[] = {k->cpu_request, k->cpu_limit, k->memory_request, k->memory_limit};
+        for (size_t x = 0; x < 4; x++)
+            if (isfinite(v[x][0]) != isfinite(v[x][1]) ||
+                (isfinite(v[x][0]) && fabs(v[x][1] - v[x][0]) > 0.01 * v[x][0]))
+                rewritten = true;
+    }
+    r->res->rs_rewritten += rewritten;
+    e = dd_adm_patch_apply(j, ar.patch, err, sizeof(err));
+    if (e == 0)
+        e = dd_rs_pod_from_json(j, NULL, 0, &out, err, sizeof(err));
+    dd_adm_result_release(&ar);
+    if (e < 0)
+        goto bad;
+    json_decref(j);
+    r->res->rs_admitted++;
+    cpu = pr.value[DD_RS_CPU];
+    mem = pr.value[DD_RS_MEMORY];
+    if (isfinite(cpu) && cpu > 0) {
+        r->rs_cpu_err += fabs(cpu - p->use_peak_cpu) / p->use_peak_cpu;
+        r->rs_pred_cpu_n++;
+    }
+    if (isfinite(mem) && mem > 0) {
+        r->rs_mem_err += fabs(mem / GIB - p->use_mem_gib) / p->use_mem_gib;
+        r->rs_pred_mem_n++;
+    }
+    if (!isfinite(out.cpu_request) || !isfinite(out.memory_request) ||
+        !isfinite(out.memory_limit)) {
+        fprintf(stderr,
+                "dedupd-sim: right-sizing: pod %s: the rewrite left no CPU or memory "
+                "request or memory limit\n",
+                p->name);
+        return -EINVAL;
+    }
+    p->cpu = out.cpu_request;
+    p->cpu_limit = out.cpu_limit;
+    p->mem_gib = out.memory_request / GIB;
+    p->mem_limit_gib = out.memory_limit / GIB;
+    if (p->cpu > r->max_cores || p->mem_gib > r->max_mem_gib) {
+        r->res->rs_clamped++;
+        p->cpu = p->cpu > r->max_cores ? r->max_cores : p->cpu;
+        p->mem_gib = p->mem_gib > r->max_mem_gib ? r->max_mem_gib : p->mem_gib;
+    }
+    if (strcmp(pr.source[DD_RS_MEMORY], "model") == 0)
+        r->res->rs_from_model++;
+    else if (strcmp(pr.source[DD_RS_MEMORY], "history") == 0)
+        r->res->rs_from_history++;
+    r->res->t_rightsize += now_s() - t0;
+    return 0;
+bad:
+    fprintf(stderr, "dedupd-sim: right-sizing: pod %s: %s\n", p->name, err);
+    json_decref(j);
+    return e;
+}
+
+static int pod_admit(struct run *r, struct sim_pod *p, double t)
+{
+    int e;
+    pod_truth_use(r, p);
+    p->cpu = p->cpu_limit = p->cpu_asked;
+    p->mem_gib = p->mem_limit_gib = p->mem_asked_gib;
+    p->rs_live = (struct dd_rs_live){(double)NAN, (double)NAN, (double)NAN, 0};
+    if (r->c->rightsize && (e = rs_admit(r, p, t)) < 0)
+        return e;
     p->oom = p->use_mem_gib > p->mem_limit_gib;
     return 0;
 }
@@ -665,7 +791,7 @@ static int rs_outcome(struct run *r, const struct sim_pod *p, double t, bool oom
     o.target[DD_RS_RUNTIME] = t - p->run_start_s;
     o.exit_code = oom ? 137 : 0;
     snprintf(o.reason, sizeof(o.reason), "%s", oom ? "OOMKilled" : "Completed");
-    o.live = (struct dd_rs_live){(double)NAN, (double)NAN, (double)NAN, 0};
+    o.live = p->rs_live; /* what the prediction annotation carries back */
     if ((e = dd_rs_data_add(r->rsd, &o, (double)r->finished)) < 0)
         return e;
     char key[3 * DD_NAME_MAX + 160];
@@ -876,7 +1002,7 @@ static int node_event(struct run *r, size_t ni, double t)
             }
             double killed_limit = p->mem_limit_gib;
             snprintf(p->uid, sizeof(p->uid), "pod-%06u-%u", p->id % 1000000u, p->attempt % 100u);
-            if ((e = pod_admit(r, p)) < 0)
+            if ((e = pod_admit(r, p, t)) < 0)
                 return e;
             r->res->oom_raised += p->mem_limit_gib > killed_limit;
             if (r->nrerun == r->caprerun) {
@@ -1411,7 +1537,7 @@ int sim_run(const struct sim_config *c, const struct sim_truth *t, const struct 
             next_tick += c->interval_s;
         } else {
             int pi = (int)ai++;
-            e = pod_admit(&r, &r.pods[pi]);
+            e = pod_admit(&r, &r.pods[pi], ta);
             if (e == 0)
                 e = schedule(&r, pi, ta);
             if (e == 0)

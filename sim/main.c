@@ -73,9 +73,8 @@ static void defaults(struct sim_config *c)
     c->train_every_s = 3600;
     c->extender_weight = 5; /* README's kube-scheduler configuration */
     c->request_inflation = 1;
-    c->rs_margin = 1.2;   /* placement/admission's default memory margin (20 %) */
-    c->rs_max_down = 0.5; /* the webhook's default maximum step down */
-    c->rs_every = 50;     /* retrain every 50 outcomes: a run of 400 pods trains 7-8 times */
+    dd_adm_options_init(&c->rs_adm); /* the webhook's defaults */
+    c->rs_every = 50; /* retrain every 50 outcomes: a run of 400 pods trains 7-8 times */
     c->policy_mask = (1u << SIM_P_COUNT) - 1;
 }
 
@@ -156,7 +155,8 @@ static double xfield(const struct sim_result *r, size_t k)
                         (double)r->rs_from_history,
                         (double)r->rs_trainings,
                         r->rs_cpu_mape,
-                        r->rs_mem_mape};
+                        r->rs_mem_mape,
+                        (double)r->rs_clamped};
     return v[k];
 }
 static const char *const xfield_names[] = {"mean_completion_s",
@@ -176,8 +176,9 @@ static const char *const xfield_names[] = {"mean_completion_s",
                                            "rightsize_memory_from_history",
                                            "rightsize_trainings",
                                            "rightsize_cpu_mape_percent",
-                                           "rightsize_memory_mape_percent"};
-#define NXFIELDS     18
+                                           "rightsize_memory_mape_percent",
+                                           "rightsize_requests_cut_to_largest_node"};
+#define NXFIELDS     19
 #define NXFIELDS_ALL 11 /* the rest only when the run right-sizes */
 
 static void xmean_sd(const struct agg *a, size_t k, double *m, double *sd)
@@ -256,16 +257,18 @@ static void rs_csv(FILE *f, const struct sim_config *c, struct agg *agg, const c
 static void rs_table(FILE *f, const struct sim_config *c, struct agg *off, struct agg *on)
 {
     fprintf(f,
-            "\n### Right-sizing (the placement library's model, the simulator's rewrite "
-            "policy)\n\n%zu nodes, %zu pods, users' requests × %.2f, margin %.2f, at least %.2f × "
+            "\n### Right-sizing (the placement library's model and the webhook's rewrite, "
+            "placement/admission)\n\n%zu nodes, %zu pods, users' requests × %.2f, memory limit "
+            "= request × %.2f, CPU limit = request × %.2f, each step within × %.2f .. × %.2f of "
             "what was asked, retrained every %u outcomes; mean over %u seed(s), the same seeds "
             "without and with right-sizing. "
             "GPU shares are of all GPUs over the makespan; *waiting* is the mean number of "
             "pods waiting while some node has their GPUs free (CPU or memory requests keep them "
             "out); requested/used integrates requests and use (CPU: mean cores, memory: peak "
             "working set) over the time pods are bound.\n\n",
-            c->nodes, c->pods, c->request_inflation, c->rs_margin, c->rs_max_down, c->rs_every,
-            c->seeds);
+            c->nodes, c->pods, c->request_inflation, 1 + c->rs_adm.memory_margin,
+            1 + c->rs_adm.cpu_limit_headroom, c->rs_adm.max_step_down, c->rs_adm.max_step_up,
+            c->rs_every, c->seeds);
     fprintf(f, "| policy | right-sizing | mean completion s | p95 completion s | GPUs allocated | "
                "GPUs computing | waiting, GPUs free | CPU requested/used | memory "
                "requested/used | OOM kills (raised) | failed | memory MAPE %% |\n");
@@ -703,7 +706,7 @@ int main(int argc, char **argv)
     struct sim_truth truth;
     uint64_t v, nodes = 0, pods = 0;
     const char *policies = NULL;
-    double load = 0;
+    double load = 0, x;
     bool rightsize = false, rs_tuned = false;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned jobs = ncpu >= 2 ? 2 : 1; /* this project's machines have 2 cores */
@@ -766,15 +769,17 @@ int main(int argc, char **argv)
             rightsize = true;
             break;
         case 'M':
-            if (dd_parse_double(optarg, &c.rs_margin) < 0 ||
-                !(c.rs_margin >= 1 && c.rs_margin <= 3))
+            /* the memory limit over the request: the webhook's memory_margin + 1 */
+            if (dd_parse_double(optarg, &x) < 0 || !(x >= 1 && x <= 3))
                 return bad("--rightsize-margin", "want a factor 1..3");
+            c.rs_adm.memory_margin = x - 1;
             rs_tuned = true;
             break;
         case 'D':
-            if (dd_parse_double(optarg, &c.rs_max_down) < 0 ||
-                !(c.rs_max_down >= 0.01 && c.rs_max_down <= 1))
-                return bad("--rightsize-max-down", "want a share 0.01..1");
+            /* the webhook's max_step_down (0 < x < 1) */
+            if (dd_parse_double(optarg, &x) < 0 || !(x >= 0.01 && x < 1))
+                return bad("--rightsize-max-down", "want a share 0.01..0.99");
+            c.rs_adm.max_step_down = x;
             rs_tuned = true;
             break;
         case 'E':
@@ -892,12 +897,15 @@ int main(int argc, char **argv)
     if (rightsize)
         json_object_set_new(
             sum, "rightsize",
-            json_pack("{s:f, s:I, s:f, s:s, s:o, s:o, s:o}", "margin", c.rs_margin, "retrain_every",
-                      (json_int_t)c.rs_every, "max_down", c.rs_max_down, "rewrite",
-                      "CPU request = predicted peak x margin, no CPU limit; memory request = "
-                      "limit = max(predicted peak, owner's highest observed peak) x margin; each "
-                      "within [asked x max_down, asked x 2], memory never below the observed "
-                      "peak x margin; GPUs untouched; no prediction: unchanged",
+            json_pack("{s:f, s:f, s:f, s:f, s:I, s:s, s:s, s:o, s:o, s:o}", "margin",
+                      1 + c.rs_adm.memory_margin, "cpu_limit_headroom", c.rs_adm.cpu_limit_headroom,
+                      "max_down", c.rs_adm.max_step_down, "max_up", c.rs_adm.max_step_up,
+                      "retrain_every", (json_int_t)c.rs_every, "rewrite",
+                      "the admission webhook's: placement/admission dd_adm_rewrite, its JSON "
+                      "Patch applied, requests and limits read back from the patched pod",
+                      "live_state",
+                      "dedupd policies: the placer's best 3 of up to 64 nodes, as the webhook; "
+                      "other policies: unknown (no placer)",
                       "without", packing_json(&c, agg, NXFIELDS_ALL), "with",
                       packing_json(&rsc, agg3, NXFIELDS), "change", rs_change_json(&c, agg, agg3)));
     snprintf(path, sizeof(path), "%s/summary.json", c.out);

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "placement/admission.h"
+#include "placement/rightsize.h"
 #include "sim/truth.h"
 
 enum sim_policy {
@@ -64,6 +66,8 @@ struct sim_pod {
     bool oom;                     /* this attempt's peak passes its memory limit */
     bool failed;                  /* the Job's backoffLimit ran out */
     double mem_limit_gib;         /* this attempt's memory limit */
+    double cpu_limit;             /* this attempt's CPU limit (NaN: none; not enforced) */
+    struct dd_rs_live rs_live;    /* the live state at its admission (right-sizing) */
     double use_cpu, use_peak_cpu; /* the truth: mean and peak cores of this attempt */
     double use_mem_gib;           /* the truth: this attempt's peak memory */
     double run_start_s;           /* this attempt's bind */
@@ -107,12 +111,11 @@ struct sim_config {
     double score_scale; /* dedupd's scale_percent (0: its default) */
     bool timeseries;
     bool quiet;
-    double request_inflation; /* users' CPU and memory requests x this (1: as generated) */
-    bool rightsize;           /* this setting's runs right-size (placement/rightsize.h) */
-    double rs_margin;         /* request = prediction x margin */
-    unsigned rs_every;        /* retrain after this many outcomes */
-    double rs_max_down;       /* a rewrite sets at least asked x this */
-    unsigned policy_mask;     /* bit per policy to run */
+    double request_inflation;     /* users' CPU and memory requests x this (1: as generated) */
+    bool rightsize;               /* this setting's runs right-size (placement/rightsize.h) */
+    struct dd_adm_options rs_adm; /* the webhook's rewrite options (placement/admission.h) */
+    unsigned rs_every;            /* retrain after this many outcomes */
+    unsigned policy_mask;         /* bit per policy to run */
 };
 
 struct sim_cluster {
@@ -148,6 +151,7 @@ struct sim_result {
     double cpu_requested_over_used, mem_requested_over_used;
     size_t oom_kills, oom_raised, failed_pods;
     size_t rs_admitted, rs_rewritten, rs_from_model, rs_from_history, rs_trainings;
+    size_t rs_clamped;               /* rewritten requests above the largest node, cut to it */
     double rs_cpu_mape, rs_mem_mape; /* admitted predictions against the truth's peaks, % */
     double t_rightsize;
 };

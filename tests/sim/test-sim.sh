@@ -10,8 +10,8 @@
 #   null          under the null truth dedupd ties the default within noise
 #   experiments   (Release) every experiment at its default size over 5 seeds;
 #                 the truth ranks packing I/O (gpu-binpack) below spreading
-#   rightsize     --rightsize on a small cluster whose users ask twice what they
-#                 need: requested/used falls for CPU and memory, OOM kills stay
+#   rightsize     --rightsize (the webhook's dd_adm_rewrite) on a small cluster
+#                 whose users ask twice what they need: requested/used falls for CPU and memory, OOM kills stay
 #                 bounded and each one raises the rerun's memory limit (with a
 #                 margin of 1 and no step limit, kills happen and all are fed
 #                 back), the runs without right-sizing are the plain runs, and
