@@ -11,6 +11,8 @@
 #include "dedupd/daemon.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,7 @@
 #include "dedupd/trainer.h"
 #include "placement/cluster.h"
 #include "placement/kube.h"
+#include "placement/placer.h"
 
 struct dd_daemon {
     struct dd_config cfg;
@@ -408,6 +411,32 @@ static int admission_predict(void *ctx, const json_t *pod, const struct dd_rs_li
     return r;
 }
 
+/* The extender's learned I/O profile (placement/placer.h): the
+ * right-sizing prediction of the pod's read and write MB/s, when the
+ * owner's history or the trained model gives one for both. */
+static bool learned_profile(void *ctx, const json_t *pod, double *read_mbps, double *write_mbps,
+                            char *note, size_t notelen)
+{
+    struct dd_rs_prediction pred;
+    char err[256];
+    bool ok;
+    if (admission_predict(ctx, pod, NULL, &pred, err, sizeof(err)) < 0)
+        return false;
+    ok = isfinite(pred.value[DD_RS_READ]) && isfinite(pred.value[DD_RS_WRITE]) &&
+         strcmp(pred.source[DD_RS_READ], "none") != 0 &&
+         strcmp(pred.source[DD_RS_WRITE], "none") != 0;
+    if (!ok)
+        return false;
+    *read_mbps = pred.value[DD_RS_READ];
+    *write_mbps = pred.value[DD_RS_WRITE];
+    snprintf(note, notelen,
+             "right-sizing %s/%s (model version %" PRIu64 ", %zu outcomes of the owner): "
+             "read %.1f MB/s, write %.1f MB/s",
+             pred.source[DD_RS_READ], pred.source[DD_RS_WRITE], pred.model_version, pred.history.n,
+             *read_mbps, *write_mbps);
+    return true;
+}
+
 int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *errbuf, size_t errlen)
 {
     struct dd_daemon *d = dd_calloc(1, sizeof(*d));
@@ -466,6 +495,7 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
             goto fail;
         }
         dd_admission_api_set_predictor(d->admission, admission_predict, d);
+        dd_placer_set_learned(dd_extender_api_placer(d->extender), learned_profile, d);
         if ((r = dd_estimate_refs_new(0, &d->estimate_refs)) < 0 ||
             (r = dd_estimate_refs_start(d->estimate_refs)) < 0) {
             snprintf(errbuf, errlen, "estimate references: %s", dd_strerror(r));

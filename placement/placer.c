@@ -5,6 +5,7 @@
 #include "placement/placer.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -54,6 +55,8 @@ struct dd_placer {
     struct dd_score_options opts;
     struct dd_profile_set profiles;
     bool shadow;
+    dd_placer_learned_fn learned; /* NULL: none */
+    void *learned_ctx;
 };
 
 int dd_placer_new(struct dd_cluster *cluster, const struct dd_ledger_options *lo,
@@ -134,6 +137,37 @@ void dd_placer_set_kube(struct dd_placer *p, struct dd_kube *kube, const char *s
 {
     p->kube = kube;
     snprintf(p->kube_source, sizeof(p->kube_source), "%s", source ? source : "none");
+}
+
+void dd_placer_set_learned(struct dd_placer *p, dd_placer_learned_fn fn, void *ctx)
+{
+    p->learned = fn;
+    p->learned_ctx = ctx;
+}
+
+/* The default profile's rates replaced by the learned ones, when the pod
+ * would otherwise get the default (see dd_placer_set_learned). */
+static void learned_profile(struct dd_placer *p, const json_t *pod_json, struct dd_placement *q)
+{
+    double read = NAN, write = NAN;
+    char why[160] = "";
+    struct dd_profile_set set;
+    if (!p->learned || !pod_json || strcmp(q->profile.source, "default") != 0 ||
+        q->profile.gpus <= 0 || q->profile.n_claims == 0)
+        return;
+    if (!p->learned(p->learned_ctx, pod_json, &read, &write, why, sizeof(why)) || !isfinite(read) ||
+        !isfinite(write) || read < 0 || write < 0)
+        return;
+    pthread_rwlock_rdlock(&p->cfg_lock);
+    set = p->profiles; /* a shallow copy: the named profiles are shared, read only */
+    set.dflt.read_mbps = read;
+    set.dflt.write_mbps = write;
+    dd_profile_resolve(&set, &q->pod, &q->profile);
+    pthread_rwlock_unlock(&p->cfg_lock);
+    q->profile.source = "learned";
+    if (q->profile.n_notes < DD_PROFILE_MAX_NOTES)
+        snprintf(q->profile.notes[q->profile.n_notes++], sizeof(q->profile.notes[0]),
+                 "learned: %.150s", why);
 }
 
 const char *dd_placer_kube_source(struct dd_placer *p)
@@ -308,6 +342,7 @@ int dd_placer_begin(struct dd_placer *p, const json_t *pod_json, const struct dd
     q->shadow = p->shadow;
     dd_profile_resolve(&p->profiles, &q->pod, &q->profile);
     pthread_rwlock_unlock(&p->cfg_lock);
+    learned_profile(p, pod_json, q);
 
     dd_ledger_expire(p->ledger, now_ms);
     q->snap = dd_cluster_snapshot(p->cluster);

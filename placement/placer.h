@@ -46,6 +46,25 @@ bool dd_placer_shadow(struct dd_placer *p);
 void dd_placer_set_kube(struct dd_placer *p, struct dd_kube *kube, const char *source);
 const char *dd_placer_kube_source(struct dd_placer *p);
 struct dd_kube *dd_placer_kube(struct dd_placer *p);
+
+/*
+ * A learned I/O profile (the right-sizing service's prediction from the
+ * pod's owner history and static features, dedupd/rightsize.h): asked for
+ * a pod with GPUs and dedupd claims whose profile would otherwise be the
+ * default (no I/O annotation, no dedupd.io/profile), with the pod object
+ * of the request. Returns true and sets read and write MB/s (finite, >= 0)
+ * and a note ("learned: ..." says from what) when it knows the pod; the
+ * pod's profile then takes them in place of the default's read and write
+ * rates, with source "learned" (claims' own annotations still win). Runs
+ * on the request path, from many threads at once: it must be cheap and
+ * thread-safe. A binding confirms the provisional entry and keeps its
+ * load; a ledger rebuilt after a restart (no request, no pod object) uses
+ * the default.
+ */
+typedef bool (*dd_placer_learned_fn)(void *ctx, const json_t *pod_json, double *read_mbps,
+                                     double *write_mbps, char *note, size_t notelen);
+/* Set before the first request (fn NULL: none). */
+void dd_placer_set_learned(struct dd_placer *p, dd_placer_learned_fn fn, void *ctx);
 struct dd_ledger *dd_placer_ledger(struct dd_placer *p);
 /* A snapshot of the cluster view the placer scores on (the CSI API's
  * capacity and topology read it); free with dd_cluster_snapshot_free.

@@ -76,7 +76,7 @@ struct dd_claim_load {
 struct dd_pod_profile {
     char uid[128], ns[DD_NAME_MAX], name[DD_NAME_MAX];
     double gpus;
-    const char *source; /* "annotations", "profile", "default" (static) */
+    const char *source; /* "annotations", "profile", "learned" (placer.h), "default" (static) */
     char profile_name[DD_NAME_MAX];
     size_t n_claims; /* claims of dedupd pools */
     struct dd_claim_load claims[DD_KUBE_MAX_CLAIMS];

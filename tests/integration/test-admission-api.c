@@ -525,6 +525,75 @@ static void test_malformed(void **state)
 
 /* dedupctl rightsize against the daemon: the table, the reasons and the
  * rewritten object; --json the daemon's document; a bad file is usage. */
+/* The extender's workload profile learned from the owner's outcomes: the
+ * reference pod (StatefulSet ml/trainer, 2 GPUs, claim ckpt-trainer-0 of
+ * pool fast) has no I/O annotation, so /v1/placement takes the
+ * right-sizing prediction (the history's 250 MB/s read, 40 MB/s write)
+ * instead of the default (200 / 50); its own annotation still wins; an
+ * owner without outcomes keeps the default. The pod's rates split over
+ * its two claims, so the claim of ours carries half of each. */
+static const json_t *claim_load(const json_t *pod, const char *claim)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(pod, "claims"), i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "claim")), claim) == 0)
+            return c;
+    }
+    fail_msg("no claim %s in the profile", claim);
+    return NULL;
+}
+
+static void test_learned_profile(void **state)
+{
+    struct fx *f = *state;
+    json_t *ref = fixture("k8s/admission/admission-review.request.pod-create.json");
+    json_t *pod = json_deep_copy(json_object_get(json_object_get(ref, "request"), "object"));
+    json_decref(ref);
+    json_t *meta = json_object_get(pod, "metadata");
+
+    char *body = json_dumps(pod, JSON_COMPACT);
+    json_t *r = post_json(f, "/v1/placement", body, 200);
+    free(body);
+    const json_t *prof = json_object_get(r, "pod");
+    assert_string_equal(json_string_value(json_object_get(prof, "source")), "learned");
+    char *notes = json_dumps(json_object_get(prof, "notes"), 0);
+    assert_non_null(strstr(notes, "learned: right-sizing history/history"));
+    free(notes);
+    /* the pod's rates split evenly over its two claims (the other one is not
+     * in the cache, so its access mode is unknown), as for any profile */
+    const json_t *c = claim_load(prof, "ckpt-trainer-0");
+    assert_true(fabs(json_number_value(json_object_get(c, "read_mbps")) - 125) < 1e-6);
+    assert_true(fabs(json_number_value(json_object_get(c, "write_mbps")) - 20) < 1e-6);
+    json_decref(r);
+
+    /* its own annotation wins */
+    json_object_set_new(meta, "annotations", json_pack("{s:s}", "dedupd.io/read-mbps", "10"));
+    body = json_dumps(pod, JSON_COMPACT);
+    r = post_json(f, "/v1/placement", body, 200);
+    free(body);
+    prof = json_object_get(r, "pod");
+    assert_string_equal(json_string_value(json_object_get(prof, "source")), "annotations");
+    c = claim_load(prof, "ckpt-trainer-0");
+    assert_true(fabs(json_number_value(json_object_get(c, "read_mbps")) - 5) < 1e-6);
+    json_decref(r);
+
+    /* another owner, no outcomes: the default */
+    json_object_del(meta, "annotations");
+    json_object_set_new(json_array_get(json_object_get(meta, "ownerReferences"), 0), "name",
+                        json_string("never-seen"));
+    body = json_dumps(pod, JSON_COMPACT);
+    r = post_json(f, "/v1/placement", body, 200);
+    free(body);
+    prof = json_object_get(r, "pod");
+    assert_string_equal(json_string_value(json_object_get(prof, "source")), "default");
+    c = claim_load(prof, "ckpt-trainer-0");
+    assert_true(fabs(json_number_value(json_object_get(c, "read_mbps")) - 100) < 1e-6);
+    json_decref(r);
+    json_decref(pod);
+}
+
 static void test_dedupctl(void **state)
 {
     struct fx *f = *state;
@@ -565,6 +634,7 @@ int main(void)
         cmocka_unit_test(test_unchanged_with_warning),
         cmocka_unit_test(test_dry_run_records_nothing),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_learned_profile),
         cmocka_unit_test(test_dedupctl),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
