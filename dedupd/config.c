@@ -81,6 +81,9 @@ void dd_config_defaults(struct dd_config *c)
     c->publish_capacity_min_change = 1073741824.0;
     c->publish_capacity_qps = 10;
     c->publish_capacity_burst = 20;
+    c->pod_events_qps = 5;
+    c->pod_events_burst = 20;
+    c->pod_events_window = 60;
 }
 
 /* String options: the config file's key, the flag and where it goes. */
@@ -240,7 +243,10 @@ enum num_field {
     N_PUB_THRESHOLD,
     N_PUB_MIN_CHANGE,
     N_PUB_QPS,
-    N_PUB_BURST
+    N_PUB_BURST,
+    N_EV_QPS,
+    N_EV_BURST,
+    N_EV_WINDOW
 };
 static const struct num_opt {
     const char *key, *flag;
@@ -281,6 +287,9 @@ static const struct num_opt {
     [N_PUB_QPS] = {"publish_capacity_qps", "publish-capacity-qps", 0.01, 10000, false,
                    "writes a second"},
     [N_PUB_BURST] = {"publish_capacity_burst", "publish-capacity-burst", 1, 100000, true, "writes"},
+    [N_EV_QPS] = {"pod_events_qps", "pod-events-qps", 0.01, 10000, false, "events a second"},
+    [N_EV_BURST] = {"pod_events_burst", "pod-events-burst", 1, 100000, true, "events"},
+    [N_EV_WINDOW] = {"pod_events_window", "pod-events-window", 0, 86400, false, "seconds"},
 };
 
 static void set_num(struct dd_config *c, enum num_field f, double v)
@@ -361,6 +370,15 @@ static void set_num(struct dd_config *c, enum num_field f, double v)
     case N_PUB_BURST:
         c->publish_capacity_burst = v;
         break;
+    case N_EV_QPS:
+        c->pod_events_qps = v;
+        break;
+    case N_EV_BURST:
+        c->pod_events_burst = v;
+        break;
+    case N_EV_WINDOW:
+        c->pod_events_window = v;
+        break;
     }
 }
 
@@ -431,6 +449,14 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
             return DD_E_PARSE;
         }
         c->publish_capacity = json_is_true(v);
+        return 0;
+    }
+    if (strcmp(key, "pod_events") == 0) {
+        if (!json_is_boolean(v)) {
+            snprintf(why, wlen, "'pod_events' must be true or false");
+            return DD_E_PARSE;
+        }
+        c->pod_events = json_is_true(v);
         return 0;
     }
     if (strcmp(key, "role") == 0) {
@@ -637,7 +663,12 @@ void dd_config_usage(FILE *out)
           "  --publish-capacity-owner KIND/NAME  owner of every object (Deployment,\n"
           "                              ReplicaSet, StatefulSet or Pod; default none)\n"
           "  --publish-capacity-node-key KEY  nodeTopology's label key (default\n"
-          "                              topology.dedupd.io/node)\n",
+          "                              topology.dedupd.io/node)\n"
+          "  --pod-events                post an Event on each pod prioritize scores, with\n"
+          "                              the explanation (leader only; off)\n"
+          "  --pod-events-window SECONDS one event per pod per window (default 60)\n"
+          "  --pod-events-qps N          events a second at most (default 5)\n"
+          "  --pod-events-burst N        events at once at most (default 20)\n",
           out);
 }
 
@@ -655,7 +686,8 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
         O_ELECT,
         O_RS_NO_CPU_LIMITS,
         O_RS_EXCLUDE,
-        O_PUBLISH
+        O_PUBLISH,
+        O_POD_EVENTS
     };
     struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 16];
     struct dd_config cfg;
@@ -679,6 +711,7 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
     longopts[n++] =
         (struct option){"rightsize-exclude-namespace", required_argument, NULL, O_RS_EXCLUDE};
     longopts[n++] = (struct option){"publish-capacity", no_argument, NULL, O_PUBLISH};
+    longopts[n++] = (struct option){"pod-events", no_argument, NULL, O_POD_EVENTS};
     longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[n++] = (struct option){NULL, 0, NULL, 0};
 
@@ -755,6 +788,9 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
                 break;
             case O_PUBLISH:
                 cfg.publish_capacity = true;
+                break;
+            case O_POD_EVENTS:
+                cfg.pod_events = true;
                 break;
             case 'h':
                 *help = true;
@@ -916,6 +952,10 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
     }
     if (c->publish_capacity && !dd_role_has_placement(c->role)) {
         snprintf(errbuf, errlen, "--publish-capacity is for the placement role");
+        return DD_E_USAGE;
+    }
+    if (c->pod_events && !dd_role_has_placement(c->role)) {
+        snprintf(errbuf, errlen, "--pod-events is for the placement role");
         return DD_E_USAGE;
     }
     if (c->publish_capacity && !c->publish_capacity_node_key[0]) {

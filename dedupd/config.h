@@ -126,6 +126,10 @@ struct dd_config {
     double publish_capacity_threshold;                   /* relative, default 0.05 */
     double publish_capacity_min_change;                  /* bytes, default 1 GiB */
     double publish_capacity_qps, publish_capacity_burst; /* writes: 10 a second, 20 */
+    /* placement side: Events on the pods it scores (dedupd/podevents.h), off */
+    bool pod_events;
+    double pod_events_qps, pod_events_burst; /* writes: 5 a second, 20 */
+    double pod_events_window;                /* seconds between events of one pod (60) */
 };
 
 void dd_config_defaults(struct dd_config *c);

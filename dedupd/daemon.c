@@ -29,6 +29,7 @@
 #include "dedupd/kubewatch.h"
 #include "dedupd/leader.h"
 #include "dedupd/observe.h"
+#include "dedupd/podevents.h"
 #include "dedupd/push.h"
 #include "dedupd/rightsize.h"
 #include "dedupd/sampler.h"
@@ -62,6 +63,8 @@ struct dd_daemon {
     struct dd_leader *leader;
     /* --publish-capacity: the CSIStorageCapacity publisher (NULL: off) */
     struct dd_capacitypub *capacitypub;
+    /* --pod-events: the pod event sender (NULL: off) */
+    struct dd_podevents *podevents;
     /* roles all, placement: dedupd.io/estimate job URLs followed */
     struct dd_estimate_refs *estimate_refs;
     unsigned kube_listed; /* atomic: 1 << kind for each kind listed once */
@@ -131,6 +134,8 @@ static int h_metrics(void *ctx, const struct dd_http_request *req, struct dd_htt
         dd_leader_metrics(d->leader, f);
     if (d->capacitypub)
         dd_capacitypub_metrics(d->capacitypub, f);
+    if (d->podevents)
+        dd_podevents_metrics(d->podevents, f);
     if (d->estimate_refs)
         dd_estimate_refs_metrics(d->estimate_refs, f);
     dd_http_metrics(d->http, f);
@@ -371,6 +376,31 @@ static int capacitypub_new(struct dd_daemon *d, const struct dd_config *c, char 
     return dd_capacitypub_new(&pc, &h, &d->capacitypub, errbuf, errlen);
 }
 
+/* --pod-events: reportingInstance is this replica's pod (or node) name. */
+static int podevents_new(struct dd_daemon *d, const struct dd_config *c, char *errbuf,
+                         size_t errlen)
+{
+    struct dd_podevents_config ec = {0};
+    const char *pod = c->pod_name[0] ? c->pod_name : getenv("POD_NAME");
+    int r;
+
+    if (!d->kube_source.url[0]) {
+        snprintf(errbuf, errlen,
+                 "--pod-events needs the Kubernetes API (--kube-api, or in-cluster in a pod)");
+        return DD_E_USAGE;
+    }
+    ec.src = d->kube_source;
+    snprintf(ec.instance, sizeof(ec.instance), "%s", pod && pod[0] ? pod : c->node_name);
+    ec.qps = c->pod_events_qps;
+    ec.burst = c->pod_events_burst;
+    ec.window_s = c->pod_events_window;
+    r = dd_podevents_new(&ec, d->leader ? dd_leader_is_leader_cb : NULL, d->leader, &d->podevents,
+                         errbuf, errlen);
+    if (r == 0)
+        dd_extender_api_set_events(d->extender, d->podevents);
+    return r;
+}
+
 struct dd_kube *dd_daemon_kube(const struct dd_daemon *d)
 {
     return d->kube;
@@ -512,6 +542,8 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
         }
         if (c->publish_capacity && (r = capacitypub_new(d, c, errbuf, errlen)) < 0)
             goto fail;
+        if (c->pod_events && (r = podevents_new(d, c, errbuf, errlen)) < 0)
+            goto fail;
     }
     if (dd_role_has_node(c->role)) {
         struct dd_sampler_hooks hooks = {.ctx = d, .sampled = sampled, .pods = sampled_pods};
@@ -562,6 +594,10 @@ int dd_daemon_start(const struct dd_config *c, struct dd_daemon **ret, char *err
     /* with the server up: a new leader answers at once */
     if (d->leader && (r = dd_leader_start(d->leader)) < 0) {
         snprintf(errbuf, errlen, "cannot start the leader election thread");
+        goto fail;
+    }
+    if (d->podevents && (r = dd_podevents_start(d->podevents)) < 0) {
+        snprintf(errbuf, errlen, "cannot start the pod event sender thread");
         goto fail;
     }
     if (d->capacitypub && (r = dd_capacitypub_start(d->capacitypub)) < 0) {
@@ -631,6 +667,7 @@ void dd_daemon_stop(struct dd_daemon *d)
     dd_http_stop(d->http);
     /* reads the leader, the cache and the CSI API: before them */
     dd_capacitypub_free(d->capacitypub);
+    dd_podevents_free(d->podevents); /* the extender submits to it: after HTTP */
     dd_kubewatch_free(d->kubewatch); /* cancels its requests: prompt */
     dd_kube_free(d->kube);
     dd_kubewatch_free(d->pod_watch);

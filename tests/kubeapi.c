@@ -82,6 +82,8 @@ struct tt_kubeapi {
     json_t *csc_writes; /* [{"op", "name", "object"}] */
     /* other objects served on GET at their exact path (tt_kubeapi_set_object) */
     json_t *objects;
+    /* core v1 Events created, in order */
+    json_t *events;
 };
 
 /* A request's state between libmicrohttpd's calls: the body so far. */
@@ -1277,6 +1279,85 @@ static enum MHD_Result serve_object(struct tt_kubeapi *s, struct MHD_Connection 
     return reply_json(c, 200, obj);
 }
 
+/* ---- core v1 Events ---- */
+
+/* "/api/v1/namespaces/NS/events" (the collection only) */
+static bool events_path(const char *url, char *ns, size_t nslen)
+{
+    static const char pre[] = "/api/v1/namespaces/";
+    const char *p = url + sizeof(pre) - 1, *slash;
+    if (strncmp(url, pre, sizeof(pre) - 1) != 0 || !(slash = strchr(p, '/')) || slash == p ||
+        (size_t)(slash - p) >= nslen || strcmp(slash, "/events") != 0)
+        return false;
+    snprintf(ns, nslen, "%.*s", (int)(slash - p), p);
+    return true;
+}
+
+static enum MHD_Result serve_events(struct tt_kubeapi *s, struct MHD_Connection *c,
+                                    const char *method, const char *ns, const struct conn *cn)
+{
+    json_t *body, *md, *inv;
+    const char *name, *bns;
+    if (strcmp(method, "GET") == 0) {
+        json_t *items = json_array(), *e;
+        size_t i;
+        pthread_mutex_lock(&s->lock);
+        json_array_foreach(s->events, i, e)
+        {
+            if (strcmp(
+                    json_string_value(json_object_get(json_object_get(e, "metadata"), "namespace")),
+                    ns) == 0)
+                json_array_append_new(items, json_deep_copy(e));
+        }
+        pthread_mutex_unlock(&s->lock);
+        return reply_json(c, 200,
+                          json_pack("{s:s, s:s, s:{}, s:o}", "kind", "EventList", "apiVersion",
+                                    "v1", "metadata", "items", items));
+    }
+    if (strcmp(method, "POST") != 0)
+        return reply_json(c, 405, status(405, "MethodNotAllowed", "GET and POST only"));
+    body = cn->body ? json_loadb(cn->body, cn->len, 0, NULL) : NULL;
+    md = json_object_get(body, "metadata");
+    inv = json_object_get(body, "involvedObject");
+    name = json_string_value(json_object_get(md, "name"));
+    bns = json_string_value(json_object_get(md, "namespace"));
+    const char *ins = json_string_value(json_object_get(inv, "namespace"));
+    if (!json_is_object(body) || !name || !name[0] || !json_is_object(inv) ||
+        (bns && strcmp(bns, ns) != 0) || !ins || strcmp(ins, ns) != 0) {
+        json_decref(body);
+        return reply_json(c, 422,
+                          status(422, "Invalid",
+                                 "expected an Event with metadata.name and an involvedObject in "
+                                 "the request's namespace"));
+    }
+    json_object_set_new(md, "namespace", json_string(ns));
+    pthread_mutex_lock(&s->lock);
+    size_t i;
+    json_t *e;
+    json_array_foreach(s->events, i, e)
+    {
+        const json_t *m = json_object_get(e, "metadata");
+        if (strcmp(json_string_value(json_object_get(m, "name")), name) == 0 &&
+            strcmp(json_string_value(json_object_get(m, "namespace")), ns) == 0) {
+            pthread_mutex_unlock(&s->lock);
+            json_decref(body);
+            return reply_json(c, 409, status(409, "AlreadyExists", "events already exists"));
+        }
+    }
+    json_array_append(s->events, body);
+    pthread_mutex_unlock(&s->lock);
+    return reply_json(c, 201, body);
+}
+
+json_t *tt_kubeapi_events(struct tt_kubeapi *s)
+{
+    json_t *e;
+    pthread_mutex_lock(&s->lock);
+    e = json_deep_copy(s->events);
+    pthread_mutex_unlock(&s->lock);
+    return e;
+}
+
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -1333,6 +1414,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return serve_lease(s, c, method, ns, name, cn);
     if (csc_path(url, ns, sizeof(ns), name, sizeof(name)))
         return serve_csc(s, c, method, ns, name, cn);
+    if (events_path(url, ns, sizeof(ns)))
+        return serve_events(s, c, method, ns, cn);
     pthread_mutex_lock(&s->lock);
     json_t *fixed = json_object_get(s->objects, url);
     fixed = fixed ? json_deep_copy(fixed) : NULL;
@@ -1372,6 +1455,7 @@ int tt_kubeapi_start(struct tt_kubeapi **ret)
     s->cscs = json_object();
     s->csc_writes = json_array();
     s->objects = json_object();
+    s->events = json_array();
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sa.sin_port = 0;
@@ -1419,6 +1503,7 @@ void tt_kubeapi_stop(struct tt_kubeapi *s)
     json_decref(s->cscs);
     json_decref(s->csc_writes);
     json_decref(s->objects);
+    json_decref(s->events);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->changed);
     free(s);

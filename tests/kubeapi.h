@@ -130,6 +130,14 @@ json_t *tt_kubeapi_csc_writes(struct tt_kubeapi *s);
  * at /apis/apps/v1/namespaces/NS/deployments/NAME); other methods 405. */
 void tt_kubeapi_set_object(struct tt_kubeapi *s, const char *path, const json_t *obj);
 
+/*
+ * core v1 Events (/api/v1/namespaces/NS/events): POST creates (201; needs
+ * metadata.name and an involvedObject in NS, else 422; 409 AlreadyExists
+ * for a name taken), GET lists NS's. tt_kubeapi_events: copies of every
+ * Event created, in order (a new array).
+ */
+json_t *tt_kubeapi_events(struct tt_kubeapi *s);
+
 /* Requests must carry "Authorization: Bearer TOKEN" (else 401); NULL:
  * none needed. */
 void tt_kubeapi_set_token(struct tt_kubeapi *s, const char *token);

@@ -102,6 +102,10 @@ struct dd_ledger *dd_extender_api_ledger(struct dd_extender_api *a);
  * neutral and /v1/placement say "mode": "standby". Not set: the leader.
  * Set before the server starts. */
 void dd_extender_api_set_leader(struct dd_extender_api *a, bool (*is_leader)(void *ud), void *ud);
+/* --pod-events: after each successful prioritize of a pod we place, a
+ * summary goes to events (dedupd/podevents.h; borrowed, outlives a). */
+struct dd_podevents;
+void dd_extender_api_set_events(struct dd_extender_api *a, struct dd_podevents *events);
 /* The pod watch's hooks: a binding confirms, moves or (after a restart)
  * rebuilds the pod's ledger entry; a deletion drops it. */
 void dd_extender_api_pod_bound(struct dd_extender_api *a, const char *uid, const char *ns,

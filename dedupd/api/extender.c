@@ -44,6 +44,7 @@
 #include "common/common.h"
 #include "dedupd/api/api.h"
 #include "dedupd/config.h"
+#include "dedupd/podevents.h"
 #include "dedupd/trainer.h"
 #include "placement/cluster.h"
 #include "placement/extender.h"
@@ -68,6 +69,7 @@ struct dd_extender_api {
     /* leader election: NULL, always the leader */
     bool (*is_leader)(void *ud);
     void *leader_ud;
+    struct dd_podevents *events; /* --pod-events: NULL off; borrowed */
 };
 
 static bool standby(const struct dd_extender_api *a)
@@ -79,6 +81,11 @@ void dd_extender_api_set_leader(struct dd_extender_api *a, bool (*is_leader)(voi
 {
     a->leader_ud = ud;
     a->is_leader = is_leader;
+}
+
+void dd_extender_api_set_events(struct dd_extender_api *a, struct dd_podevents *events)
+{
+    a->events = events;
 }
 
 /* ---- configuration ---- */
@@ -380,6 +387,94 @@ static int h_filter(void *ctx, const struct dd_http_request *req, struct dd_http
     return r;
 }
 
+/* The largest "terms" value named key over the explanation's claims. */
+static double claims_max(const json_t *x, const char *key)
+{
+    double best = (double)NAN;
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(x, "claims"), i, c)
+    {
+        json_t *v = json_object_get(json_object_get(c, "terms"), key);
+        if (json_is_number(v) && !(json_number_value(v) <= best))
+            best = json_number_value(v);
+    }
+    return best;
+}
+
+/* The pod event's summary (podevents.h): counts from s, the best and
+ * runner-up nodes, and the best one's terms from its explanation (scored
+ * again with explain, on that node alone). Costs one small model batch,
+ * once per pod per window; the message is built by the sender thread. */
+static void submit_event(struct dd_extender_api *a, struct dd_placement *q,
+                         const struct dd_extender_args *args, const struct dd_node_score *s)
+{
+    struct dd_pod_event e;
+    struct dd_node_score x;
+    char err[256];
+    long best = dd_score_best(s, args->n), second = -1;
+
+    memset(&e, 0, sizeof(e));
+    snprintf(e.uid, sizeof(e.uid), "%s", q->profile.uid);
+    snprintf(e.ns, sizeof(e.ns), "%s", q->profile.ns);
+    snprintf(e.name, sizeof(e.name), "%s", q->profile.name);
+    e.shadow = q->shadow;
+    e.nodes = (unsigned)args->n;
+    e.cpu_stretch = e.device_stretch = e.latency_stretch = e.report_age_s = (double)NAN;
+    for (size_t i = 0; i < args->n; i++) {
+        if (s[i].verdict == DD_VERDICT_UNRESOLVABLE && s[i].filter_reason >= 0)
+            e.filtered[s[i].filter_reason]++;
+        else if (s[i].verdict == DD_VERDICT_NEUTRAL) {
+            if (!e.neutral++)
+                snprintf(e.neutral_reason, sizeof(e.neutral_reason), "%s: %s", s[i].node,
+                         s[i].reason);
+        } else if (s[i].verdict == DD_VERDICT_OK) {
+            e.scored++;
+            if ((long)i != best && (second < 0 || s[i].score > s[second].score ||
+                                    (s[i].score == s[second].score &&
+                                     s[i].slowdown_percent < s[second].slowdown_percent)))
+                second = (long)i;
+        }
+    }
+    if (best >= 0) {
+        const char *name = s[best].node;
+        e.has_best = true;
+        snprintf(e.best.name, sizeof(e.best.name), "%s", s[best].node);
+        e.best.score = s[best].score;
+        e.best.slowdown_percent = s[best].slowdown_percent;
+        if (second >= 0) {
+            e.has_second = true;
+            snprintf(e.second.name, sizeof(e.second.name), "%s", s[second].node);
+            e.second.score = s[second].score;
+            e.second.slowdown_percent = s[second].slowdown_percent;
+        }
+        if (dd_placer_score(q, &name, 1, DD_SCORE_PRIORITIZE, true, &x, err, sizeof(err)) == 0) {
+            const json_t *ex = x.explanation, *model = json_object_get(ex, "model");
+            json_t *age = json_object_get(ex, "report_age_seconds"), *c;
+            size_t i;
+            e.cpu_stretch =
+                json_number_value(json_object_get(json_object_get(ex, "cpu"), "stretch_percent"));
+            e.device_stretch = claims_max(ex, "device_stretch_percent");
+            e.latency_stretch = claims_max(ex, "latency_stretch_percent");
+            if (json_is_number(age))
+                e.report_age_s = json_number_value(age);
+            e.stale = json_is_true(json_object_get(ex, "stale"));
+            snprintf(e.model_source, sizeof(e.model_source), "%s",
+                     json_string_value(json_object_get(model, "source"))
+                         ? json_string_value(json_object_get(model, "source"))
+                         : "");
+            e.model_version = (uint64_t)json_integer_value(json_object_get(model, "version"));
+            json_array_foreach(json_object_get(ex, "claims"), i, c)
+            {
+                e.ledger_entries += (int)json_integer_value(
+                    json_object_get(json_object_get(c, "ledger"), "entries"));
+            }
+            dd_node_scores_release(&x, 1);
+        }
+    }
+    dd_podevents_submit(a->events, &e);
+}
+
 static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_http_response *resp)
 {
     struct dd_extender_api *a = ctx;
@@ -423,6 +518,10 @@ static int h_prioritize(void *ctx, const struct dd_http_request *req, struct dd_
         count_verdicts(a, s, args.n, false);
         record_best(a, &q, s, args.n);
         count(a, V_PRIORITIZE, O_OK);
+        /* pods we place only (GPUs and claims of ours), once per window */
+        if (a->events && q.profile.gpus > 0 && q.profile.n_claims &&
+            dd_podevents_claim(a->events, q.profile.uid, dd_mono_ms()))
+            submit_event(a, &q, &args, s);
     }
     if (q.shadow)
         for (size_t i = 0; i < args.n; i++)

@@ -33,6 +33,10 @@
  *                shows a placed pod's I/O before it runs: without the
  *                ledger every pod would see the same view and pick a until
  *                its GPUs ran out);
+ *   pod events   (--pod-events) a prioritize of a fresh pod posts exactly
+ *                one core v1 Event on it (involvedObject, reason, type,
+ *                source, a message naming its best node); a second
+ *                prioritize within the window posts none;
  *   malformed    bad ExtenderArgs: filter 200 with Error, prioritize 400
  *                with a JSON error; a pod with dedupd.io/write-mbps "lots"
  *                is scored (the default profile) and its notes name it;
@@ -194,6 +198,9 @@ static void start_placement(unsigned port)
                           "100000000",
                           "--retrain-every",
                           "100000000",
+                          "--pod-events",
+                          "--pod-events-window",
+                          "3600",
                           NULL};
     spawn(&g_place, argv);
 }
@@ -809,6 +816,100 @@ static void test_burst_spreads(void **state)
 }
 
 /* Malformed bodies and annotations. */
+/* The Events the test API server holds for the pod of uid (a new array). */
+static json_t *events_of(const char *uid)
+{
+    json_t *all = tt_kubeapi_events(g_api), *out = json_array(), *e;
+    size_t i;
+    json_array_foreach(all, i, e)
+    {
+        const char *u = str(json_object_get(e, "involvedObject"), "uid");
+        if (u && strcmp(u, uid) == 0)
+            json_array_append(out, e);
+    }
+    json_decref(all);
+    return out;
+}
+
+static size_t n_events_of(const char *uid)
+{
+    json_t *e = events_of(uid);
+    size_t n = json_array_size(e);
+    json_decref(e);
+    return n;
+}
+
+/* Prioritize of pod on a and b; the names of the top score into top. */
+static void prioritize_ab(const json_t *pod, char top[2][32], int *ntop)
+{
+    static const char *const ab[2] = {"gpu-node-a", "gpu-node-b"};
+    json_t *args = names_args(pod, ab, 2);
+    struct reply r = post("/scheduler/prioritize", args);
+    json_decref(args);
+    int scores[2];
+    check_priorities(&r, ab, 2, scores);
+    *ntop = 0;
+    for (int i = 0; i < 2; i++)
+        if (scores[i] == (scores[0] > scores[1] ? scores[0] : scores[1]))
+            snprintf(top[(*ntop)++], 32, "%s", ab[i]);
+    reply_free(&r);
+}
+
+static void test_pod_events(void **state)
+{
+    (void)state;
+    char top[2][32], want[2][96];
+    int ntop = 0;
+    put(DD_KUBE_PVC, pvc("events-0-data", "20Gi"));
+    json_t *pod = gpu_pod("events-0", "events-0-data", NULL, "50", "50");
+    put(DD_KUBE_POD, json_incref(pod));
+    WAIT_FOR(pod_resolved("events-0", 1), "pod events-0 and its claim in the placement's cache");
+    assert_int_equal(n_events_of("uid-events-0"), 0);
+
+    prioritize_ab(pod, top, &ntop);
+    WAIT_FOR(n_events_of("uid-events-0") >= 1, "an Event on ml/events-0");
+    json_t *evs = events_of("uid-events-0"), *e = json_array_get(evs, 0);
+    json_t *inv = json_object_get(e, "involvedObject");
+    char *text = json_dumps(e, JSON_COMPACT);
+    printf("pod event: %s\n", text);
+    if (strcmp(str(inv, "kind"), "Pod") != 0 || strcmp(str(inv, "namespace"), "ml") != 0 ||
+        strcmp(str(inv, "name"), "events-0") != 0 || strcmp(str(e, "reason"), "DedupdScored") ||
+        strcmp(str(e, "type"), "Normal") || strcmp(str(e, "reportingComponent"), "dedupd") ||
+        strcmp(str(json_object_get(e, "source"), "component"), "dedupd") ||
+        strcmp(str(json_object_get(e, "metadata"), "namespace"), "ml") ||
+        strncmp(str(json_object_get(e, "metadata"), "name"), "events-0.", 9) != 0)
+        fail_msg("the Event's fields: %s", text);
+    const char *msg = str(e, "message");
+    assert_non_null(msg);
+    assert_true(strlen(msg) < 1024);
+    bool named = false;
+    for (int i = 0; i < ntop; i++) {
+        snprintf(want[i], sizeof(want[i]), "best node %s score", top[i]);
+        named = named || strstr(msg, want[i]);
+    }
+    if (!named || !strstr(msg, "runner-up") || !strstr(msg, "CPU stretch") ||
+        !strstr(msg, "model prior"))
+        fail_msg("the message should name the best node (%s) and the terms: %s", top[0], msg);
+    free(text);
+    json_decref(evs);
+
+    /* again within the window: none; a fresh pod after it shows the
+     * sender got that far (one queue, in order) */
+    prioritize_ab(pod, top, &ntop);
+    put(DD_KUBE_PVC, pvc("events-1-data", "20Gi"));
+    json_t *pod1 = gpu_pod("events-1", "events-1-data", NULL, "50", "50");
+    put(DD_KUBE_POD, json_incref(pod1));
+    WAIT_FOR(pod_resolved("events-1", 1), "pod events-1 and its claim in the placement's cache");
+    prioritize_ab(pod1, top, &ntop);
+    WAIT_FOR(n_events_of("uid-events-1") >= 1, "an Event on ml/events-1");
+    assert_int_equal(n_events_of("uid-events-0"), 1);
+    assert_int_equal(n_events_of("uid-events-1"), 1);
+    assert_int_equal(tt_kubeapi_delete(g_api, DD_KUBE_POD, "ml", "events-0"), 0);
+    assert_int_equal(tt_kubeapi_delete(g_api, DD_KUBE_POD, "ml", "events-1"), 0);
+    json_decref(pod);
+    json_decref(pod1);
+}
+
 static void test_malformed(void **state)
 {
     (void)state;
@@ -1135,10 +1236,10 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ranking_explained),    cmocka_unit_test(test_wire_format),
-        cmocka_unit_test(test_burst_spreads),        cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_restart_keeps_ledger), cmocka_unit_test(test_stale_node_neutral),
-        cmocka_unit_test(test_watch_faults),
+        cmocka_unit_test(test_ranking_explained),  cmocka_unit_test(test_wire_format),
+        cmocka_unit_test(test_burst_spreads),      cmocka_unit_test(test_pod_events),
+        cmocka_unit_test(test_malformed),          cmocka_unit_test(test_restart_keeps_ledger),
+        cmocka_unit_test(test_stale_node_neutral), cmocka_unit_test(test_watch_faults),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
