@@ -426,7 +426,7 @@ static void submit_event(struct dd_extender_api *a, struct dd_placement *q,
             e.filtered[s[i].filter_reason]++;
         else if (s[i].verdict == DD_VERDICT_NEUTRAL) {
             if (!e.neutral++)
-                snprintf(e.neutral_reason, sizeof(e.neutral_reason), "%s: %s", s[i].node,
+                snprintf(e.neutral_reason, sizeof(e.neutral_reason), "%.60s: %.90s", s[i].node,
                          s[i].reason);
         } else if (s[i].verdict == DD_VERDICT_OK) {
             e.scored++;
