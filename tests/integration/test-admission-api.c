@@ -594,6 +594,30 @@ static void test_learned_profile(void **state)
     json_decref(pod);
 }
 
+/* Without --pod-events a prioritize writes no Event: no events object
+ * (no metric lines) and nothing POSTed to the API server. */
+static void test_no_pod_events_when_off(void **state)
+{
+    struct fx *f = *state;
+    json_t *args = fixture("k8s/extender/prioritize.request.node-names.json");
+    char *body = json_dumps(args, JSON_COMPACT);
+    struct tt_reply r = post(f, "/scheduler/prioritize", body);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    free(body);
+    json_decref(args);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/metrics", f->url);
+    struct tt_reply m = tt_http(url, "GET", NULL, 0, 10);
+    assert_int_equal(m.status, 200);
+    assert_null(strstr(m.body, "dedupd_pod_events"));
+    assert_non_null(strstr(m.body, "dedupd_extender_requests_total"));
+    free(m.body);
+    json_t *ev = tt_kubeapi_events(f->api);
+    assert_int_equal(json_array_size(ev), 0);
+    json_decref(ev);
+}
+
 static void test_dedupctl(void **state)
 {
     struct fx *f = *state;
@@ -635,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_dry_run_records_nothing),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_learned_profile),
+        cmocka_unit_test(test_no_pod_events_when_off),
         cmocka_unit_test(test_dedupctl),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
