@@ -4,6 +4,8 @@
  */
 #include "common/error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/macro.h"
@@ -26,4 +28,15 @@ const char *dd_strerror(int err)
     if (err == 0)
         return "success";
     return "unknown error";
+}
+
+int dd_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    va_list ap;
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

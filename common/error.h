@@ -7,6 +7,10 @@
 #ifndef DD_COMMON_ERROR_H
 #define DD_COMMON_ERROR_H
 
+#include <stddef.h>
+
+#include "common/macro.h"
+
 /* X(name, message) — the one list that generates enum and messages. */
 #define DD_ERROR_MAP(X)                                                                            \
     X(PARSE, "malformed input")                                                                    \
@@ -31,5 +35,9 @@ enum dd_error {
 
 /* Message for a negative return value (either -errno or DD_E_*). Never NULL. */
 const char *dd_strerror(int err);
+
+/* Formats the message into err (when err and errlen) and returns code: the
+ * one-line failure of a decoder that reports what and where. */
+int dd_fail(char *err, size_t errlen, int code, const char *fmt, ...) _dd_printf_(4, 5);
 
 #endif

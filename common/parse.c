@@ -185,3 +185,21 @@ void dd_quote(char *buf, size_t size, const char *s, size_t len, size_t max)
         buf[o++] = '.';
     buf[o] = '\0';
 }
+
+bool dd_list_next(const char **p, const char **ret_b, size_t *ret_len)
+{
+    const char *b = *p, *e;
+    size_t len;
+    if (!**p)
+        return false;
+    len = strcspn(b, ",");
+    e = b + len;
+    *p += len + (b[len] == ',');
+    while (b < e && (*b == ' ' || *b == '\t'))
+        b++;
+    while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    *ret_b = b;
+    *ret_len = (size_t)(e - b);
+    return true;
+}

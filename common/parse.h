@@ -10,6 +10,7 @@
 #ifndef DD_COMMON_PARSE_H
 #define DD_COMMON_PARSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,5 +54,10 @@ int dd_parse_size(const char *s, uint64_t *ret_bytes);
 
 /* Parse a number of bytes from a buffer that need not be NUL-terminated. */
 int dd_parse_u64_n(const char *s, size_t len, uint64_t *ret_value);
+
+/* The next item of a comma-separated list at *p (advanced past it and its
+ * comma), blanks and tabs trimmed: *b and *len (0: an empty item). false at
+ * the end of the list. */
+bool dd_list_next(const char **p, const char **b, size_t *len);
 
 #endif

@@ -17,19 +17,6 @@
 
 #include "common/common.h"
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* jansson's iteration takes a non-const object; reading does not change it */
 static json_t *unconst(const json_t *o)
 {
@@ -55,8 +42,8 @@ static int field(const json_t *o, const char *camel, const char *snake, const ch
     const json_t *a = json_object_get(o, camel), *b = snake ? json_object_get(o, snake) : NULL;
     *ret = NULL;
     if (a && b && strcmp(camel, snake) != 0)
-        return fail(err, errlen, DD_E_PARSE, "%s%s%s: given as both %s and %s", path,
-                    path[0] ? "." : "", camel, camel, snake);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s%s%s: given as both %s and %s", path,
+                       path[0] ? "." : "", camel, camel, snake);
     *ret = a ? a : b;
     if (*ret && json_is_null(*ret))
         *ret = NULL;
@@ -80,10 +67,10 @@ static int get_string(const json_t *o, const char *camel, const char *snake, con
         return r;
     sub(p, sizeof(p), path, camel);
     if (!json_is_string(v))
-        return fail(err, errlen, DD_E_PARSE, "%s: expected a string", p);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: expected a string", p);
     if (json_string_length(v) >= max || strlen(json_string_value(v)) != json_string_length(v))
-        return fail(err, errlen, DD_E_PARSE, "%s: longer than %zu bytes or holds a NUL byte", p,
-                    max - 1);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: longer than %zu bytes or holds a NUL byte", p,
+                       max - 1);
     *ret = json_string_value(v);
     return 0;
 }
@@ -102,20 +89,20 @@ static int get_int64(const json_t *o, const char *camel, const char *snake, cons
     sub(p, sizeof(p), path, camel);
     if (json_is_integer(v)) {
         if (json_integer_value(v) < 0)
-            return fail(err, errlen, DD_E_RANGE, "%s: negative", p);
+            return dd_fail(err, errlen, DD_E_RANGE, "%s: negative", p);
         *ret = (int64_t)json_integer_value(v);
     } else if (json_is_string(v)) {
         uint64_t u;
         const char *s = json_string_value(v);
         if (strlen(s) != json_string_length(v) || dd_parse_u64(s, &u) < 0 || (s[0] == '0' && s[1]))
-            return fail(err, errlen, DD_E_PARSE,
-                        "%s: expected an int64 as a decimal string without sign or leading zeros",
-                        p);
+            return dd_fail(
+                err, errlen, DD_E_PARSE,
+                "%s: expected an int64 as a decimal string without sign or leading zeros", p);
         if (u > INT64_MAX)
-            return fail(err, errlen, DD_E_RANGE, "%s: out of the int64 range", p);
+            return dd_fail(err, errlen, DD_E_RANGE, "%s: out of the int64 range", p);
         *ret = (int64_t)u;
     } else {
-        return fail(err, errlen, DD_E_PARSE, "%s: expected an int64 (a decimal string)", p);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: expected an int64 (a decimal string)", p);
     }
     *present = true;
     return 0;
@@ -141,18 +128,18 @@ static int get_str_map(const json_t *o, const char *camel, const char *snake, co
         return r;
     sub(p, sizeof(p), path, camel);
     if (!json_is_object(v))
-        return fail(err, errlen, DD_E_PARSE, "%s: expected an object of strings", p);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: expected an object of strings", p);
     if (json_object_size(v) > max_n)
-        return fail(err, errlen, DD_E_PARSE, "%s: more than %zu entries", p, max_n);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: more than %zu entries", p, max_n);
     json_object_foreach(unconst(v), key, x)
     {
         if (!json_is_string(x))
-            return fail(err, errlen, DD_E_PARSE, "%s[%s]: expected a string", p,
-                        q(kb, sizeof(kb), key));
+            return dd_fail(err, errlen, DD_E_PARSE, "%s[%s]: expected a string", p,
+                           q(kb, sizeof(kb), key));
         if (strlen(key) >= DD_CSI_MAX_KEY || json_string_length(x) >= 4096 ||
             strlen(json_string_value(x)) != json_string_length(x))
-            return fail(err, errlen, DD_E_PARSE, "%s[%s]: too long or holds a NUL byte", p,
-                        q(kb, sizeof(kb), key));
+            return dd_fail(err, errlen, DD_E_PARSE, "%s[%s]: too long or holds a NUL byte", p,
+                           q(kb, sizeof(kb), key));
     }
     *ret = unconst(v);
     return 0;
@@ -197,28 +184,30 @@ int dd_csi_segment_decode(const json_t *topology, const char *path, struct dd_cs
 
     memset(ret, 0, sizeof(*ret));
     if (!json_is_object(topology))
-        return fail(err, errlen, DD_E_PARSE, "%s: expected a Topology object", path);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: expected a Topology object", path);
     if ((r = field(topology, "segments", NULL, path, &segs, err, errlen)) < 0)
         return r;
     if (!segs)
         return 0; /* an empty Topology */
     sub(p, sizeof(p), path, "segments");
     if (!json_is_object(segs))
-        return fail(err, errlen, DD_E_PARSE, "%s: expected an object of strings", p);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: expected an object of strings", p);
     if (json_object_size(segs) > DD_CSI_MAX_SEGMENT_KEYS)
-        return fail(err, errlen, DD_E_PARSE, "%s: more than %u keys", p, DD_CSI_MAX_SEGMENT_KEYS);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: more than %u keys", p,
+                       DD_CSI_MAX_SEGMENT_KEYS);
     json_object_foreach(unconst(segs), key, v)
     {
         if (!key[0] || strlen(key) >= DD_CSI_MAX_KEY)
-            return fail(err, errlen, DD_E_PARSE, "%s: a key is empty or longer than %u bytes", p,
-                        DD_CSI_MAX_KEY - 1);
+            return dd_fail(err, errlen, DD_E_PARSE, "%s: a key is empty or longer than %u bytes", p,
+                           DD_CSI_MAX_KEY - 1);
         if (!json_is_string(v))
-            return fail(err, errlen, DD_E_PARSE, "%s[%s]: expected a string", p,
-                        q(kb, sizeof(kb), key));
+            return dd_fail(err, errlen, DD_E_PARSE, "%s[%s]: expected a string", p,
+                           q(kb, sizeof(kb), key));
         if (json_string_length(v) >= DD_CSI_MAX_VALUE ||
             strlen(json_string_value(v)) != json_string_length(v))
-            return fail(err, errlen, DD_E_PARSE, "%s[%s]: longer than %u bytes or holds a NUL byte",
-                        p, q(kb, sizeof(kb), key), DD_CSI_MAX_VALUE - 1);
+            return dd_fail(err, errlen, DD_E_PARSE,
+                           "%s[%s]: longer than %u bytes or holds a NUL byte", p,
+                           q(kb, sizeof(kb), key), DD_CSI_MAX_VALUE - 1);
     }
     ret->n = json_object_size(segs);
     if (!ret->n)
@@ -226,7 +215,7 @@ int dd_csi_segment_decode(const json_t *topology, const char *path, struct dd_cs
     ret->kv = dd_calloc(ret->n, sizeof(*ret->kv));
     if (!ret->kv) {
         ret->n = 0;
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return dd_fail(err, errlen, -ENOMEM, "out of memory");
     }
     json_object_foreach(unconst(segs), key, v)
     {
@@ -427,14 +416,15 @@ static int topo_list(const json_t *o, const char *name, const char *path, size_t
         return r;
     sub(p, sizeof(p), path, name);
     if (!json_is_array(a))
-        return fail(err, errlen, DD_E_PARSE, "%s: expected an array of Topology", p);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: expected an array of Topology", p);
     if (json_array_size(a) > DD_CSI_MAX_TOPOLOGIES)
-        return fail(err, errlen, DD_E_PARSE, "%s: more than %u entries", p, DD_CSI_MAX_TOPOLOGIES);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: more than %u entries", p,
+                       DD_CSI_MAX_TOPOLOGIES);
     if (!json_array_size(a))
         return 0;
     *ret = dd_calloc(json_array_size(a), sizeof(**ret));
     if (!*ret)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return dd_fail(err, errlen, -ENOMEM, "out of memory");
     json_array_foreach(a, i, t)
     {
         snprintf(ep, sizeof(ep), "%s[%zu]", p, i);
@@ -456,7 +446,7 @@ int dd_csi_topology_req_decode(const json_t *o, const char *path, struct dd_csi_
     int r;
     memset(ret, 0, sizeof(*ret));
     if (!json_is_object(o))
-        return fail(err, errlen, DD_E_PARSE, "%s: expected a TopologyRequirement object", path);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: expected a TopologyRequirement object", path);
     if ((r = topo_list(o, "requisite", path, &ret->n_requisite, &ret->requisite, err, errlen)) <
             0 ||
         (r = topo_list(o, "preferred", path, &ret->n_preferred, &ret->preferred, err, errlen)) <
@@ -616,11 +606,12 @@ static int get_caps(const json_t *o, const char *path, json_t **ret, char *err, 
         !v)
         return r;
     if (!json_is_array(v))
-        return fail(err, errlen, DD_E_PARSE, "volumeCapabilities: expected an array");
+        return dd_fail(err, errlen, DD_E_PARSE, "volumeCapabilities: expected an array");
     json_array_foreach(v, i, x)
     {
         if (!json_is_object(x))
-            return fail(err, errlen, DD_E_PARSE, "volumeCapabilities[%zu]: expected an object", i);
+            return dd_fail(err, errlen, DD_E_PARSE, "volumeCapabilities[%zu]: expected an object",
+                           i);
     }
     *ret = json_incref(unconst(v));
     return 0;
@@ -635,7 +626,7 @@ int dd_csi_create_volume_decode(const json_t *doc, struct dd_csi_create_volume *
 
     memset(ret, 0, sizeof(*ret));
     if (!json_is_object(doc))
-        return fail(err, errlen, DD_E_PARSE, "CreateVolumeRequest: expected a JSON object");
+        return dd_fail(err, errlen, DD_E_PARSE, "CreateVolumeRequest: expected a JSON object");
     if ((r = get_string(doc, "name", NULL, "", 1024, &ret->name, err, errlen)) < 0 ||
         (r = field(doc, "capacityRange", "capacity_range", "", &cr, err, errlen)) < 0 ||
         (r = field(doc, "accessibilityRequirements", "accessibility_requirements", "", &ar, err,
@@ -645,7 +636,7 @@ int dd_csi_create_volume_decode(const json_t *doc, struct dd_csi_create_volume *
         ret->name = "";
     if (cr) {
         if (!json_is_object(cr)) {
-            r = fail(err, errlen, DD_E_PARSE, "capacityRange: expected an object");
+            r = dd_fail(err, errlen, DD_E_PARSE, "capacityRange: expected an object");
             goto fail;
         }
         ret->has_capacity_range = true;
@@ -720,7 +711,7 @@ int dd_csi_get_capacity_decode(const json_t *doc, struct dd_csi_get_capacity *re
     int r;
     memset(ret, 0, sizeof(*ret));
     if (!json_is_object(doc))
-        return fail(err, errlen, DD_E_PARSE, "GetCapacityRequest: expected a JSON object");
+        return dd_fail(err, errlen, DD_E_PARSE, "GetCapacityRequest: expected a JSON object");
     if ((r = get_caps(doc, "", &ret->volume_capabilities, err, errlen)) < 0 ||
         (r = get_str_map(doc, "parameters", NULL, "", DD_CSI_MAX_PARAMETERS, &ret->parameters, err,
                          errlen)) < 0 ||
@@ -774,8 +765,8 @@ static int only_fields(const json_t *doc, const char *what, const char *const *n
         for (size_t i = 0; !ok && i < n; i++)
             ok = strcmp(key, names[i]) == 0;
         if (!ok)
-            return fail(err, errlen, DD_E_PARSE, "%s: unknown field %s", what,
-                        q(kb, sizeof(kb), key));
+            return dd_fail(err, errlen, DD_E_PARSE, "%s: unknown field %s", what,
+                           q(kb, sizeof(kb), key));
     }
     return 0;
 }
@@ -790,7 +781,7 @@ int dd_csi_capacity_response_decode(const json_t *doc, struct dd_csi_capacity_re
     int r;
     memset(ret, 0, sizeof(*ret));
     if (!json_is_object(doc))
-        return fail(err, errlen, DD_E_PARSE, "GetCapacityResponse: expected a JSON object");
+        return dd_fail(err, errlen, DD_E_PARSE, "GetCapacityResponse: expected a JSON object");
     if ((r = only_fields(doc, "GetCapacityResponse", names, DD_ARRAY_SIZE(names), err, errlen)) <
             0 ||
         (r = get_int64(doc, "availableCapacity", "available_capacity", "", &have,
@@ -832,7 +823,7 @@ int dd_csi_node_info_decode(const json_t *doc, struct dd_csi_node_info *ret, cha
     int r;
     memset(ret, 0, sizeof(*ret));
     if (!json_is_object(doc))
-        return fail(err, errlen, DD_E_PARSE, "NodeGetInfoResponse: expected a JSON object");
+        return dd_fail(err, errlen, DD_E_PARSE, "NodeGetInfoResponse: expected a JSON object");
     if ((r = only_fields(doc, "NodeGetInfoResponse", names, DD_ARRAY_SIZE(names), err, errlen)) <
             0 ||
         (r = get_string(doc, "nodeId", "node_id", "", 1024, &ret->node_id, err, errlen)) < 0 ||
@@ -841,7 +832,7 @@ int dd_csi_node_info_decode(const json_t *doc, struct dd_csi_node_info *ret, cha
         (r = field(doc, "accessibleTopology", "accessible_topology", "", &t, err, errlen)) < 0)
         return r;
     if (!ret->node_id || !ret->node_id[0])
-        return fail(err, errlen, DD_E_PARSE, "nodeId: missing or empty");
+        return dd_fail(err, errlen, DD_E_PARSE, "nodeId: missing or empty");
     if (t) {
         ret->has_topology = true;
         if ((r = dd_csi_segment_decode(t, "accessibleTopology", &ret->topology, err, errlen)) < 0)

@@ -818,14 +818,10 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
  * (it names a metric label). */
 static int placement_urls_check(const char *list, const char *tls_flag, char *errbuf, size_t errlen)
 {
-    size_t n = 0;
-    for (const char *p = list; *p;) {
-        size_t len = strcspn(p, ",");
-        const char *b = p, *e = p + len;
-        while (b < e && (*b == ' ' || *b == '\t'))
-            b++;
-        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
+    size_t n = 0, len;
+    const char *p = list, *b;
+    while (dd_list_next(&p, &b, &len)) {
+        const char *e = b + len;
         if (e > b) {
             bool bad = false;
             for (const char *q = b; q < e; q++)
@@ -846,7 +842,6 @@ static int placement_urls_check(const char *list, const char *tls_flag, char *er
             }
             n++;
         }
-        p += len + (p[len] == ',');
     }
     if (n == 0 || n > 16) {
         snprintf(errbuf, errlen, "placement url '%.200s': expected 1 to 16 URLs", list);

@@ -93,25 +93,18 @@ static int target_new(const struct dd_config *c, const char *url, const char *to
 
 int dd_push_split_urls(const char *list, char (*urls)[1024], size_t max, size_t *ret_n)
 {
-    size_t n = 0;
-    const char *p = list;
-    while (*p) {
-        size_t len = strcspn(p, ",");
-        const char *b = p, *e = p + len;
-        while (b < e && (*b == ' ' || *b == '\t'))
-            b++;
-        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if (e > b) {
+    size_t n = 0, len;
+    const char *p = list, *b;
+    while (dd_list_next(&p, &b, &len)) {
+        if (len) {
             if (n == max)
                 return -E2BIG;
-            if ((size_t)(e - b) >= sizeof(urls[0]))
+            if (len >= sizeof(urls[0]))
                 return -ENAMETOOLONG;
-            memcpy(urls[n], b, (size_t)(e - b));
-            urls[n][e - b] = '\0';
+            memcpy(urls[n], b, len);
+            urls[n][len] = '\0';
             n++;
         }
-        p += len + (p[len] == ',');
     }
     *ret_n = n;
     return 0;

@@ -31,18 +31,6 @@
 static const char *const target_keys[DD_RS_NTARGETS] = {DD_RS_TARGETS(KEY_)};
 #undef KEY_
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) _dd_printf_(4, 5);
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* ---- options ---- */
 
 void dd_adm_options_init(struct dd_adm_options *o)
@@ -92,19 +80,19 @@ static int copy_str(const json_t *v, const char *what, char *out, size_t outlen,
 {
     if (!v || json_is_null(v)) {
         if (required)
-            return fail(err, errlen, -EINVAL, "%s: missing", what);
+            return dd_fail(err, errlen, -EINVAL, "%s: missing", what);
         out[0] = '\0';
         return 0;
     }
     if (!json_is_string(v))
-        return fail(err, errlen, -EINVAL, "%s: expected a string", what);
+        return dd_fail(err, errlen, -EINVAL, "%s: expected a string", what);
     if (json_string_length(v) >= outlen)
-        return fail(err, errlen, -EINVAL, "%s: longer than %zu bytes", what, outlen - 1);
+        return dd_fail(err, errlen, -EINVAL, "%s: longer than %zu bytes", what, outlen - 1);
     if (required && json_string_length(v) == 0)
-        return fail(err, errlen, -EINVAL, "%s: expected a non-empty string", what);
+        return dd_fail(err, errlen, -EINVAL, "%s: expected a non-empty string", what);
     memcpy(out, json_string_value(v), json_string_length(v) + 1);
     if (strlen(out) != json_string_length(v))
-        return fail(err, errlen, -EINVAL, "%s: contains a NUL byte", what);
+        return dd_fail(err, errlen, -EINVAL, "%s: contains a NUL byte", what);
     return 0;
 }
 
@@ -115,10 +103,10 @@ int dd_adm_review_decode(const json_t *doc, struct dd_adm_review *ret, char *err
 
     memset(ret, 0, sizeof(*ret));
     if (!json_is_object(doc))
-        return fail(err, errlen, -EINVAL, "expected an AdmissionReview object");
+        return dd_fail(err, errlen, -EINVAL, "expected an AdmissionReview object");
     req = json_object_get(doc, "request");
     if (!json_is_object(req))
-        return fail(err, errlen, -EINVAL, "request: expected an object");
+        return dd_fail(err, errlen, -EINVAL, "request: expected an object");
     if ((r = copy_str(json_object_get(req, "uid"), "request.uid", ret->uid, sizeof(ret->uid), true,
                       err, errlen)) < 0) {
         ret->uid[0] = '\0';
@@ -127,13 +115,13 @@ int dd_adm_review_decode(const json_t *doc, struct dd_adm_review *ret, char *err
     /* from here on the uid is known: the caller can answer */
     v = json_object_get(doc, "apiVersion");
     if (v && (!json_is_string(v) || strcmp(json_string_value(v), DD_ADM_API_VERSION) != 0))
-        return fail(err, errlen, -EINVAL, "apiVersion: expected \"%s\"", DD_ADM_API_VERSION);
+        return dd_fail(err, errlen, -EINVAL, "apiVersion: expected \"%s\"", DD_ADM_API_VERSION);
     v = json_object_get(doc, "kind");
     if (v && (!json_is_string(v) || strcmp(json_string_value(v), "AdmissionReview") != 0))
-        return fail(err, errlen, -EINVAL, "kind: expected \"AdmissionReview\"");
+        return dd_fail(err, errlen, -EINVAL, "kind: expected \"AdmissionReview\"");
     kind = json_object_get(req, "kind");
     if (!json_is_object(kind))
-        return fail(err, errlen, -EINVAL, "request.kind: expected an object");
+        return dd_fail(err, errlen, -EINVAL, "request.kind: expected an object");
     if ((r = copy_str(json_object_get(kind, "kind"), "request.kind.kind", ret->kind,
                       sizeof(ret->kind), true, err, errlen)) < 0 ||
         (r = copy_str(json_object_get(req, "namespace"), "request.namespace", ret->ns,
@@ -143,11 +131,11 @@ int dd_adm_review_decode(const json_t *doc, struct dd_adm_review *ret, char *err
         return r;
     v = json_object_get(req, "dryRun");
     if (v && !json_is_null(v) && !json_is_boolean(v))
-        return fail(err, errlen, -EINVAL, "request.dryRun: expected a boolean");
+        return dd_fail(err, errlen, -EINVAL, "request.dryRun: expected a boolean");
     ret->dry_run = json_is_true(v);
     v = json_object_get(req, "object");
     if (v && !json_is_null(v) && !json_is_object(v))
-        return fail(err, errlen, -EINVAL, "request.object: expected an object");
+        return dd_fail(err, errlen, -EINVAL, "request.object: expected an object");
     ret->object = json_is_object(v) ? v : NULL;
     return 0;
 }
@@ -203,13 +191,13 @@ static int quantity(const json_t *v, bool milli, const char *where, size_t idx, 
     } else if (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) < 1e18) {
         snprintf(buf, sizeof(buf), "%.9g", json_number_value(v));
     } else {
-        return fail(err, errlen, -EINVAL, "spec.%s[%zu].resources.%s[%s]: expected a quantity",
-                    where, idx, which, res);
+        return dd_fail(err, errlen, -EINVAL, "spec.%s[%zu].resources.%s[%s]: expected a quantity",
+                       where, idx, which, res);
     }
     r = milli ? dd_kube_quantity_milli(s, &x) : dd_kube_quantity(s, &x);
     if (r < 0)
-        return fail(err, errlen, -EINVAL, "spec.%s[%zu].resources.%s[%s]: bad quantity '%.40s'",
-                    where, idx, which, res, s);
+        return dd_fail(err, errlen, -EINVAL, "spec.%s[%zu].resources.%s[%s]: bad quantity '%.40s'",
+                       where, idx, which, res, s);
     *ret = milli ? (double)x / 1000.0 : (double)x;
     return 0;
 }
@@ -276,17 +264,19 @@ static int ctr_decode(const struct dd_adm_options *o, const json_t *c, const cha
 
     memset(out, 0, sizeof(*out));
     if (!json_is_object(c))
-        return fail(err, errlen, -EINVAL, "spec.%s[%zu]: expected an object", where, idx);
+        return dd_fail(err, errlen, -EINVAL, "spec.%s[%zu]: expected an object", where, idx);
     out->obj = c;
     res = json_object_get(c, "resources");
     if (res && !json_is_null(res) && !json_is_object(res))
-        return fail(err, errlen, -EINVAL, "spec.%s[%zu].resources: expected an object", where, idx);
+        return dd_fail(err, errlen, -EINVAL, "spec.%s[%zu].resources: expected an object", where,
+                       idx);
     req = json_object_get(res, "requests");
     lim = json_object_get(res, "limits");
     if ((req && !json_is_null(req) && !json_is_object(req)) ||
         (lim && !json_is_null(lim) && !json_is_object(lim)))
-        return fail(err, errlen, -EINVAL, "spec.%s[%zu].resources.%s: expected an object", where,
-                    idx, req && !json_is_object(req) && !json_is_null(req) ? "requests" : "limits");
+        return dd_fail(err, errlen, -EINVAL, "spec.%s[%zu].resources.%s: expected an object", where,
+                       idx,
+                       req && !json_is_object(req) && !json_is_null(req) ? "requests" : "limits");
     out->has_resources = json_is_object(res);
     out->has_requests = json_is_object(req);
     out->has_limits = json_is_object(lim);
@@ -326,23 +316,23 @@ static int podres_decode(const struct dd_adm_options *o, const json_t *pod, stru
 
     memset(p, 0, sizeof(*p));
     if (!json_is_object(pod))
-        return fail(err, errlen, -EINVAL, "object: expected a Pod object");
+        return dd_fail(err, errlen, -EINVAL, "object: expected a Pod object");
     if (!json_is_object(json_object_get(pod, "metadata")))
-        return fail(err, errlen, -EINVAL, "metadata: expected an object");
+        return dd_fail(err, errlen, -EINVAL, "metadata: expected an object");
     if (!json_is_object(spec))
-        return fail(err, errlen, -EINVAL, "spec: expected an object");
+        return dd_fail(err, errlen, -EINVAL, "spec: expected an object");
     cs = json_object_get(spec, "containers");
     ics = json_object_get(spec, "initContainers");
     if (!json_is_array(cs) || json_array_size(cs) == 0)
-        return fail(err, errlen, -EINVAL, "spec.containers: expected a non-empty array");
+        return dd_fail(err, errlen, -EINVAL, "spec.containers: expected a non-empty array");
     if (json_array_size(cs) > DD_RS_MAX_CONTAINERS)
-        return fail(err, errlen, -EINVAL, "spec.containers: more than %d containers",
-                    DD_RS_MAX_CONTAINERS);
+        return dd_fail(err, errlen, -EINVAL, "spec.containers: more than %d containers",
+                       DD_RS_MAX_CONTAINERS);
     if (ics && !json_is_null(ics) && !json_is_array(ics))
-        return fail(err, errlen, -EINVAL, "spec.initContainers: expected an array");
+        return dd_fail(err, errlen, -EINVAL, "spec.initContainers: expected an array");
     if (json_array_size(ics) > DD_RS_MAX_CONTAINERS)
-        return fail(err, errlen, -EINVAL, "spec.initContainers: more than %d containers",
-                    DD_RS_MAX_CONTAINERS);
+        return dd_fail(err, errlen, -EINVAL, "spec.initContainers: more than %d containers",
+                       DD_RS_MAX_CONTAINERS);
     for (size_t i = 0; i < json_array_size(cs); i++)
         if ((r = ctr_decode(o, json_array_get(cs, i), "containers", i, &p->c[p->n++], err,
                             errlen)) < 0)
@@ -672,7 +662,7 @@ int dd_adm_rewrite(const struct dd_adm_options *o, const json_t *pod,
     if (!p || !reasons) {
         dd_free(p);
         json_decref(reasons);
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return dd_fail(err, errlen, -ENOMEM, "out of memory");
     }
     if ((r = podres_decode(o, pod, p, err, errlen)) < 0) {
         dd_free(p);
@@ -777,7 +767,7 @@ int dd_adm_rewrite(const struct dd_adm_options *o, const json_t *pod,
         dd_adm_result_release(&res);
         dd_free(p);
         free(ps);
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return dd_fail(err, errlen, -ENOMEM, "out of memory");
     }
     json_object_set_new(anns, DD_ADM_ANN_PREDICTION, json_string(ps));
     free(ps);
@@ -829,7 +819,7 @@ int dd_adm_rewrite(const struct dd_adm_options *o, const json_t *pod,
     dd_free(p);
     if (!res.explanation || !res.patch) {
         dd_adm_result_release(&res);
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return dd_fail(err, errlen, -ENOMEM, "out of memory");
     }
     *ret = res;
     return 0;
@@ -879,34 +869,35 @@ static int apply_one(json_t *doc, const json_t *op, size_t i, char *err, size_t 
     const char *p;
 
     if (!o || !path || path[0] != '/')
-        return fail(err, errlen, -EINVAL, "patch[%zu]: expected op and a path starting with '/'",
-                    i);
+        return dd_fail(err, errlen, -EINVAL, "patch[%zu]: expected op and a path starting with '/'",
+                       i);
     bool add = strcmp(o, "add") == 0, rep = strcmp(o, "replace") == 0,
          rm = strcmp(o, "remove") == 0;
     if (!add && !rep && !rm)
-        return fail(err, errlen, -EINVAL, "patch[%zu]: op '%.20s' not supported", i, o);
+        return dd_fail(err, errlen, -EINVAL, "patch[%zu]: op '%.20s' not supported", i, o);
     if (!rm && !value)
-        return fail(err, errlen, -EINVAL, "patch[%zu]: no value", i);
+        return dd_fail(err, errlen, -EINVAL, "patch[%zu]: no value", i);
     for (p = path + 1;;) {
         const char *slash = strchr(p, '/');
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
         size_t idx;
         if (unescape(p, n, tok, sizeof(tok)) < 0)
-            return fail(err, errlen, -EINVAL, "patch[%zu]: bad path '%.200s'", i, path);
+            return dd_fail(err, errlen, -EINVAL, "patch[%zu]: bad path '%.200s'", i, path);
         if (slash) { /* descend */
             json_t *next = json_is_object(cur) ? json_object_get(cur, tok)
                            : json_is_array(cur) && index_of(tok, json_array_size(cur), false, &idx)
                                ? json_array_get(cur, idx)
                                : NULL;
             if (!next)
-                return fail(err, errlen, -EINVAL, "patch[%zu]: '%.200s': no parent", i, path);
+                return dd_fail(err, errlen, -EINVAL, "patch[%zu]: '%.200s': no parent", i, path);
             cur = next;
             p = slash + 1;
             continue;
         }
         if (json_is_object(cur)) {
             if ((rm || rep) && !json_object_get(cur, tok))
-                return fail(err, errlen, -EINVAL, "patch[%zu]: '%.200s': no such member", i, path);
+                return dd_fail(err, errlen, -EINVAL, "patch[%zu]: '%.200s': no such member", i,
+                               path);
             if (rm)
                 return json_object_del(cur, tok) == 0 ? 0 : -EINVAL;
             return json_object_set(cur, tok, value) == 0 ? 0 : -ENOMEM;
@@ -918,7 +909,7 @@ static int apply_one(json_t *doc, const json_t *op, size_t i, char *err, size_t 
                 return json_array_set(cur, idx, value) == 0 ? 0 : -ENOMEM;
             return json_array_insert(cur, idx, value) == 0 ? 0 : -ENOMEM;
         }
-        return fail(err, errlen, -EINVAL, "patch[%zu]: '%.200s': no such location", i, path);
+        return dd_fail(err, errlen, -EINVAL, "patch[%zu]: '%.200s': no such location", i, path);
     }
 }
 
@@ -928,11 +919,11 @@ int dd_adm_patch_apply(json_t *doc, const json_t *patch, char *err, size_t errle
     const json_t *op;
     int r;
     if (!json_is_array(patch))
-        return fail(err, errlen, -EINVAL, "patch: expected an array");
+        return dd_fail(err, errlen, -EINVAL, "patch: expected an array");
     json_array_foreach(patch, i, op)
     {
         if (!json_is_object(op))
-            return fail(err, errlen, -EINVAL, "patch[%zu]: expected an object", i);
+            return dd_fail(err, errlen, -EINVAL, "patch[%zu]: expected an object", i);
         if ((r = apply_one(doc, op, i, err, errlen)) < 0)
             return r;
     }

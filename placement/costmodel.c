@@ -3,7 +3,7 @@
  * evaluation, and XGBoost boosters (one per target) trained, evaluated,
  * explained and serialised through the XGBoost C API.
  *
- * Every XGBoost call goes through xgb_check(), which turns its -1 into
+ * Every XGBoost call goes through dd_xgb_check(), which turns its -1 into
  * DD_E_LIBRARY with XGBGetLastError() in errbuf. XGBoost keeps prediction
  * results in per-thread buffers: each predict copies them out before
  * returning, so a model may be shared by many threads once built.
@@ -27,6 +27,7 @@
 #include <xxhash.h>
 
 #include "common/common.h"
+#include "placement/xgb.h"
 
 #define DD_CM_NAME_(id, key, ...) #key,
 const char *const dd_cm_feature_names[DD_CM_NFEATURES] = {DD_FEATURES_MODEL(DD_CM_NAME_)};
@@ -481,15 +482,6 @@ struct dd_cm_model {
     struct dd_cm_eval xgb[DD_CM_NTARGETS], prior[DD_CM_NTARGETS];
 };
 
-static int xgb_check(int rc, const char *what, char *errbuf, size_t errlen)
-{
-    if (rc == 0)
-        return 0;
-    if (errbuf)
-        snprintf(errbuf, errlen, "XGBoost %s: %s", what, XGBGetLastError());
-    return DD_E_LIBRARY;
-}
-
 void dd_cm_train_options_init(struct dd_cm_train_options *o)
 {
     /* 20 trees of depth 4: on the simulator's cost function nearly as
@@ -528,10 +520,12 @@ static size_t target_rows(const struct dd_cm_data *d, enum dd_cm_target t, size_
     return k;
 }
 
-static int set_params(BoosterHandle b, enum dd_cm_target t, const struct dd_cm_train_options *o,
-                      char *errbuf, size_t errlen)
+/* Trains target t's booster on rows idx[0..ntrain) (log of the target). */
+static int fit_booster(struct dd_cm_model *m, const struct dd_cm_data *d, enum dd_cm_target t,
+                       const size_t *idx, size_t ntrain, const struct dd_cm_train_options *o,
+                       char *errbuf, size_t errlen)
 {
-    char depth[16], eta[32], nthread[16], seed[32], mono[128], what[64];
+    char depth[16], eta[32], nthread[16], seed[32], mono[128];
     const char *const params[][2] = {
         {"objective", "reg:squarederror"},
         {"tree_method", "hist"},
@@ -542,30 +536,8 @@ static int set_params(BoosterHandle b, enum dd_cm_target t, const struct dd_cm_t
         {"monotone_constraints", mono},
         {"verbosity", "0"},
     };
-
-    snprintf(depth, sizeof(depth), "%u", o->max_depth);
-    snprintf(eta, sizeof(eta), "%g", o->eta);
-    snprintf(nthread, sizeof(nthread), "%u", o->nthread ? o->nthread : 1);
-    snprintf(seed, sizeof(seed), "%llu", (unsigned long long)o->seed);
-    monotone(t, mono, sizeof(mono));
-    for (size_t i = 0; i < DD_ARRAY_SIZE(params); i++) {
-        int r;
-        snprintf(what, sizeof(what), "setting %s", params[i][0]);
-        if ((r = xgb_check(XGBoosterSetParam(b, params[i][0], params[i][1]), what, errbuf,
-                           errlen)) < 0)
-            return r;
-    }
-    return 0;
-}
-
-/* Trains target t's booster on rows idx[0..ntrain) (log of the target). */
-static int fit_booster(struct dd_cm_model *m, const struct dd_cm_data *d, enum dd_cm_target t,
-                       const size_t *idx, size_t ntrain, const struct dd_cm_train_options *o,
-                       char *errbuf, size_t errlen)
-{
     float *X = dd_calloc(ntrain * DD_CM_NFEATURES, sizeof(float));
     float *ylog = dd_calloc(ntrain, sizeof(float));
-    DMatrixHandle dm = NULL;
     int r = -ENOMEM;
 
     if (!X || !ylog)
@@ -575,20 +547,14 @@ static int fit_booster(struct dd_cm_model *m, const struct dd_cm_data *d, enum d
                sizeof(float) * DD_CM_NFEATURES);
         ylog[i] = (float)log(d->y[t][idx[i]]);
     }
-    if ((r = xgb_check(XGDMatrixCreateFromMat(X, ntrain, DD_CM_NFEATURES, NAN, &dm),
-                       "creating the training matrix", errbuf, errlen)) < 0 ||
-        (r = xgb_check(XGDMatrixSetFloatInfo(dm, "label", ylog, ntrain), "setting labels", errbuf,
-                       errlen)) < 0 ||
-        (r = xgb_check(XGBoosterCreate(&dm, 1, &m->booster[t]), "creating a booster", errbuf,
-                       errlen)) < 0 ||
-        (r = set_params(m->booster[t], t, o, errbuf, errlen)) < 0)
-        goto out;
-    for (unsigned it = 0; it < o->rounds && r == 0; it++)
-        r = xgb_check(XGBoosterUpdateOneIter(m->booster[t], (int)it, dm), "training", errbuf,
-                      errlen);
+    snprintf(depth, sizeof(depth), "%u", o->max_depth);
+    snprintf(eta, sizeof(eta), "%g", o->eta);
+    snprintf(nthread, sizeof(nthread), "%u", o->nthread ? o->nthread : 1);
+    snprintf(seed, sizeof(seed), "%llu", (unsigned long long)o->seed);
+    monotone(t, mono, sizeof(mono));
+    r = dd_xgb_train(&m->booster[t], X, ylog, ntrain, DD_CM_NFEATURES, params,
+                     DD_ARRAY_SIZE(params), o->rounds, errbuf, errlen);
 out:
-    if (dm)
-        XGDMatrixFree(dm);
     dd_free(X);
     dd_free(ylog);
     return r;
@@ -754,27 +720,8 @@ bool dd_cm_model_beats_prior(const struct dd_cm_model *m)
 static int predict_raw(const struct dd_cm_model *m, enum dd_cm_target t, const float *X, size_t n,
                        int type, const float **ret, bst_ulong *ret_len, char *errbuf, size_t errlen)
 {
-    char iface[256], cfg[256];
-    const bst_ulong *shape;
-    bst_ulong dim, total = 1;
-
-    snprintf(iface, sizeof(iface),
-             "{\"data\": [%llu, true], \"shape\": [%zu, %d], \"typestr\": \"<f4\", "
-             "\"version\": 3}",
-             (unsigned long long)(uintptr_t)X, n, DD_CM_NFEATURES);
-    snprintf(cfg, sizeof(cfg),
-             "{\"type\": %d, \"training\": false, \"iteration_begin\": 0, "
-             "\"iteration_end\": 0, \"strict_shape\": false, \"cache_id\": 0, "
-             "\"missing\": NaN}",
-             type);
-    int r = xgb_check(XGBoosterPredictFromDense(m->booster[t], iface, cfg, NULL, &shape, &dim, ret),
-                      "predicting", errbuf, errlen);
-    if (r < 0)
-        return r;
-    for (bst_ulong i = 0; i < dim; i++)
-        total *= shape[i];
-    *ret_len = total;
-    return 0;
+    return dd_xgb_predict_dense(m->booster[t], X, n, DD_CM_NFEATURES, type, ret, ret_len, errbuf,
+                                errlen);
 }
 
 int dd_cm_model_predict(const struct dd_cm_model *m, enum dd_cm_target t, const float *X, size_t n,
@@ -812,11 +759,11 @@ int dd_cm_model_contribs(const struct dd_cm_model *m, enum dd_cm_target t,
     int r;
 
     /* XGBoost 1.7 computes contributions from a DMatrix only (not in place) */
-    r = xgb_check(XGDMatrixCreateFromMat(row, 1, DD_CM_NFEATURES, NAN, &dm), "creating a matrix",
-                  errbuf, errlen);
+    r = dd_xgb_check(XGDMatrixCreateFromMat(row, 1, DD_CM_NFEATURES, NAN, &dm), "creating a matrix",
+                     errbuf, errlen);
     if (r == 0)
-        r = xgb_check(XGBoosterPredictFromDMatrix(m->booster[t], dm, cfg, &shape, &dim, &res),
-                      "computing contributions", errbuf, errlen);
+        r = dd_xgb_check(XGBoosterPredictFromDMatrix(m->booster[t], dm, cfg, &shape, &dim, &res),
+                         "computing contributions", errbuf, errlen);
     if (r == 0) {
         for (bst_ulong i = 0; i < dim; i++)
             len *= shape[i];
@@ -1083,22 +1030,11 @@ int dd_cm_model_load(const void *buf, size_t len, struct dd_cm_model **ret, char
     r = check_container(buf, len, m, off, blen, errbuf, errlen);
     /* only bytes whose checksum matched reach XGBoost's reader */
     for (int t = 0; r == 0 && t < DD_CM_NTARGETS; t++) {
-        r = xgb_check(XGBoosterCreate(NULL, 0, &m->booster[t]), "creating a booster", errbuf,
-                      errlen);
-        if (r == 0)
-            r = xgb_check(XGBoosterLoadModelFromBuffer(
-                              m->booster[t], (const unsigned char *)buf + off[t], blen[t]),
-                          "loading the model", errbuf, errlen);
-        /* nthread is not saved with a model: a loaded one would predict on
-         * every core (measured: "nthread": "0" after loading) */
-        if (r == 0)
-            r = xgb_check(XGBoosterSetParam(m->booster[t], "nthread", "1"), "setting nthread",
-                          errbuf, errlen);
-        /* a model saved before the feature list changed reads other columns */
+        /* nthread is not saved with a model (dd_xgb_load sets it); a model
+         * saved before the feature list changed reads other columns */
         bst_ulong nf = 0;
-        if (r == 0 &&
-            (r = xgb_check(XGBoosterGetNumFeature(m->booster[t], &nf), "reading the feature count",
-                           errbuf, errlen)) == 0 &&
+        if ((r = dd_xgb_load(&m->booster[t], (const unsigned char *)buf + off[t], blen[t], &nf,
+                             errbuf, errlen)) == 0 &&
             nf != DD_CM_NFEATURES) {
             snprintf(errbuf, errlen,
                      "model blob: %s booster has %llu features, this build's model has %d "

@@ -48,19 +48,6 @@ const char *dd_kube_kind_path(enum dd_kube_kind kind)
 
 /* ---- errors ---- */
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* ---- a chained hash map with intrusive entries ---- */
 
 struct entry {
@@ -323,11 +310,11 @@ static int get_str(const json_t *o, const char *key, const char *path, size_t ma
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_string(v))
-        return fail(err, errlen, DD_E_PARSE, "%s: expected a string", path);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: expected a string", path);
     if (json_string_length(v) >= max)
-        return fail(err, errlen, DD_E_PARSE, "%s: longer than %zu bytes", path, max - 1);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: longer than %zu bytes", path, max - 1);
     if (strlen(json_string_value(v)) != json_string_length(v))
-        return fail(err, errlen, DD_E_PARSE, "%s: holds a NUL byte", path);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: holds a NUL byte", path);
     *ret = json_string_value(v);
     return 0;
 }
@@ -341,7 +328,7 @@ static int get_obj(const json_t *o, const char *key, const char *path, const jso
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_object(v))
-        return fail(err, errlen, DD_E_PARSE, "%s: expected an object", path);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: expected an object", path);
     *ret = v;
     return 0;
 }
@@ -354,7 +341,7 @@ static int get_arr(const json_t *o, const char *key, const char *path, const jso
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_array(v))
-        return fail(err, errlen, DD_E_PARSE, "%s: expected an array", path);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s: expected an array", path);
     *ret = v;
     return 0;
 }
@@ -370,11 +357,11 @@ static int meta_decode(const json_t *obj, bool namespaced, struct meta *m, char 
     int r;
     memset(m, 0, sizeof(*m));
     if (!json_is_object(obj))
-        return fail(err, errlen, DD_E_PARSE, "object: expected a JSON object");
+        return dd_fail(err, errlen, DD_E_PARSE, "object: expected a JSON object");
     if ((r = get_obj(obj, "metadata", "metadata", &md, err, errlen)) < 0)
         return r;
     if (!md)
-        return fail(err, errlen, DD_E_PARSE, "metadata: missing");
+        return dd_fail(err, errlen, DD_E_PARSE, "metadata: missing");
     if ((r = get_str(md, "name", "metadata.name", DD_NAME_MAX, &m->name, err, errlen)) < 0 ||
         (r = get_str(md, "namespace", "metadata.namespace", DD_NAME_MAX, &m->ns, err, errlen)) <
             0 ||
@@ -382,9 +369,9 @@ static int meta_decode(const json_t *obj, bool namespaced, struct meta *m, char 
         (r = get_obj(md, "annotations", "metadata.annotations", &m->ann, err, errlen)) < 0)
         return r;
     if (!m->name || !m->name[0] || strchr(m->name, '/'))
-        return fail(err, errlen, DD_E_PARSE, "metadata.name: missing, empty or holds '/'");
+        return dd_fail(err, errlen, DD_E_PARSE, "metadata.name: missing, empty or holds '/'");
     if (namespaced && (!m->ns || !m->ns[0] || strchr(m->ns, '/')))
-        return fail(err, errlen, DD_E_PARSE, "metadata.namespace: missing, empty or holds '/'");
+        return dd_fail(err, errlen, DD_E_PARSE, "metadata.namespace: missing, empty or holds '/'");
     return 0;
 }
 
@@ -548,14 +535,14 @@ static int get_qty(const json_t *o, const char *key, const char *path, bool mill
     } else if (json_is_string(v)) {
         s = json_string_value(v);
     } else {
-        return fail(err, errlen, DD_E_PARSE, "%s[%s]: expected a quantity string", path, key);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s[%s]: expected a quantity string", path, key);
     }
     r = milli ? dd_kube_quantity_milli(s, ret) : dd_kube_quantity(s, ret);
     if (r < 0) {
         char q[80];
         dd_quote(q, sizeof(q), s, strlen(s), 64);
-        return fail(err, errlen, r, "%s[%s]: %s quantity '%s'", path, key,
-                    r == DD_E_RANGE ? "out of range" : "bad", q);
+        return dd_fail(err, errlen, r, "%s[%s]: %s quantity '%s'", path, key,
+                       r == DD_E_RANGE ? "out of range" : "bad", q);
     }
     *present = true;
     return 0;
@@ -579,7 +566,7 @@ static int gpu_of(const struct dd_kube *k, const json_t *list, const char *what,
         uint64_t sum = 0;
         snprintf(path, sizeof(path), "spec.%s[%zu]", what, i);
         if (!json_is_object(c))
-            return fail(err, errlen, DD_E_PARSE, "%s: expected an object", path);
+            return dd_fail(err, errlen, DD_E_PARSE, "%s: expected an object", path);
         if ((r = get_obj(c, "resources", path, &res, err, errlen)) < 0)
             return r;
         if (!res)
@@ -602,14 +589,14 @@ static int gpu_of(const struct dd_kube *k, const json_t *list, const char *what,
                     return r;
             }
             if (q > UINT64_MAX / 4 - sum)
-                return fail(err, errlen, DD_E_RANGE, "spec.%s[%zu]: GPU requests out of range",
-                            what, i);
+                return dd_fail(err, errlen, DD_E_RANGE, "spec.%s[%zu]: GPU requests out of range",
+                               what, i);
             sum += q;
         }
         if (init)
             total = DD_MAX(total, sum);
         else if (sum > UINT64_MAX / 4 - total)
-            return fail(err, errlen, DD_E_RANGE, "spec.%s: GPU requests out of range", what);
+            return dd_fail(err, errlen, DD_E_RANGE, "spec.%s: GPU requests out of range", what);
         else
             total += sum;
     }
@@ -649,7 +636,7 @@ static int pod_decode(const struct dd_kube *k, const json_t *obj, struct pod **r
         char path[96];
         snprintf(path, sizeof(path), "spec.volumes[%zu]", i);
         if (!json_is_object(v))
-            return fail(err, errlen, DD_E_PARSE, "%s: expected an object", path);
+            return dd_fail(err, errlen, DD_E_PARSE, "%s: expected an object", path);
         snprintf(path, sizeof(path), "spec.volumes[%zu].name", i);
         if ((r = get_str(v, "name", path, DD_NAME_MAX, &vname, err, errlen)) < 0)
             return r;
@@ -664,7 +651,7 @@ static int pod_decode(const struct dd_kube *k, const json_t *obj, struct pod **r
             if ((r = get_str(pvc, "claimName", path, DD_NAME_MAX, &claim, err, errlen)) < 0)
                 return r;
             if (!claim || !claim[0])
-                return fail(err, errlen, DD_E_PARSE, "%s: missing", path);
+                return dd_fail(err, errlen, DD_E_PARSE, "%s: missing", path);
             if (n < DD_KUBE_MAX_CLAIMS)
                 cl[n++] = (typeof(cl[0])){claim, NULL};
             else
@@ -672,12 +659,12 @@ static int pod_decode(const struct dd_kube *k, const json_t *obj, struct pod **r
         } else if (eph) {
             /* the ephemeral volume controller names the PVC <pod>-<volume> */
             if (!vname || !vname[0])
-                return fail(err, errlen, DD_E_PARSE, "spec.volumes[%zu].name: missing", i);
+                return dd_fail(err, errlen, DD_E_PARSE, "spec.volumes[%zu].name: missing", i);
             if (strlen(m.name) + 1 + strlen(vname) >= DD_NAME_MAX)
-                return fail(err, errlen, DD_E_PARSE,
-                            "spec.volumes[%zu]: ephemeral claim name '<pod>-<volume>' longer "
-                            "than %u bytes",
-                            i, DD_NAME_MAX - 1);
+                return dd_fail(err, errlen, DD_E_PARSE,
+                               "spec.volumes[%zu]: ephemeral claim name '<pod>-<volume>' longer "
+                               "than %u bytes",
+                               i, DD_NAME_MAX - 1);
             if (n < DD_KUBE_MAX_CLAIMS)
                 cl[n++] = (typeof(cl[0])){m.name, vname};
             else
@@ -696,7 +683,7 @@ static int pod_decode(const struct dd_kube *k, const json_t *obj, struct pod **r
         need += strlen(cl[c].a) + (cl[c].b ? strlen(cl[c].b) + 1 : 0) + 1;
     struct pod *p = dd_calloc(1, need);
     if (!p)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return dd_fail(err, errlen, -ENOMEM, "out of memory");
     struct pack pk = {(char *)p + sizeof(struct pod) + n * sizeof(struct pclaim)};
     p->e.key = pput2(&pk, m.ns, '/', m.name);
     p->ns = pput(&pk, m.ns);
@@ -750,7 +737,7 @@ static int pvc_decode(const json_t *obj, struct pvc **ret, char *err, size_t err
     json_array_foreach(modes, i, x)
     {
         if (!json_is_string(x))
-            return fail(err, errlen, DD_E_PARSE, "spec.accessModes[%zu]: expected a string", i);
+            return dd_fail(err, errlen, DD_E_PARSE, "spec.accessModes[%zu]: expected a string", i);
         if (strcmp(json_string_value(x), "ReadOnlyMany") != 0)
             rw = true;
     }
@@ -762,7 +749,7 @@ static int pvc_decode(const json_t *obj, struct pvc **ret, char *err, size_t err
         need += plen(ann[a]);
     struct pvc *c = dd_calloc(1, need);
     if (!c)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return dd_fail(err, errlen, -ENOMEM, "out of memory");
     struct pack pk = {(char *)(c + 1)};
     c->e.key = pput2(&pk, m.ns, '/', m.name);
     c->sc = pput(&pk, sc);
@@ -803,7 +790,7 @@ static int pv_node(const json_t *spec, const char **ret, bool *sure, char *err, 
         char path[128];
         snprintf(path, sizeof(path), "spec.nodeAffinity.required.nodeSelectorTerms[%zu]", i);
         if (!json_is_object(t))
-            return fail(err, errlen, DD_E_PARSE, "%s: expected an object", path);
+            return dd_fail(err, errlen, DD_E_PARSE, "%s: expected an object", path);
         snprintf(path, sizeof(path),
                  "spec.nodeAffinity.required.nodeSelectorTerms[%zu].matchExpressions", i);
         if ((r = get_arr(t, "matchExpressions", path, &exprs, err, errlen)) < 0)
@@ -816,7 +803,7 @@ static int pv_node(const json_t *spec, const char **ret, bool *sure, char *err, 
                      "spec.nodeAffinity.required.nodeSelectorTerms[%zu].matchExpressions[%zu]", i,
                      j);
             if (!json_is_object(e))
-                return fail(err, errlen, DD_E_PARSE, "%s: expected an object", path);
+                return dd_fail(err, errlen, DD_E_PARSE, "%s: expected an object", path);
             if ((r = get_str(e, "key", path, DD_NAME_MAX, &key, err, errlen)) < 0 ||
                 (r = get_str(e, "operator", path, 32, &op, err, errlen)) < 0 ||
                 (r = get_arr(e, "values", path, &vals, err, errlen)) < 0)
@@ -826,7 +813,7 @@ static int pv_node(const json_t *spec, const char **ret, bool *sure, char *err, 
             const json_t *v0 = json_array_get(vals, 0);
             if (!json_is_string(v0) || json_string_length(v0) >= DD_NAME_MAX ||
                 !json_string_length(v0))
-                return fail(err, errlen, DD_E_PARSE, "%s.values[0]: expected a node name", path);
+                return dd_fail(err, errlen, DD_E_PARSE, "%s.values[0]: expected a node name", path);
             if (i > 0) { /* terms are ORed: more than one, no single node */
                 *ret = NULL;
                 *sure = false;
@@ -856,7 +843,7 @@ static int pv_decode(const json_t *obj, struct pv **ret, char *err, size_t errle
         return r;
     struct pv *v = dd_calloc(1, sizeof(*v) + plen(m.name) + plen(node));
     if (!v)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return dd_fail(err, errlen, -ENOMEM, "out of memory");
     struct pack pk = {(char *)(v + 1)};
     v->e.key = pput(&pk, m.name);
     v->node = pput(&pk, node);
@@ -885,11 +872,11 @@ static int str_map(const json_t *o, const char *path, size_t key_max, size_t val
     json_object_foreach(unconst(o), key, v)
     {
         if (!json_is_string(v))
-            return fail(err, errlen, DD_E_PARSE, "%s[%.200s]: expected a string", path, key);
+            return dd_fail(err, errlen, DD_E_PARSE, "%s[%.200s]: expected a string", path, key);
         if (strlen(key) >= key_max || json_string_length(v) >= val_max ||
             strlen(json_string_value(v)) != json_string_length(v))
-            return fail(err, errlen, DD_E_PARSE, "%s[%.200s]: too long or holds a NUL byte", path,
-                        key);
+            return dd_fail(err, errlen, DD_E_PARSE, "%s[%.200s]: too long or holds a NUL byte",
+                           path, key);
         (*ret_n)++;
         *ret_bytes += strlen(key) + json_string_length(v) + 2;
     }
@@ -933,11 +920,11 @@ static int sc_decode(const json_t *obj, struct sc **ret, char *err, size_t errle
         (r = str_map(params, "parameters", 2 * DD_NAME_MAX, 4096, &np, &pbytes, err, errlen)) < 0)
         return r;
     if (np > DD_KUBE_MAX_SC_PARAMS)
-        return fail(err, errlen, DD_E_PARSE, "parameters: more than %u", DD_KUBE_MAX_SC_PARAMS);
+        return dd_fail(err, errlen, DD_E_PARSE, "parameters: more than %u", DD_KUBE_MAX_SC_PARAMS);
     struct sc *s = dd_calloc(1, sizeof(*s) + 2 * np * sizeof(char *) + plen(m.name) + plen(pool) +
                                     plen(prov) + plen(mode) + plen(red) + plen(est) + pbytes);
     if (!s)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return dd_fail(err, errlen, -ENOMEM, "out of memory");
     s->params = (const char **)(s + 1);
     struct pack pk = {(char *)(s->params + 2 * np)};
     s->e.key = pput(&pk, m.name);
@@ -972,11 +959,11 @@ static int ns_decode(const json_t *obj, struct nsrec **ret, char *err, size_t er
                      &bytes, err, errlen)) < 0)
         return r;
     if (n > DD_KUBE_MAX_NODE_LABELS)
-        return fail(err, errlen, DD_E_PARSE, "metadata.labels: more than %u",
-                    DD_KUBE_MAX_NODE_LABELS);
+        return dd_fail(err, errlen, DD_E_PARSE, "metadata.labels: more than %u",
+                       DD_KUBE_MAX_NODE_LABELS);
     struct nsrec *x = dd_calloc(1, sizeof(*x) + 2 * n * sizeof(char *) + plen(m.name) + bytes);
     if (!x)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return dd_fail(err, errlen, -ENOMEM, "out of memory");
     struct pack pk = {(char *)(x->kv + 2 * n)};
     x->e.key = pput(&pk, m.name);
     x->n = n;
@@ -999,13 +986,13 @@ static int labels_decode(const struct meta *m, const json_t *obj, struct labels 
                      &bytes, err, errlen)) < 0)
         return r;
     if (n > DD_KUBE_MAX_NODE_LABELS)
-        return fail(err, errlen, DD_E_PARSE, "metadata.labels: more than %u",
-                    DD_KUBE_MAX_NODE_LABELS);
+        return dd_fail(err, errlen, DD_E_PARSE, "metadata.labels: more than %u",
+                       DD_KUBE_MAX_NODE_LABELS);
     if (!n)
         return 0;
     struct labels *l = dd_calloc(1, sizeof(*l) + 2 * n * sizeof(char *) + bytes);
     if (!l)
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return dd_fail(err, errlen, -ENOMEM, "out of memory");
     struct pack pk = {(char *)(l->kv + 2 * n)};
     l->n = n;
     str_map_pack(lab, &pk, l->kv);
@@ -1033,7 +1020,7 @@ static int node_decode(const struct dd_kube *k, const json_t *obj, const char **
         if ((r = get_qty(alloc, k->gpu[g], "status.allocatable", true, &have, &q, err, errlen)) < 0)
             return r;
         if (q > UINT64_MAX / 4 - sum)
-            return fail(err, errlen, DD_E_RANGE, "status.allocatable: GPUs out of range");
+            return dd_fail(err, errlen, DD_E_RANGE, "status.allocatable: GPUs out of range");
         sum += q;
     }
     if ((r = labels_decode(&m, obj, ret_labels, err, errlen)) < 0)
@@ -1190,7 +1177,7 @@ int dd_kube_apply(struct dd_kube *k, enum dd_kube_kind kind, enum dd_kube_event 
     int r = 0;
 
     if ((unsigned)kind >= DD_KUBE_KINDS || (unsigned)ev > DD_KUBE_DELETED)
-        return fail(err, errlen, -EINVAL, "unknown kind or event");
+        return dd_fail(err, errlen, -EINVAL, "unknown kind or event");
     if (ev == DD_KUBE_DELETED) {
         struct meta m;
         bool ns = kind == DD_KUBE_POD || kind == DD_KUBE_PVC;
@@ -1233,7 +1220,7 @@ int dd_kube_apply(struct dd_kube *k, enum dd_kube_kind kind, enum dd_kube_event 
         pthread_rwlock_unlock(&k->lock);
         dd_free(rec);
         dd_free(node_labels);
-        return fail(err, errlen, -ENOMEM, "out of memory");
+        return dd_fail(err, errlen, -ENOMEM, "out of memory");
     }
     if (kind == DD_KUBE_NODE) {
         struct node *n;
@@ -1252,7 +1239,7 @@ int dd_kube_apply(struct dd_kube *k, enum dd_kube_kind kind, enum dd_kube_event 
             n->labels = node_labels;
             node_labels = NULL;
         } else {
-            r = fail(err, errlen, -ENOMEM, "out of memory");
+            r = dd_fail(err, errlen, -ENOMEM, "out of memory");
         }
     } else if (kind == DD_KUBE_POD) {
         pod_replace(k, ev == DD_KUBE_DELETED ? key : rec->key, (struct pod *)rec, &h);
@@ -1326,10 +1313,10 @@ int dd_kube_apply_list_page(struct dd_kube *k, enum dd_kube_kind kind, const cha
     int r;
 
     if (!doc)
-        return fail(err, errlen, DD_E_PARSE, "list: line %d, column %d: %s", jerr.line, jerr.column,
-                    jerr.text);
+        return dd_fail(err, errlen, DD_E_PARSE, "list: line %d, column %d: %s", jerr.line,
+                       jerr.column, jerr.text);
     if (!json_is_object(doc)) {
-        r = fail(err, errlen, DD_E_PARSE, "list: expected a JSON object");
+        r = dd_fail(err, errlen, DD_E_PARSE, "list: expected a JSON object");
         goto out;
     }
     if ((r = get_obj(doc, "metadata", "list metadata", &md, err, errlen)) < 0 ||
@@ -1339,7 +1326,7 @@ int dd_kube_apply_list_page(struct dd_kube *k, enum dd_kube_kind kind, const cha
         (r = get_arr(doc, "items", "list items", &items, err, errlen)) < 0)
         goto out;
     if (r == 0 && (!md || !json_object_get(doc, "items"))) {
-        r = fail(err, errlen, DD_E_PARSE, "list: no %s", md ? "items" : "metadata");
+        r = dd_fail(err, errlen, DD_E_PARSE, "list: no %s", md ? "items" : "metadata");
         goto out;
     }
     json_array_foreach(items, i, it)
@@ -1444,9 +1431,10 @@ int dd_kube_watch_event_decode(const char *line, size_t len, struct dd_kube_watc
 
     memset(&e, 0, sizeof(e));
     if (!doc)
-        return fail(err, errlen, DD_E_PARSE, "watch event: column %d: %s", jerr.column, jerr.text);
+        return dd_fail(err, errlen, DD_E_PARSE, "watch event: column %d: %s", jerr.column,
+                       jerr.text);
     if (!json_is_object(doc)) {
-        r = fail(err, errlen, DD_E_PARSE, "watch event: expected a JSON object");
+        r = dd_fail(err, errlen, DD_E_PARSE, "watch event: expected a JSON object");
         goto bad;
     }
     if ((r = get_str(doc, "type", "watch event type", 16, &type, err, errlen)) < 0)
@@ -1457,15 +1445,15 @@ int dd_kube_watch_event_decode(const char *line, size_t len, struct dd_kube_watc
     if (!type || e.type == DD_ARRAY_SIZE(types)) {
         char q[40];
         dd_quote(q, sizeof(q), type ? type : "", type ? strlen(type) : 0, 16);
-        r = fail(err, errlen, DD_E_PARSE,
-                 "watch event type: '%s' is not one of ADDED, MODIFIED, "
-                 "DELETED, BOOKMARK, ERROR",
-                 q);
+        r = dd_fail(err, errlen, DD_E_PARSE,
+                    "watch event type: '%s' is not one of ADDED, MODIFIED, "
+                    "DELETED, BOOKMARK, ERROR",
+                    q);
         goto bad;
     }
     obj = json_object_get(doc, "object");
     if (!json_is_object(obj)) {
-        r = fail(err, errlen, DD_E_PARSE, "watch event object: expected a JSON object");
+        r = dd_fail(err, errlen, DD_E_PARSE, "watch event object: expected a JSON object");
         goto bad;
     }
     if (e.type == DD_KUBE_W_ERROR) {

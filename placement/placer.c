@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <xxhash.h>
@@ -387,6 +389,66 @@ void dd_placer_end(struct dd_placement *q)
     dd_ledger_view_release(&q->view);
     dd_cluster_snapshot_free(q->snap);
     q->snap = NULL;
+}
+
+static int live_order(const void *x, const void *y)
+{
+    const struct dd_node_score *a = x, *b = y;
+    bool fa = a->verdict != DD_VERDICT_UNRESOLVABLE, fb = b->verdict != DD_VERDICT_UNRESOLVABLE;
+    if (fa != fb)
+        return fa ? -1 : 1;
+    if (a->score != b->score)
+        return b->score - a->score;
+    if (isfinite(a->slowdown_percent) != isfinite(b->slowdown_percent))
+        return isfinite(a->slowdown_percent) ? -1 : 1;
+    if (isfinite(a->slowdown_percent) && a->slowdown_percent != b->slowdown_percent)
+        return a->slowdown_percent < b->slowdown_percent ? -1 : 1;
+    return strcmp(a->node, b->node);
+}
+
+int dd_placer_live(struct dd_placement *q, dd_placer_gpus_fn gpus, void *ctx,
+                   struct dd_placer_live *out, char *err, size_t errlen)
+{
+    struct dd_node_score s[DD_PLACER_LIVE_CANDIDATES];
+    const char *names[DD_PLACER_LIVE_CANDIDATES];
+    double sd = 0, cpu = 0, free_gpus = 0;
+    size_t n_sd = 0, n_cpu = 0, n_gpus = 0, n;
+    int e = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->rs = (struct dd_rs_live){(double)NAN, (double)NAN, (double)NAN, 0};
+    n = DD_MIN(q->snap->n, (size_t)DD_PLACER_LIVE_CANDIDATES);
+    for (size_t i = 0; i < n; i++)
+        names[i] = q->snap->nodes[i * q->snap->n / n]->report.node;
+    if (!n || (e = dd_placer_score(q, names, n, DD_SCORE_PRIORITIZE, false, s, err, errlen)) < 0)
+        return e;
+    qsort(s, n, sizeof(*s), live_order);
+    for (size_t i = 0; i < n && out->n_top < DD_PLACER_LIVE_TOP; i++) {
+        const struct dd_cluster_node *cn;
+        double g;
+        if (s[i].verdict == DD_VERDICT_UNRESOLVABLE)
+            break;
+        snprintf(out->top[out->n_top++], DD_NAME_MAX, "%s", s[i].node);
+        if (isfinite(s[i].slowdown_percent)) {
+            sd += s[i].slowdown_percent;
+            n_sd++;
+        }
+        cn = dd_cluster_find(q->snap, s[i].node);
+        if (cn && isfinite(cn->report.cpu_util_ex_vdo)) {
+            cpu += cn->report.cpu_util_ex_vdo;
+            n_cpu++;
+        }
+        if (gpus && gpus(ctx, s[i].node, &g) == 0) {
+            free_gpus += g;
+            n_gpus++;
+        }
+    }
+    dd_node_scores_release(s, n);
+    out->rs.n_nodes = out->n_top;
+    out->rs.top_slowdown_pct = n_sd ? sd / (double)n_sd : (double)NAN;
+    out->rs.top_cpu_util = n_cpu ? cpu / (double)n_cpu : (double)NAN;
+    out->rs.top_free_gpus = n_gpus ? free_gpus / (double)n_gpus : (double)NAN;
+    return 0;
 }
 
 bool dd_placer_pod_bound(struct dd_placer *p, const char *uid, const char *ns, const char *name,

@@ -28,6 +28,7 @@
 #include "placement/kube.h"
 #include "placement/ledger.h"
 #include "placement/profile.h"
+#include "placement/rightsize.h"
 #include "placement/score.h"
 
 struct dd_placer;
@@ -106,6 +107,29 @@ int dd_placer_score(struct dd_placement *q, const char *const *nodes, size_t n,
  * -1 when no node is scored, or -ENOSPC when the ledger is full. */
 long dd_placer_record_best(struct dd_placement *q, const struct dd_node_score *s, size_t n);
 void dd_placer_end(struct dd_placement *q);
+
+/*
+ * The live state a right-sizing prediction takes (struct dd_rs_live), as
+ * the admission webhook and the simulator compute it: the request's pod is
+ * scored on at most DD_PLACER_LIVE_CANDIDATES nodes of its snapshot (an
+ * even stride), and the best DD_PLACER_LIVE_TOP by score (then slowdown,
+ * then name; unresolvable ones never) give their mean predicted slowdown,
+ * mean CPU utilisation without VDO (their reports) and mean free GPUs as
+ * gpus() has them (a node it answers < 0 for is left out of that mean;
+ * gpus NULL: unknown). out->top names those nodes, best first. out is
+ * always set (NaN and 0 where unknown); returns 0, or dd_placer_score's
+ * error with err naming it.
+ */
+#define DD_PLACER_LIVE_CANDIDATES 64
+#define DD_PLACER_LIVE_TOP        3
+typedef int (*dd_placer_gpus_fn)(void *ctx, const char *node, double *free_gpus);
+struct dd_placer_live {
+    struct dd_rs_live rs;
+    size_t n_top;
+    char top[DD_PLACER_LIVE_TOP][DD_NAME_MAX];
+};
+int dd_placer_live(struct dd_placement *q, dd_placer_gpus_fn gpus, void *ctx,
+                   struct dd_placer_live *out, char *err, size_t errlen);
 
 /* The pod watch: a binding confirms, moves or (after a restart) rebuilds
  * the pod's entry from the cached pod; a deletion drops it. Returns false

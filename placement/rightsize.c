@@ -27,6 +27,7 @@
 
 #include "common/common.h"
 #include "placement/kube.h"
+#include "placement/xgb.h"
 
 #define DD_RS_NAME_(id, key, unit) key,
 const char *const dd_rs_target_names[DD_RS_NTARGETS] = {DD_RS_TARGETS(DD_RS_NAME_)};
@@ -1279,41 +1280,20 @@ void dd_rs_model_row(const struct dd_rs_model *m, const struct dd_rs_pod *pod,
     }
 }
 
-static int xgb_check(int rc, const char *what, char *err, size_t errlen)
-{
-    if (rc == 0)
-        return 0;
-    if (err)
-        snprintf(err, errlen, "XGBoost %s: %s", what, XGBGetLastError());
-    return DD_E_LIBRARY;
-}
-
 /* n rows through target t's booster into out (the target's own units).
  * Copies results out of XGBoost's per-thread buffer at once. */
 static int predict_rows(BoosterHandle b, int t, const float *X, size_t n, double *out, char *err,
                         size_t errlen)
 {
-    char iface[256];
-    static const char cfg[] = "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, "
-                              "\"iteration_end\": 0, \"strict_shape\": false, \"cache_id\": 0, "
-                              "\"missing\": NaN}";
-    const bst_ulong *shape;
-    bst_ulong dim, total = 1;
     const float *res;
+    bst_ulong total;
     int r;
 
     if (!n)
         return 0;
-    snprintf(iface, sizeof(iface),
-             "{\"data\": [%llu, true], \"shape\": [%zu, %d], \"typestr\": \"<f4\", "
-             "\"version\": 3}",
-             (unsigned long long)(uintptr_t)X, n, DD_RS_NFEATURES);
-    r = xgb_check(XGBoosterPredictFromDense(b, iface, cfg, NULL, &shape, &dim, &res), "predicting",
-                  err, errlen);
+    r = dd_xgb_predict_dense(b, X, n, DD_RS_NFEATURES, 0, &res, &total, err, errlen);
     if (r < 0)
         return r;
-    for (bst_ulong i = 0; i < dim; i++)
-        total *= shape[i];
     if (total != n) {
         snprintf(err, errlen, "XGBoost returned %llu values for %zu rows",
                  (unsigned long long)total, n);
@@ -1387,33 +1367,6 @@ void dd_rs_train_options_init(struct dd_rs_train_options *o)
     o->nthread = 1;
 }
 
-static int set_params(BoosterHandle b, const struct dd_rs_train_options *o, char *err,
-                      size_t errlen)
-{
-    char depth[16], eta[32], nthread[16], what[64];
-    const char *const params[][2] = {
-        {"objective", "reg:squarederror"},
-        {"tree_method", "hist"},
-        {"max_depth", depth},
-        {"eta", eta},
-        {"nthread", nthread},
-        {"seed", "0"},
-        {"min_child_weight", "2"},
-        {"verbosity", "0"},
-    };
-    snprintf(depth, sizeof(depth), "%u", o->max_depth);
-    snprintf(eta, sizeof(eta), "%g", o->eta);
-    snprintf(nthread, sizeof(nthread), "%u", o->nthread ? o->nthread : 1);
-    for (size_t i = 0; i < DD_ARRAY_SIZE(params); i++) {
-        int r;
-        snprintf(what, sizeof(what), "setting %s", params[i][0]);
-        if ((r = xgb_check(XGBoosterSetParam(b, params[i][0], params[i][1]), what, err, errlen)) <
-            0)
-            return r;
-    }
-    return 0;
-}
-
 /* Per-owner running figures while rows are replayed in time order. */
 struct running {
     size_t n;
@@ -1449,7 +1402,17 @@ static int train_target(struct trees *tr, int t, size_t n, const double *Y, cons
     float *Xt = NULL, *yl = NULL;
     double *pred = NULL, *y = NULL, *f = NULL;
     unsigned char *use = NULL;
-    DMatrixHandle dm = NULL;
+    char depth[16], eta[32], nthread[16];
+    const char *const params[][2] = {
+        {"objective", "reg:squarederror"},
+        {"tree_method", "hist"},
+        {"max_depth", depth},
+        {"eta", eta},
+        {"nthread", nthread},
+        {"seed", "0"},
+        {"min_child_weight", "2"},
+        {"verbosity", "0"},
+    };
     int r = -ENOMEM;
 
     if (!idx)
@@ -1486,20 +1449,15 @@ static int train_target(struct trees *tr, int t, size_t n, const double *Y, cons
             f[i - ntrain] = fb[(size_t)idx[i] * DD_RS_NTARGETS + (size_t)t];
         }
     }
-    if ((r = xgb_check(XGDMatrixCreateFromMat(Xt, ntrain, DD_RS_NFEATURES, NAN, &dm),
-                       "creating the training matrix", err, errlen)) < 0 ||
-        (r = xgb_check(XGDMatrixSetFloatInfo(dm, "label", yl, ntrain), "setting labels", err,
-                       errlen)) < 0 ||
-        (r = xgb_check(XGBoosterCreate(&dm, 1, &tr->booster[t]), "creating a booster", err,
-                       errlen)) < 0 ||
-        (r = set_params(tr->booster[t], o, err, errlen)) < 0)
-        goto out;
-    for (unsigned it = 0; it < o->rounds && r == 0; it++)
-        r = xgb_check(XGBoosterUpdateOneIter(tr->booster[t], (int)it, dm), "training", err, errlen);
+    snprintf(depth, sizeof(depth), "%u", o->max_depth);
+    snprintf(eta, sizeof(eta), "%g", o->eta);
+    snprintf(nthread, sizeof(nthread), "%u", o->nthread ? o->nthread : 1);
+    r = dd_xgb_train(&tr->booster[t], Xt, yl, ntrain, DD_RS_NFEATURES, params,
+                     DD_ARRAY_SIZE(params), o->rounds, err, errlen);
     /* predictions share the model across threads: one thread each */
     if (r == 0)
-        r = xgb_check(XGBoosterSetParam(tr->booster[t], "nthread", "1"), "setting nthread", err,
-                      errlen);
+        r = dd_xgb_check(XGBoosterSetParam(tr->booster[t], "nthread", "1"), "setting nthread", err,
+                         errlen);
     if (r == 0)
         r = predict_rows(tr->booster[t], t, Xt + ntrain * DD_RS_NFEATURES, nhold, pred, err,
                          errlen);
@@ -1522,8 +1480,6 @@ static int train_target(struct trees *tr, int t, size_t n, const double *Y, cons
     tr->model_mape[t] = mape(pred, y, NULL, nhold, NULL);
     (void)nf;
 out:
-    if (dm)
-        XGDMatrixFree(dm);
     dd_free(idx);
     dd_free(Xt);
     dd_free(yl);
@@ -1989,16 +1945,7 @@ int dd_rs_model_load(const void *buf, size_t len, struct dd_rs_model **ret, char
         bst_ulong nf = 0;
         if (!blen[t])
             continue;
-        r = xgb_check(XGBoosterCreate(NULL, 0, &tr->booster[t]), "creating a booster", err, errlen);
-        if (r == 0)
-            r = xgb_check(XGBoosterLoadModelFromBuffer(tr->booster[t], b + boff[t], blen[t]),
-                          "loading the model", err, errlen);
-        if (r == 0)
-            r = xgb_check(XGBoosterSetParam(tr->booster[t], "nthread", "1"), "setting nthread", err,
-                          errlen);
-        if (r == 0 &&
-            (r = xgb_check(XGBoosterGetNumFeature(tr->booster[t], &nf), "reading the feature count",
-                           err, errlen)) == 0 &&
+        if ((r = dd_xgb_load(&tr->booster[t], b + boff[t], blen[t], &nf, err, errlen)) == 0 &&
             nf != DD_RS_NFEATURES) {
             snprintf(err, errlen, "rightsize model: %s booster has %llu features, not %d",
                      dd_rs_target_names[t], (unsigned long long)nf, DD_RS_NFEATURES);

@@ -572,40 +572,30 @@ static int rs_pod(const struct sim_pod *p, bool asked, struct dd_rs_pod *out)
 }
 
 /*
- * The live state the webhook passes (dedupd/api/admission.c): the placer
- * scores the pod on at most RS_LIVE_CANDIDATES nodes of its cluster view
- * (an even stride), and the best RS_LIVE_TOP by score (then slowdown) give
+ * The live state the webhook passes (dedupd/api/admission.c,
+ * dd_placer_live): the placer scores the pod on at most 64 nodes of its
+ * cluster view (an even stride), and the best 3 by score (then slowdown) give
  * their mean predicted slowdown, CPU utilisation without VDO (their
  * reports) and free GPUs. Only the dedupd policies run a placer (and
  * deliver reports); the others pass the live state as unknown.
  */
-#define RS_LIVE_CANDIDATES 64
-#define RS_LIVE_TOP        3
-
-static int live_order(const void *x, const void *y)
+static int sim_free_gpus(void *ctx, const char *node, double *free_gpus)
 {
-    const struct dd_node_score *a = x, *b = y;
-    bool fa = a->verdict != DD_VERDICT_UNRESOLVABLE, fb = b->verdict != DD_VERDICT_UNRESOLVABLE;
-    if (fa != fb)
-        return fa ? -1 : 1;
-    if (a->score != b->score)
-        return b->score - a->score;
-    if (isfinite(a->slowdown_percent) != isfinite(b->slowdown_percent))
-        return isfinite(a->slowdown_percent) ? -1 : 1;
-    if (isfinite(a->slowdown_percent) && a->slowdown_percent != b->slowdown_percent)
-        return a->slowdown_percent < b->slowdown_percent ? -1 : 1;
-    return strcmp(a->node, b->node);
+    const struct run *r = ctx;
+    for (size_t ni = 0; ni < r->cl->n_nodes; ni++)
+        if (strcmp(r->cl->nodes[ni].name, node) == 0) {
+            *free_gpus = r->gpu_free[ni];
+            return 0;
+        }
+    return -ENOENT;
 }
 
 static int rs_live(struct run *r, const struct sim_pod *p, double t, struct dd_rs_live *out)
 {
-    struct dd_node_score s[RS_LIVE_CANDIDATES];
-    const char *names[RS_LIVE_CANDIDATES];
+    struct dd_placer_live live;
     struct dd_kube_pod kp;
     struct dd_placement q;
     char err[256];
-    double sd = 0, cpu = 0, gpus = 0;
-    size_t n_sd = 0, n_cpu = 0, n_top = 0, n;
     int e;
 
     *out = (struct dd_rs_live){(double)NAN, (double)NAN, (double)NAN, 0};
@@ -616,44 +606,15 @@ static int rs_live(struct run *r, const struct sim_pod *p, double t, struct dd_r
         fprintf(stderr, "dedupd-sim: right-sizing live state: %s\n", err);
         return e;
     }
-    n = q.snap->n < RS_LIVE_CANDIDATES ? q.snap->n : RS_LIVE_CANDIDATES;
-    for (size_t i = 0; i < n; i++)
-        names[i] = q.snap->nodes[i * q.snap->n / n]->report.node;
-    if (n &&
-        (e = dd_placer_score(&q, names, n, DD_SCORE_PRIORITIZE, false, s, err, sizeof(err))) == 0) {
-        qsort(s, n, sizeof(*s), live_order);
-        for (size_t i = 0; i < n && n_top < RS_LIVE_TOP; i++) {
-            if (s[i].verdict == DD_VERDICT_UNRESOLVABLE)
-                break;
-            n_top++;
-            if (isfinite(s[i].slowdown_percent)) {
-                sd += s[i].slowdown_percent;
-                n_sd++;
-            }
-            long k = dd_cluster_find_index(q.snap, s[i].node);
-            if (k >= 0 && isfinite(q.snap->nodes[k]->report.cpu_util_ex_vdo)) {
-                cpu += q.snap->nodes[k]->report.cpu_util_ex_vdo;
-                n_cpu++;
-            }
-            /* the node's free GPUs as the Kubernetes cache has them: the
-             * simulator's allocation (node names are "node-<index>"...) */
-            for (size_t ni = 0; ni < r->cl->n_nodes; ni++)
-                if (strcmp(r->cl->nodes[ni].name, s[i].node) == 0) {
-                    gpus += r->gpu_free[ni];
-                    break;
-                }
-        }
-        dd_node_scores_release(s, n);
-    } else if (n) {
-        fprintf(stderr, "dedupd-sim: right-sizing live state: %s\n", err);
-    }
+    /* the nodes' free GPUs as the Kubernetes cache has them: the
+     * simulator's allocation (node names are "node-<index>"...) */
+    e = dd_placer_live(&q, sim_free_gpus, r, &live, err, sizeof(err));
     dd_placer_end(&q);
-    if (e < 0)
+    if (e < 0) {
+        fprintf(stderr, "dedupd-sim: right-sizing live state: %s\n", err);
         return e;
-    out->n_nodes = n_top;
-    out->top_slowdown_pct = n_sd ? sd / (double)n_sd : (double)NAN;
-    out->top_cpu_util = n_cpu ? cpu / (double)n_cpu : (double)NAN;
-    out->top_free_gpus = n_top ? gpus / (double)n_top : (double)NAN;
+    }
+    *out = live.rs;
     return 0;
 }
 

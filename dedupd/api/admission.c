@@ -7,10 +7,10 @@
  * the daemon sets (the right-sizing service, dedupd/rightsize.h); the
  * live state from the extender's placer.
  *
- * Live state: the placer scores the pod on at most ADM_LIVE_CANDIDATES
+ * Live state (dd_placer_live): the placer scores the pod on at most 64
  * nodes of the cluster view (every node when there are fewer; otherwise an
  * even stride over the name-sorted view, so a request costs the same at
- * 5,000 nodes as at 64), and the best ADM_LIVE_TOP by score (then
+ * 5,000 nodes as at 64), and the best 3 by score (then
  * slowdown) give dd_rs_live: their mean predicted slowdown, CPU
  * utilisation without VDO (node reports) and free GPUs (the Kubernetes
  * cache). The best one's dedupd.io/cpu-manager=static label decides the
@@ -45,9 +45,6 @@
 #include "placement/placer.h"
 #include "placement/score.h"
 
-/* Nodes scored for the live state, and how many of the best count. */
-#define ADM_LIVE_CANDIDATES 64
-#define ADM_LIVE_TOP        3
 /* The largest review or pod body (a Pod is at most ~1.5 MB in etcd). */
 #define ADM_MAX_BODY (3u * 1024u * 1024u)
 
@@ -155,80 +152,37 @@ static void count(struct dd_admission_api *a, enum route r, enum outcome o)
 /* ---- live state ---- */
 
 struct live {
-    struct dd_rs_live rs;
+    struct dd_placer_live p;
     bool static_nodes;
-    size_t n_top;
-    char top[ADM_LIVE_TOP][DD_NAME_MAX];
 };
 
-static int score_order(const void *x, const void *y)
+static int kube_free_gpus(void *ctx, const char *node, double *free_gpus)
 {
-    const struct dd_node_score *a = x, *b = y;
-    bool fa = a->verdict != DD_VERDICT_UNRESOLVABLE, fb = b->verdict != DD_VERDICT_UNRESOLVABLE;
-    if (fa != fb)
-        return fa ? -1 : 1;
-    if (a->score != b->score)
-        return b->score - a->score;
-    if (isfinite(a->slowdown_percent) != isfinite(b->slowdown_percent))
-        return isfinite(a->slowdown_percent) ? -1 : 1;
-    if (isfinite(a->slowdown_percent) && a->slowdown_percent != b->slowdown_percent)
-        return a->slowdown_percent < b->slowdown_percent ? -1 : 1;
-    return strcmp(a->node, b->node);
+    double alloc, req;
+    int e = dd_kube_node_gpus(ctx, node, &alloc, &req);
+    if (e == 0)
+        *free_gpus = DD_MAX(alloc - req, 0.0);
+    return e;
 }
 
 static void live_state(struct dd_admission_api *a, const json_t *pod, struct live *out)
 {
-    struct dd_node_score s[ADM_LIVE_CANDIDATES];
-    const char *names[ADM_LIVE_CANDIDATES];
     struct dd_placement q;
     struct dd_kube *kube;
-    char err[256];
-    double sd = 0, cpu = 0, gpus = 0;
-    size_t n_sd = 0, n_cpu = 0, n_gpus = 0, n;
+    char err[256], label[32];
 
     memset(out, 0, sizeof(*out));
-    out->rs = (struct dd_rs_live){(double)NAN, (double)NAN, (double)NAN, 0};
+    out->p.rs = (struct dd_rs_live){(double)NAN, (double)NAN, (double)NAN, 0};
     if (!a->placer || dd_placer_begin(a->placer, pod, NULL, dd_wall_ms(), &q, err, sizeof(err)) < 0)
         return;
     kube = dd_placer_kube(a->placer);
-    n = DD_MIN(q.snap->n, (size_t)ADM_LIVE_CANDIDATES);
-    for (size_t i = 0; i < n; i++)
-        names[i] = q.snap->nodes[i * q.snap->n / n]->report.node;
-    if (n && dd_placer_score(&q, names, n, DD_SCORE_PRIORITIZE, false, s, err, sizeof(err)) == 0) {
-        qsort(s, n, sizeof(*s), score_order);
-        for (size_t i = 0; i < n && out->n_top < ADM_LIVE_TOP; i++) {
-            const struct dd_cluster_node *cn;
-            double alloc, req;
-            char label[32];
-            if (s[i].verdict == DD_VERDICT_UNRESOLVABLE)
-                break;
-            snprintf(out->top[out->n_top++], DD_NAME_MAX, "%s", s[i].node);
-            if (isfinite(s[i].slowdown_percent)) {
-                sd += s[i].slowdown_percent;
-                n_sd++;
-            }
-            cn = dd_cluster_find(q.snap, s[i].node);
-            if (cn && isfinite(cn->report.cpu_util_ex_vdo)) {
-                cpu += cn->report.cpu_util_ex_vdo;
-                n_cpu++;
-            }
-            if (kube && dd_kube_node_gpus(kube, s[i].node, &alloc, &req) == 0) {
-                gpus += DD_MAX(alloc - req, 0.0);
-                n_gpus++;
-            }
-            if (i == 0 && kube &&
-                dd_kube_node_label(kube, s[i].node, DD_ADM_NODE_CPU_MANAGER, label,
-                                   sizeof(label)) == 0 &&
-                strcmp(label, "static") == 0)
-                out->static_nodes = true;
-        }
-        dd_node_scores_release(s, n);
-    }
+    (void)dd_placer_live(&q, kube ? kube_free_gpus : NULL, kube, &out->p, err, sizeof(err));
     dd_placer_end(&q);
-    out->rs.n_nodes = out->n_top;
-    out->rs.top_slowdown_pct = n_sd ? sd / (double)n_sd : (double)NAN;
-    out->rs.top_cpu_util = n_cpu ? cpu / (double)n_cpu : (double)NAN;
-    out->rs.top_free_gpus = n_gpus ? gpus / (double)n_gpus : (double)NAN;
+    if (out->p.n_top && kube &&
+        dd_kube_node_label(kube, out->p.top[0], DD_ADM_NODE_CPU_MANAGER, label, sizeof(label)) ==
+            0 &&
+        strcmp(label, "static") == 0)
+        out->static_nodes = true;
 }
 
 /* ---- the decision ---- */
@@ -310,13 +264,13 @@ static void decide(struct dd_admission_api *a, const char *ns, const json_t *pod
         d->http = 503;
         return;
     }
-    if ((r = a->predict(a->predict_ctx, pod, &d->live.rs, &pred, err, sizeof(err))) < 0) {
+    if ((r = a->predict(a->predict_ctx, pod, &d->live.p.rs, &pred, err, sizeof(err))) < 0) {
         snprintf(d->warning, sizeof(d->warning), "dedupd: pod not right-sized: prediction: %.400s",
                  err[0] ? err : dd_strerror(r));
         d->http = r == -EINVAL ? 400 : 503;
         return;
     }
-    if ((r = dd_adm_rewrite(&o, pod, &pred, &d->live.rs, d->live.static_nodes, &d->res, err,
+    if ((r = dd_adm_rewrite(&o, pod, &pred, &d->live.p.rs, d->live.static_nodes, &d->res, err,
                             sizeof(err))) < 0) {
         snprintf(d->warning, sizeof(d->warning), "dedupd: pod not right-sized: %.400s", err);
         d->http = r == -EINVAL ? 400 : 503;
@@ -328,9 +282,9 @@ static void decide(struct dd_admission_api *a, const char *ns, const json_t *pod
 static json_t *live_json(const struct live *l)
 {
     json_t *top = json_array();
-    for (size_t i = 0; i < l->n_top; i++)
-        json_array_append_new(top, json_string(l->top[i]));
-    json_t *o = dd_adm_prediction_json(&(struct dd_rs_prediction){.model_version = 0}, &l->rs);
+    for (size_t i = 0; i < l->p.n_top; i++)
+        json_array_append_new(top, json_string(l->p.top[i]));
+    json_t *o = dd_adm_prediction_json(&(struct dd_rs_prediction){.model_version = 0}, &l->p.rs);
     json_t *live = json_incref(json_object_get(o, "live"));
     json_decref(o);
     json_object_set_new(live, "top_nodes", top);

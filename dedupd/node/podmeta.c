@@ -18,19 +18,6 @@
 
 #define LAST_APPLIED "kubectl.kubernetes.io/last-applied-configuration"
 
-static int bad(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int bad(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* An optional string member into buf: absent or null is "", another type
  * or one too long refuses. */
 static int get_str(const json_t *obj, const char *key, const char *where, char *buf, size_t len,
@@ -43,10 +30,10 @@ static int get_str(const json_t *obj, const char *key, const char *where, char *
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_string(v))
-        return bad(err, errlen, DD_E_PARSE, "%s%s: expected a string", where, key);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s%s: expected a string", where, key);
     if (json_string_length(v) >= len || strlen(json_string_value(v)) != json_string_length(v)) {
         dd_quote(q, sizeof(q), json_string_value(v), json_string_length(v), 40);
-        return bad(err, errlen, DD_E_PARSE, "%s%s: '%s' too long or not a name", where, key, q);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s%s: '%s' too long or not a name", where, key, q);
     }
     memcpy(buf, json_string_value(v), json_string_length(v) + 1);
     return 0;
@@ -62,11 +49,11 @@ static int get_typed(const json_t *obj, const char *key, const char *where, bool
     if (!v || json_is_null(v))
         return 0;
     if (array ? !json_is_array(v) : !json_is_object(v))
-        return bad(err, errlen, DD_E_PARSE, "%s%s: expected %s", where, key,
-                   array ? "an array" : "an object");
+        return dd_fail(err, errlen, DD_E_PARSE, "%s%s: expected %s", where, key,
+                       array ? "an array" : "an object");
     if (array && json_array_size(v) > DD_POD_META_MAX_CONTAINERS)
-        return bad(err, errlen, DD_E_TOOBIG, "%s%s: more than %u entries", where, key,
-                   DD_POD_META_MAX_CONTAINERS);
+        return dd_fail(err, errlen, DD_E_TOOBIG, "%s%s: more than %u entries", where, key,
+                       DD_POD_META_MAX_CONTAINERS);
     *ret = v;
     return 0;
 }
@@ -83,10 +70,12 @@ static int get_time(const json_t *obj, const char *key, const char *where, doubl
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_string(v))
-        return bad(err, errlen, DD_E_PARSE, "%s%s: expected an RFC 3339 time string", where, key);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s%s: expected an RFC 3339 time string", where,
+                       key);
     if (dd_microtime_parse(json_string_value(v), json_string_length(v), &us) < 0) {
         dd_quote(q, sizeof(q), json_string_value(v), json_string_length(v), 40);
-        return bad(err, errlen, DD_E_PARSE, "%s%s: '%s' is not an RFC 3339 time", where, key, q);
+        return dd_fail(err, errlen, DD_E_PARSE, "%s%s: '%s' is not an RFC 3339 time", where, key,
+                       q);
     }
     *ret = (double)us / 1e6;
     return 0;
@@ -154,11 +143,11 @@ static int read_owner(const json_t *md, const json_t *labels, struct dd_pod_meta
         const json_t *ctl;
         snprintf(where, sizeof(where), "metadata.ownerReferences[%zu].", i);
         if (!json_is_object(ref))
-            return bad(err, errlen, DD_E_PARSE, "metadata.ownerReferences[%zu]: expected an object",
-                       i);
+            return dd_fail(err, errlen, DD_E_PARSE,
+                           "metadata.ownerReferences[%zu]: expected an object", i);
         ctl = json_object_get(ref, "controller");
         if (ctl && !json_is_boolean(ctl) && !json_is_null(ctl))
-            return bad(err, errlen, DD_E_PARSE, "%scontroller: expected a boolean", where);
+            return dd_fail(err, errlen, DD_E_PARSE, "%scontroller: expected a boolean", where);
         if (!json_is_true(ctl))
             continue;
         if ((r = get_str(ref, "kind", where, kind, sizeof(kind), err, errlen)) < 0 ||
@@ -215,14 +204,14 @@ static int add_quantities(struct resources *rs, const json_t *list, bool limits,
         } else if (json_is_string(v) && json_string_length(v) < sizeof(qs)) {
             snprintf(qs, sizeof(qs), "%s", json_string_value(v));
         } else {
-            return bad(err, errlen, DD_E_PARSE, "%s[%.100s]: expected a quantity string", where,
-                       key);
+            return dd_fail(err, errlen, DD_E_PARSE, "%s[%.100s]: expected a quantity string", where,
+                           key);
         }
         r = cpu ? dd_kube_quantity_milli(qs, &q) : dd_kube_quantity(qs, &q);
         if (r < 0) {
             char qq[64];
             dd_quote(qq, sizeof(qq), qs, strlen(qs), 40);
-            return bad(err, errlen, r, "%s[%.100s]: bad quantity '%s'", where, key, qq);
+            return dd_fail(err, errlen, r, "%s[%.100s]: bad quantity '%s'", where, key, qq);
         }
         for (i = 0; i < rs->n; i++) {
             if (strcmp(rs->r[i].name, key) == 0)
@@ -230,10 +219,10 @@ static int add_quantities(struct resources *rs, const json_t *list, bool limits,
         }
         if (i == rs->n) {
             if (rs->n == DD_POD_META_MAX_RESOURCES)
-                return bad(err, errlen, DD_E_TOOBIG, "%s: more than %u resource names", where,
-                           DD_POD_META_MAX_RESOURCES);
+                return dd_fail(err, errlen, DD_E_TOOBIG, "%s: more than %u resource names", where,
+                               DD_POD_META_MAX_RESOURCES);
             if (strlen(key) >= sizeof(rs->r[0].name))
-                return bad(err, errlen, DD_E_PARSE, "%s: a resource name too long", where);
+                return dd_fail(err, errlen, DD_E_PARSE, "%s: a resource name too long", where);
             memset(&rs->r[i], 0, sizeof(rs->r[i]));
             snprintf(rs->r[i].name, sizeof(rs->r[i].name), "%s", key);
             rs->n++;
@@ -269,7 +258,7 @@ static int read_containers(struct resources *rs, const json_t *spec, const char 
         bool main = !init;
 
         if (!json_is_object(c))
-            return bad(err, errlen, DD_E_PARSE, "spec.%s[%zu]: expected an object", key, i);
+            return dd_fail(err, errlen, DD_E_PARSE, "spec.%s[%zu]: expected an object", key, i);
         snprintf(where, sizeof(where), "spec.%s[%zu].", key, i);
         if (init) {
             if ((r = get_str(c, "restartPolicy", where, policy, sizeof(policy), err, errlen)) < 0)
@@ -368,7 +357,7 @@ static int read_terminated(const json_t *t, const char *where, struct term *ret,
     if (code && !json_is_null(code)) {
         if (!json_is_integer(code) || json_integer_value(code) < INT32_MIN + 1 ||
             json_integer_value(code) > INT32_MAX)
-            return bad(err, errlen, DD_E_PARSE, "%sexitCode: expected a 32-bit integer", where);
+            return dd_fail(err, errlen, DD_E_PARSE, "%sexitCode: expected a 32-bit integer", where);
         ret->exit_code = (int)json_integer_value(code);
     }
     if ((r = get_str(t, "reason", where, reason, sizeof(reason), err, errlen)) < 0 ||
@@ -419,8 +408,8 @@ static int read_status(const json_t *st, struct dd_pod_meta *m, char *err, size_
         char where[96];
 
         if (!json_is_object(cs))
-            return bad(err, errlen, DD_E_PARSE, "status.containerStatuses[%zu]: expected an object",
-                       i);
+            return dd_fail(err, errlen, DD_E_PARSE,
+                           "status.containerStatuses[%zu]: expected an object", i);
         for (size_t w = 0; w < 2; w++) {
             const json_t *s, *t = NULL;
             struct term cur;
@@ -500,8 +489,8 @@ static int read_annotations(const json_t *md, struct dd_pod_meta *m, char *err, 
     json_object_foreach(unconst(ann), key, v)
     {
         if (!json_is_string(v))
-            return bad(err, errlen, DD_E_PARSE, "metadata.annotations[%.100s]: expected a string",
-                       key);
+            return dd_fail(err, errlen, DD_E_PARSE,
+                           "metadata.annotations[%.100s]: expected a string", key);
         if (strcmp(key, LAST_APPLIED) == 0)
             continue;
         if (strcmp(key, "kubernetes.io/config.mirror") == 0 &&
@@ -523,7 +512,7 @@ int dd_pod_meta_from_json(const json_t *pod, struct dd_pod_meta *ret, char *err,
     if (!pod || !ret)
         return -EINVAL;
     if (!json_is_object(pod))
-        return bad(err, errlen, DD_E_PARSE, "pod: expected an object");
+        return dd_fail(err, errlen, DD_E_PARSE, "pod: expected an object");
     memset(&m, 0, sizeof(m));
     m.started_at = m.finished_at = (double)NAN;
     m.exit_code = DD_POD_EXIT_UNKNOWN;
@@ -532,7 +521,7 @@ int dd_pod_meta_from_json(const json_t *pod, struct dd_pod_meta *ret, char *err,
         (r = get_typed(pod, "status", "", false, &st, err, errlen)) < 0)
         return r;
     if (!md) {
-        r = bad(err, errlen, DD_E_PARSE, "metadata: missing");
+        r = dd_fail(err, errlen, DD_E_PARSE, "metadata: missing");
         goto fail;
     }
     if ((r = get_str(md, "uid", "metadata.", m.uid, sizeof(m.uid), err, errlen)) < 0 ||
@@ -543,7 +532,7 @@ int dd_pod_meta_from_json(const json_t *pod, struct dd_pod_meta *ret, char *err,
         (r = read_annotations(md, &m, err, errlen)) < 0)
         goto fail;
     if (!m.uid[0]) {
-        r = bad(err, errlen, DD_E_PARSE, "metadata.uid: missing");
+        r = dd_fail(err, errlen, DD_E_PARSE, "metadata.uid: missing");
         goto fail;
     }
     if (spec &&

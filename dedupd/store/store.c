@@ -137,19 +137,6 @@ static int wb_delete_range(struct dd_store *s, rocksdb_writebatch_t *wb, int cf,
 
 /* --- Small helpers -------------------------------------------------------- */
 
-static int fail(char *errbuf, size_t errlen, int r, const char *fmt, ...) _dd_printf_(4, 5);
-static int fail(char *errbuf, size_t errlen, int r, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errbuf && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return r;
-}
-
 static uint64_t now_realtime_ms(void)
 {
     struct timespec ts;
@@ -335,16 +322,16 @@ static int dir_sum(const char *dir, const char *prefix, const char *suffix, uint
 static int dir_error(const char *path, int r, char *errbuf, size_t errlen)
 {
     if (r == -EACCES || r == -EPERM)
-        return fail(errbuf, errlen, r,
-                    "cannot create or write store directory %s: %s; create it writable by the "
-                    "user dedupd runs as (uid %u), or choose another directory",
-                    path, strerror(-r), (unsigned)geteuid());
+        return dd_fail(errbuf, errlen, r,
+                       "cannot create or write store directory %s: %s; create it writable by the "
+                       "user dedupd runs as (uid %u), or choose another directory",
+                       path, strerror(-r), (unsigned)geteuid());
     if (r == -EROFS)
-        return fail(errbuf, errlen, r,
-                    "cannot write store directory %s: it is on a read-only file system; put the "
-                    "store on a writable file system",
-                    path);
-    return fail(errbuf, errlen, r, "cannot create store directory %s: %s", path, strerror(-r));
+        return dd_fail(errbuf, errlen, r,
+                       "cannot write store directory %s: it is on a read-only file system; put the "
+                       "store on a writable file system",
+                       path);
+    return dd_fail(errbuf, errlen, r, "cannot create store directory %s: %s", path, strerror(-r));
 }
 
 /* What to do about a store RocksDB cannot open because its own files are
@@ -359,25 +346,25 @@ static int open_error(const char *path, int r, const char *rocks, char *errbuf, 
 {
     switch (r) {
     case -EBUSY:
-        return fail(errbuf, errlen, r,
-                    "store directory %s is locked by another process; is another dedupd "
-                    "running? (RocksDB: %s)",
-                    path, rocks);
+        return dd_fail(errbuf, errlen, r,
+                       "store directory %s is locked by another process; is another dedupd "
+                       "running? (RocksDB: %s)",
+                       path, rocks);
     case -EUCLEAN:
-        return fail(errbuf, errlen, r,
-                    "store directory %s is corrupt (RocksDB: %s); " REPAIR_ADVICE, path, rocks,
-                    path);
+        return dd_fail(errbuf, errlen, r,
+                       "store directory %s is corrupt (RocksDB: %s); " REPAIR_ADVICE, path, rocks,
+                       path);
     case -EACCES:
     case -EPERM:
     case -EROFS:
         return dir_error(path, r, errbuf, errlen);
     case -ENOSPC:
-        return fail(errbuf, errlen, r,
-                    "no space to open store directory %s (RocksDB: %s); free space on its file "
-                    "system",
-                    path, rocks);
+        return dd_fail(errbuf, errlen, r,
+                       "no space to open store directory %s (RocksDB: %s); free space on its file "
+                       "system",
+                       path, rocks);
     default:
-        return fail(errbuf, errlen, r, "cannot open store directory %s: %s", path, rocks);
+        return dd_fail(errbuf, errlen, r, "cannot open store directory %s: %s", path, rocks);
     }
 }
 
@@ -399,7 +386,7 @@ static int check_current(const char *path, char *errbuf, size_t errlen)
     if (lstat(p, &st) != 0)
         return 0;
     if (!S_ISREG(st.st_mode))
-        return fail(
+        return dd_fail(
             errbuf, errlen, -EUCLEAN,
             "store directory %s is corrupt: %s is a %s, not RocksDB's pointer to its "
             "MANIFEST; remove it (rmdir it if it is an empty directory), then " REPAIR_ADVICE,
@@ -418,11 +405,11 @@ static int check_current(const char *path, char *errbuf, size_t errlen)
     if (strncmp(text, "MANIFEST-", 9) != 0 || strchr(text, '/'))
         return 0;
     if (!dir_has_file(path, text))
-        return fail(errbuf, errlen, -EUCLEAN,
-                    "store directory %s is corrupt: CURRENT names %s, which is missing (the "
-                    "MANIFEST lists the store's files; without it RocksDB cannot open "
-                    "them); " REPAIR_ADVICE,
-                    path, text, path);
+        return dd_fail(errbuf, errlen, -EUCLEAN,
+                       "store directory %s is corrupt: CURRENT names %s, which is missing (the "
+                       "MANIFEST lists the store's files; without it RocksDB cannot open "
+                       "them); " REPAIR_ADVICE,
+                       path, text, path);
     return 0;
 }
 
@@ -564,13 +551,14 @@ static int check_schema(struct dd_store *s, char *errbuf, size_t errlen)
 
     r = read_schema(s, &present, &version);
     if (r == -EUCLEAN)
-        return fail(errbuf, errlen, r,
-                    "store directory %s is corrupt: its schema version is unreadable; restore it "
-                    "from a backup, or move the directory away so dedupd starts an empty store",
-                    s->path);
+        return dd_fail(
+            errbuf, errlen, r,
+            "store directory %s is corrupt: its schema version is unreadable; restore it "
+            "from a backup, or move the directory away so dedupd starts an empty store",
+            s->path);
     if (r < 0)
-        return fail(errbuf, errlen, r, "cannot read the schema version of store %s: %s", s->path,
-                    dd_strerror(r));
+        return dd_fail(errbuf, errlen, r, "cannot read the schema version of store %s: %s", s->path,
+                       dd_strerror(r));
     if (!present) {
         /* A new store, or one whose creation was interrupted before this. */
         r = write_schema(s, rocks, sizeof(rocks));
@@ -579,16 +567,17 @@ static int check_schema(struct dd_store *s, char *errbuf, size_t errlen)
         return 0;
     }
     if (version > DD_STORE_SCHEMA_VERSION)
-        return fail(errbuf, errlen, -ENOTSUP,
-                    "store directory %s was written by a newer dedupd (schema version %llu; this "
-                    "dedupd reads up to %u); upgrade dedupd, or move the directory away so dedupd "
-                    "starts an empty store",
-                    s->path, (unsigned long long)version, DD_STORE_SCHEMA_VERSION);
+        return dd_fail(
+            errbuf, errlen, -ENOTSUP,
+            "store directory %s was written by a newer dedupd (schema version %llu; this "
+            "dedupd reads up to %u); upgrade dedupd, or move the directory away so dedupd "
+            "starts an empty store",
+            s->path, (unsigned long long)version, DD_STORE_SCHEMA_VERSION);
     if (version == 0)
-        return fail(errbuf, errlen, -EUCLEAN,
-                    "store directory %s is corrupt: schema version 0; restore it from a backup, "
-                    "or move the directory away so dedupd starts an empty store",
-                    s->path);
+        return dd_fail(errbuf, errlen, -EUCLEAN,
+                       "store directory %s is corrupt: schema version 0; restore it from a backup, "
+                       "or move the directory away so dedupd starts an empty store",
+                       s->path);
     /* Older versions would be migrated here; 1 is the first. */
     return 0;
 }
@@ -623,13 +612,13 @@ static int list_existing(struct dd_store *s, char *errbuf, size_t errlen)
         r = -E2BIG;
     }
     if (r == -E2BIG)
-        return fail(errbuf, errlen, -EINVAL,
-                    "%s is a RocksDB database but not a dedupd store; move it away or choose "
-                    "another directory",
-                    s->path);
+        return dd_fail(errbuf, errlen, -EINVAL,
+                       "%s is a RocksDB database but not a dedupd store; move it away or choose "
+                       "another directory",
+                       s->path);
     if (r < 0)
-        return fail(errbuf, errlen, r, "cannot open store directory %s: %s", s->path,
-                    dd_strerror(r));
+        return dd_fail(errbuf, errlen, r, "cannot open store directory %s: %s", s->path,
+                       dd_strerror(r));
     return 0;
 }
 
@@ -691,18 +680,19 @@ int dd_store_open(const char *path, const struct dd_store_options *opts, struct 
     if (errbuf && errlen)
         errbuf[0] = '\0';
     if (!path || !*path || !ret)
-        return fail(errbuf, errlen, -EINVAL, "no store directory given");
+        return dd_fail(errbuf, errlen, -EINVAL, "no store directory given");
     if (strlen(path) >= PATH_MAX - 32)
-        return fail(errbuf, errlen, -ENAMETOOLONG, "store directory name too long: %.64s...", path);
+        return dd_fail(errbuf, errlen, -ENAMETOOLONG, "store directory name too long: %.64s...",
+                       path);
 
     s = dd_calloc(1, sizeof(*s));
     if (!s)
-        return fail(errbuf, errlen, -ENOMEM, "out of memory opening store %s", path);
+        return dd_fail(errbuf, errlen, -ENOMEM, "out of memory opening store %s", path);
     pthread_mutex_init(&s->write_lock, NULL);
     pthread_mutex_init(&s->health_lock, NULL);
     if (pthread_rwlock_init(&s->lock, NULL) != 0) {
         dd_free(s);
-        return fail(errbuf, errlen, -ENOMEM, "out of memory opening store %s", path);
+        return dd_fail(errbuf, errlen, -ENOMEM, "out of memory opening store %s", path);
     }
     if (opts)
         s->opts = *opts;
@@ -715,7 +705,7 @@ int dd_store_open(const char *path, const struct dd_store_options *opts, struct 
     s->cf_names = dd_calloc(STORE_MAX_CFS, sizeof(*s->cf_names));
     s->handles = dd_calloc(STORE_MAX_CFS, sizeof(*s->handles));
     if (!s->path || !s->cf_names || !s->handles) {
-        r = fail(errbuf, errlen, -ENOMEM, "out of memory opening store %s", path);
+        r = dd_fail(errbuf, errlen, -ENOMEM, "out of memory opening store %s", path);
         goto out_free;
     }
 
@@ -738,18 +728,18 @@ int dd_store_open(const char *path, const struct dd_store_options *opts, struct 
         size_t manifests = 0;
         if (dir_sum(path, "MANIFEST-", "", NULL, &manifests) == 0 && manifests > 0) {
             /* RocksDB would start an empty store and delete the data. */
-            r = fail(errbuf, errlen, -EUCLEAN,
-                     "store directory %s is corrupt: it has a MANIFEST but no CURRENT file; "
-                     "restore it from a backup, or move the directory away so dedupd starts an "
-                     "empty store",
-                     path);
+            r = dd_fail(errbuf, errlen, -EUCLEAN,
+                        "store directory %s is corrupt: it has a MANIFEST but no CURRENT file; "
+                        "restore it from a backup, or move the directory away so dedupd starts an "
+                        "empty store",
+                        path);
             goto out_free;
         }
     }
 
     r = setup_options(s, !existing);
     if (r < 0) {
-        r = fail(errbuf, errlen, r, "out of memory opening store %s", path);
+        r = dd_fail(errbuf, errlen, r, "out of memory opening store %s", path);
         goto out_free;
     }
     if (existing) {
@@ -760,7 +750,7 @@ int dd_store_open(const char *path, const struct dd_store_options *opts, struct 
         for (int c = 0; c < CF_N_ && r == 0; c++)
             r = add_cf_name(s, cf_names[c]);
         if (r < 0) {
-            r = fail(errbuf, errlen, r, "out of memory opening store %s", path);
+            r = dd_fail(errbuf, errlen, r, "out of memory opening store %s", path);
             goto out_free;
         }
     }
@@ -1898,32 +1888,33 @@ int dd_store_repair(const char *path, char *errbuf, size_t errlen)
     if (errbuf && errlen)
         errbuf[0] = '\0';
     if (!path || !*path)
-        return fail(errbuf, errlen, -EINVAL, "no store directory given");
+        return dd_fail(errbuf, errlen, -EINVAL, "no store directory given");
     if (stat(path, &st) != 0)
-        return fail(errbuf, errlen, -errno, "cannot repair store %s: %s", path, strerror(errno));
+        return dd_fail(errbuf, errlen, -errno, "cannot repair store %s: %s", path, strerror(errno));
     n = snprintf(cur, sizeof(cur), "%s/CURRENT", path);
     if (n < 0 || (size_t)n >= sizeof(cur))
-        return fail(errbuf, errlen, -ENAMETOOLONG, "store directory name too long: %.64s...", path);
+        return dd_fail(errbuf, errlen, -ENAMETOOLONG, "store directory name too long: %.64s...",
+                       path);
     /* RepairDB writes a new CURRENT by rename, which a directory in its place
      * blocks; an empty one holds nothing. */
     if (lstat(cur, &st) == 0 && S_ISDIR(st.st_mode) && rmdir(cur) != 0)
-        return fail(errbuf, errlen, -EISDIR,
-                    "cannot repair store %s: %s is a directory that is not empty (%s); move it "
-                    "away and run the repair again",
-                    path, cur, strerror(errno));
+        return dd_fail(errbuf, errlen, -EISDIR,
+                       "cannot repair store %s: %s is a directory that is not empty (%s); move it "
+                       "away and run the repair again",
+                       path, cur, strerror(errno));
     o = rocksdb_options_create();
     if (!o)
-        return fail(errbuf, errlen, -ENOMEM, "out of memory repairing store %s", path);
+        return dd_fail(errbuf, errlen, -ENOMEM, "out of memory repairing store %s", path);
     rocksdb_options_set_create_if_missing(o, 0);
     rocksdb_repair_db(o, path, &err);
     rocksdb_options_destroy(o);
     r = dd_rocks_status(err, rocks, sizeof(rocks));
     if (r == -EBUSY)
-        return fail(errbuf, errlen, r,
-                    "cannot repair store %s: it is open (is dedupd running?); stop dedupd first "
-                    "(RocksDB: %s)",
-                    path, rocks);
+        return dd_fail(errbuf, errlen, r,
+                       "cannot repair store %s: it is open (is dedupd running?); stop dedupd first "
+                       "(RocksDB: %s)",
+                       path, rocks);
     if (r < 0)
-        return fail(errbuf, errlen, r, "repair of store %s failed (RocksDB: %s)", path, rocks);
+        return dd_fail(errbuf, errlen, r, "repair of store %s failed (RocksDB: %s)", path, rocks);
     return 0;
 }
