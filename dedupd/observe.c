@@ -298,7 +298,7 @@ static void finalise(struct dd_observer *o, const struct dd_pod_usage *u, struct
 
     r = meta_get(o, u->uid, &m, &final);
     have = r > 0;
-    body = dd_pod_outcome_json(u, have ? &m : NULL, o->node, NAN);
+    body = dd_pod_outcome_json(u, have ? &m : NULL, o->node, (double)NAN);
     if (have)
         dd_pod_meta_release(&m);
     if (!body)

@@ -151,7 +151,7 @@ void dd_placer_set_learned(struct dd_placer *p, dd_placer_learned_fn fn, void *c
  * would otherwise get the default (see dd_placer_set_learned). */
 static void learned_profile(struct dd_placer *p, const json_t *pod_json, struct dd_placement *q)
 {
-    double read = NAN, write = NAN;
+    double read = (double)NAN, write = (double)NAN;
     char why[160] = "";
     struct dd_profile_set set;
     if (!p->learned || !pod_json || strcmp(q->profile.source, "default") != 0 ||
