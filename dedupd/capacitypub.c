@@ -24,7 +24,7 @@
 #include "common/dynbuf.h"
 #include "dedupd/api/api.h"
 #include "dedupd/http/client.h"
-#include "dedupd/http/token.h"
+#include "dedupd/kubeclient.h"
 #include "placement/kube.h"
 
 #define MAX_REPLY        (64u << 20) /* a list page of 500 objects is ~300 KB; room to spare */
@@ -55,9 +55,7 @@ struct dd_capacitypub {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     /* the thread's own */
-    struct dd_http_client *client;
-    char *token;
-    uint64_t token_read_ms;
+    struct dd_kubeclient kc; /* the API server connection and its token */
     char coll_path[1024];
     char owner_path[1024], owner_kind[64], owner_api[32], owner_name[DD_NAME_MAX];
     json_t *owner_ref; /* NULL until read */
@@ -109,48 +107,6 @@ static void failed(struct dd_capacitypub *p, const char *fmt, ...)
     }
 }
 
-static int make_client(struct dd_capacitypub *p, char *errbuf, size_t errlen)
-{
-    struct dd_http_client_config cc = {
-        .base_url = p->cfg.src.url,
-        .token = p->token,
-        .ca_file = p->cfg.src.ca_file[0] ? p->cfg.src.ca_file : NULL,
-        .connect_timeout_ms = 5000,
-        .timeout_ms = 30000,
-        .cancel = cancelled,
-        .cancel_ud = p,
-    };
-    struct dd_http_client *c = NULL;
-    int r = dd_http_client_new(&cc, &c, errbuf, errlen);
-    if (r < 0)
-        return r;
-    dd_http_client_free(p->client);
-    p->client = c;
-    return 0;
-}
-
-static void token_refresh(struct dd_capacitypub *p, bool force)
-{
-    char *tok = NULL, err[512];
-    double every = p->cfg.token_reread_s > 0 ? p->cfg.token_reread_s : 60;
-    if (!p->cfg.src.token_file[0] ||
-        (!force && dd_mono_ms() - p->token_read_ms < (uint64_t)(every * 1000.0)))
-        return;
-    p->token_read_ms = dd_mono_ms();
-    if (dd_token_read(p->cfg.src.token_file, &tok, err, sizeof(err)) < 0) {
-        dd_log_debug("capacity publisher: %s (keeping the token read before)", err);
-        return;
-    }
-    if (p->token && strcmp(tok, p->token) == 0) {
-        dd_free(tok);
-        return;
-    }
-    dd_free(p->token);
-    p->token = tok;
-    if (make_client(p, err, sizeof(err)) < 0)
-        dd_log_warning("capacity publisher: %s", err);
-}
-
 /* method path [body] -> status; *doc the parsed reply (NULL if none). */
 static int call(struct dd_capacitypub *p, const char *method, const char *path, json_t *body,
                 json_t **doc)
@@ -163,7 +119,7 @@ static int call(struct dd_capacitypub *p, const char *method, const char *path, 
     if (body && !text)
         return -ENOMEM;
     dd_dynbuf_init(&reply, MAX_REPLY);
-    st = dd_http_client_call(p->client, method, path, text, &reply, err, sizeof(err));
+    st = dd_http_client_call(p->kc.client, method, path, text, &reply, err, sizeof(err));
     free(text);
     if (st < 0) {
         if (!cancelled(p))
@@ -171,7 +127,7 @@ static int call(struct dd_capacitypub *p, const char *method, const char *path, 
     } else {
         *doc = json_loadb(dd_dynbuf_str(&reply), dd_dynbuf_len(&reply), 0, NULL);
         if (st == 401)
-            token_refresh(p, true);
+            dd_kubeclient_refresh(&p->kc, true);
         if (st >= 300 && st != 404 && st != 409) {
             const char *m = json_string_value(json_object_get(*doc, "message"));
             failed(p, "%s %.300s: HTTP %d %.200s", method, path, st, m ? m : "");
@@ -261,13 +217,16 @@ int dd_capacitypub_new(const struct dd_capacitypub_config *c, const struct dd_ca
         snprintf(p->owner_api, sizeof(p->owner_api), "%s", owner_kinds[i].api);
         snprintf(p->owner_name, sizeof(p->owner_name), "%s", slash + 1);
     }
-    if (c->src.token_file[0] &&
-        (r = dd_token_read(c->src.token_file, &p->token, errbuf, errlen)) < 0) {
-        dd_capacitypub_free(p);
-        return r;
-    }
-    p->token_read_ms = dd_mono_ms();
-    if ((r = make_client(p, errbuf, errlen)) < 0) {
+    struct dd_kubeclient_config kcc = {
+        .src = &c->src,
+        .what = "capacity publisher",
+        .token_reread_s = c->token_reread_s,
+        .connect_timeout_ms = 5000,
+        .timeout_ms = 30000,
+        .cancel = cancelled,
+        .cancel_ud = p,
+    };
+    if ((r = dd_kubeclient_init(&p->kc, &kcc, errbuf, errlen)) < 0) {
         dd_capacitypub_free(p);
         return r;
     }
@@ -572,7 +531,7 @@ static void pass(struct dd_capacitypub *p, uint64_t deadline)
     if ((h->ready && !h->ready(h->ready_ud)) ||
         now - p->leader_since_ms < (uint64_t)(p->cfg.interval_s * 1000.0))
         return;
-    token_refresh(p, false);
+    dd_kubeclient_refresh(&p->kc, false);
     if (owner_resolve(p) < 0)
         return;
     if ((!p->listed || now - p->listed_ms >= (uint64_t)(relist * 1000.0)) && list(p) < 0)
@@ -676,8 +635,7 @@ struct dd_capacitypub *dd_capacitypub_free(struct dd_capacitypub *p)
     pthread_mutex_unlock(&p->lock);
     if (p->started)
         pthread_join(p->thread, NULL);
-    dd_http_client_free(p->client);
-    dd_free(p->token);
+    dd_kubeclient_release(&p->kc);
     json_decref(p->owner_ref);
     dd_free(p->objs);
     pthread_mutex_destroy(&p->lock);

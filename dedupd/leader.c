@@ -21,7 +21,7 @@
 #include "common/common.h"
 #include "common/dynbuf.h"
 #include "dedupd/http/client.h"
-#include "dedupd/http/token.h"
+#include "dedupd/kubeclient.h"
 #include "dedupd/microtime.h"
 
 #define LEASE_API        "/apis/coordination.k8s.io/v1"
@@ -40,9 +40,7 @@ struct dd_leader {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     /* the thread's own */
-    struct dd_http_client *client;
-    char *token;
-    uint64_t token_read_ms;
+    struct dd_kubeclient kc; /* the API server connection and its token */
     char lease_path[1024], leases_path[1024], pod_path[1024];
     char observed[1024];  /* holder and renewTime last seen */
     uint64_t observed_ms; /* monotonic, when it last changed */
@@ -71,49 +69,6 @@ static long timeout_ms(const struct dd_leader_config *c)
     /* a request never outlasts half the renew deadline (and 1..5 s) */
     double ms = c->renew_deadline_s * 500.0;
     return ms < 1000 ? 1000 : ms > 5000 ? 5000 : (long)ms;
-}
-
-static int make_client(struct dd_leader *l, char *errbuf, size_t errlen)
-{
-    struct dd_http_client_config cc = {
-        .base_url = l->cfg.src.url,
-        .token = l->token,
-        .ca_file = l->cfg.src.ca_file[0] ? l->cfg.src.ca_file : NULL,
-        .connect_timeout_ms = timeout_ms(&l->cfg),
-        .timeout_ms = timeout_ms(&l->cfg),
-        .cancel = cancelled,
-        .cancel_ud = l,
-    };
-    struct dd_http_client *c = NULL;
-    int r = dd_http_client_new(&cc, &c, errbuf, errlen);
-    if (r < 0)
-        return r;
-    dd_http_client_free(l->client);
-    l->client = c;
-    return 0;
-}
-
-/* Re-reads the token when due or forced; a new one gets a new client. */
-static void token_refresh(struct dd_leader *l, bool force)
-{
-    char *tok = NULL, err[512];
-    double every = l->cfg.token_reread_s > 0 ? l->cfg.token_reread_s : 60;
-    if (!l->cfg.src.token_file[0] ||
-        (!force && dd_mono_ms() - l->token_read_ms < (uint64_t)(every * 1000.0)))
-        return;
-    l->token_read_ms = dd_mono_ms();
-    if (dd_token_read(l->cfg.src.token_file, &tok, err, sizeof(err)) < 0) {
-        dd_log_debug("leader election: %s (keeping the token read before)", err);
-        return;
-    }
-    if (l->token && strcmp(tok, l->token) == 0) {
-        dd_free(tok);
-        return;
-    }
-    dd_free(l->token);
-    l->token = tok;
-    if (make_client(l, err, sizeof(err)) < 0)
-        dd_log_warning("leader election: %s", err);
 }
 
 /* prefix/namespaces/NS/KIND[/NAME], the names escaped; false when too long. */
@@ -171,13 +126,16 @@ int dd_leader_new(const struct dd_leader_config *c, struct dd_leader **ret, char
         dd_leader_free(l);
         return DD_E_USAGE;
     }
-    if (c->src.token_file[0] &&
-        (r = dd_token_read(c->src.token_file, &l->token, errbuf, errlen)) < 0) {
-        dd_leader_free(l);
-        return r;
-    }
-    l->token_read_ms = dd_mono_ms();
-    if ((r = make_client(l, errbuf, errlen)) < 0) {
+    struct dd_kubeclient_config kcc = {
+        .src = &c->src,
+        .what = "leader election",
+        .token_reread_s = c->token_reread_s,
+        .connect_timeout_ms = timeout_ms(&l->cfg),
+        .timeout_ms = timeout_ms(&l->cfg),
+        .cancel = cancelled,
+        .cancel_ud = l,
+    };
+    if ((r = dd_kubeclient_init(&l->kc, &kcc, errbuf, errlen)) < 0) {
         dd_leader_free(l);
         return r;
     }
@@ -199,7 +157,8 @@ static int call(struct dd_leader *l, const char *method, const char *path, const
     if (body && !text)
         return -ENOMEM;
     dd_dynbuf_init(&reply, MAX_REPLY);
-    st = dd_http_client_call_type(l->client, method, path, ctype, text, &reply, err, sizeof(err));
+    st =
+        dd_http_client_call_type(l->kc.client, method, path, ctype, text, &reply, err, sizeof(err));
     free(text);
     if (st < 0) {
         if (!cancelled(l))
@@ -207,7 +166,7 @@ static int call(struct dd_leader *l, const char *method, const char *path, const
     } else {
         *doc = json_loadb(dd_dynbuf_str(&reply), dd_dynbuf_len(&reply), 0, NULL);
         if (st == 401)
-            token_refresh(l, true);
+            dd_kubeclient_refresh(&l->kc, true);
         if (st >= 300 && st != 404 && st != 409)
             dd_log_debug("leader election: %s %s: HTTP %d %.200s", method, path, st,
                          json_string_value(json_object_get(*doc, "message"))
@@ -442,7 +401,7 @@ static void *run(void *arg)
                 l->cfg.identity, l->cfg.lease_namespace, l->cfg.lease_name, l->cfg.lease_duration_s,
                 l->cfg.renew_deadline_s, l->cfg.retry_period_s);
     for (;;) {
-        token_refresh(l, false);
+        dd_kubeclient_refresh(&l->kc, false);
         enum try_result r = try_acquire_or_renew(l);
         bool was = atomic_load(&l->leader);
         uint64_t now = dd_mono_ms();
@@ -510,8 +469,7 @@ struct dd_leader *dd_leader_free(struct dd_leader *l)
     if (!l)
         return NULL;
     dd_leader_stop(l);
-    dd_http_client_free(l->client);
-    dd_free(l->token);
+    dd_kubeclient_release(&l->kc);
     pthread_mutex_destroy(&l->lock);
     pthread_cond_destroy(&l->wake);
     dd_free(l);

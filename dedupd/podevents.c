@@ -24,7 +24,7 @@
 #include "common/common.h"
 #include "common/dynbuf.h"
 #include "dedupd/http/client.h"
-#include "dedupd/http/token.h"
+#include "dedupd/kubeclient.h"
 
 #define MAX_REPLY  (1u << 20) /* an Event echoed back: a few KB */
 #define DEDUPE_MAX 65536      /* pods remembered; ~100 bytes each */
@@ -46,9 +46,7 @@ struct dd_podevents {
     size_t cap, head, n;
     json_t *seen; /* uid -> claim time (ms, monotonic) */
     /* the thread's own */
-    struct dd_http_client *client;
-    char *token;
-    uint64_t token_read_ms;
+    struct dd_kubeclient kc; /* the API server connection and its token */
     double tokens;
     uint64_t tokens_ms, seq;
     char last_error[256];
@@ -89,48 +87,6 @@ static void failed(struct dd_podevents *p, const char *fmt, ...)
     }
 }
 
-static int make_client(struct dd_podevents *p, char *errbuf, size_t errlen)
-{
-    struct dd_http_client_config cc = {
-        .base_url = p->cfg.src.url,
-        .token = p->token,
-        .ca_file = p->cfg.src.ca_file[0] ? p->cfg.src.ca_file : NULL,
-        .connect_timeout_ms = 5000,
-        .timeout_ms = 10000,
-        .cancel = cancelled,
-        .cancel_ud = p,
-    };
-    struct dd_http_client *c = NULL;
-    int r = dd_http_client_new(&cc, &c, errbuf, errlen);
-    if (r < 0)
-        return r;
-    dd_http_client_free(p->client);
-    p->client = c;
-    return 0;
-}
-
-static void token_refresh(struct dd_podevents *p, bool force)
-{
-    char *tok = NULL, err[512];
-    double every = p->cfg.token_reread_s > 0 ? p->cfg.token_reread_s : 60;
-    if (!p->cfg.src.token_file[0] ||
-        (!force && dd_mono_ms() - p->token_read_ms < (uint64_t)(every * 1000.0)))
-        return;
-    p->token_read_ms = dd_mono_ms();
-    if (dd_token_read(p->cfg.src.token_file, &tok, err, sizeof(err)) < 0) {
-        dd_log_debug("pod events: %s (keeping the token read before)", err);
-        return;
-    }
-    if (p->token && strcmp(tok, p->token) == 0) {
-        dd_free(tok);
-        return;
-    }
-    dd_free(p->token);
-    p->token = tok;
-    if (make_client(p, err, sizeof(err)) < 0)
-        dd_log_warning("pod events: %s", err);
-}
-
 int dd_podevents_new(const struct dd_podevents_config *c, bool (*is_leader)(void *ud),
                      void *leader_ud, struct dd_podevents **ret, char *errbuf, size_t errlen)
 {
@@ -165,13 +121,16 @@ int dd_podevents_new(const struct dd_podevents_config *c, bool (*is_leader)(void
         dd_podevents_free(p);
         return -ENOMEM;
     }
-    if (c->src.token_file[0] &&
-        (r = dd_token_read(c->src.token_file, &p->token, errbuf, errlen)) < 0) {
-        dd_podevents_free(p);
-        return r;
-    }
-    p->token_read_ms = dd_mono_ms();
-    if ((r = make_client(p, errbuf, errlen)) < 0) {
+    struct dd_kubeclient_config kcc = {
+        .src = &c->src,
+        .what = "pod events",
+        .token_reread_s = c->token_reread_s,
+        .connect_timeout_ms = 5000,
+        .timeout_ms = 10000,
+        .cancel = cancelled,
+        .cancel_ud = p,
+    };
+    if ((r = dd_kubeclient_init(&p->kc, &kcc, errbuf, errlen)) < 0) {
         dd_podevents_free(p);
         return r;
     }
@@ -392,7 +351,7 @@ static void send_one(struct dd_podevents *p, const struct dd_pod_event *e)
     }
     if (!take_token(p))
         return;
-    token_refresh(p, false);
+    dd_kubeclient_refresh(&p->kc, false);
     json_t *ev = event_json(p, e);
     char *body = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
     json_decref(ev);
@@ -404,7 +363,7 @@ static void send_one(struct dd_podevents *p, const struct dd_pod_event *e)
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", ens);
     dd_free(ens);
     dd_dynbuf_init(&reply, MAX_REPLY);
-    st = dd_http_client_call(p->client, "POST", path, body, &reply, err, sizeof(err));
+    st = dd_http_client_call(p->kc.client, "POST", path, body, &reply, err, sizeof(err));
     free(body);
     if (st == 200 || st == 201) {
         add(&p->outcomes[OUT_SENT], 1);
@@ -418,7 +377,7 @@ static void send_one(struct dd_podevents *p, const struct dd_pod_event *e)
                m ? m : "");
         json_decref(doc);
         if (st == 401)
-            token_refresh(p, true);
+            dd_kubeclient_refresh(&p->kc, true);
     }
     dd_dynbuf_free(&reply);
 }
@@ -463,8 +422,7 @@ struct dd_podevents *dd_podevents_free(struct dd_podevents *p)
     pthread_mutex_unlock(&p->lock);
     if (p->started)
         pthread_join(p->thread, NULL);
-    dd_http_client_free(p->client);
-    dd_free(p->token);
+    dd_kubeclient_release(&p->kc);
     dd_free(p->ring);
     json_decref(p->seen);
     pthread_mutex_destroy(&p->lock);
