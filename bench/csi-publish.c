@@ -44,6 +44,7 @@
 #include "dedupd/daemon.h"
 #include "kubeapi.h"
 #include "placement/report.h"
+#include "reports.h"
 
 #define GIB 1073741824.0
 #define NS  "dedupd-bench"
@@ -114,36 +115,25 @@ static long request(struct http *h, const char *url, const char *body)
 
 static void report(struct http *h, const char *base, unsigned i, const struct node_state *s)
 {
-    struct dd_report r;
-    char url[256];
-    if (dd_report_alloc(&r, 0, 1, 0) < 0)
+    char node[32], url[256];
+    snprintf(node, sizeof(node), "node-%05u", i);
+    struct tt_node_report n = {.node = node,
+                               .pool = "fast",
+                               .physical_gib = 8000,
+                               .physical_free_gib = s->free_gib,
+                               .logical_gib = 80000,
+                               .logical_free_gib = 60000,
+                               .dedup_ratio = s->ratio};
+    json_t *j = tt_node_report_json(&n);
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (!body)
         die("out of memory");
-    r.schema = DD_REPORT_SCHEMA;
-    snprintf(r.node, sizeof(r.node), "node-%05u", i);
-    r.interval_s = 10;
-    r.time_ms = dd_wall_ms();
-    r.cores = 64;
-    struct dd_report_volume *v = &r.volumes[0];
-    snprintf(v->name, sizeof(v->name), "vdo0");
-    snprintf(v->pool, sizeof(v->pool), "fast");
-    snprintf(v->mode, sizeof(v->mode), "normal");
-    snprintf(v->index_state, sizeof(v->index_state), "online");
-    v->vdo_version = 36;
-    v->physical_bytes = (int64_t)(8000 * GIB);
-    v->physical_free_bytes = (int64_t)(s->free_gib * GIB);
-    v->logical_bytes = (int64_t)(80000 * GIB);
-    v->logical_free_bytes = (int64_t)(60000 * GIB);
-    dd_features_clear(&v->features);
-    v->features.v[DD_F_DEDUP_RATIO] = s->ratio;
-    json_t *j = dd_report_to_json(&r);
-    char *body = json_dumps(j, JSON_COMPACT);
     snprintf(url, sizeof(url), "%s/v1/reports", base);
     long st = request(h, url, body);
     if (st < 200 || st > 299)
         die("a report was refused");
     free(body);
     json_decref(j);
-    dd_report_release(&r);
 }
 
 static double metric(struct http *h, const char *base, const char *name)

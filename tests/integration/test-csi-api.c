@@ -29,6 +29,7 @@
 #include "helpers.h"
 #include "kubeapi.h"
 #include "placement/report.h"
+#include "reports.h"
 
 #define GIB 1073741824.0
 
@@ -66,59 +67,21 @@ static void put(struct fx *f, enum dd_kube_kind kind, const char *rel)
 static void report(struct fx *f, const char *node, double write_mbps, double cpu_ex, double io_psi,
                    double dedup_ratio)
 {
-    struct dd_report r;
-    assert_int_equal(dd_report_alloc(&r, 8, 1, 0), 0);
-    r.schema = DD_REPORT_SCHEMA;
-    snprintf(r.node, sizeof(r.node), "%s", node);
-    r.interval_s = 10;
-    r.time_ms = dd_wall_ms();
-    r.cores = 64;
-    r.cpu_util_ex_vdo = cpu_ex;
-    r.cpu_psi = 2;
-    r.io_psi = io_psi;
-    r.run_queue = 4;
-    r.vdo_cpu_seconds = 5;
-    r.gpus_available = true;
-    for (unsigned g = 0; g < 8; g++) {
-        r.gpus[g].index = g;
-        r.gpus[g].util_gpu_percent = 10;
-    }
-    struct dd_report_volume *v = &r.volumes[0];
-    snprintf(v->name, sizeof(v->name), "vdo0");
-    snprintf(v->pool, sizeof(v->pool), "fast");
-    snprintf(v->mode, sizeof(v->mode), "normal");
-    snprintf(v->index_state, sizeof(v->index_state), "online");
-    v->vdo_version = 36;
-    v->rotational = 0;
-    v->physical_bytes = (int64_t)(4000 * GIB);
-    v->physical_free_bytes = (int64_t)(2000 * GIB);
-    v->logical_bytes = (int64_t)(40000 * GIB);
-    v->logical_free_bytes = (int64_t)(30000 * GIB);
-    struct dd_features *ft = &v->features;
-    dd_features_clear(ft);
-    ft->v[DD_F_WRITE_MBPS] = write_mbps;
-    ft->v[DD_F_READ_MBPS] = 100;
-    ft->v[DD_F_WRITE_IOPS] = write_mbps * 1e6 / 4096;
-    ft->v[DD_F_DEDUP_HIT_RATE] = 0.4;
-    ft->v[DD_F_INDEX_ENTRIES] = 5e6;
-    ft->v[DD_F_COMPRESSION] = 1;
-    ft->v[DD_F_PACKER_SAVINGS] = 0.2;
-    ft->v[DD_F_NODE_CPU_UTIL_EX_VDO] = cpu_ex;
-    ft->v[DD_F_CPU_PSI] = 2;
-    ft->v[DD_F_IO_PSI] = io_psi;
-    ft->v[DD_F_RUN_QUEUE] = 4;
-    ft->v[DD_F_DEDUP_RATIO] = dedup_ratio;
-    json_t *j = dd_report_to_json(&r);
-    char *body = json_dumps(j, JSON_COMPACT);
-    char url[128];
-    snprintf(url, sizeof(url), "%s/v1/reports", f->url);
-    struct tt_reply rep = tt_http(url, "POST", body, strlen(body), 10);
-    if (rep.status != 200 && rep.status != 202 && rep.status != 204)
-        fail_msg("report %s: %ld %s", node, rep.status, rep.body ? rep.body : "");
-    free(rep.body);
-    free(body);
-    json_decref(j);
-    dd_report_release(&r);
+    struct tt_node_report n = {.node = node,
+                               .pool = "fast",
+                               .physical_gib = 4000,
+                               .physical_free_gib = 2000,
+                               .logical_gib = 40000,
+                               .logical_free_gib = 30000,
+                               .dedup_ratio = dedup_ratio,
+                               .with_load = true,
+                               .write_mbps = write_mbps,
+                               .cpu_ex = cpu_ex,
+                               .io_psi = io_psi,
+                               .gpus = 8};
+    long st = tt_node_report_post(f->url, &n);
+    if (st != 200 && st != 202)
+        fail_msg("report %s: %ld", node, st);
 }
 
 static json_t *call(struct fx *f, const char *method, const char *path, const char *body, long want)

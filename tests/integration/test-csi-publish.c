@@ -32,6 +32,7 @@
 #include "helpers.h"
 #include "kubeapi.h"
 #include "placement/report.h"
+#include "reports.h"
 
 #define GIB    1073741824.0
 #define NS     "dedupd-system"
@@ -74,36 +75,16 @@ static void put_class(struct fx *f, const char *name, const char *expected)
 static void report(struct fx *f, const char *node, const char *pool, double free_gib,
                    double dedup_ratio)
 {
-    struct dd_report r;
-    assert_int_equal(dd_report_alloc(&r, 0, 1, 0), 0);
-    r.schema = DD_REPORT_SCHEMA;
-    snprintf(r.node, sizeof(r.node), "%s", node);
-    r.interval_s = 10;
-    r.time_ms = dd_wall_ms();
-    r.cores = 64;
-    struct dd_report_volume *v = &r.volumes[0];
-    snprintf(v->name, sizeof(v->name), "vdo0");
-    snprintf(v->pool, sizeof(v->pool), "%s", pool);
-    snprintf(v->mode, sizeof(v->mode), "normal");
-    snprintf(v->index_state, sizeof(v->index_state), "online");
-    v->vdo_version = 36;
-    v->physical_bytes = (int64_t)(4000 * GIB);
-    v->physical_free_bytes = (int64_t)(free_gib * GIB);
-    v->logical_bytes = (int64_t)(40000 * GIB);
-    v->logical_free_bytes = (int64_t)(30000 * GIB);
-    dd_features_clear(&v->features);
-    v->features.v[DD_F_DEDUP_RATIO] = dedup_ratio;
-    json_t *j = dd_report_to_json(&r);
-    char *body = json_dumps(j, JSON_COMPACT);
-    char url[128];
-    snprintf(url, sizeof(url), "%s/v1/reports", f->url);
-    struct tt_reply rep = tt_http(url, "POST", body, strlen(body), 10);
-    if (rep.status != 200 && rep.status != 202 && rep.status != 204)
-        fail_msg("report %s: %ld %s", node, rep.status, rep.body ? rep.body : "");
-    free(rep.body);
-    free(body);
-    json_decref(j);
-    dd_report_release(&r);
+    struct tt_node_report n = {.node = node,
+                               .pool = pool,
+                               .physical_gib = 4000,
+                               .physical_free_gib = free_gib,
+                               .logical_gib = 40000,
+                               .logical_free_gib = 30000,
+                               .dedup_ratio = dedup_ratio};
+    long st = tt_node_report_post(f->url, &n);
+    if (st != 200 && st != 202 && st != 204)
+        fail_msg("report %s: %ld", node, st);
 }
 
 static void sleep_ms(long ms)
