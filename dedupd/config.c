@@ -84,6 +84,7 @@ void dd_config_defaults(struct dd_config *c)
     c->pod_events_qps = 5;
     c->pod_events_burst = 20;
     c->pod_events_window = 60;
+    c->placement_resolve_interval = 30;
 }
 
 /* String options: the config file's key, the flag and where it goes. */
@@ -246,7 +247,8 @@ enum num_field {
     N_PUB_BURST,
     N_EV_QPS,
     N_EV_BURST,
-    N_EV_WINDOW
+    N_EV_WINDOW,
+    N_RESOLVE_INTERVAL
 };
 static const struct num_opt {
     const char *key, *flag;
@@ -290,6 +292,8 @@ static const struct num_opt {
     [N_EV_QPS] = {"pod_events_qps", "pod-events-qps", 0.01, 10000, false, "events a second"},
     [N_EV_BURST] = {"pod_events_burst", "pod-events-burst", 1, 100000, true, "events"},
     [N_EV_WINDOW] = {"pod_events_window", "pod-events-window", 0, 86400, false, "seconds"},
+    [N_RESOLVE_INTERVAL] = {"placement_resolve_interval", "placement-resolve-interval", 0.05, 86400,
+                            false, "seconds"},
 };
 
 static void set_num(struct dd_config *c, enum num_field f, double v)
@@ -379,6 +383,9 @@ static void set_num(struct dd_config *c, enum num_field f, double v)
     case N_EV_WINDOW:
         c->pod_events_window = v;
         break;
+    case N_RESOLVE_INTERVAL:
+        c->placement_resolve_interval = v;
+        break;
     }
 }
 
@@ -449,6 +456,14 @@ static int file_key(struct dd_config *c, const char *key, json_t *v, char *why, 
             return DD_E_PARSE;
         }
         c->publish_capacity = json_is_true(v);
+        return 0;
+    }
+    if (strcmp(key, "placement_resolve_all") == 0) {
+        if (!json_is_boolean(v)) {
+            snprintf(why, wlen, "'placement_resolve_all' must be true or false");
+            return DD_E_PARSE;
+        }
+        c->placement_resolve_all = json_is_true(v);
         return 0;
     }
     if (strcmp(key, "pod_events") == 0) {
@@ -612,6 +627,9 @@ void dd_config_usage(FILE *out)
           " node role:\n"
           "  --node-name NAME            (default $NODE_NAME, then the host name)\n"
           "  --placement-url BASE[,BASE...]  push every report to each BASE/v1/reports\n"
+          "  --placement-resolve-all     push to every address of each BASE's host name\n"
+          "                              (a headless Service: every replica)\n"
+          "  --placement-resolve-interval S  re-resolve the names every S seconds (30)\n"
           "  --placement-token-file F    bearer token for the placement role\n"
           "  --placement-cert-file F --placement-key-file F  client certificate (https)\n"
           "  --placement-ca-file F       CA of the placement role's certificate\n"
@@ -687,7 +705,8 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
         O_RS_NO_CPU_LIMITS,
         O_RS_EXCLUDE,
         O_PUBLISH,
-        O_POD_EVENTS
+        O_POD_EVENTS,
+        O_RESOLVE_ALL
     };
     struct option longopts[DD_ARRAY_SIZE(str_opts) + DD_ARRAY_SIZE(num_opts) + 16];
     struct dd_config cfg;
@@ -712,6 +731,7 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
         (struct option){"rightsize-exclude-namespace", required_argument, NULL, O_RS_EXCLUDE};
     longopts[n++] = (struct option){"publish-capacity", no_argument, NULL, O_PUBLISH};
     longopts[n++] = (struct option){"pod-events", no_argument, NULL, O_POD_EVENTS};
+    longopts[n++] = (struct option){"placement-resolve-all", no_argument, NULL, O_RESOLVE_ALL};
     longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[n++] = (struct option){NULL, 0, NULL, 0};
 
@@ -791,6 +811,9 @@ int dd_config_load(int argc, char **argv, struct dd_config *ret, bool *help, cha
                 break;
             case O_POD_EVENTS:
                 cfg.pod_events = true;
+                break;
+            case O_RESOLVE_ALL:
+                cfg.placement_resolve_all = true;
                 break;
             case 'h':
                 *help = true;
@@ -887,6 +910,10 @@ int dd_config_check(struct dd_config *c, char *errbuf, size_t errlen)
     }
     if (c->placement_url[0] && placement_urls_check(c->placement_url, NULL, errbuf, errlen) < 0)
         return DD_E_USAGE;
+    if (c->placement_resolve_all && !c->placement_url[0]) {
+        snprintf(errbuf, errlen, "--placement-resolve-all needs --placement-url");
+        return DD_E_USAGE;
+    }
     if (c->placement_url[0] && c->role == DD_ROLE_PLACEMENT) {
         snprintf(errbuf, errlen, "--placement-url is for roles node and all (a node pushes)");
         return DD_E_USAGE;

@@ -130,6 +130,10 @@ struct dd_config {
     bool pod_events;
     double pod_events_qps, pod_events_burst; /* writes: 5 a second, 20 */
     double pod_events_window;                /* seconds between events of one pod (60) */
+    /* node side: push to every address of each --placement-url host name
+     * (dedupd/push.h), re-resolved every interval seconds (30) */
+    bool placement_resolve_all;
+    double placement_resolve_interval;
 };
 
 void dd_config_defaults(struct dd_config *c);

@@ -59,7 +59,7 @@ if want tsan; then
   status=0
   TSAN_OPTIONS="suppressions=$root/tests/tsan.supp log_path=$reports/tsan second_deadlock_stack=1" \
     OMP_NUM_THREADS=1 \
-    run_suite tsan "-R ^(test-scan-files|test-dedupctl|test-http|test-http-client|test-costmodel|test-daemon|test-model|test-cluster|test-rightsize-daemon|test-observe|test-csi-publish|test-extender)$" \
+    run_suite tsan "-R ^(test-scan-files|test-dedupctl|test-http|test-http-client|test-costmodel|test-daemon|test-model|test-cluster|test-push-resolve|test-rightsize-daemon|test-observe|test-csi-publish|test-extender)$" \
     -DCMAKE_BUILD_TYPE=Debug -DDD_TSAN=ON || status=$?
   if compgen -G "$reports/tsan.*" >/dev/null; then
     cat "$reports"/tsan.*

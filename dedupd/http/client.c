@@ -32,6 +32,7 @@ struct dd_http_client {
     char *ca_file;
     char *cert_file;
     char *key_file;
+    struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO's one entry, or NULL */
     long connect_timeout_ms;
     long timeout_ms;
     bool (*cancel)(void *ud);
@@ -82,6 +83,7 @@ struct dd_http_client *dd_http_client_free(struct dd_http_client *c)
     dd_free(c->ca_file);
     dd_free(c->cert_file);
     dd_free(c->key_file);
+    curl_slist_free_all(c->connect_to);
     dd_free(c);
     return NULL;
 }
@@ -97,6 +99,14 @@ int dd_http_client_new(const struct dd_http_client_config *cfg, struct dd_http_c
         (strncmp(cfg->base_url, "http://", 7) != 0 && strncmp(cfg->base_url, "https://", 8) != 0)) {
         snprintf(errbuf, errlen, "the base URL must start with http:// or https:// (got '%.200s')",
                  cfg->base_url ? cfg->base_url : "");
+        return -EINVAL;
+    }
+    if (cfg->connect_addr && (!cfg->connect_addr[0] || strlen(cfg->connect_addr) > 64 ||
+                              strspn(cfg->connect_addr, "0123456789abcdefghijklmnopqrstuvwxyz"
+                                                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ.:%_-") !=
+                                  strlen(cfg->connect_addr))) {
+        snprintf(errbuf, errlen, "connect address '%.80s': expected a numeric IPv4 or IPv6 address",
+                 cfg->connect_addr);
         return -EINVAL;
     }
     if ((cfg->cert_file == NULL) != (cfg->key_file == NULL)) {
@@ -135,6 +145,14 @@ int dd_http_client_new(const struct dd_http_client_config *cfg, struct dd_http_c
             !(c->auth = dd_dynbuf_take(&a, NULL)))
             oom = true;
         dd_dynbuf_free(&a);
+    }
+    if (cfg->connect_addr && !oom) {
+        /* "::ADDR:": any host and port of the URL, to ADDR at the same port */
+        char entry[96];
+        snprintf(entry, sizeof(entry),
+                 strchr(cfg->connect_addr, ':') ? "::[%s]:" : "::%s:", cfg->connect_addr);
+        if (!(c->connect_to = curl_slist_append(NULL, entry)))
+            oom = true;
     }
     if (oom) {
         snprintf(errbuf, errlen, "out of memory");
@@ -257,6 +275,8 @@ static CURLcode set_options(struct dd_http_client *c, const char *url, const cha
 #endif
     if (c->ca_file)
         SET(CURLOPT_CAINFO, c->ca_file);
+    if (c->connect_to)
+        SET(CURLOPT_CONNECT_TO, c->connect_to);
     if (c->cert_file) {
         SET(CURLOPT_SSLCERT, c->cert_file);
         SET(CURLOPT_SSLKEY, c->key_file);
@@ -391,4 +411,44 @@ int dd_http_client_stream(struct dd_http_client *c, const char *method, const ch
     struct sink s = {.c = c, .h = c->curl, .fn = on_data, .ud = ud};
 
     return perform(c, method, path, NULL, json_body, &s, errbuf, errlen);
+}
+
+int dd_http_url_host_port(const char *url, char *host, size_t hlen, char *port, size_t plen,
+                          char *errbuf, size_t errlen)
+{
+    CURLU *u;
+    char *h = NULL, *pt = NULL, *scheme = NULL;
+    int r = 0;
+
+    pthread_once(&global_once, global_init);
+    if (!(u = curl_url()))
+        return -ENOMEM;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) ||
+        curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &pt, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+        snprintf(errbuf, errlen, "'%.200s': expected an http:// or https:// URL with a host", url);
+        r = -EINVAL;
+    } else {
+        const char *b = h;
+        size_t len = strlen(h);
+        if (len >= 2 && h[0] == '[' && h[len - 1] == ']') { /* IPv6 literal */
+            b++;
+            len -= 2;
+        }
+        if (len >= hlen || strlen(pt) >= plen) {
+            snprintf(errbuf, errlen, "'%.200s': the host name is too long", url);
+            r = -ENAMETOOLONG;
+        } else {
+            memcpy(host, b, len);
+            host[len] = '\0';
+            snprintf(port, plen, "%s", pt);
+        }
+    }
+    curl_free(h);
+    curl_free(pt);
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return r;
 }

@@ -46,6 +46,11 @@ struct dd_http_client_config {
     /* PEM client certificate and key (mutual TLS): both or neither. */
     const char *cert_file;
     const char *key_file;
+    /* Optional: a numeric IPv4 or IPv6 address (no brackets) to connect to
+     * instead of resolving the URL's host (libcurl's CURLOPT_CONNECT_TO, the
+     * URL's port kept): the URL keeps its name, so the Host header and TLS
+     * verification still use it. The pusher's per-address targets. */
+    const char *connect_addr;
     /* Milliseconds to connect; 0: 5000. */
     long connect_timeout_ms;
     /* Milliseconds for a whole request, body included; 0: 30000; -1: no
@@ -107,6 +112,12 @@ unsigned long dd_http_client_connections(const struct dd_http_client *c);
 /* s percent-encoded for a query value (every byte but A-Z a-z 0-9 - . _ ~);
  * the caller frees with dd_free. NULL on ENOMEM. */
 char *dd_http_client_escape(const char *s);
+
+/* The host (IPv6 without brackets) and port (the scheme's default when the
+ * URL names none) of an http or https URL, parsed by libcurl. 0, -EINVAL
+ * (not such a URL, errbuf says why) or -ENAMETOOLONG. */
+int dd_http_url_host_port(const char *url, char *host, size_t hlen, char *port, size_t plen,
+                          char *errbuf, size_t errlen);
 
 /* The base URL as stored (no trailing '/'), for messages. */
 const char *dd_http_client_base(const struct dd_http_client *c);

@@ -132,6 +132,12 @@ def check_objects(name, docs, help_flags):
                         svc = objs.get(("Service", m.group(2), m.group(1)))
                         check(svc is not None and any(p["port"] == int(m.group(3)) for p in svc["spec"]["ports"]),
                               f"{name}: {key(w)} --placement-url names a rendered Service and port")
+                        # fanning out to every replica needs a name that lists them all
+                        if "--placement-resolve-all" in c.get("args", []) and svc is not None:
+                            check(svc["spec"].get("clusterIP") == "None"
+                                  and svc["spec"].get("publishNotReadyAddresses") is True,
+                                  f"{name}: {key(w)} --placement-resolve-all: {m.group(1)} is headless "
+                                  "and lists not-ready replicas")
 
     for s in (o for o in docs if o["kind"] == "Service"):
         ns = s["metadata"]["namespace"]
