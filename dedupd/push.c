@@ -269,7 +269,7 @@ int dd_pusher_new(const struct dd_config *c, struct dd_pusher **ret, char *errbu
             if ((r = dd_http_url_host_port(urls[i], host, sizeof(host), port, sizeof(port), errbuf,
                                            errlen)) < 0)
                 goto fail;
-            snprintf(p->names[i].url, sizeof(p->names[i].url), "%s", urls[i]);
+            snprintf(p->names[i].url, sizeof(p->names[i].url), "%.1023s", urls[i]);
         }
         p->n_names = n;
         p->resolve_interval = c->placement_resolve_interval;
