@@ -447,10 +447,12 @@ static int admission_predict(void *ctx, const json_t *pod, const struct dd_rs_li
 static bool learned_profile(void *ctx, const json_t *pod, double *read_mbps, double *write_mbps,
                             char *note, size_t notelen)
 {
+    struct dd_daemon *d = ctx;
     struct dd_rs_prediction pred;
     char err[256];
     bool ok;
-    if (admission_predict(ctx, pod, NULL, &pred, err, sizeof(err)) < 0)
+    if (!dd_rightsize_has_outcomes(d->rightsize) ||
+        admission_predict(ctx, pod, NULL, &pred, err, sizeof(err)) < 0)
         return false;
     ok = isfinite(pred.value[DD_RS_READ]) && isfinite(pred.value[DD_RS_WRITE]) &&
          strcmp(pred.source[DD_RS_READ], "none") != 0 &&

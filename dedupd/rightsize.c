@@ -329,6 +329,15 @@ int dd_rightsize_predict(struct dd_rightsize *rs, const struct dd_rs_pod *pod,
     return r;
 }
 
+bool dd_rightsize_has_outcomes(struct dd_rightsize *rs)
+{
+    bool any;
+    pthread_mutex_lock(&rs->lock);
+    any = dd_rs_data_rows(rs->data) > 0;
+    pthread_mutex_unlock(&rs->lock);
+    return any;
+}
+
 int dd_rightsize_observe(struct dd_rightsize *rs, const struct dd_rs_outcome *o, char *err,
                          size_t errlen)
 {

@@ -22,6 +22,7 @@
 #ifndef DD_RIGHTSIZE_H
 #define DD_RIGHTSIZE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,10 @@ struct dd_rightsize *dd_rightsize_free(struct dd_rightsize *rs);
  * NULL: unknown). Thread-safe. 0 or a negative error. */
 int dd_rightsize_predict(struct dd_rightsize *rs, const struct dd_rs_pod *pod,
                          const struct dd_rs_live *live, struct dd_rs_prediction *out);
+
+/* Whether any outcome is held (a cheap check before a prediction on a
+ * hot path: without outcomes every prediction is "none"). Thread-safe. */
+bool dd_rightsize_has_outcomes(struct dd_rightsize *rs);
 
 /* Records one outcome (a repeated pod_uid replaces the earlier one): the
  * store first (committed before this returns), then the history. Returns
