@@ -713,9 +713,10 @@ static enum MHD_Result serve_watch(struct tt_kubeapi *s, struct MHD_Connection *
         pos = s->nlog;
     } else if (!rv_parse(rv, &pos) || pos < s->compacted || pos > s->nlog) {
         char msg[256];
+        size_t nlog = s->nlog; /* read under the lock (TSan) */
         s->stats.gone++;
         pthread_mutex_unlock(&s->lock);
-        snprintf(msg, sizeof(msg), "too old resource version: %.100s (%zu)", rv, s->nlog);
+        snprintf(msg, sizeof(msg), "too old resource version: %.100s (%zu)", rv, nlog);
         return reply_json(c, 410, status(410, "Expired", msg));
     }
     w = calloc(1, sizeof(*w));
