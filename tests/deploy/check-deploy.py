@@ -374,7 +374,7 @@ def main():
         requests = json.load(f)
     kinds = {parse_path(q["path"])[1] for q in requests if parse_path(q["path"])}
     check({"pods", "persistentvolumeclaims", "persistentvolumes", "nodes", "storageclasses",
-           "namespaces"} <= kinds,
+           "namespaces", "events", "csistoragecapacities", "leases"} <= kinds,
           f"the test API server recorded the cache's calls ({len(requests)} distinct)")
 
     all_objs = {}

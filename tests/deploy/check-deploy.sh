@@ -136,7 +136,8 @@ start placement --role placement --listen "127.0.0.1:$p_place" --data-dir "$tmp/
   --token-file "$tmp/token" --kube-api "$kube" --log-level info \
   --leader-elect --pod-name dedupd-placement-0 --retry-period 0.2 \
   --publish-capacity --publish-capacity-interval 0.2 \
-  --publish-capacity-owner Deployment/dedupd-placement
+  --publish-capacity-owner Deployment/dedupd-placement \
+  --pod-events --pod-events-window 3600
 unset POD_NAMESPACE
 start node --role node --listen "127.0.0.1:$p_node" --data-dir "$tmp/d-node" \
   --source "replay:$tmp/replay" --proc-root "$tmp/replay/proc" --interval 0.5 \
@@ -179,14 +180,27 @@ for r in placement node all; do
   echo "test-deploy: promtool check metrics: $r role ok ($(grep -vc '^#' "$tmp/$r.prom") samples)"
 done
 
-# the extender routes the scheduler configurations name: POST urlPrefix/verb
-body='{"Pod":{"metadata":{"name":"p","namespace":"ml","uid":"u1"},"spec":{"containers":[{"name":"c"}]}},"Nodes":null,"NodeNames":["gpu-node-a"]}'
+# the extender routes the scheduler configurations name: POST urlPrefix/verb.
+# The pod is one we place (a GPU, the claim deploy-data of the class
+# dedupd-v1, pool v1 on gpu-node-a), so the prioritize also posts its pod
+# Event (--pod-events): that call is recorded and checked against the RBAC.
+body='{"Pod":{"metadata":{"name":"p","namespace":"ml","uid":"u1"},"spec":{"containers":[{"name":"c","resources":{"requests":{"nvidia.com/gpu":"1"},"limits":{"nvidia.com/gpu":"1"}}}],"volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"deploy-data"}}]}},"Nodes":null,"NodeNames":["gpu-node-a"]}'
 for verb in filter prioritize; do
   code=$(curl -s -o "$tmp/extender-$verb.json" -w '%{http_code}' --max-time 5 -X POST \
     -H 'Content-Type: application/json' --data "$body" "http://127.0.0.1:$p_place/scheduler/$verb")
   [ "$code" = 200 ] || fail "POST /scheduler/$verb answered $code: $(cat "$tmp/extender-$verb.json")"
 done
 echo "test-deploy: POST /scheduler/filter and /scheduler/prioritize: 200 without a token"
+sent=0
+for _ in $(seq 100); do
+  if metric "$p_place" | grep -q '^dedupd_pod_events_total{outcome="sent"} 1$'; then
+    sent=1
+    break
+  fi
+  sleep 0.1
+done
+[ "$sent" = 1 ] || { metric "$p_place" | grep dedupd_pod_events >&2; tail -n 20 "$tmp/placement.log" >&2; fail "the prioritize posted no pod Event within 10 s"; }
+echo "test-deploy: the prioritize posted its pod Event (--pod-events)"
 
 # the webhook's path (deploy/components/rightsize-webhook): the reference
 # AdmissionReview answered 200 without a token, uid echoed, allowed
