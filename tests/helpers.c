@@ -252,9 +252,20 @@ static size_t collect(char *p, size_t size, size_t n, void *ud)
 struct tt_reply tt_http(const char *url, const char *method, const char *body, size_t blen,
                         long timeout_s)
 {
+    return tt_http_headers(url, method, body, blen, timeout_s, NULL);
+}
+
+struct tt_reply tt_http_headers(const char *url, const char *method, const char *body, size_t blen,
+                                long timeout_s, const char *const *headers)
+{
     struct tt_reply r = {0};
+    struct curl_slist *h = NULL;
     CURL *c = curl_easy_init();
+    for (size_t i = 0; headers && headers[i]; i++)
+        h = curl_slist_append(h, headers[i]);
     if (c) {
+        if (h)
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
@@ -273,6 +284,7 @@ struct tt_reply tt_http(const char *url, const char *method, const char *body, s
     } else {
         r.status = -1;
     }
+    curl_slist_free_all(h);
     if (!r.body)
         r.body = strdup("");
     return r;

@@ -115,5 +115,9 @@ struct tt_reply {
  */
 struct tt_reply tt_http(const char *url, const char *method, const char *body, size_t blen,
                         long timeout_s);
+/* The same with extra request headers ("Name: value", NULL-terminated;
+ * NULL: none). */
+struct tt_reply tt_http_headers(const char *url, const char *method, const char *body, size_t blen,
+                                long timeout_s, const char *const *headers);
 
 #endif

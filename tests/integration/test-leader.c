@@ -188,46 +188,17 @@ struct reply {
     json_t *doc;
 };
 
-static size_t collect(char *p, size_t size, size_t n, void *ud)
-{
-    char **buf = ud;
-    size_t old = *buf ? strlen(*buf) : 0;
-    char *nb = realloc(*buf, old + size * n + 1);
-    if (!nb)
-        return 0;
-    memcpy(nb + old, p, size * n);
-    nb[old + size * n] = '\0';
-    *buf = nb;
-    return size * n;
-}
-
+/* With Content-Type: application/json and the token (body NULL: none). */
 static struct reply http(unsigned port, const char *method, const char *path, const char *body)
 {
+    static const char *const headers[] = {"Content-Type: application/json",
+                                          "Authorization: Bearer " TOKEN, NULL};
     struct reply r = {0};
     char url[512];
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    h = curl_slist_append(h, "Authorization: Bearer " TOKEN);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
     snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.raw);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    if (curl_easy_perform(c) != CURLE_OK)
-        r.status = -1;
-    else
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
-    if (!r.raw)
-        r.raw = strdup("");
+    struct tt_reply t = tt_http_headers(url, method, body, 0, 60, headers);
+    r.status = t.status;
+    r.raw = t.body;
     r.doc = json_loads(r.raw, 0, NULL);
     return r;
 }
