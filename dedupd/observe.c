@@ -25,6 +25,7 @@
 #include "dedupd/http/http.h"
 #include "dedupd/http/token.h"
 #include "dedupd/node/podmeta.h"
+#include "dedupd/push.h"
 #include "dedupd/store/store.h"
 
 #define BACKOFF_MIN_MS 500u
@@ -400,26 +401,6 @@ void dd_observer_sampled(struct dd_observer *o, const struct dd_pods *pods, doub
 
 /* ---- the poster ---- */
 
-static bool wait_ms(struct dd_observer *o, uint64_t ms)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(ms / 1000u);
-    until.tv_nsec += (long)(ms % 1000u) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    while (!o->stop && pthread_cond_timedwait(&o->wake, &o->lock, &until) != ETIMEDOUT)
-        ;
-    return o->stop;
-}
-
-static bool retryable(int status)
-{
-    return status < 0 || status >= 500 || status == 401 || status == 408 || status == 429;
-}
-
 static void *poster_main(void *arg)
 {
     struct dd_observer *o = arg;
@@ -458,9 +439,10 @@ static void *poster_main(void *arg)
             snprintf(err, sizeof(err), "HTTP %d: %.200s", status, dd_dynbuf_str(&reply));
         if (status != logged)
             dd_log_warning("pod outcome to %s/v1/observations: %s%s", o->url, err,
-                           retryable(status) ? "; retrying with backoff" : "; outcome dropped");
+                           dd_push_retryable(status) ? "; retrying with backoff"
+                                                     : "; outcome dropped");
         logged = status;
-        if (!retryable(status)) {
+        if (!dd_push_retryable(status)) {
             o->unposted[U_REJECTED]++;
             free(text);
             continue;
@@ -476,7 +458,7 @@ static void *poster_main(void *arg)
         }
         backoff = backoff ? (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2)
                           : BACKOFF_MIN_MS;
-        if (wait_ms(o, (uint64_t)rand_r(&seed) % (backoff + 1u)))
+        if (dd_push_wait_ms(&o->wake, &o->lock, &o->stop, (uint64_t)rand_r(&seed) % (backoff + 1u)))
             break;
     }
     pthread_mutex_unlock(&o->lock);

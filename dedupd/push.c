@@ -529,8 +529,7 @@ void dd_pusher_enqueue(struct dd_pusher *p, const struct dd_report *r)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Waits until ms passes or stop; returns stop. Called with the lock held. */
-static bool wait_ms(struct target *p, uint64_t ms)
+bool dd_push_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, const bool *stop, uint64_t ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -540,15 +539,12 @@ static bool wait_ms(struct target *p, uint64_t ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
-    while (!p->stop && pthread_cond_timedwait(&p->wake, &p->lock, &until) != ETIMEDOUT)
+    while (!*stop && pthread_cond_timedwait(cond, lock, &until) != ETIMEDOUT)
         ;
-    return p->stop;
+    return *stop;
 }
 
-/* Statuses worth retrying: the placement role is down, overloaded, not
- * ready or (401) its token is being rotated. Other 4xx mean this report
- * is refused as it is. */
-static bool retryable(int status)
+bool dd_push_retryable(int status)
 {
     return status < 0 || status >= 500 || status == 401 || status == 408 || status == 429;
 }
@@ -606,9 +602,10 @@ static void *pusher_main(void *arg)
         snprintf(p->last_error, sizeof(p->last_error), "%s", err);
         if (status != logged_status)
             dd_log_warning("report push to %s: %s%s", p->name, err,
-                           retryable(status) ? "; retrying with backoff" : "; report dropped");
+                           dd_push_retryable(status) ? "; retrying with backoff"
+                                                     : "; report dropped");
         logged_status = status;
-        if (!retryable(status)) {
+        if (!dd_push_retryable(status)) {
             p->dropped[D_REJECTED]++;
             free(it.text);
             continue;
@@ -626,7 +623,7 @@ static void *pusher_main(void *arg)
         backoff = backoff ? (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2)
                           : BACKOFF_MIN_MS;
         /* full jitter: a fleet of nodes does not retry in step */
-        if (wait_ms(p, (uint64_t)rand_r(&seed) % (backoff + 1u)))
+        if (dd_push_wait_ms(&p->wake, &p->lock, &p->stop, (uint64_t)rand_r(&seed) % (backoff + 1u)))
             break;
     }
     pthread_mutex_unlock(&p->lock);

@@ -35,7 +35,9 @@
 #ifndef DD_PUSH_H
 #define DD_PUSH_H
 
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "dedupd/config.h"
@@ -83,5 +85,13 @@ struct dd_pusher *dd_pusher_free(struct dd_pusher *p);
 /* Queues a copy of r (encoded now). Never blocks on the network. */
 void dd_pusher_enqueue(struct dd_pusher *p, const struct dd_report *r);
 void dd_pusher_metrics(struct dd_pusher *p, FILE *m);
+
+/* Statuses worth retrying: the placement role is down, overloaded, not
+ * ready or (401) its token is being rotated. Other 4xx mean the body is
+ * refused as it is. The report pusher and the pod-outcome poster
+ * (dedupd/observe.c) both go by it. */
+bool dd_push_retryable(int status);
+/* Waits on cond (lock held) until ms pass or *stop; returns *stop. */
+bool dd_push_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, const bool *stop, uint64_t ms);
 
 #endif
