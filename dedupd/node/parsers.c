@@ -774,36 +774,33 @@ const struct dd_diskstat *dd_diskstats_find_dev(const struct dd_diskstats *d, ui
     return NULL;
 }
 
-/* ---- cgroup v2: cpu.stat ---- */
+/* ---- cgroup v2 flat keyed files: cpu.stat, memory.stat ---- */
 
-int dd_node_cgroup_cpu_parse(const char *text, size_t len, struct dd_cgroup_cpu *ret,
-                             struct dd_parse_error *err)
+/* "key value" lines; the n keys asked for are kept in v (seen says which),
+ * the others skipped. A line of another shape, a key twice or a value that
+ * is not a u64 is an error naming the line. */
+static int flat_keyed_parse(const char *text, size_t len, const char *const *keys, size_t n,
+                            uint64_t *v, bool *seen, struct dd_parse_error *err)
 {
-    static const char *const keys[] = {"usage_usec", "user_usec", "system_usec"};
     struct lines it = {.text = text, .len = len};
-    bool seen[3] = {false};
-    uint64_t v[3] = {0};
     struct line l;
-    int r;
+    int r = check_text(text, len, err);
 
-    if (!ret)
-        return -EINVAL;
-    r = check_text(text, len, err);
     if (r < 0)
         return r;
     while (next_line(&it, &l)) {
         struct tok toks[MAX_TOKS];
-        size_t n = split(&l, toks, MAX_TOKS), k;
+        size_t nt = split(&l, toks, MAX_TOKS), k;
 
-        if (n != 2)
-            return fail(err, DD_E_PARSE, l.no, n > 2 ? toks[2].col : l.len,
-                        "%zu fields, expected 'key value'", n);
-        for (k = 0; k < DD_ARRAY_SIZE(keys); k++) {
+        if (nt != 2)
+            return fail(err, DD_E_PARSE, l.no, nt > 2 ? toks[2].col : l.len,
+                        "%zu fields, expected 'key value'", nt);
+        for (k = 0; k < n; k++) {
             if (tok_is(&toks[0], keys[k]))
                 break;
         }
-        if (k == DD_ARRAY_SIZE(keys))
-            continue; /* nr_periods, throttled_usec, ...: not kept */
+        if (k == n)
+            continue; /* nr_periods, kernel_stack, pgfault, ...: not kept */
         if (seen[k])
             return fail(err, DD_E_PARSE, l.no, toks[0].col, "%s: a second time", keys[k]);
         r = tok_u64(&toks[1], l.no, keys[k], &v[k], err);
@@ -811,6 +808,22 @@ int dd_node_cgroup_cpu_parse(const char *text, size_t len, struct dd_cgroup_cpu 
             return r;
         seen[k] = true;
     }
+    return 0;
+}
+
+int dd_node_cgroup_cpu_parse(const char *text, size_t len, struct dd_cgroup_cpu *ret,
+                             struct dd_parse_error *err)
+{
+    static const char *const keys[] = {"usage_usec", "user_usec", "system_usec"};
+    bool seen[3] = {false};
+    uint64_t v[3] = {0};
+    int r;
+
+    if (!ret)
+        return -EINVAL;
+    r = flat_keyed_parse(text, len, keys, DD_ARRAY_SIZE(keys), v, seen, err);
+    if (r < 0)
+        return r;
     for (size_t k = 0; k < DD_ARRAY_SIZE(keys); k++) {
         if (!seen[k])
             return fail(err, DD_E_PARSE, 0, 0, "%s: missing", keys[k]);
@@ -821,43 +834,19 @@ int dd_node_cgroup_cpu_parse(const char *text, size_t len, struct dd_cgroup_cpu 
     return 0;
 }
 
-/* ---- cgroup v2: memory.stat ---- */
-
 int dd_node_cgroup_memstat_parse(const char *text, size_t len, struct dd_cgroup_memstat *ret,
                                  struct dd_parse_error *err)
 {
     static const char *const keys[] = {"anon", "file", "active_file", "inactive_file"};
-    struct lines it = {.text = text, .len = len};
     bool seen[4] = {false};
     uint64_t v[4] = {0};
-    struct line l;
     int r;
 
     if (!ret)
         return -EINVAL;
-    r = check_text(text, len, err);
+    r = flat_keyed_parse(text, len, keys, DD_ARRAY_SIZE(keys), v, seen, err);
     if (r < 0)
         return r;
-    while (next_line(&it, &l)) {
-        struct tok toks[MAX_TOKS];
-        size_t n = split(&l, toks, MAX_TOKS), k;
-
-        if (n != 2)
-            return fail(err, DD_E_PARSE, l.no, n > 2 ? toks[2].col : l.len,
-                        "%zu fields, expected 'key value'", n);
-        for (k = 0; k < DD_ARRAY_SIZE(keys); k++) {
-            if (tok_is(&toks[0], keys[k]))
-                break;
-        }
-        if (k == DD_ARRAY_SIZE(keys))
-            continue; /* kernel_stack, pgfault, ...: not kept */
-        if (seen[k])
-            return fail(err, DD_E_PARSE, l.no, toks[0].col, "%s: a second time", keys[k]);
-        r = tok_u64(&toks[1], l.no, keys[k], &v[k], err);
-        if (r < 0)
-            return r;
-        seen[k] = true;
-    }
     if (!seen[3])
         return fail(err, DD_E_PARSE, 0, 0, "inactive_file: missing");
     ret->anon = v[0];
